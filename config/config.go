@@ -1,0 +1,103 @@
+// Package config loads gearman.yml: the sfGearmanPlugin format (server,
+// worker, doctrine sections under all: and environment sections) plus
+// rowgear's own sections (namespace, dbworker, models, database, binlog).
+package config
+
+import "time"
+
+// DefaultServer is where the "default" connection points when gearman.yml
+// does not name it, as in the seed.
+const DefaultServer = "127.0.0.1:4730"
+
+// DefaultNamespace prefixes the gearman function names of row events and
+// record/table jobs: <namespace>.<Model>.<op|job>.
+const DefaultNamespace = "rowgear"
+
+// Config is one environment's view of gearman.yml: `all:` merged with the
+// section named by the environment, as symfony merges them.
+type Config struct {
+	// File is the path the config was read from, for error messages.
+	File string
+
+	// Servers maps a connection name to its "host:port" addresses. It always
+	// has "default".
+	Servers map[string][]string
+
+	// Workers maps a worker set name (--config=example1) to its functions.
+	Workers map[string]WorkerSet
+
+	// DBWorkers maps a set name (--config=example2) to its models; the seed's
+	// `doctrine:` section and rowgear's `dbworker:` section both land here.
+	DBWorkers map[string]DBWorkerSet
+
+	// Namespace prefixes row-event and job function names.
+	Namespace string
+
+	// Models is the one source of truth for what each table emits.
+	Models map[string]Model
+
+	Database Database
+	Binlog   Binlog
+}
+
+// WorkerSet maps a gearman function name to the handler that runs it.
+type WorkerSet map[string]HandlerRef
+
+// HandlerRef is the seed's [Handler, method] pair, e.g. [Worker1, reverse];
+// Go code registers the handler under "Worker1.reverse".
+type HandlerRef struct {
+	Type   string
+	Method string
+}
+
+// Name is the registration name, "Type.method".
+func (h HandlerRef) Name() string { return h.Type + "." + h.Method }
+
+// DBWorkerSet maps a model name to what a dbworker set runs for it.
+type DBWorkerSet map[string]ModelJobs
+
+// ModelJobs is the value of `Model: ~` or `Model: [publish, ~]`.
+type ModelJobs struct {
+	// AllEvents is set by `~` alone or by a `~` in the list: every event the
+	// model declares.
+	AllEvents bool
+	// Events lists events named explicitly in the list (insert, update,
+	// delete), a rowgear extension.
+	Events []string
+	// Jobs lists custom record and table jobs, in config order.
+	Jobs []string
+}
+
+// Model says which table a model maps to and which row events it emits: the
+// seed's `actAs: Gearmanable: {events: [...]}`.
+type Model struct {
+	Table  string
+	Schema string // empty: the database of Database.DSN
+	// Events the table emits: insert, update, delete. Default: all three.
+	Events []string
+	// Columns limits the row image and `modified` to these columns; empty
+	// means every column.
+	Columns []string
+	// Source is "trigger" (default) or "binlog".
+	Source string
+}
+
+// Database is where models live.
+type Database struct {
+	DSN string // go-sql-driver/mysql form: user:pass@tcp(host:port)/db
+}
+
+// Binlog configures binlogbridge.
+type Binlog struct {
+	ServerID uint32 // unique among the server's replicas; default 1001
+	Flavor   string // "mariadb" (default) or "mysql"
+	// Position is where the bridge keeps its position: "table" (default, a
+	// table in the source database) or "file:PATH".
+	Position string
+	// Server is the gearman connection name the bridge publishes to.
+	Server string
+	// Concurrency is the number of gearman connections submitting; default 4.
+	Concurrency int
+	// StatsInterval is how often the bridge logs position, lag and rate.
+	StatsInterval time.Duration
+}

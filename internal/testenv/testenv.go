@@ -1,0 +1,250 @@
+// Package testenv gives integration tests the real services started by
+// scripts/services: gearmand and a private MariaDB with a row binlog. Tests
+// fail, never skip, when the services are missing, and say how to start them.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+const howto = "start the services with `eval \"$(scripts/services start)\"` from the repo root, or run `make test`"
+
+// Gearman returns the address of the shared gearmand.
+func Gearman(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("ROWGEAR_GEARMAN")
+	if addr == "" {
+		t.Fatalf("ROWGEAR_GEARMAN is not set: %s", howto)
+	}
+	if err := dial(addr); err != nil {
+		t.Fatalf("gearmand at %s: %v: %s", addr, err, howto)
+	}
+	return addr
+}
+
+// MySQLDSN returns the DSN of the private MariaDB server, without a database.
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("ROWGEAR_MYSQL_DSN")
+	if dsn == "" {
+		t.Fatalf("ROWGEAR_MYSQL_DSN is not set: %s", howto)
+	}
+	return dsn
+}
+
+// DB creates a fresh database on the private MariaDB server for this test,
+// drops it at the end, and returns a handle on it and its DSN.
+func DB(t testing.TB) (*sql.DB, string) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(MySQLDSN(t))
+	if err != nil {
+		t.Fatalf("ROWGEAR_MYSQL_DSN: %v", err)
+	}
+	root, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := root.Ping(); err != nil {
+		t.Fatalf("mariadb at %s: %v: %s", cfg.Addr, err, howto)
+	}
+	name := Name(t, "t")
+	if _, err := root.Exec("CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DBName = name
+	cfg.ParseTime = false
+	cfg.MultiStatements = true
+	dsn := cfg.FormatDSN()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		r, err := sql.Open("mysql", MySQLDSN(t))
+		if err == nil {
+			r.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+			r.Close()
+		}
+	})
+	return db, dsn
+}
+
+var unsafe = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
+
+// Name returns a name unique to this run of this test, safe as a gearman
+// function name or a database name (at most 64 bytes).
+func Name(t testing.TB, prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	n := unsafe.ReplaceAllString(t.Name(), "_")
+	if len(n) > 40 {
+		n = n[len(n)-40:]
+	}
+	return strings.ToLower(prefix + "_" + n + "_" + hex.EncodeToString(b))
+}
+
+// Eventually polls cond every 10 ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func dial(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// FreePort returns a loopback TCP port nobody listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Gearmand is a private gearmand for tests that stop, kill or restart it.
+type Gearmand struct {
+	t    testing.TB
+	Addr string
+	port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// StartGearmand starts a private gearmand on a free loopback port; extra
+// arguments (a queue type, say) are passed through. It is killed at cleanup.
+func StartGearmand(t testing.TB, extra ...string) *Gearmand {
+	t.Helper()
+	if _, err := exec.LookPath("gearmand"); err != nil {
+		t.Fatalf("gearmand is not installed: run `scripts/services install` (%v)", err)
+	}
+	g := &Gearmand{t: t, port: FreePort(t), dir: t.TempDir(), args: extra}
+	g.Addr = fmt.Sprintf("127.0.0.1:%d", g.port)
+	g.Start()
+	t.Cleanup(g.Kill)
+	return g
+}
+
+// Start starts (or restarts) the server and waits until it accepts connections.
+func (g *Gearmand) Start() {
+	g.t.Helper()
+	args := append([]string{"--listen=127.0.0.1", fmt.Sprintf("--port=%d", g.port),
+		"--log-file=" + filepath.Join(g.dir, "log"), "--pid-file=" + filepath.Join(g.dir, "pid"),
+		"--verbose=WARNING"}, g.args...)
+	g.cmd = exec.Command("gearmand", args...)
+	if err := g.cmd.Start(); err != nil {
+		g.t.Fatalf("start gearmand: %v", err)
+	}
+	Eventually(g.t, 10*time.Second, "gearmand to listen on "+g.Addr, func() bool { return dial(g.Addr) == nil })
+}
+
+// Stop stops the server with SIGTERM and waits for it to exit.
+func (g *Gearmand) Stop() { g.signal(os.Interrupt) }
+
+// Kill kills the server with SIGKILL and waits for it to exit.
+func (g *Gearmand) Kill() { g.signal(os.Kill) }
+
+func (g *Gearmand) signal(sig os.Signal) {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return
+	}
+	g.cmd.Process.Signal(sig)
+	g.cmd.Wait()
+	g.cmd = nil
+}
+
+// Admin sends one command of gearmand's text admin protocol and returns the
+// lines of its answer (without the closing ".").
+func Admin(ctx context.Context, addr, command string) ([]string, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	} else {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+	}
+	if _, err := c.Write([]byte(command + "\n")); err != nil {
+		return nil, err
+	}
+	var buf []byte
+	tmp := make([]byte, 4096)
+	for {
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if strings.HasSuffix(string(buf), "\n.\n") || string(buf) == ".\n" {
+			break
+		}
+		if command == "version" && strings.HasSuffix(string(buf), "\n") {
+			return []string{strings.TrimSpace(string(buf))}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(string(buf), ".\n"), "\n")
+	if n := len(lines); n > 0 && lines[n-1] == "" {
+		lines = lines[:n-1]
+	}
+	return lines, nil
+}
+
+// FuncStatus is one line of gearmand's admin "status".
+type FuncStatus struct {
+	Function                  string
+	Total, Running, Available int
+}
+
+// Status returns gearmand's admin "status" by function name.
+func Status(ctx context.Context, addr string) (map[string]FuncStatus, error) {
+	lines, err := Admin(ctx, addr, "status")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]FuncStatus{}
+	for _, l := range lines {
+		f := strings.Split(l, "\t")
+		if len(f) != 4 {
+			continue
+		}
+		var s FuncStatus
+		s.Function = f[0]
+		fmt.Sscan(f[1], &s.Total)
+		fmt.Sscan(f[2], &s.Running)
+		fmt.Sscan(f[3], &s.Available)
+		out[s.Function] = s
+	}
+	return out, nil
+}
