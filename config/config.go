@@ -38,6 +38,7 @@ type Config struct {
 
 	Database Database
 	Binlog   Binlog
+	Triggers Triggers
 }
 
 // WorkerSet maps a gearman function name to the handler that runs it.
@@ -100,4 +101,12 @@ type Binlog struct {
 	Concurrency int
 	// StatsInterval is how often the bridge logs position, lag and rate.
 	StatsInterval time.Duration
+}
+
+// Triggers configures the generated triggers and the UDF they call.
+type Triggers struct {
+	// Mode is "strict" (default: a write fails when its job cannot be
+	// submitted, so nothing is lost) or "lenient" (the write goes through,
+	// the UDF returns NULL and the failure is counted and logged).
+	Mode string
 }
