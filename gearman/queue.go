@@ -1,0 +1,133 @@
+package gearman
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Queue is the seed's sfGearmanQueue: messages are background jobs of the
+// function queue.<name>, taken one at a time by Get.
+type Queue struct {
+	client *Client
+}
+
+// NewQueue returns a queue over the client's servers.
+func NewQueue(c *Client) *Queue { return &Queue{client: c} }
+
+// QueueFunc is the gearman function that carries queue name's messages.
+func QueueFunc(name string) string { return "queue." + name }
+
+// Put adds a message; High messages are fetched first. The message is
+// serialized as by Serialize.
+func (q *Queue) Put(ctx context.Context, name string, msg any, p Priority) error {
+	_, err := q.client.Background(ctx, QueueFunc(name), msg, p)
+	return err
+}
+
+// Message is a message taken from a queue.
+type Message struct {
+	Queue string
+	Data  []byte
+}
+
+// Decode unserializes the message into v (see Unserialize).
+func (m *Message) Decode(v any) error { return Unserialize(m.Data, v) }
+
+// Get takes one message, waiting up to timeout (0: until ctx ends); it
+// returns an error matching ErrTimeout when none came. A message is removed
+// from gearmand before Get returns it (WORK_COMPLETE, confirmed by an echo),
+// and a message assigned while Get gives up is not completed: gearmand puts
+// it back when the connection closes. So no message is lost, and none is
+// delivered twice.
+func (q *Queue) Get(ctx context.Context, name string, timeout time.Duration) (*Message, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	fn := QueueFunc(name)
+	servers := q.client.servers
+	type got struct {
+		msg *Message
+		err error
+	}
+	results := make(chan got, len(servers))
+	var (
+		mu  sync.Mutex
+		won bool
+	)
+	// Only one server's job may be completed: the first to claim the win.
+	claim := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if won || ctx.Err() != nil {
+			return false
+		}
+		won = true
+		return true
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, addr := range servers {
+		go func() {
+			m, err := getOne(gctx, addr, fn, claim)
+			results <- got{m, err}
+		}()
+	}
+	var errs []error
+	for range servers {
+		r := <-results
+		if r.msg != nil {
+			r.msg.Queue = name
+			return r.msg, nil
+		}
+		if r.err != nil && gctx.Err() == nil {
+			errs = append(errs, r.err)
+		}
+		if len(errs) == len(servers) {
+			return nil, fmt.Errorf("%w: queue %s: %v", ErrUnavailable, name, errs)
+		}
+	}
+	if ctx.Err() == context.DeadlineExceeded && timeout > 0 {
+		return nil, fmt.Errorf("%w: no message in queue %s after %s", ErrTimeout, name, timeout)
+	}
+	return nil, ctx.Err()
+}
+
+func getOne(ctx context.Context, addr, fn string, claim func() bool) (*Message, error) {
+	c, err := dialWorker(addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	stop := context.AfterFunc(ctx, func() { c.close() })
+	defer stop()
+	if err := c.send(ptCanDo, []byte(fn)); err != nil {
+		return nil, err
+	}
+	for {
+		job, err := c.grab()
+		if err != nil {
+			return nil, err
+		}
+		if job == nil {
+			if err := c.sleep(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !claim() {
+			return nil, nil // closing the connection gives the job back
+		}
+		stop() // from here the ack must not be cut short
+		if err := c.send(ptWorkComplete, []byte(job.Handle), nil); err != nil {
+			return nil, err
+		}
+		if err := c.echo(); err != nil {
+			return nil, err
+		}
+		return &Message{Data: job.Workload}, nil
+	}
+}

@@ -1,0 +1,379 @@
+package gearman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Job is a job a worker is running: the seed's GearmanJob.
+type Job struct {
+	Function string
+	Handle   string
+	Unique   string
+	Workload []byte
+
+	conn   *wconn
+	worker *Worker
+}
+
+// Decode unserializes the workload into v (see Unserialize).
+func (j *Job) Decode(v any) error { return Unserialize(j.Workload, v) }
+
+// SendData sends a partial result (WORK_DATA) to a waiting client.
+func (j *Job) SendData(data []byte) error { return j.conn.send(ptWorkData, []byte(j.Handle), data) }
+
+// SendWarning sends a warning (WORK_WARNING) to a waiting client.
+func (j *Job) SendWarning(msg string) error {
+	return j.conn.send(ptWorkWarning, []byte(j.Handle), []byte(msg))
+}
+
+// SendStatus reports progress (WORK_STATUS numerator/denominator).
+func (j *Job) SendStatus(num, den uint32) error {
+	return j.conn.send(ptWorkStatus, []byte(j.Handle), fmt.Appendf(nil, "%d", num), fmt.Appendf(nil, "%d", den))
+}
+
+// Worker returns the worker running the job.
+func (j *Job) Worker() *Worker { return j.worker }
+
+// Notify logs a trace line for the job, with its workload when the worker is
+// verbose: the seed's notifyEventJob.
+func (j *Job) Notify(msg string, args ...any) {
+	args = append(args, "function", j.Function, "handle", j.Handle)
+	if j.worker != nil && j.worker.verbose {
+		args = append(args, "workload", truncate(j.Workload))
+	}
+	j.worker.logger().Info(msg, args...)
+}
+
+func truncate(b []byte) string {
+	const max = 512
+	if len(b) > max {
+		return fmt.Sprintf("%s… (%d bytes)", b[:max], len(b))
+	}
+	return string(b)
+}
+
+// Handler runs a job. Its result is serialized as by Serialize and sent to
+// the client; an error (or a panic) fails the job and the worker goes on.
+type Handler func(ctx context.Context, job *Job) (any, error)
+
+// Worker runs registered handlers for jobs from gearmand: the seed's
+// gearman:worker task.
+type Worker struct {
+	servers     []string
+	funcs       map[string]Handler
+	concurrency int
+	maxJobs     int64
+	idle        time.Duration
+	jobTimeout  time.Duration
+	verbose     bool
+	log         *slog.Logger
+	id          string
+
+	started  atomic.Int64 // jobs reserved (counted against maxJobs)
+	done     atomic.Int64
+	running  atomic.Int64
+	lastBusy atomic.Int64 // unix nanos of the last job start or end
+}
+
+// WorkerOption configures a Worker.
+type WorkerOption func(*Worker)
+
+// WithConcurrency sets how many jobs run at once (default 1).
+func WithConcurrency(n int) WorkerOption {
+	return func(w *Worker) {
+		if n > 0 {
+			w.concurrency = n
+		}
+	}
+}
+
+// WithMaxJobs stops the worker after n jobs (0: never), as the seed's --count.
+func WithMaxJobs(n int) WorkerOption { return func(w *Worker) { w.maxJobs = int64(n) } }
+
+// WithIdleTimeout stops the worker after d without a job (0 or less:
+// never), as the seed's --timeout.
+func WithIdleTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.idle = d } }
+
+// WithJobTimeout cancels a handler's context after d (0: no limit). It is
+// enforced here, not with gearmand's CAN_DO_TIMEOUT, which requeues the job.
+func WithJobTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.jobTimeout = d } }
+
+// WithVerbose logs every job with its workload.
+func WithVerbose(v bool) WorkerOption { return func(w *Worker) { w.verbose = v } }
+
+// WithLogger sets the worker's logger.
+func WithLogger(l *slog.Logger) WorkerOption { return func(w *Worker) { w.log = l } }
+
+// WithClientID sets the id gearmand shows in its admin "workers" list.
+func WithClientID(id string) WorkerOption { return func(w *Worker) { w.id = id } }
+
+// NewWorker returns a worker for the given "host:port" servers.
+func NewWorker(servers []string, opts ...WorkerOption) *Worker {
+	w := &Worker{servers: servers, funcs: map[string]Handler{}, concurrency: 1}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
+}
+
+func (w *Worker) logger() *slog.Logger {
+	if w == nil || w.log == nil {
+		return slog.Default()
+	}
+	return w.log
+}
+
+// Register adds a function. Call it before Run.
+func (w *Worker) Register(fn string, h Handler) { w.funcs[fn] = h }
+
+// Functions lists the registered function names, sorted.
+func (w *Worker) Functions() []string {
+	names := make([]string, 0, len(w.funcs))
+	for n := range w.funcs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Done returns how many jobs the worker has finished.
+func (w *Worker) Done() int64 { return w.done.Load() }
+
+// Run works until ctx is cancelled, the job count is reached or the idle
+// timeout passes. It then stops taking jobs, lets running ones finish and
+// report, and returns nil. Lost connections are redialled with backoff.
+func (w *Worker) Run(ctx context.Context) error {
+	if len(w.funcs) == 0 {
+		return errors.New("gearman: worker has no functions")
+	}
+	if len(w.servers) == 0 {
+		return errors.New("gearman: worker has no servers")
+	}
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w.lastBusy.Store(time.Now().UnixNano())
+	sem := make(chan struct{}, w.concurrency)
+	var wg sync.WaitGroup
+	for _, addr := range w.servers {
+		for i := 0; i < w.concurrency; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.loop(stop, cancel, addr, sem)
+			}()
+		}
+	}
+	if w.idle > 0 {
+		go w.watchIdle(stop, cancel)
+	}
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) watchIdle(ctx context.Context, cancel context.CancelFunc) {
+	t := time.NewTicker(w.idle / 20)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if w.running.Load() == 0 && time.Since(time.Unix(0, w.lastBusy.Load())) >= w.idle {
+				w.logger().Info("worker idle, stopping", "idle", w.idle)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// reserve claims one job of the count before grabbing, so exactly maxJobs
+// jobs are ever taken.
+func (w *Worker) reserve() bool {
+	if w.maxJobs <= 0 {
+		return true
+	}
+	if w.started.Add(1) > w.maxJobs {
+		w.started.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (w *Worker) unreserve() {
+	if w.maxJobs > 0 {
+		w.started.Add(-1)
+	}
+}
+
+// loop is one connection taking one job at a time. Because it grabs only
+// when it can run the job at once, stopping is simply not grabbing again.
+func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr string, sem chan struct{}) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		c, err := w.connect(addr)
+		if err != nil {
+			w.logger().Warn("gearman worker cannot connect", "server", addr, "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		err = w.serve(ctx, cancel, c, sem)
+		c.close()
+		if err != nil && ctx.Err() == nil {
+			w.logger().Warn("gearman worker connection lost", "server", addr, "err", err)
+		}
+	}
+}
+
+func (w *Worker) connect(addr string) (*wconn, error) {
+	c, err := dialWorker(addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if w.id != "" {
+		if err := c.send(ptSetClientID, []byte(w.id)); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	for _, fn := range w.Functions() {
+		if err := c.send(ptCanDo, []byte(fn)); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn, sem chan struct{}) error {
+	// A stop interrupts a sleeping read by closing the connection; it never
+	// closes it during a grab or a job, whose result would then be lost.
+	var mu sync.Mutex
+	sleeping, stopping := false, false
+	stopped := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopping = true
+		if sleeping {
+			c.close()
+		}
+	})
+	defer stopped()
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		if !w.reserve() {
+			<-sem
+			cancel()
+			return nil
+		}
+		job, err := c.grab()
+		if err != nil || job == nil {
+			w.unreserve()
+			<-sem
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			if stopping {
+				mu.Unlock()
+				return nil
+			}
+			sleeping = true
+			mu.Unlock()
+			err := c.sleep()
+			mu.Lock()
+			sleeping = false
+			mu.Unlock()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		err = w.run(ctx, job)
+		<-sem
+		if w.maxJobs > 0 && w.done.Load() >= w.maxJobs {
+			cancel()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// run executes one job and reports its result. The handler's context is not
+// cancelled by a stop: running jobs finish.
+func (w *Worker) run(ctx context.Context, job *Job) error {
+	job.worker = w
+	w.running.Add(1)
+	w.lastBusy.Store(time.Now().UnixNano())
+	defer func() {
+		w.running.Add(-1)
+		w.lastBusy.Store(time.Now().UnixNano())
+		w.done.Add(1)
+	}()
+	jctx := context.WithoutCancel(ctx)
+	if w.jobTimeout > 0 {
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithTimeout(jctx, w.jobTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	if w.verbose {
+		w.logger().Info("job start", "function", job.Function, "handle", job.Handle,
+			"unique", job.Unique, "workload", truncate(job.Workload))
+	}
+	out, err := w.call(jctx, job)
+	var data []byte
+	if err == nil {
+		data, err = Serialize(out)
+	}
+	if err != nil {
+		w.logger().Error("job failed", "function", job.Function, "handle", job.Handle,
+			"unique", job.Unique, "duration", time.Since(start), "err", err)
+		if werr := job.SendWarning(err.Error()); werr != nil {
+			return werr
+		}
+		return job.conn.send(ptWorkFail, []byte(job.Handle))
+	}
+	if w.verbose {
+		w.logger().Info("job done", "function", job.Function, "handle", job.Handle,
+			"duration", time.Since(start))
+	}
+	return job.conn.send(ptWorkComplete, []byte(job.Handle), data)
+}
+
+// ErrUnknownFunction: gearmand assigned a job for a function this worker
+// did not register.
+var ErrUnknownFunction = errors.New("gearman: unknown function")
+
+func (w *Worker) call(ctx context.Context, job *Job) (out any, err error) {
+	h := w.funcs[job.Function]
+	if h == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownFunction, job.Function)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			w.logger().Error("job panicked", "function", job.Function, "handle", job.Handle,
+				"panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return h(ctx, job)
+}
