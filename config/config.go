@@ -18,6 +18,9 @@ const DefaultNamespace = "rowgear"
 type Config struct {
 	// File is the path the config was read from, for error messages.
 	File string
+	// Env is the environment section merged over `all:`; empty for `all:`
+	// alone.
+	Env string
 
 	// Servers maps a connection name to its "host:port" addresses. It always
 	// has "default".
