@@ -9,6 +9,9 @@
 //	 "pk":{"id":42}, "row":{…}, "old":{…}, "modified":["title"],
 //	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234"}
 //
+// Fields (v, id, source, schema, table, model, op, pk, row and ts are
+// required; Decode refuses anything else, see there):
+//
 //   - id: unique per event. Trigger source: UUID(). Binlog source:
 //     deterministic from the position and the row's index in its event, so a
 //     redelivered event keeps its id. It is also the gearman unique key.

@@ -1,0 +1,164 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the envelope version this package reads and writes.
+const Version = 1
+
+// Sources of an event.
+const (
+	SourceTrigger = "trigger"
+	SourceBinlog  = "binlog"
+)
+
+// Row operations.
+const (
+	OpInsert = "insert"
+	OpUpdate = "update"
+	OpDelete = "delete"
+)
+
+// MaxIDLen is the longest event id: the id is also the gearman unique key,
+// which gearmand caps at 64 bytes.
+const MaxIDLen = 64
+
+var (
+	// ErrMalformed is wrapped by every error about a payload that is not a
+	// valid version-1 envelope.
+	ErrMalformed = errors.New("events: malformed envelope")
+	// ErrVersion is returned for an envelope of a version this package does
+	// not know; such a payload is not checked further.
+	ErrVersion = errors.New("events: unsupported envelope version")
+)
+
+// Envelope is one row change, as both sources publish it. See the package
+// documentation for the meaning of each field.
+type Envelope struct {
+	V        int       // always Version
+	ID       string    // unique per event, at most MaxIDLen bytes
+	Source   string    // SourceTrigger or SourceBinlog
+	Schema   string    // database name
+	Table    string    // table name
+	Model    string    // model name, as in the models config
+	Op       string    // OpInsert, OpUpdate or OpDelete
+	PK       Row       // primary-key columns
+	Row      Row       // after image; before image for delete
+	Old      Row       // before image, update only
+	Modified []string  // changed columns (update), all columns (insert), none (delete)
+	TS       time.Time // when the change happened; encoded in UTC with µs
+	Pos      string    // binlog position, binlog source only
+}
+
+// malformed builds an error naming the offending field.
+func malformed(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrMalformed, field, fmt.Sprintf(format, args...))
+}
+
+// validate checks everything Encode and Decode both promise, so that a
+// decoded envelope always encodes and an encoded one always decodes.
+//
+// decoded skips re-validating column values that Decode already checked.
+func (e *Envelope) validate(decoded bool) error {
+	if e.V != Version {
+		return fmt.Errorf("%w: v is %d, want %d", ErrVersion, e.V, Version)
+	}
+	if e.ID == "" {
+		return malformed("id", "empty")
+	}
+	if len(e.ID) > MaxIDLen {
+		return malformed("id", "%d bytes, at most %d allowed (gearman unique key)", len(e.ID), MaxIDLen)
+	}
+	for i := 0; i < len(e.ID); i++ {
+		if e.ID[i] == 0 {
+			return malformed("id", "contains NUL")
+		}
+	}
+	switch e.Source {
+	case SourceTrigger, SourceBinlog:
+	case "":
+		return malformed("source", "empty")
+	default:
+		return malformed("source", "unknown source %q", e.Source)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"schema", e.Schema}, {"table", e.Table}, {"model", e.Model},
+	} {
+		if f.v == "" {
+			return malformed(f.name, "empty")
+		}
+	}
+	if err := checkPart(e.Model); err != nil {
+		return malformed("model", "%v", err)
+	}
+	switch e.Op {
+	case OpInsert, OpUpdate, OpDelete:
+	case "":
+		return malformed("op", "empty")
+	default:
+		return malformed("op", "unknown op %q", e.Op)
+	}
+	if err := e.PK.check("pk", decoded); err != nil {
+		return err
+	}
+	if err := e.Row.check("row", decoded); err != nil {
+		return err
+	}
+	if e.Op == OpUpdate {
+		if err := e.Old.check("old", decoded); err != nil {
+			return err
+		}
+	} else if e.Old != nil {
+		return malformed("old", "not allowed for op %q", e.Op)
+	}
+	if err := e.checkModified(); err != nil {
+		return err
+	}
+	if e.TS.IsZero() {
+		return malformed("ts", "zero time")
+	}
+	if y := e.TS.UTC().Year(); y < 0 || y > 9999 {
+		return malformed("ts", "year %d out of range", y)
+	}
+	if e.Pos != "" && e.Source != SourceBinlog {
+		return malformed("pos", "only allowed for source %q", SourceBinlog)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"id", e.ID}, {"schema", e.Schema}, {"table", e.Table}, {"pos", e.Pos},
+	} {
+		if !utf8.ValidString(f.v) {
+			return malformed(f.name, "invalid UTF-8")
+		}
+	}
+	return nil
+}
+
+func (e *Envelope) checkModified() error {
+	if e.Op == OpDelete && len(e.Modified) > 0 {
+		return malformed("modified", "must be empty for op %q", e.Op)
+	}
+	var seen map[string]bool // only for long lists: quadratic is cheaper below
+	if len(e.Modified) > 32 {
+		seen = make(map[string]bool, len(e.Modified))
+	}
+	for i, c := range e.Modified {
+		if _, ok := e.Row[c]; !ok {
+			return malformed("modified", "column %q is not in row", c)
+		}
+		dup := false
+		if seen != nil {
+			dup, seen[c] = seen[c], true
+		} else {
+			dup = slices.Contains(e.Modified[:i], c)
+		}
+		if dup {
+			return malformed("modified", "column %q listed twice", c)
+		}
+	}
+	return nil
+}
