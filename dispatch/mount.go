@@ -1,0 +1,273 @@
+package dispatch
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/gearman"
+)
+
+// Worker is where Mount registers functions; *gearman.Worker is one.
+type Worker interface {
+	Register(fn string, h gearman.Handler)
+}
+
+// ErrUnknownSet: --config names a set that gearman.yml does not define.
+var ErrUnknownSet = errors.New("dispatch: unknown worker set")
+
+// Mount registers on w the gearman functions of worker set `set` of cfg and
+// returns their names, sorted. A `worker:` set mounts plain functions; a
+// `doctrine:`/`dbworker:` set mounts its models' events and jobs; an empty
+// set mounts every configured model with every event and job. It refuses
+// (ErrConfig) when the config and the registrations disagree: a model with
+// no Go type, an event the config emits that has no handler or a handler
+// for an event it does not emit, a job nobody registered.
+func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) ([]string, error) {
+	plan, err := r.plan(cfg, set)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(plan))
+	for fn, h := range plan {
+		w.Register(fn, r.wrap(h, db))
+		names = append(names, fn)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// binding is one gearman function: a plain handler, a model's event, or a
+// model's job.
+type binding struct {
+	plain gearman.Handler
+	model *model
+	cfg   config.Model
+	op    string
+	job   *job
+}
+
+func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, error) {
+	plan := map[string]binding{}
+	if ws, ok := cfg.Workers[set]; ok && set != "" {
+		if _, both := cfg.DBWorkers[set]; both {
+			return nil, fmt.Errorf("%w: set %q is both a worker and a dbworker set", ErrConfig, set)
+		}
+		for fn, ref := range ws {
+			h, ok := r.funcs[ref.Name()]
+			if !ok {
+				return nil, fmt.Errorf("%w: worker set %s: function %s wants handler %s, which is not registered (registered: %s)",
+					ErrConfig, set, fn, ref.Name(), strings.Join(r.funcNames(), ", "))
+			}
+			plan[fn] = binding{plain: h}
+		}
+		return plan, nil
+	}
+	var sel config.DBWorkerSet
+	if set == "" {
+		sel = config.DBWorkerSet{}
+		for name := range cfg.Models {
+			mj := config.ModelJobs{AllEvents: true}
+			if m := r.models[name]; m != nil {
+				mj.Jobs = m.jobNames()
+			}
+			sel[name] = mj
+		}
+	} else if s, ok := cfg.DBWorkers[set]; ok {
+		sel = s
+	} else {
+		return nil, fmt.Errorf("%w: %q is in neither worker:, doctrine: nor dbworker: of %s", ErrUnknownSet, set, cfg.File)
+	}
+	for name, mj := range sel {
+		if err := r.planModel(plan, cfg, set, name, mj); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
+}
+
+func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, name string, mj config.ModelJobs) error {
+	where := "set " + set
+	if set == "" {
+		where = "models"
+	}
+	m := r.models[name]
+	if m == nil {
+		return fmt.Errorf("%w: %s: model %s has no Go type (dispatch.Register)", ErrConfig, where, name)
+	}
+	mc, ok := cfg.Models[name]
+	if !ok {
+		return fmt.Errorf("%w: %s: model %s is not in the models: section of %s (its table and events)", ErrConfig, where, name, cfg.File)
+	}
+	for _, op := range []string{events.OpInsert, events.OpUpdate, events.OpDelete} {
+		emits := slices.Contains(mc.Events, op)
+		if emits && !m.ops[op] {
+			return fmt.Errorf("%w: model %s emits %s (models.%s.events) but *%v has no %s method",
+				ErrConfig, name, op, name, m.typ, handlerName(op))
+		}
+		if !emits && m.ops[op] {
+			return fmt.Errorf("%w: *%v has %s but models.%s.events does not emit %s",
+				ErrConfig, m.typ, handlerName(op), name, op)
+		}
+	}
+	ops := slices.Clone(mj.Events)
+	if mj.AllEvents {
+		ops = append(ops, mc.Events...)
+	}
+	for _, op := range ops {
+		if !slices.Contains(mc.Events, op) {
+			return fmt.Errorf("%w: %s: model %s does not emit %s (models.%s.events)", ErrConfig, where, name, op, name)
+		}
+		plan[events.FuncName(cfg.Namespace, name, op)] = binding{model: m, cfg: mc, op: op}
+	}
+	for _, jn := range mj.Jobs {
+		j := m.jobs[jn]
+		if j == nil {
+			return fmt.Errorf("%w: %s: model %s has no job %q (registered: %s)",
+				ErrConfig, where, name, jn, strings.Join(m.jobNames(), ", "))
+		}
+		plan[events.FuncName(cfg.Namespace, name, jn)] = binding{model: m, cfg: mc, job: j}
+	}
+	return nil
+}
+
+func handlerName(op string) string {
+	return "Trigger" + strings.ToUpper(op[:1]) + op[1:]
+}
+
+func (r *Registry) funcNames() []string {
+	var names []string
+	for n := range r.funcs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (r *Registry) wrap(b binding, db *sql.DB) gearman.Handler {
+	switch {
+	case b.plain != nil:
+		return b.plain
+	case b.job != nil && b.job.table:
+		src := newSource(db, b.cfg.Schema, b.cfg.Table, b.model.cols)
+		return func(ctx context.Context, j *gearman.Job) (any, error) {
+			return runTableJob(ctx, j, b.model, b.job, src)
+		}
+	case b.job != nil:
+		src := newSource(db, b.cfg.Schema, b.cfg.Table, b.model.cols)
+		return func(ctx context.Context, j *gearman.Job) (any, error) {
+			return runRecordJob(ctx, j, b.model, b.job, src)
+		}
+	default:
+		src := newSource(db, b.cfg.Schema, b.cfg.Table, b.model.cols)
+		return func(ctx context.Context, j *gearman.Job) (any, error) {
+			return nil, runEvent(ctx, j, b.model, b.op, src)
+		}
+	}
+}
+
+// runEvent decodes a row event and calls the model's trigger handler.
+func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *source) error {
+	ev, err := events.Decode(j.Workload)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
+	}
+	if ev.Model != m.name || ev.Op != op {
+		return fmt.Errorf("%w: event %s is a %s.%s event, sent to %s", ErrPayload, ev.ID, ev.Model, ev.Op, j.Function)
+	}
+	rec := reflect.New(m.typ)
+	if err := ev.Row.Scan(rec.Interface()); err != nil {
+		return fmt.Errorf("%w: event %s: %w", ErrPayload, ev.ID, err)
+	}
+	m.attach(rec, &recState{src: src, self: rec, job: j, event: ev})
+	switch op {
+	case events.OpInsert:
+		err = rec.Interface().(Inserter).TriggerInsert(ctx)
+	case events.OpUpdate:
+		err = rec.Interface().(Updater).TriggerUpdate(ctx, ev.Modified)
+	case events.OpDelete:
+		err = rec.Interface().(Deleter).TriggerDelete(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("event %s (%s.%s): %w", ev.ID, m.name, op, err)
+	}
+	return nil
+}
+
+func (m *model) attach(rec reflect.Value, st *recState) {
+	rec.Elem().FieldByIndex(m.recField).Set(reflect.ValueOf(Record{st: st}))
+}
+
+// jobPayload is the workload of record and table jobs.
+type jobPayload struct {
+	PK   events.Row        `json:"pk,omitempty"`
+	Args []json.RawMessage `json:"args"`
+}
+
+func decodeJob(j *gearman.Job, jb *job) (*jobPayload, []reflect.Value, error) {
+	var p jobPayload
+	if err := json.Unmarshal(j.Workload, &p); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
+	}
+	if len(p.Args) != len(jb.args) {
+		return nil, nil, fmt.Errorf("%w: %s takes %d arguments, got %d", ErrPayload, j.Function, len(jb.args), len(p.Args))
+	}
+	args := make([]reflect.Value, len(p.Args))
+	for i, raw := range p.Args {
+		v := reflect.New(jb.args[i])
+		if err := json.Unmarshal(raw, v.Interface()); err != nil {
+			return nil, nil, fmt.Errorf("%w: %s argument %d (%v): %w", ErrPayload, j.Function, i+1, jb.args[i], err)
+		}
+		args[i] = v.Elem()
+	}
+	return &p, args, nil
+}
+
+func runRecordJob(ctx context.Context, j *gearman.Job, m *model, jb *job, src *source) (any, error) {
+	p, args, err := decodeJob(j, jb)
+	if err != nil {
+		return nil, err
+	}
+	rec := reflect.New(m.typ)
+	if err := p.PK.Scan(rec.Interface()); err != nil {
+		return nil, fmt.Errorf("%w: %s key: %w", ErrPayload, j.Function, err)
+	}
+	if err := src.load(ctx, rec); err != nil {
+		return nil, err
+	}
+	m.attach(rec, &recState{src: src, self: rec, job: j})
+	return call(jb, rec, ctx, args)
+}
+
+func runTableJob(ctx context.Context, j *gearman.Job, m *model, jb *job, src *source) (any, error) {
+	_, args, err := decodeJob(j, jb)
+	if err != nil {
+		return nil, err
+	}
+	tab := reflect.New(m.table)
+	if f := tab.Elem().FieldByName("Table"); f.IsValid() && f.Type() == tableType {
+		f.Set(reflect.ValueOf(Table{st: &tableState{db: src.db, model: m.name, table: src.table, job: j}}))
+	}
+	return call(jb, tab, ctx, args)
+}
+
+func call(jb *job, recv reflect.Value, ctx context.Context, args []reflect.Value) (any, error) {
+	in := append([]reflect.Value{recv, reflect.ValueOf(&ctx).Elem()}, args...)
+	out := jb.fn.Call(in)
+	errv := out[len(out)-1]
+	if !errv.IsNil() {
+		return nil, errv.Interface().(error)
+	}
+	if jb.results == 2 {
+		return out[0].Interface(), nil
+	}
+	return nil, nil
+}

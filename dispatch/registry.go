@@ -1,0 +1,207 @@
+// Package dispatch is the model registry: it binds Go types and handlers to
+// the model names of gearman.yml, mounts them on a gearman worker as
+// <namespace>.<Model>.<op|job> functions, and decodes each job into a call:
+// a row event into TriggerInsert/TriggerUpdate/TriggerDelete on the decoded
+// record, a record job into a method on the record loaded by primary key, a
+// table job into a method on the model's table type.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/gearman"
+)
+
+// The trigger handlers a model may implement (on its pointer type), named
+// as the seed names them. TriggerUpdate gets the modified columns.
+type (
+	Inserter interface {
+		TriggerInsert(ctx context.Context) error
+	}
+	Updater interface {
+		TriggerUpdate(ctx context.Context, modified []string) error
+	}
+	Deleter interface {
+		TriggerDelete(ctx context.Context) error
+	}
+)
+
+var (
+	// ErrConfig: the Go registrations and gearman.yml disagree.
+	ErrConfig = errors.New("dispatch: registrations and config disagree")
+	// ErrRegister: a registration is malformed (bad type or job signature).
+	ErrRegister = errors.New("dispatch: bad registration")
+	// ErrPayload: a job's payload cannot be decoded or does not fit.
+	ErrPayload = errors.New("dispatch: bad payload")
+	// ErrNotFound: the record is no longer in the database (a ghost, as the
+	// seed calls a deleted record).
+	ErrNotFound = errors.New("dispatch: record not found")
+)
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errType   = reflect.TypeFor[error]()
+	recType   = reflect.TypeFor[Record]()
+	tableType = reflect.TypeFor[Table]()
+)
+
+// Registry holds what the application's Go code provides: plain functions
+// (the seed's worker sets) and models. Build it at start-up, then Mount it.
+type Registry struct {
+	funcs  map[string]gearman.Handler
+	models map[string]*model
+	byType map[reflect.Type]*model // model struct type and table type → model
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{funcs: map[string]gearman.Handler{}, models: map[string]*model{},
+		byType: map[reflect.Type]*model{}}
+}
+
+// HandleFunc registers a plain handler under the name gearman.yml's worker
+// sets use for it: "Worker1.reverse" for `reverse: [Worker1, reverse]`.
+func (r *Registry) HandleFunc(name string, h gearman.Handler) { r.funcs[name] = h }
+
+// model is what Register learned about one model type.
+type model struct {
+	name     string
+	typ      reflect.Type // the struct type T
+	cols     []events.Column
+	recField []int // index of the embedded Record
+	ops      map[string]bool
+	jobs     map[string]*job
+	table    reflect.Type // the table struct type, if any table job
+}
+
+// job is a record or table method with typed arguments.
+type job struct {
+	name    string
+	fn      reflect.Value
+	table   bool
+	args    []reflect.Type // after the receiver and the context
+	results int            // 1: error; 2: (value, error)
+}
+
+// ModelOption adds jobs to a model at registration.
+type ModelOption func(*model) error
+
+// RecordJob registers a custom record job: method is a method expression on
+// the model, e.g. (*Article).Publish, of the form
+// func(*T, context.Context, args...) error or (R, error). The worker loads
+// the record by primary key and calls it with the client's arguments.
+func RecordJob(name string, method any) ModelOption {
+	return func(m *model) error { return m.addJob(name, method, false) }
+}
+
+// TableJob registers a table job: method is a method expression on the
+// model's table type, e.g. (*ArticleTable).BuildFeed, of the form
+// func(*Tab, context.Context, args...) error or (R, error). A table type
+// embeds dispatch.Table to reach the database and the job.
+func TableJob(name string, method any) ModelOption {
+	return func(m *model) error { return m.addJob(name, method, true) }
+}
+
+// Register binds model name to struct type T. T maps to its table by `db`
+// tags (primary key tagged `db:"id,pk"`) and embeds dispatch.Record; *T
+// implements the trigger handlers for the events it wants.
+func Register[T any](r *Registry, name string, opts ...ModelOption) error {
+	t := reflect.TypeFor[T]()
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("%w: model %s: %v is not a struct", ErrRegister, name, t)
+	}
+	if _, dup := r.models[name]; dup {
+		return fmt.Errorf("%w: model %s registered twice", ErrRegister, name)
+	}
+	cols, err := events.Columns(t)
+	if err != nil {
+		return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)
+	}
+	f, ok := t.FieldByName("Record")
+	if !ok || !f.Anonymous || f.Type != recType {
+		return fmt.Errorf("%w: model %s: %v must embed dispatch.Record", ErrRegister, name, t)
+	}
+	hasPK := false
+	for _, c := range cols {
+		hasPK = hasPK || c.PK
+	}
+	if !hasPK {
+		return fmt.Errorf("%w: model %s: %v has no field tagged db:\"…,pk\"", ErrRegister, name, t)
+	}
+	m := &model{name: name, typ: t, cols: cols, recField: f.Index, ops: map[string]bool{},
+		jobs: map[string]*job{}}
+	pt := reflect.PointerTo(t)
+	m.ops[events.OpInsert] = pt.Implements(reflect.TypeFor[Inserter]())
+	m.ops[events.OpUpdate] = pt.Implements(reflect.TypeFor[Updater]())
+	m.ops[events.OpDelete] = pt.Implements(reflect.TypeFor[Deleter]())
+	for _, o := range opts {
+		if err := o(m); err != nil {
+			return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)
+		}
+	}
+	r.models[name] = m
+	r.byType[t] = m
+	if m.table != nil {
+		if other, dup := r.byType[m.table]; dup {
+			return fmt.Errorf("%w: table type %v serves both %s and %s", ErrRegister, m.table, other.name, name)
+		}
+		r.byType[m.table] = m
+	}
+	return nil
+}
+
+func (m *model) addJob(name string, method any, table bool) error {
+	if _, dup := m.jobs[name]; dup {
+		return fmt.Errorf("job %q registered twice", name)
+	}
+	if _, isOp := m.ops[name]; isOp {
+		return fmt.Errorf("job %q has the name of a row event", name)
+	}
+	fn := reflect.ValueOf(method)
+	ft := fn.Type()
+	if ft.Kind() != reflect.Func || ft.NumIn() < 2 || ft.In(0).Kind() != reflect.Pointer ||
+		ft.In(1) != ctxType || ft.IsVariadic() {
+		return fmt.Errorf("job %q: want a method expression func(*Type, context.Context, args...), got %v", name, ft)
+	}
+	recv := ft.In(0).Elem()
+	switch {
+	case !table && recv != m.typ:
+		return fmt.Errorf("record job %q: receiver %v is not the model type %v", name, ft.In(0), m.typ)
+	case table && recv.Kind() != reflect.Struct:
+		return fmt.Errorf("table job %q: receiver %v is not a pointer to a struct", name, ft.In(0))
+	case table && m.table != nil && recv != m.table:
+		return fmt.Errorf("table job %q: receiver %v, but the model's table type is %v", name, recv, m.table)
+	}
+	if f, ok := recv.FieldByName("Table"); table && ok && (!f.Anonymous || f.Type != tableType) {
+		return fmt.Errorf("table job %q: field Table of %v must be an embedded dispatch.Table", name, recv)
+	}
+	switch {
+	case ft.NumOut() == 1 && ft.Out(0) == errType:
+	case ft.NumOut() == 2 && ft.Out(1) == errType:
+	default:
+		return fmt.Errorf("job %q: must return error or (value, error), got %v", name, ft)
+	}
+	j := &job{name: name, fn: fn, table: table, results: ft.NumOut()}
+	for i := 2; i < ft.NumIn(); i++ {
+		j.args = append(j.args, ft.In(i))
+	}
+	if table {
+		m.table = recv
+	}
+	m.jobs[name] = j
+	return nil
+}
+
+func (m *model) jobNames() []string {
+	var names []string
+	for n := range m.jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
