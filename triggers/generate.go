@@ -1,0 +1,379 @@
+// Package triggers generates the AFTER INSERT/UPDATE/DELETE triggers that
+// publish row events through the gearman UDF, renders them as goose
+// migrations, and checks installed triggers for drift.
+//
+// A trigger builds the events.Envelope in SQL with JSON_OBJECT, writing each
+// column in the form events documents, and submits it with
+// gman_do_background('<namespace>.<Model>.<op>', payload, id). An UPDATE that
+// changes none of the model's columns submits nothing.
+//
+// TIMESTAMP columns are converted to UTC from their stored epoch value
+// (UNIX_TIMESTAMP, then added to 1970-01-01), not with
+// CONVERT_TZ(col, @@session.time_zone, '+00:00'): the epoch is what the server
+// stores, so the result does not depend on the session's time zone, needs no
+// time-zone tables, and is right in the repeated hour at the end of daylight
+// saving time, where converting the local text is ambiguous.
+package triggers
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Modes of the generated triggers.
+const (
+	// Strict fails the write (SQLSTATE 45000) when the job cannot be submitted.
+	Strict = "strict"
+	// Lenient lets the write through; the UDF logs and counts the failure.
+	Lenient = "lenient"
+)
+
+// Ops are the row events, in the order triggers are generated.
+var Ops = []string{"insert", "update", "delete"}
+
+// Spec is what the config says about one model's triggers.
+type Spec struct {
+	Namespace string   // function-name prefix, config.Config.Namespace
+	Mode      string   // Strict (default) or Lenient
+	Model     string   // model name, e.g. Article
+	Schema    string   // empty: the connection's database
+	Table     string   // e.g. articles
+	Events    []string // insert, update, delete; empty: all three
+	Columns   []string // row image and modified are limited to these; empty: all
+}
+
+// Trigger is one generated trigger.
+type Trigger struct {
+	Name   string // e.g. rowgear_articles_update
+	Table  string
+	Event  string // insert, update or delete
+	Create string // the full CREATE TRIGGER statement, unqualified by schema
+	Drop   string // DROP TRIGGER IF EXISTS …
+	// Body is the trigger body (BEGIN … END), as information_schema.TRIGGERS
+	// reports it in ACTION_STATEMENT.
+	Body string
+}
+
+// Name returns the trigger name of a table's op: rowgear_<table>_<op>, or,
+// past MySQL's 64 characters, a truncated table name and a hash of the full one.
+func Name(table, op string) string {
+	n := "rowgear_" + table + "_" + op
+	if utf8.RuneCountInString(n) <= 64 {
+		return n
+	}
+	sum := sha1.Sum([]byte(table))
+	tail := "_" + hex.EncodeToString(sum[:4]) + "_" + op
+	keep := 64 - len("rowgear_") - len(tail)
+	return "rowgear_" + string([]rune(table)[:keep]) + tail
+}
+
+// Generate returns the triggers of spec on table t, in Ops order.
+func Generate(spec Spec, t *Table) ([]Trigger, error) {
+	if spec.Model == "" {
+		return nil, fmt.Errorf("triggers: spec has no model name")
+	}
+	ns := spec.Namespace
+	if ns == "" {
+		return nil, fmt.Errorf("model %s: spec has no namespace", spec.Model)
+	}
+	mode := spec.Mode
+	if mode == "" {
+		mode = Strict
+	}
+	if mode != Strict && mode != Lenient {
+		return nil, fmt.Errorf("model %s: trigger mode %q: want strict or lenient", spec.Model, mode)
+	}
+	if len(t.PK) == 0 {
+		return nil, fmt.Errorf("model %s: table %s has no primary key", spec.Model, t.Name)
+	}
+	if err := checkName(t.Name); err != nil {
+		return nil, fmt.Errorf("model %s: %w", spec.Model, err)
+	}
+	cols, err := selectColumns(spec, t)
+	if err != nil {
+		return nil, err
+	}
+	var pk []Column
+	for _, name := range t.PK {
+		c, ok := t.Column(name)
+		if !ok {
+			return nil, fmt.Errorf("model %s: primary-key column %s is not in table %s", spec.Model, name, t.Name)
+		}
+		pk = append(pk, c)
+	}
+	events := spec.Events
+	if len(events) == 0 {
+		events = Ops
+	}
+	for _, e := range events {
+		if !slices.Contains(Ops, e) {
+			return nil, fmt.Errorf("model %s: unknown event %q: want insert, update or delete", spec.Model, e)
+		}
+	}
+	g := gen{spec: spec, ns: ns, mode: mode, table: t, cols: cols, pk: pk}
+	var out []Trigger
+	for _, op := range Ops {
+		if !slices.Contains(events, op) {
+			continue
+		}
+		body, err := g.body(op)
+		if err != nil {
+			return nil, err
+		}
+		name := Name(t.Name, op)
+		out = append(out, Trigger{
+			Name:  name,
+			Table: t.Name,
+			Event: op,
+			Body:  body,
+			Create: fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW\n%s",
+				quoteIdent(name), strings.ToUpper(op), quoteIdent(t.Name), body),
+			Drop: "DROP TRIGGER IF EXISTS " + quoteIdent(name),
+		})
+	}
+	return out, nil
+}
+
+// checkName refuses control characters in identifiers: legal in MySQL, but
+// a newline would let a name break out of a goose statement block.
+func checkName(name string) error {
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("identifier %q has a control character", name)
+		}
+	}
+	return nil
+}
+
+// selectColumns returns the spec's columns in table order, all when none
+// are configured.
+func selectColumns(spec Spec, t *Table) ([]Column, error) {
+	for _, name := range spec.Columns {
+		if _, ok := t.Column(name); !ok {
+			return nil, fmt.Errorf("model %s: column %s is not in table %s", spec.Model, name, t.Name)
+		}
+	}
+	var out []Column
+	for _, c := range t.Columns {
+		if len(spec.Columns) == 0 || slices.Contains(spec.Columns, c.Name) {
+			if err := checkName(c.Name); err != nil {
+				return nil, fmt.Errorf("model %s: %w", spec.Model, err)
+			}
+			if _, err := valueExpr("NEW", c); err != nil {
+				return nil, fmt.Errorf("model %s: %w", spec.Model, err)
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+type gen struct {
+	spec  Spec
+	ns    string
+	mode  string
+	table *Table
+	cols  []Column
+	pk    []Column
+}
+
+// Local variable names; prefixed so they can never shadow anything else.
+const (
+	varID       = "rowgear_id"
+	varModified = "rowgear_modified"
+	varError    = "rowgear_error"
+)
+
+func (g gen) body(op string) (string, error) {
+	fn := g.ns + "." + g.spec.Model + "." + op
+	image := "NEW"
+	if op == "delete" {
+		image = "OLD"
+	}
+	var b strings.Builder
+	b.WriteString("BEGIN\n")
+	fmt.Fprintf(&b, "  DECLARE %s CHAR(36) CHARACTER SET ascii;\n", varID)
+	if g.mode == Strict {
+		fmt.Fprintf(&b, "  DECLARE %s VARCHAR(128);\n", varError)
+	}
+	indent := "  "
+	var modified string
+	switch op {
+	case "insert":
+		modified = "JSON_ARRAY(" + g.names(g.cols) + ")"
+	case "delete":
+		modified = "JSON_ARRAY()"
+	case "update":
+		// The changed columns, as a comma-separated list of JSON strings;
+		// empty when nothing the model cares about changed.
+		fmt.Fprintf(&b, "  DECLARE %s LONGTEXT CHARACTER SET utf8mb4;\n", varModified)
+		fmt.Fprintf(&b, "  SET %s = CONCAT_WS(',',\n", varModified)
+		for i, c := range g.cols {
+			name, _ := json.Marshal(c.Name)
+			fmt.Fprintf(&b, "    IF(%s, %s, NULL)", changed(c), quoteString(string(name)))
+			if i < len(g.cols)-1 {
+				b.WriteString(",")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("  );\n")
+		fmt.Fprintf(&b, "  IF %s <> '' THEN\n", varModified)
+		indent = "    "
+		modified = "JSON_EXTRACT(CONCAT('[', " + varModified + ", ']'), '$')"
+	}
+	fmt.Fprintf(&b, "%sSET %s = UUID();\n", indent, varID)
+
+	in := indent + "    "
+	fields := []string{
+		"'v', 1",
+		"'id', " + varID,
+		"'source', 'trigger'",
+		"'schema', DATABASE()",
+		"'table', " + quoteString(g.table.Name),
+		"'model', " + quoteString(g.spec.Model),
+		"'op', " + quoteString(op),
+		"'pk', " + g.object(image, g.pk, in),
+		"'row', " + g.object(image, g.cols, in),
+	}
+	if op == "update" {
+		fields = append(fields, "'old', "+g.object("OLD", g.cols, in))
+	}
+	fields = append(fields,
+		"'modified', "+modified,
+		"'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+	call := fmt.Sprintf("gman_do_background(%s, JSON_OBJECT(\n%s  %s\n%s), %s)",
+		quoteString(fn), in, strings.Join(fields, ",\n"+in+"  "), in, varID)
+
+	if g.mode == Strict {
+		fmt.Fprintf(&b, "%sIF %s IS NULL THEN\n", indent, call)
+		// MESSAGE_TEXT takes a variable or literal, at most 128 characters.
+		fmt.Fprintf(&b, "%s  SET %s = LEFT(CONCAT(%s, IFNULL(gman_last_error(), 'unknown error')), 128);\n",
+			indent, varError, quoteString("rowgear: submitting "+fn+" failed: "))
+		fmt.Fprintf(&b, "%s  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = %s;\n", indent, varError)
+		fmt.Fprintf(&b, "%sEND IF;\n", indent)
+	} else {
+		// Lenient: a NULL result means the UDF logged and counted the failure.
+		fmt.Fprintf(&b, "%sDO %s;\n", indent, call)
+	}
+	if op == "update" {
+		b.WriteString("  END IF;\n")
+	}
+	b.WriteString("END")
+	return b.String(), nil
+}
+
+// names lists the columns as SQL string literals.
+func (g gen) names(cols []Column) string {
+	s := make([]string, len(cols))
+	for i, c := range cols {
+		s[i] = quoteString(c.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
+// object renders JSON_OBJECT('col', <value>, …) over image (NEW or OLD).
+func (g gen) object(image string, cols []Column, indent string) string {
+	if len(cols) == 0 {
+		return "JSON_OBJECT()"
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		v, _ := valueExpr(image, c) // checked in selectColumns
+		parts[i] = quoteString(c.Name) + ", " + v
+	}
+	if len(cols) == 1 {
+		return "JSON_OBJECT(" + parts[0] + ")"
+	}
+	return "JSON_OBJECT(\n" + indent + "    " + strings.Join(parts, ",\n"+indent+"    ") + ")"
+}
+
+// changed is the SQL condition "this column's value differs", NULL-safe.
+// Text compares as bytes: under a case-insensitive or PAD SPACE collation
+// 'a' <=> 'A ' is true, yet the row did change.
+func changed(c Column) string {
+	o, n := "OLD."+quoteIdent(c.Name), "NEW."+quoteIdent(c.Name)
+	if kindOf(c.DataType) == kindText || kindOf(c.DataType) == kindBinary || c.DataType == "json" {
+		return fmt.Sprintf("NOT (CAST(%s AS BINARY) <=> CAST(%s AS BINARY))", o, n)
+	}
+	return fmt.Sprintf("NOT (%s <=> %s)", o, n)
+}
+
+type kind int
+
+const (
+	kindUnknown   kind = iota
+	kindNumber         // JSON_OBJECT writes a number
+	kindBit            // number, but JSON_OBJECT would write the raw bytes
+	kindDecimal        // string with the column's scale
+	kindTemporal       // text as stored
+	kindTimestamp      // text, converted to UTC
+	kindJSON
+	kindText
+	kindBinary // base64
+)
+
+func kindOf(dataType string) kind {
+	switch dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "float", "double", "real":
+		return kindNumber
+	case "bit":
+		return kindBit
+	case "decimal", "numeric":
+		return kindDecimal
+	case "date", "time", "datetime":
+		return kindTemporal
+	case "timestamp":
+		return kindTimestamp
+	case "json":
+		return kindJSON
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set",
+		"inet4", "inet6", "uuid":
+		return kindText
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
+		"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+		"multipolygon", "geometrycollection":
+		return kindBinary
+	}
+	return kindUnknown
+}
+
+// valueExpr is the SQL expression that gives JSON_OBJECT column c of image
+// in the form events documents.
+func valueExpr(image string, c Column) (string, error) {
+	ref := image + "." + quoteIdent(c.Name)
+	switch kindOf(c.DataType) {
+	case kindNumber:
+		return ref, nil
+	case kindBit:
+		return "CAST(" + ref + " AS UNSIGNED)", nil
+	case kindDecimal, kindTemporal:
+		return "CAST(" + ref + " AS CHAR)", nil
+	case kindTimestamp:
+		frac := ""
+		if c.Precision > 0 {
+			frac = "." + strings.Repeat("0", c.Precision)
+		}
+		// The zero TIMESTAMP has epoch 0 (1970-01-01 00:00:00 UTC itself is
+		// out of range); it stays the zero date, as the binlog reports it.
+		return fmt.Sprintf("IF(UNIX_TIMESTAMP(%s) = 0, '0000-00-00 00:00:00%s', "+
+			"CAST(CAST(TIMESTAMP'1970-01-01 00:00:00.000000' + INTERVAL UNIX_TIMESTAMP(%s) * 1000000 MICROSECOND AS DATETIME(%d)) AS CHAR))",
+			ref, frac, ref, c.Precision), nil
+	case kindJSON:
+		// JSON_EXTRACT's result is typed JSON, so JSON_OBJECT embeds it.
+		return "JSON_EXTRACT(" + ref + ", '$')", nil
+	case kindText:
+		if c.DataType == "inet4" || c.DataType == "inet6" || c.DataType == "uuid" {
+			return "CAST(" + ref + " AS CHAR)", nil
+		}
+		return ref, nil
+	case kindBinary:
+		// TO_BASE64 breaks lines every 76 characters; the contract has none.
+		return "REPLACE(TO_BASE64(" + ref + "), CHAR(10), '')", nil
+	}
+	return "", fmt.Errorf("column %s: type %s is not supported", c.Name, c.DataType)
+}
