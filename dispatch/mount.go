@@ -71,20 +71,9 @@ func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, err
 		}
 		return plan, nil
 	}
-	var sel config.DBWorkerSet
-	if set == "" {
-		sel = config.DBWorkerSet{}
-		for name := range cfg.Models {
-			mj := config.ModelJobs{AllEvents: true}
-			if m := r.models[name]; m != nil {
-				mj.Jobs = m.jobNames()
-			}
-			sel[name] = mj
-		}
-	} else if s, ok := cfg.DBWorkers[set]; ok {
-		sel = s
-	} else {
-		return nil, fmt.Errorf("%w: %q is in neither worker:, doctrine: nor dbworker: of %s", ErrUnknownSet, set, cfg.File)
+	sel, err := cfg.DBWorkerSet(set)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnknownSet, err)
 	}
 	for name, mj := range sel {
 		if err := r.planModel(plan, cfg, set, name, mj); err != nil {
