@@ -14,21 +14,8 @@ import (
 
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/models"
 )
-
-// The seed's Worker1: reverse returns a raw string, hash a serialized array.
-func reverse(_ context.Context, j *gearman.Job) (any, error) {
-	r := []rune(string(j.Workload))
-	for i, k := 0, len(r)-1; i < k; i, k = i+1, k-1 {
-		r[i], r[k] = r[k], r[i]
-	}
-	return string(r), nil
-}
-
-func hash(_ context.Context, j *gearman.Job) (any, error) {
-	m, s := md5.Sum(j.Workload), sha1.Sum(j.Workload)
-	return []string{hex.EncodeToString(m[:]), hex.EncodeToString(s[:])}, nil
-}
 
 // startWorker runs w until the test ends and returns a channel closed when
 // Run returns.
@@ -56,8 +43,8 @@ func TestSeedReverseAndHash(t *testing.T) {
 	addr := testenv.Gearman(t)
 	fnRev, fnHash := testenv.Name(t, "reverse"), testenv.Name(t, "hash")
 	w := gearman.NewWorker([]string{addr})
-	w.Register(fnRev, reverse)
-	w.Register(fnHash, hash)
+	w.Register(fnRev, models.Reverse)
+	w.Register(fnHash, models.Hash)
 	startWorker(t, w)
 
 	c := gearman.NewClient([]string{addr})
@@ -391,7 +378,7 @@ func TestGearmanCLIJobAnsweredByOurWorker(t *testing.T) {
 	}
 	fn := testenv.Name(t, "cli")
 	w := gearman.NewWorker([]string{addr})
-	w.Register(fn, reverse)
+	w.Register(fn, models.Reverse)
 	startWorker(t, w)
 	host, port, _ := strings.Cut(addr, ":")
 	out, err := exec.CommandContext(ctxT(t), "gearman", "-h", host, "-p", port, "-f", fn, "--", "Hello!").CombinedOutput()
