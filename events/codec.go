@@ -393,6 +393,8 @@ func typeName(c byte) string {
 		return "null"
 	case 0:
 		return "nothing"
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return "number"
 	}
-	return "number"
+	return "invalid JSON"
 }

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,6 +165,7 @@ func (r Row) Scan(dst any) error {
 		if !ok {
 			continue
 		}
+		raw = bytes.TrimSpace(raw) // only in a hand-made Row: Decode compacts
 		cd := info.codecs[i]
 		var err error
 		if isNull(raw) && !cd.null {

@@ -211,7 +211,11 @@ func decFloat(v reflect.Value, raw []byte) error {
 func decString(v reflect.Value, raw []byte) error {
 	switch typeName(first(raw)) {
 	case "string":
-		v.SetString(unquote(raw))
+		s := unquote(raw)
+		if !utf8.ValidString(s) { // Decode refuses it; a hand-made Row may not
+			return errors.New("invalid UTF-8")
+		}
+		v.SetString(s)
 	case "number":
 		v.SetString(string(raw))
 	default:
@@ -245,8 +249,8 @@ func decRaw(v reflect.Value, raw []byte) error {
 		v.SetZero()
 		return nil
 	}
-	if !json.Valid(raw) {
-		return errors.New("invalid JSON")
+	if !json.Valid(raw) || !utf8.Valid(raw) {
+		return errors.New("invalid JSON or UTF-8")
 	}
 	v.SetBytes(append([]byte(nil), raw...)) // do not alias the envelope
 	return nil
@@ -389,7 +393,7 @@ func encRaw(b []byte, v reflect.Value) ([]byte, error) {
 		return append(b, "null"...), nil
 	}
 	if !json.Valid(raw) || !utf8.Valid(raw) {
-		return b, errors.New("invalid JSON")
+		return b, errors.New("invalid JSON or UTF-8")
 	}
 	return appendCompact(b, raw), nil
 }
