@@ -1,0 +1,858 @@
+//go:build ignore
+
+// (The line above keeps the go tool from treating this directory as a cgo
+// package: this file is built by the Makefile, not by go build.)
+
+/*
+ * rowgear_udf.c - Gearman client functions (UDFs) for MariaDB and MySQL.
+ *
+ * Triggers call gman_do_background() to queue a background job carrying a
+ * row-change event. See README.md in this directory for the SQL interface,
+ * the strict/lenient failure patterns, the timeout and the build.
+ *
+ * Design notes:
+ *  - One libgearman client per server thread and server list, kept in a
+ *    thread-specific slot and reused across calls and statements. It is
+ *    recreated when the global server list or timeout changes (a generation
+ *    counter), after any failure, and freed when the thread ends (pthread key
+ *    destructor) or when the library is unloaded (all clients are on a list).
+ *  - Failures return NULL through *is_null, never through *error: *error
+ *    would turn this row and every later row of the statement into NULL with
+ *    no way for the caller to tell which rows failed.
+ *  - Every wait on gearmand is bounded by the timeout (milliseconds).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libgearman-1.0/gearman.h>
+#include <mysql.h>
+
+/*
+ * MySQL 8 removed my_bool from the UDF API (init returns bool, the flags are
+ * char *); MariaDB still declares my_bool as char. Use a name of our own so the
+ * same source builds against both.
+ */
+#if defined(MARIADB_BASE_VERSION) || !defined(MYSQL_VERSION_ID) || MYSQL_VERSION_ID < 80000
+typedef my_bool rg_bool;
+#else
+typedef bool rg_bool;
+#endif
+
+#define RG_API __attribute__((visibility("default")))
+
+#define DEFAULT_SERVERS "127.0.0.1:4730"
+#define DEFAULT_TIMEOUT_MS 1000
+#define MAX_TIMEOUT_MS 3600000L
+#define MAX_SERVERS_LEN 4096
+#define ERRBUF_LEN 1024
+#define LOG_INTERVAL_S 10
+#define MAX_SERVERS 16
+
+/* ---------------------------------------------------------------- globals */
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *g_servers;          /* guarded by g_lock */
+static int g_timeout_ms;         /* guarded by g_lock */
+static unsigned long g_gen = 1;  /* bumped when servers or timeout change */
+static bool g_inited;
+
+static unsigned long long g_failures; /* atomic */
+
+static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t g_log_last;
+static unsigned long g_log_suppressed;
+
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_key;
+static bool g_key_ok;
+
+enum prio { PRIO_NORMAL, PRIO_HIGH, PRIO_LOW };
+
+/*
+ * The clients for one server list: one libgearman client (one connection)
+ * per server, created on first use, so that submit() can fail over from one
+ * server to the next itself (libgearman's non-blocking mode does not).
+ */
+struct conn {
+	char *servers;     /* the list it was built for */
+	unsigned long gen; /* global generation it was built for */
+	int timeout_ms;    /* timeout it was built with */
+	int n;             /* number of servers */
+	int next;          /* server to try first: the last one that worked */
+	char *server[MAX_SERVERS];
+	gearman_client_st *client[MAX_SERVERS];
+};
+
+/* Per server thread state. */
+struct tstate {
+	struct conn global;   /* the global server list */
+	struct conn override; /* the last per-call server list */
+	bool has_error;
+	char last_error[ERRBUF_LEN];
+	struct tstate *prev, *next;
+};
+
+static struct tstate *g_states; /* all live states; guarded by g_lock */
+
+static void init_globals_locked(void)
+{
+	if (g_inited)
+		return;
+	g_inited = true;
+	const char *s = getenv("ROWGEAR_GEARMAN_SERVERS");
+	g_servers = strdup(s && *s ? s : DEFAULT_SERVERS);
+	g_timeout_ms = DEFAULT_TIMEOUT_MS;
+	const char *t = getenv("ROWGEAR_GEARMAN_TIMEOUT_MS");
+	if (t && *t) {
+		char *end;
+		errno = 0;
+		long v = strtol(t, &end, 10);
+		if (errno == 0 && *end == '\0' && v > 0 && v <= MAX_TIMEOUT_MS)
+			g_timeout_ms = (int)v;
+		else
+			fprintf(stderr, "rowgear_udf: ignoring ROWGEAR_GEARMAN_TIMEOUT_MS=%s "
+				"(want 1..%ld ms); using %d ms\n", t, MAX_TIMEOUT_MS, g_timeout_ms);
+	}
+}
+
+/* Snapshot of the global configuration. servers is malloc'd for the caller. */
+static void config_snapshot(char **servers, int *timeout_ms, unsigned long *gen)
+{
+	pthread_mutex_lock(&g_lock);
+	init_globals_locked();
+	if (servers)
+		*servers = g_servers ? strdup(g_servers) : NULL;
+	if (timeout_ms)
+		*timeout_ms = g_timeout_ms;
+	if (gen)
+		*gen = g_gen;
+	pthread_mutex_unlock(&g_lock);
+}
+
+/* ------------------------------------------------------------ thread state */
+
+static void conn_reset(struct conn *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		if (c->client[i])
+			gearman_client_free(c->client[i]);
+		free(c->server[i]);
+	}
+	free(c->servers);
+	memset(c, 0, sizeof *c);
+}
+
+static void state_free(struct tstate *ts)
+{
+	conn_reset(&ts->global);
+	conn_reset(&ts->override);
+	free(ts);
+}
+
+/* Runs when a server thread ends. */
+static void state_destructor(void *p)
+{
+	struct tstate *ts = p;
+	bool mine = false;
+	pthread_mutex_lock(&g_lock);
+	/* Only free a state still on the list: the unload path may own it. */
+	for (struct tstate *x = g_states; x; x = x->next)
+		if (x == ts) {
+			mine = true;
+			break;
+		}
+	if (mine) {
+		if (ts->prev)
+			ts->prev->next = ts->next;
+		else
+			g_states = ts->next;
+		if (ts->next)
+			ts->next->prev = ts->prev;
+	}
+	pthread_mutex_unlock(&g_lock);
+	if (mine)
+		state_free(ts);
+}
+
+static void key_init(void)
+{
+	g_key_ok = pthread_key_create(&g_key, state_destructor) == 0;
+}
+
+/*
+ * The library is being unloaded (the last function was dropped): stop the
+ * key destructor from pointing into unmapped code, and free every client so no
+ * socket to gearmand is left behind.
+ */
+__attribute__((destructor)) static void rowgear_unload(void)
+{
+	pthread_mutex_lock(&g_lock);
+	if (g_key_ok) {
+		pthread_key_delete(g_key);
+		g_key_ok = false;
+	}
+	struct tstate *ts = g_states;
+	g_states = NULL;
+	free(g_servers);
+	g_servers = NULL;
+	g_inited = false;
+	pthread_mutex_unlock(&g_lock);
+	while (ts) {
+		struct tstate *next = ts->next;
+		state_free(ts);
+		ts = next;
+	}
+}
+
+static struct tstate *state_get(bool create)
+{
+	pthread_once(&g_key_once, key_init);
+	if (!g_key_ok)
+		return NULL;
+	struct tstate *ts = pthread_getspecific(g_key);
+	if (ts || !create)
+		return ts;
+	ts = calloc(1, sizeof(*ts));
+	if (!ts)
+		return NULL;
+	if (pthread_setspecific(g_key, ts) != 0) {
+		free(ts);
+		return NULL;
+	}
+	pthread_mutex_lock(&g_lock);
+	ts->next = g_states;
+	if (g_states)
+		g_states->prev = ts;
+	g_states = ts;
+	pthread_mutex_unlock(&g_lock);
+	return ts;
+}
+
+/* ------------------------------------------------------------ errors, log */
+
+static void log_failure(const char *msg)
+{
+	time_t now = time(NULL);
+	pthread_mutex_lock(&g_log_lock);
+	if (g_log_last != 0 && now - g_log_last < LOG_INTERVAL_S) {
+		g_log_suppressed++;
+		pthread_mutex_unlock(&g_log_lock);
+		return;
+	}
+	unsigned long suppressed = g_log_suppressed;
+	g_log_suppressed = 0;
+	g_log_last = now;
+	pthread_mutex_unlock(&g_log_lock);
+
+	struct tm tm;
+	char ts[32];
+	localtime_r(&now, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+	if (suppressed)
+		fprintf(stderr, "%s 0 [Warning] rowgear_udf: %s (%lu more failures in the last %d s not logged; total %llu)\n",
+			ts, msg, suppressed, LOG_INTERVAL_S, __atomic_load_n(&g_failures, __ATOMIC_RELAXED));
+	else
+		fprintf(stderr, "%s 0 [Warning] rowgear_udf: %s (total failures %llu)\n",
+			ts, msg, __atomic_load_n(&g_failures, __ATOMIC_RELAXED));
+	fflush(stderr);
+}
+
+/* Records a failure of a submit: last error, counter, error log. */
+__attribute__((format(printf, 2, 3)))
+static void submit_failed(struct tstate *ts, const char *fmt, ...)
+{
+	char buf[ERRBUF_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	__atomic_add_fetch(&g_failures, 1, __ATOMIC_RELAXED);
+	if (ts) {
+		memcpy(ts->last_error, buf, sizeof buf);
+		ts->has_error = true;
+	}
+	log_failure(buf);
+}
+
+/* Records an error of a setter (no counter, no log). */
+__attribute__((format(printf, 2, 3)))
+static void set_error(struct tstate *ts, const char *fmt, ...)
+{
+	if (!ts)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ts->last_error, sizeof ts->last_error, fmt, ap);
+	va_end(ap);
+	ts->has_error = true;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Copies a UDF string argument into a NUL-terminated buffer. */
+static bool arg_cstr(UDF_ARGS *args, unsigned i, char *buf, size_t cap)
+{
+	if (!args->args[i] || args->lengths[i] >= cap)
+		return false;
+	memcpy(buf, args->args[i], args->lengths[i]);
+	buf[args->lengths[i]] = '\0';
+	return true;
+}
+
+static bool has_nul(const char *p, size_t n)
+{
+	return p && memchr(p, '\0', n) != NULL;
+}
+
+/*
+ * Shortens a libgearman error text for people: drops the "caller(CODE) "
+ * prefix (the code is reported separately) and the " -> file:line: pid(N)"
+ * suffix.
+ */
+static void clean_error(const char *in, char *out, size_t cap)
+{
+	if (!in)
+		in = "";
+	const char *p = strchr(in, '(');
+	const char *q = p ? strstr(p, ") ") : NULL;
+	const char *sp = strchr(in, ' ');
+	if (p && q && (!sp || p < sp))
+		in = q + 2;
+	size_t n = strlen(in);
+	const char *arrow = strstr(in, " -> ");
+	if (arrow)
+		n = (size_t)(arrow - in);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, in, n);
+	out[n] = '\0';
+}
+
+/*
+ * Splits a server list "host:port,host:port" into at most MAX_SERVERS
+ * entries and checks that libgearman parses each, without connecting.
+ */
+static int servers_split(const char *servers, char **out, char *err, size_t errlen)
+{
+	int n = 0;
+	const char *p = servers;
+	if (!*p) {
+		snprintf(err, errlen, "empty server list");
+		return -1;
+	}
+	for (;;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == 0 || n == MAX_SERVERS) {
+			snprintf(err, errlen, len ? "more than %d servers" : "empty entry in server list", MAX_SERVERS);
+			goto fail;
+		}
+		out[n] = strndup(p, len);
+		if (!out[n]) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		n++;
+		gearman_client_st *c = gearman_client_create(NULL);
+		if (!c) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		gearman_return_t rc = gearman_client_add_servers(c, out[n - 1]);
+		if (gearman_failed(rc))
+			snprintf(err, errlen, "invalid server '%.256s': %.256s", out[n - 1], gearman_client_error(c));
+		gearman_client_free(c);
+		if (gearman_failed(rc))
+			goto fail;
+		if (!e)
+			return n;
+		p = e + 1;
+	}
+fail:
+	while (n > 0)
+		free(out[--n]);
+	return -1;
+}
+
+static bool servers_valid(const char *servers, char *err, size_t errlen)
+{
+	char *tmp[MAX_SERVERS];
+	int n = servers_split(servers, tmp, err, errlen);
+	for (int i = 0; i < n; i++)
+		free(tmp[i]);
+	return n > 0;
+}
+
+/*
+ * Returns the clients for the given server list (NULL: the global one),
+ * rebuilt when missing or out of date.
+ */
+static struct conn *conn_get(struct tstate *ts, const char *override, char *err, size_t errlen)
+{
+	char *servers = NULL;
+	int timeout_ms;
+	unsigned long gen;
+	struct conn *c = override ? &ts->override : &ts->global;
+
+	config_snapshot(override ? NULL : &servers, &timeout_ms, &gen);
+	if (c->n > 0 && c->gen == gen && (!override || strcmp(c->servers, override) == 0)) {
+		free(servers);
+		return c;
+	}
+	conn_reset(c);
+	if (override)
+		servers = strdup(override);
+	if (!servers) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	int n = servers_split(servers, c->server, err, errlen);
+	if (n <= 0) {
+		free(servers);
+		return NULL;
+	}
+	c->n = n;
+	c->servers = servers;
+	c->gen = gen;
+	c->timeout_ms = timeout_ms;
+	return c;
+}
+
+/* Returns the client of server i, connecting lazily (on first submit). */
+static gearman_client_st *conn_client(struct conn *c, int i, bool *reused, char *err, size_t errlen)
+{
+	*reused = c->client[i] != NULL;
+	if (c->client[i])
+		return c->client[i];
+	gearman_client_st *cl = gearman_client_create(NULL);
+	if (!cl) {
+		snprintf(err, errlen, "out of memory creating a gearman client");
+		return NULL;
+	}
+	/* Non-blocking: submit() runs the I/O loop itself, against a deadline. */
+	gearman_client_add_options(cl, GEARMAN_CLIENT_NON_BLOCKING);
+	gearman_client_set_timeout(cl, c->timeout_ms);
+	gearman_return_t rc = gearman_client_add_servers(cl, c->server[i]);
+	if (gearman_failed(rc)) {
+		snprintf(err, errlen, "invalid server '%.256s': %.256s", c->server[i], gearman_client_error(cl));
+		gearman_client_free(cl);
+		return NULL;
+	}
+	c->client[i] = cl;
+	return cl;
+}
+
+/* Drops a client after a failure so the next use reconnects from scratch. */
+static void conn_discard(struct conn *c, int i)
+{
+	if (c->client[i])
+		gearman_client_free(c->client[i]);
+	c->client[i] = NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/*
+ * Submits one background job and waits for gearmand's JOB_CREATED, giving up
+ * at the deadline (connect, send and answer together). On success the handle
+ * is copied into handle (GEARMAN_JOB_HANDLE_SIZE + 1 bytes).
+ */
+static gearman_return_t submit_one(gearman_client_st *cl, enum prio prio, const char *fn, const char *unique,
+				   const void *workload, size_t workload_size, double deadline, char *handle)
+{
+	gearman_return_t rc = GEARMAN_UNKNOWN_STATE;
+	gearman_task_st *task;
+	switch (prio) {
+	case PRIO_HIGH:
+		task = gearman_client_add_task_high_background(cl, NULL, NULL, fn, unique, workload, workload_size, &rc);
+		break;
+	case PRIO_LOW:
+		task = gearman_client_add_task_low_background(cl, NULL, NULL, fn, unique, workload, workload_size, &rc);
+		break;
+	default:
+		task = gearman_client_add_task_background(cl, NULL, NULL, fn, unique, workload, workload_size, &rc);
+		break;
+	}
+	if (!task)
+		return gearman_failed(rc) ? rc : GEARMAN_MEMORY_ALLOCATION_FAILURE;
+	for (;;) {
+		rc = gearman_client_run_tasks(cl);
+		if (rc != GEARMAN_IO_WAIT)
+			break;
+		int left = (int)(deadline - now_ms());
+		if (left <= 0) {
+			rc = GEARMAN_TIMEOUT;
+			break;
+		}
+		gearman_client_set_timeout(cl, left);
+		rc = gearman_client_wait(cl);
+		if (gearman_failed(rc))
+			break;
+	}
+	if (gearman_success(rc)) {
+		rc = gearman_task_return(task);
+		const char *h = gearman_task_job_handle(task);
+		if (gearman_success(rc) && h && *h) {
+			size_t n = strnlen(h, GEARMAN_JOB_HANDLE_SIZE);
+			memcpy(handle, h, n);
+			handle[n] = '\0';
+		} else if (gearman_success(rc)) {
+			rc = GEARMAN_UNKNOWN_STATE;
+		}
+	}
+	gearman_task_free(task);
+	return rc;
+}
+
+/* ------------------------------------------------------ submit functions */
+
+static rg_bool submit_init(UDF_INIT *initid, UDF_ARGS *args, char *message, const char *name)
+{
+	if (args->arg_count < 2 || args->arg_count > 4) {
+		(void)name;
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 2 to 4 arguments: function, workload [, unique [, servers]]");
+		return 1;
+	}
+	/* Numbers and other values are passed on as their string form. */
+	for (unsigned i = 0; i < args->arg_count; i++)
+		args->arg_type[i] = STRING_RESULT;
+	initid->maybe_null = 1;
+	initid->const_item = 0;
+	initid->max_length = GEARMAN_JOB_HANDLE_SIZE;
+	return 0;
+}
+
+static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *result,
+		    unsigned long *length, char *is_null)
+{
+	char fn[GEARMAN_FUNCTION_MAX_SIZE + 1];
+	char uniq[GEARMAN_MAX_UNIQUE_SIZE];
+	char servers[MAX_SERVERS_LEN + 1];
+	char err[ERRBUF_LEN];
+	const char *unique = NULL;
+	const char *override = NULL;
+
+	*is_null = 1;
+	*length = 0;
+	struct tstate *ts = state_get(true);
+	if (!ts) {
+		submit_failed(NULL, "%s: out of memory for thread state", name);
+		return NULL;
+	}
+	ts->has_error = false;
+
+	/* function */
+	if (!args->args[0]) {
+		submit_failed(ts, "%s: function name is NULL", name);
+		return NULL;
+	}
+	if (args->lengths[0] == 0) {
+		submit_failed(ts, "%s: function name is empty", name);
+		return NULL;
+	}
+	if (args->lengths[0] > GEARMAN_FUNCTION_MAX_SIZE || has_nul(args->args[0], args->lengths[0])) {
+		submit_failed(ts, "%s: function name longer than %d bytes or contains a NUL byte",
+			      name, GEARMAN_FUNCTION_MAX_SIZE);
+		return NULL;
+	}
+	arg_cstr(args, 0, fn, sizeof fn);
+
+	/* workload: NULL is refused (a trigger bug), empty is allowed */
+	if (!args->args[1]) {
+		submit_failed(ts, "%s(%s): workload is NULL", name, fn);
+		return NULL;
+	}
+	const void *workload = args->lengths[1] ? args->args[1] : NULL;
+	size_t workload_size = args->lengths[1];
+
+	/* unique: NULL or '' lets libgearman generate a fresh UUID */
+	if (args->arg_count >= 3 && args->args[2] && args->lengths[2] > 0) {
+		if (args->lengths[2] >= GEARMAN_MAX_UNIQUE_SIZE || has_nul(args->args[2], args->lengths[2])) {
+			submit_failed(ts, "%s(%s): unique key must be at most %d bytes without NUL bytes (got %lu bytes)",
+				      name, fn, GEARMAN_MAX_UNIQUE_SIZE - 1, args->lengths[2]);
+			return NULL;
+		}
+		arg_cstr(args, 2, uniq, sizeof uniq);
+		unique = uniq;
+	}
+
+	/* servers: per-call override of the global list */
+	if (args->arg_count >= 4 && args->args[3]) {
+		if (args->lengths[3] == 0 || args->lengths[3] > MAX_SERVERS_LEN ||
+		    has_nul(args->args[3], args->lengths[3])) {
+			submit_failed(ts, "%s(%s): servers must be a non-empty 'host:port,...' list of at most %d bytes",
+				      name, fn, MAX_SERVERS_LEN);
+			return NULL;
+		}
+		arg_cstr(args, 3, servers, sizeof servers);
+		override = servers;
+	}
+
+	double start = now_ms();
+	struct conn *cn = conn_get(ts, override, err, sizeof err);
+	if (!cn) {
+		submit_failed(ts, "%s(%.200s): %s", name, fn, err);
+		return NULL;
+	}
+	double deadline = start + cn->timeout_ms;
+	gearman_return_t rc = GEARMAN_UNKNOWN_STATE;
+	int tried = 0, last = cn->next;
+	err[0] = '\0';
+	/* Each server in turn, from the last one that worked, until the deadline. */
+	for (int k = 0; k < cn->n && (k == 0 || now_ms() < deadline); k++) {
+		int i = (cn->next + k) % cn->n;
+		last = i;
+		tried++;
+		for (int attempt = 0; attempt < 2; attempt++) {
+			bool reused = false;
+			gearman_client_st *cl = conn_client(cn, i, &reused, err, sizeof err);
+			if (!cl) {
+				rc = GEARMAN_MEMORY_ALLOCATION_FAILURE;
+				break;
+			}
+			char handle[GEARMAN_JOB_HANDLE_SIZE + 1];
+			rc = submit_one(cl, prio, fn, unique, workload, workload_size, deadline, handle);
+			if (gearman_success(rc)) {
+				cn->next = i;
+				size_t n = strnlen(handle, GEARMAN_JOB_HANDLE_SIZE);
+				memcpy(result, handle, n);
+				*length = n;
+				*is_null = 0;
+				return result;
+			}
+			clean_error(gearman_client_error(cl), err, sizeof err);
+			conn_discard(cn, i);
+			/*
+			 * A reused connection may have been closed by a gearmand that
+			 * has since restarted: retry once on a fresh connection, within
+			 * the same deadline. Not after a timeout.
+			 */
+			if (!reused || rc == GEARMAN_TIMEOUT || now_ms() >= deadline)
+				break;
+		}
+		if (rc == GEARMAN_TIMEOUT)
+			break;
+	}
+	if (cn->n > 1)
+		submit_failed(ts, "%s(%.200s) failed: %s from gearmand %.256s (tried %d of %d servers, timeout %d ms): %.400s",
+			      name, fn, gearman_strerror(rc), cn->server[last], tried, cn->n, cn->timeout_ms, err);
+	else
+		submit_failed(ts, "%s(%.200s) failed: %s from gearmand %.256s (timeout %d ms): %.400s", name, fn,
+			      gearman_strerror(rc), cn->server[last], cn->timeout_ms, err);
+	return NULL;
+}
+
+#define SUBMIT_FUNCS(sqlname, prio)                                                              \
+	RG_API rg_bool sqlname##_init(UDF_INIT *initid, UDF_ARGS *args, char *message)            \
+	{                                                                                         \
+		return submit_init(initid, args, message, #sqlname);                              \
+	}                                                                                         \
+	RG_API void sqlname##_deinit(UDF_INIT *initid) { (void)initid; }                          \
+	RG_API char *sqlname(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length, \
+			     char *is_null, char *error)                                          \
+	{                                                                                         \
+		(void)initid;                                                                     \
+		(void)error;                                                                      \
+		return submit(prio, #sqlname, args, result, length, is_null);                    \
+	}
+
+SUBMIT_FUNCS(gman_do_background, PRIO_NORMAL)
+SUBMIT_FUNCS(gman_do_high_background, PRIO_HIGH)
+SUBMIT_FUNCS(gman_do_low_background, PRIO_LOW)
+
+/* ------------------------------------------------------- gman_servers_set */
+
+RG_API rg_bool gman_servers_set_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
+{
+	if (args->arg_count != 1) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 argument: 'host:port,...' or NULL to read");
+		return 1;
+	}
+	args->arg_type[0] = STRING_RESULT;
+	initid->ptr = malloc(MAX_SERVERS_LEN + 1);
+	if (!initid->ptr) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "gman_servers_set: out of memory");
+		return 1;
+	}
+	initid->maybe_null = 1;
+	initid->const_item = 0;
+	initid->max_length = MAX_SERVERS_LEN;
+	return 0;
+}
+
+RG_API void gman_servers_set_deinit(UDF_INIT *initid)
+{
+	free(initid->ptr);
+	initid->ptr = NULL;
+}
+
+RG_API char *gman_servers_set(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length,
+			      char *is_null, char *error)
+{
+	(void)result;
+	(void)error;
+	char *out = initid->ptr;
+	char buf[MAX_SERVERS_LEN + 1];
+	char err[ERRBUF_LEN];
+	struct tstate *ts = state_get(true);
+
+	*is_null = 1;
+	*length = 0;
+	if (args->args[0]) {
+		if (args->lengths[0] == 0 || !arg_cstr(args, 0, buf, sizeof buf) ||
+		    has_nul(args->args[0], args->lengths[0])) {
+			set_error(ts, "gman_servers_set: want a non-empty 'host:port,...' list of at most %d bytes",
+				  MAX_SERVERS_LEN);
+			return NULL;
+		}
+		if (!servers_valid(buf, err, sizeof err)) {
+			set_error(ts, "gman_servers_set: %s", err);
+			return NULL;
+		}
+		char *dup = strdup(buf);
+		if (!dup) {
+			set_error(ts, "gman_servers_set: out of memory");
+			return NULL;
+		}
+		pthread_mutex_lock(&g_lock);
+		init_globals_locked();
+		if (!g_servers || strcmp(g_servers, dup) != 0)
+			g_gen++;
+		free(g_servers);
+		g_servers = dup;
+		pthread_mutex_unlock(&g_lock);
+	}
+	char *cur = NULL;
+	config_snapshot(&cur, NULL, NULL);
+	if (!cur)
+		return NULL;
+	size_t n = strlen(cur);
+	if (n > MAX_SERVERS_LEN)
+		n = MAX_SERVERS_LEN;
+	memcpy(out, cur, n);
+	free(cur);
+	*length = n;
+	*is_null = 0;
+	return out;
+}
+
+/* ------------------------------------------------------- gman_timeout_set */
+
+RG_API rg_bool gman_timeout_set_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
+{
+	if (args->arg_count != 1) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 argument: milliseconds (1..%ld) or NULL to read", MAX_TIMEOUT_MS);
+		return 1;
+	}
+	args->arg_type[0] = INT_RESULT;
+	initid->maybe_null = 1;
+	initid->const_item = 0;
+	return 0;
+}
+
+RG_API void gman_timeout_set_deinit(UDF_INIT *initid) { (void)initid; }
+
+RG_API long long gman_timeout_set(UDF_INIT *initid, UDF_ARGS *args, char *is_null, char *error)
+{
+	(void)initid;
+	(void)error;
+	*is_null = 0;
+	if (args->args[0]) {
+		long long v = *(long long *)args->args[0];
+		if (v <= 0 || v > MAX_TIMEOUT_MS) {
+			set_error(state_get(true), "gman_timeout_set: timeout must be 1..%ld ms, got %lld",
+				  MAX_TIMEOUT_MS, v);
+			*is_null = 1;
+			return 0;
+		}
+		pthread_mutex_lock(&g_lock);
+		init_globals_locked();
+		if (g_timeout_ms != (int)v)
+			g_gen++;
+		g_timeout_ms = (int)v;
+		pthread_mutex_unlock(&g_lock);
+	}
+	int t;
+	config_snapshot(NULL, &t, NULL);
+	return t;
+}
+
+/* ---------------------------------------------------------- gman_failures */
+
+RG_API rg_bool gman_failures_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
+{
+	if (args->arg_count != 0) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes no arguments");
+		return 1;
+	}
+	initid->maybe_null = 0;
+	initid->const_item = 0;
+	return 0;
+}
+
+RG_API void gman_failures_deinit(UDF_INIT *initid) { (void)initid; }
+
+RG_API long long gman_failures(UDF_INIT *initid, UDF_ARGS *args, char *is_null, char *error)
+{
+	(void)initid;
+	(void)args;
+	(void)error;
+	*is_null = 0;
+	return (long long)__atomic_load_n(&g_failures, __ATOMIC_RELAXED);
+}
+
+/* -------------------------------------------------------- gman_last_error */
+
+RG_API rg_bool gman_last_error_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
+{
+	if (args->arg_count != 0) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes no arguments");
+		return 1;
+	}
+	initid->maybe_null = 1;
+	initid->const_item = 0;
+	initid->max_length = ERRBUF_LEN;
+	initid->ptr = malloc(ERRBUF_LEN);
+	if (!initid->ptr) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "gman_last_error: out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+RG_API void gman_last_error_deinit(UDF_INIT *initid)
+{
+	free(initid->ptr);
+	initid->ptr = NULL;
+}
+
+RG_API char *gman_last_error(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length,
+			     char *is_null, char *error)
+{
+	(void)args;
+	(void)result;
+	(void)error;
+	struct tstate *ts = state_get(false);
+	if (!ts || !ts->has_error) {
+		*is_null = 1;
+		*length = 0;
+		return NULL;
+	}
+	size_t n = strnlen(ts->last_error, ERRBUF_LEN - 1);
+	memcpy(initid->ptr, ts->last_error, n);
+	*length = n;
+	*is_null = 0;
+	return initid->ptr;
+}

@@ -1,0 +1,993 @@
+package udf_test
+
+// Integration tests of the gearman UDF (rowgear_udf.so) against the private
+// MariaDB and real gearmand processes started by scripts/services and
+// testenv. Tests that need a gearmand they can stop, kill or stall pass it as
+// the per-call 4th argument `servers`, so the server-wide list that other
+// packages' tests rely on is never changed here; the global list and the
+// environment defaults are tested on a throwaway mariadbd of their own.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/mikespook/gearman-go/worker"
+
+	"github.com/rowgear/rowgear/internal/testenv"
+)
+
+const soName = "rowgear_udf.so"
+
+var (
+	installOnce sync.Once
+	installErr  error
+)
+
+// ensureUDF builds rowgear_udf.so, installs it into ROWGEAR_PLUGIN_DIR when it
+// is not there yet, and creates the functions with install.sql.
+func ensureUDF(t testing.TB) {
+	t.Helper()
+	dsn := testenv.MySQLDSN(t)
+	installOnce.Do(func() { installErr = installUDF(dsn) })
+	if installErr != nil {
+		t.Fatalf("installing the UDF: %v", installErr)
+	}
+}
+
+func installUDF(dsn string) error {
+	const fix = "start the services with `eval \"$(scripts/services start)\"` from the repo root (it installs gcc, libgearman-dev and libmariadbd-dev and sets ROWGEAR_PLUGIN_DIR)"
+	dir := os.Getenv("ROWGEAR_PLUGIN_DIR")
+	if dir == "" {
+		return fmt.Errorf("ROWGEAR_PLUGIN_DIR is not set: %s", fix)
+	}
+	if out, err := exec.Command("make", "-s").CombinedOutput(); err != nil {
+		return fmt.Errorf("make in udf/ failed: %v\n%s\n%s", err, out, fix)
+	}
+	installed, err := os.ReadFile(filepath.Join(dir, soName))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if out, err := exec.Command("make", "-s", "install", "PLUGIN_DIR="+dir).CombinedOutput(); err != nil {
+			return fmt.Errorf("make install PLUGIN_DIR=%s failed: %v\n%s", dir, err, out)
+		}
+	case err != nil:
+		return err
+	default:
+		built, err := os.ReadFile(soName)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(built, installed) {
+			// Replacing it under a server that has it loaded would not take
+			// effect (and other packages' tests use it): say so and go on.
+			fmt.Fprintf(os.Stderr, "udf_test: %s in %s differs from the fresh build; the server runs the installed one. "+
+				"To load the new build: mariadb -h127.0.0.1 -P3307 -uroot < udf/uninstall.sql && make -C udf install PLUGIN_DIR=%s && mariadb -h127.0.0.1 -P3307 -uroot < udf/install.sql\n",
+				soName, dir, dir)
+		}
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Ping(); err != nil {
+		return fmt.Errorf("mariadb: %v: %s", err, fix)
+	}
+	stmts, err := sqlLines("install.sql")
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			return fmt.Errorf("%s: %v (is %s in the server's plugin_dir %s?)", s, err, soName, dir)
+		}
+	}
+	var n int64
+	if err := db.QueryRow("SELECT gman_failures()").Scan(&n); err != nil {
+		return fmt.Errorf("calling gman_failures(): %v", err)
+	}
+	return nil
+}
+
+// sqlLines returns the statements of an SQL file (one per line, comments skipped).
+func sqlLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "--") {
+			continue
+		}
+		out = append(out, strings.TrimSuffix(l, ";"))
+	}
+	return out, nil
+}
+
+// session returns one pinned connection (one server thread) on a fresh database.
+func session(t testing.TB) (*sql.DB, *sql.Conn) {
+	t.Helper()
+	db, _ := testenv.DB(t)
+	ensureUDF(t)
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return db, c
+}
+
+// submit calls one of the submit functions; a NULL result gives ok=false.
+func submit(t testing.TB, c *sql.Conn, udf string, args ...any) (handle string, ok bool) {
+	t.Helper()
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")
+	var h sql.NullString
+	if err := c.QueryRowContext(context.Background(), "SELECT "+udf+"("+ph+")", args...).Scan(&h); err != nil {
+		t.Fatalf("%s: %v", udf, err)
+	}
+	return h.String, h.Valid
+}
+
+func lastError(t testing.TB, c *sql.Conn) string {
+	t.Helper()
+	var s sql.NullString
+	if err := c.QueryRowContext(context.Background(), "SELECT gman_last_error()").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s.String
+}
+
+func failures(t testing.TB, c *sql.Conn) int64 {
+	t.Helper()
+	var n int64
+	if err := c.QueryRowContext(context.Background(), "SELECT gman_failures()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+type job struct {
+	fn, unique, handle string
+	data               []byte
+}
+
+// startWorker runs a gearman-go worker for fn on addr and returns the jobs it gets.
+func startWorker(t testing.TB, addr, fn string) <-chan job {
+	t.Helper()
+	ch := make(chan job, 1000)
+	w := worker.New(worker.Unlimited)
+	w.ErrorHandler = func(err error) {}
+	if err := w.AddServer("tcp4", addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddFunc(fn, func(j worker.Job) ([]byte, error) {
+		ch <- job{fn: j.Fn(), unique: j.UniqueId(), handle: j.Handle(), data: append([]byte(nil), j.Data()...)}
+		return nil, nil
+	}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Ready(); err != nil {
+		t.Fatalf("worker on %s: %v", addr, err)
+	}
+	go w.Work()
+	t.Cleanup(w.Close)
+	return ch
+}
+
+func receive(t testing.TB, ch <-chan job) job {
+	t.Helper()
+	select {
+	case j := <-ch:
+		return j
+	case <-time.After(10 * time.Second):
+		t.Fatal("no job reached the worker within 10 s")
+	}
+	return job{}
+}
+
+// prio returns gearmand's queued job counts for fn: high, normal, low.
+func prio(t testing.TB, addr, fn string) [3]int {
+	t.Helper()
+	lines, err := testenv.Admin(context.Background(), addr, "prioritystatus")
+	if err != nil {
+		t.Fatalf("gearmand admin prioritystatus: %v", err)
+	}
+	var p [3]int
+	for _, l := range lines {
+		f := strings.Split(l, "\t")
+		if len(f) >= 4 && f[0] == fn {
+			fmt.Sscan(f[1], &p[0])
+			fmt.Sscan(f[2], &p[1])
+			fmt.Sscan(f[3], &p[2])
+		}
+	}
+	return p
+}
+
+// clientConns counts gearmand's connections that registered no function
+// (clients), minus the admin connection asking.
+func clientConns(t testing.TB, addr string) int {
+	t.Helper()
+	lines, err := testenv.Admin(context.Background(), addr, "workers")
+	if err != nil {
+		t.Fatalf("gearmand admin workers: %v", err)
+	}
+	n := 0
+	for _, l := range lines {
+		if strings.HasSuffix(strings.TrimSpace(l), ":") {
+			n++
+		}
+	}
+	return n - 1
+}
+
+func TestSubmitReachesWorker(t *testing.T) {
+	_, c := session(t)
+	// The global server list (default 127.0.0.1:4730 or mysqld's
+	// ROWGEAR_GEARMAN_SERVERS): normally the shared gearmand.
+	var servers string
+	if err := c.QueryRowContext(context.Background(), "SELECT gman_servers_set(NULL)").Scan(&servers); err != nil {
+		t.Fatal(err)
+	}
+	if shared := testenv.Gearman(t); servers != shared {
+		t.Logf("global server list is %q, the shared gearmand %q: using the global one", servers, shared)
+	}
+	addr := strings.Split(servers, ",")[0]
+	fn := testenv.Name(t, "udf")
+	jobs := startWorker(t, addr, fn)
+
+	payload := `{"v":1,"op":"update","pk":{"id":42}}`
+	h1, ok := submit(t, c, "gman_do_background", fn, payload)
+	if !ok || !strings.HasPrefix(h1, "H:") {
+		t.Fatalf("handle %q ok=%v, last error %q", h1, ok, lastError(t, c))
+	}
+	if e := lastError(t, c); e != "" {
+		t.Errorf("gman_last_error() after a success = %q, want NULL", e)
+	}
+	// Same payload again, no unique key: a second job, never coalesced.
+	h2, ok := submit(t, c, "gman_do_background", fn, payload, nil)
+	if !ok || h2 == h1 {
+		t.Fatalf("second submit: handle %q (first %q) ok=%v", h2, h1, ok)
+	}
+	// With an event id as the unique key.
+	h3, ok := submit(t, c, "gman_do_background", fn, "third", "ev-123")
+	if !ok {
+		t.Fatal(lastError(t, c))
+	}
+	got := map[string]job{}
+	for range 3 {
+		j := receive(t, jobs)
+		got[j.handle] = j
+	}
+	for _, h := range []string{h1, h2} {
+		j, ok := got[h]
+		if !ok || string(j.data) != payload || j.fn != fn {
+			t.Errorf("job %s: got %+v", h, j)
+		}
+		if len(j.unique) != 36 { // libgearman's UUID
+			t.Errorf("job %s: unique %q, want a generated UUID", h, j.unique)
+		}
+	}
+	if got[h1].unique == got[h2].unique {
+		t.Errorf("both NULL-unique jobs got unique %q", got[h1].unique)
+	}
+	if j := got[h3]; j.unique != "ev-123" || string(j.data) != "third" {
+		t.Errorf("job %s: got unique %q data %q", h3, j.unique, j.data)
+	}
+}
+
+func TestPriorities(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	for i, udf := range []string{"gman_do_high_background", "gman_do_background", "gman_do_low_background"} {
+		for range i + 1 {
+			if h, ok := submit(t, c, udf, fn, udf, nil, g.Addr); !ok || h == "" {
+				t.Fatalf("%s: %s", udf, lastError(t, c))
+			}
+		}
+	}
+	if p := prio(t, g.Addr, fn); p != [3]int{1, 2, 3} {
+		t.Fatalf("queued high/normal/low = %v, want [1 2 3]", p)
+	}
+	// gearmand hands out high, then normal, then low. The worker runs jobs
+	// concurrently, so check the set, not the order.
+	jobs := startWorker(t, g.Addr, fn)
+	n := map[string]int{}
+	for range 6 {
+		n[string(receive(t, jobs).data)]++
+	}
+	if n["gman_do_high_background"] != 1 || n["gman_do_background"] != 2 || n["gman_do_low_background"] != 3 {
+		t.Fatalf("received %v", n)
+	}
+}
+
+func TestUniqueKey(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	h1, _ := submit(t, c, "gman_do_background", fn, "a", "event-1", g.Addr)
+	h2, _ := submit(t, c, "gman_do_background", fn, "b", "event-1", g.Addr)
+	if h1 == "" || h1 != h2 {
+		t.Fatalf("same unique key: handles %q and %q, want the same (gearmand coalesces)", h1, h2)
+	}
+	submit(t, c, "gman_do_background", fn, "a", "event-2", g.Addr)
+	// NULL and '' both mean "generate one": identical payloads stay two jobs.
+	submit(t, c, "gman_do_background", fn, "same", nil, g.Addr)
+	submit(t, c, "gman_do_background", fn, "same", nil, g.Addr)
+	submit(t, c, "gman_do_background", fn, "same", "", g.Addr)
+	if p := prio(t, g.Addr, fn); p[1] != 5 {
+		t.Fatalf("queued normal jobs = %d, want 5 (event-1 once, event-2, three generated)", p[1])
+	}
+	// 63 bytes is the longest unique key libgearman sends unchanged.
+	if _, ok := submit(t, c, "gman_do_background", fn, "x", strings.Repeat("u", 63), g.Addr); !ok {
+		t.Fatalf("63-byte unique: %s", lastError(t, c))
+	}
+	if _, ok := submit(t, c, "gman_do_background", fn, "x", strings.Repeat("u", 64), g.Addr); ok {
+		t.Fatal("64-byte unique key accepted (libgearman would truncate it)")
+	}
+	if e := lastError(t, c); !strings.Contains(e, "unique key") {
+		t.Fatalf("last error %q", e)
+	}
+}
+
+func TestConnectionReusedAcrossRowsAndStatements(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	ctx := context.Background()
+	mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+	mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW
+		DO gman_do_background('%s', JSON_OBJECT('id', NEW.id), UUID(), '%s')`, fn, g.Addr))
+	for i := range 200 {
+		if _, err := c.ExecContext(ctx, "INSERT INTO t VALUES (?, ?)", i, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(t, c, "INSERT INTO t SELECT id + 1000, v FROM t") // 200 rows, one statement
+	if p := prio(t, g.Addr, fn); p[1] != 400 {
+		t.Fatalf("queued jobs = %d, want 400", p[1])
+	}
+	if n := clientConns(t, g.Addr); n != 1 {
+		t.Fatalf("gearmand has %d client connections after 400 rows from one session, want 1", n)
+	}
+}
+
+func TestStrictTriggerRefusesWriteWhenGearmandDown(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+	mustExec(t, c, "INSERT INTO t VALUES (1, 0)")
+	mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER t_au AFTER UPDATE ON t FOR EACH ROW
+BEGIN
+  IF gman_do_background('%s', JSON_OBJECT('id', NEW.id, 'v', NEW.v), UUID(), '%s') IS NULL THEN
+    SET @rowgear_msg = CONCAT('rowgear: job not queued for t: ', IFNULL(gman_last_error(), 'unknown error'));
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = @rowgear_msg;
+  END IF;
+END`, fn, g.Addr))
+	mustExec(t, c, "UPDATE t SET v = 1 WHERE id = 1")
+	if p := prio(t, g.Addr, fn); p[1] != 1 {
+		t.Fatalf("queued %d jobs, want 1", p[1])
+	}
+
+	g.Stop()
+	start := time.Now()
+	_, err := c.ExecContext(context.Background(), "UPDATE t SET v = 2 WHERE id = 1")
+	took := time.Since(start)
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1644 || string(me.SQLState[:]) != "45000" {
+		t.Fatalf("UPDATE with gearmand down: err %v, want SIGNAL 45000", err)
+	}
+	t.Logf("refused in %s: %s", took, me.Message)
+	for _, want := range []string{"rowgear: job not queued for t", fn, "GEARMAN_COULD_NOT_CONNECT", g.Addr} {
+		if !strings.Contains(me.Message, want) {
+			t.Errorf("message %q lacks %q", me.Message, want)
+		}
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("refusal took %s, want within the 1000 ms timeout", took)
+	}
+	var v int
+	c.QueryRowContext(context.Background(), "SELECT v FROM t WHERE id = 1").Scan(&v)
+	if v != 1 {
+		t.Fatalf("v = %d after the refused UPDATE, want 1", v)
+	}
+
+	g.Start()
+	mustExec(t, c, "UPDATE t SET v = 3 WHERE id = 1")
+	if p := prio(t, g.Addr, fn); p[1] != 1 { // the restarted gearmand is empty
+		t.Fatalf("after restart queued %d, want 1", p[1])
+	}
+}
+
+func TestLenientTriggerLetsWriteThrough(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+	mustExec(t, c, "INSERT INTO t VALUES (1, 0), (2, 0), (3, 0)")
+	mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER t_au AFTER UPDATE ON t FOR EACH ROW
+		DO gman_do_background('%s', JSON_OBJECT('id', NEW.id), UUID(), '%s')`, fn, g.Addr))
+	g.Kill()
+	before := failures(t, c)
+	res, err := c.ExecContext(context.Background(), "UPDATE t SET v = v + 1")
+	if err != nil {
+		t.Fatalf("lenient UPDATE failed: %v", err)
+	}
+	if n, _ := res.RowsAffected(); n != 3 {
+		t.Fatalf("rows affected %d, want 3", n)
+	}
+	if after := failures(t, c); after < before+3 {
+		t.Fatalf("gman_failures() went from %d to %d, want +3 or more", before, after)
+	}
+	if e := lastError(t, c); !strings.Contains(e, "GEARMAN_COULD_NOT_CONNECT") {
+		t.Fatalf("gman_last_error() = %q", e)
+	}
+}
+
+// stalledServer accepts connections and never answers.
+func stalledServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() { // read and drop, so large writes do not block on us
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.Discard(1 << 16); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
+}
+
+// timedSubmit calls gman_do_background and times the call inside the server
+// (SYSDATE is evaluated per call), so sending the arguments to a busy mariadbd
+// does not count.
+func timedSubmit(t testing.TB, c *sql.Conn, fn, payload, servers string) (ok bool, took time.Duration) {
+	t.Helper()
+	var h sql.NullString
+	var before, after string
+	if err := c.QueryRowContext(context.Background(), "SELECT SYSDATE(6), gman_do_background(?, ?, NULL, ?), SYSDATE(6)",
+		fn, payload, servers).Scan(&before, &h, &after); err != nil {
+		t.Fatal(err)
+	}
+	t0, err0 := time.Parse("2006-01-02 15:04:05.999999", before)
+	t1, err1 := time.Parse("2006-01-02 15:04:05.999999", after)
+	if err0 != nil || err1 != nil {
+		t.Fatalf("SYSDATE(6): %q %q", before, after)
+	}
+	return h.Valid, t1.Sub(t0)
+}
+
+func TestStalledServerBoundedByTimeout(t *testing.T) {
+	_, c := session(t)
+	addr := stalledServer(t)
+	fn := testenv.Name(t, "udf")
+	var timeout int64
+	if err := c.QueryRowContext(context.Background(), "SELECT gman_timeout_set(NULL)").Scan(&timeout); err != nil {
+		t.Fatal(err)
+	}
+	bound := time.Duration(timeout) * time.Millisecond
+	for _, size := range []int{10, 4 << 20} {
+		start := time.Now()
+		ok, took := timedSubmit(t, c, fn, strings.Repeat("s", size), addr)
+		wall := time.Since(start)
+		if ok {
+			t.Fatalf("%d bytes: a server that never answers gave a handle", size)
+		}
+		e := lastError(t, c)
+		t.Logf("%d bytes: NULL after %s in the server (%s wall): %s", size, took, wall, e)
+		if took < bound*9/10 || took > bound+300*time.Millisecond {
+			t.Errorf("%d bytes: took %s, want about the %s timeout", size, took, bound)
+		}
+		if !strings.Contains(e, "GEARMAN_TIMEOUT") {
+			t.Errorf("last error %q lacks GEARMAN_TIMEOUT", e)
+		}
+	}
+}
+
+// TestTimeoutSet raises the global timeout (harmless to other tests running
+// against this server), checks it bounds a stalled call, and restores it.
+func TestTimeoutSet(t *testing.T) {
+	_, c := session(t)
+	ctx := context.Background()
+	var old int64
+	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.ExecContext(ctx, "DO gman_timeout_set(?)", old) })
+	want := old + 500
+	var got int64
+	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(?)", want).Scan(&got); err != nil || got != want {
+		t.Fatalf("gman_timeout_set(%d) = %d, %v", want, got, err)
+	}
+	addr := stalledServer(t)
+	ok, took := timedSubmit(t, c, "f", "x", addr)
+	if ok {
+		t.Fatal("stalled server gave a handle")
+	}
+	if took < time.Duration(want)*time.Millisecond*9/10 || took > time.Duration(want+300)*time.Millisecond {
+		t.Fatalf("took %s with timeout %d ms", took, want)
+	}
+	for _, bad := range []any{0, -5, 3600001, "abc"} {
+		var v sql.NullInt64
+		if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(?)", bad).Scan(&v); err != nil || v.Valid {
+			t.Errorf("gman_timeout_set(%v) = %v, %v; want NULL", bad, v, err)
+		}
+	}
+	if e := lastError(t, c); !strings.Contains(e, "timeout must be") {
+		t.Errorf("last error %q", e)
+	}
+	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&got); err != nil || got != want {
+		t.Fatalf("bad values changed the timeout to %d", got)
+	}
+}
+
+func TestArguments(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	ctx := context.Background()
+	bad := []struct {
+		args []any
+		want string
+	}{
+		{[]any{nil, "w", nil, g.Addr}, "function name is NULL"},
+		{[]any{"", "w", nil, g.Addr}, "function name is empty"},
+		{[]any{strings.Repeat("f", 513), "w", nil, g.Addr}, "function name longer"},
+		{[]any{fn, nil, nil, g.Addr}, "workload is NULL"},
+		{[]any{fn, "w", nil, ""}, "servers must be"},
+		{[]any{fn, "w", "a\x00b", g.Addr}, "unique key"},
+	}
+	for _, b := range bad {
+		before := failures(t, c)
+		if h, ok := submit(t, c, "gman_do_background", b.args...); ok {
+			t.Errorf("%q: handle %q, want NULL", b.args, h)
+			continue
+		}
+		if e := lastError(t, c); !strings.Contains(e, b.want) {
+			t.Errorf("%q: last error %q, want %q", b.args, e, b.want)
+		}
+		if failures(t, c) <= before {
+			t.Errorf("%q: not counted in gman_failures()", b.args)
+		}
+	}
+	// Empty workload, numbers coerced to strings.
+	if _, ok := submit(t, c, "gman_do_background", fn, "", nil, g.Addr); !ok {
+		t.Errorf("empty workload: %s", lastError(t, c))
+	}
+	var h sql.NullString
+	if err := c.QueryRowContext(ctx, fmt.Sprintf("SELECT gman_do_low_background('%s', 12345, 678, '%s')", fn, g.Addr)).Scan(&h); err != nil || !h.Valid {
+		t.Errorf("numeric arguments: %v %v %s", h, err, lastError(t, c))
+	}
+	if err := c.QueryRowContext(ctx, fmt.Sprintf("SELECT gman_do_high_background('%s', 1.5e3, NULL, '%s')", fn, g.Addr)).Scan(&h); err != nil || !h.Valid {
+		t.Errorf("real argument: %v %v %s", h, err, lastError(t, c))
+	}
+	jobs := startWorker(t, g.Addr, fn)
+	seen := map[string]string{}
+	for range 3 {
+		j := receive(t, jobs)
+		seen[string(j.data)] = j.unique
+	}
+	if u, ok := seen["12345"]; !ok || u != "678" {
+		t.Errorf("numeric workload/unique: got %v", seen)
+	}
+	if _, ok := seen[""]; !ok {
+		t.Errorf("empty workload not received: %v", seen)
+	}
+
+	// Wrong argument counts are refused when the statement is prepared.
+	for q, want := range map[string]string{
+		"SELECT gman_do_background('f')":                 "takes 2 to 4 arguments",
+		"SELECT gman_do_background('f','w','u','s','x')": "takes 2 to 4 arguments",
+		"SELECT gman_servers_set()":                      "takes 1 argument",
+		"SELECT gman_do_background()":                    "takes 2 to 4 arguments: function, workload [, unique [, servers]]",
+		"SELECT gman_timeout_set(1, 2)":                  "takes 1 argument",
+		"SELECT gman_failures(1)":                        "takes no arguments",
+		"SELECT gman_last_error('x')":                    "takes no arguments",
+		"SELECT gman_do_high_background()":               "takes 2 to 4 arguments",
+		"SELECT gman_do_low_background(1,2,3,4,5,6,7,8)": "takes 2 to 4 arguments",
+	} {
+		_, err := c.ExecContext(ctx, q)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", q, err, want)
+		}
+	}
+
+	// The global server list: read it, refuse bad values, leave it unchanged.
+	var cur string
+	if err := c.QueryRowContext(ctx, "SELECT gman_servers_set(NULL)").Scan(&cur); err != nil || cur == "" {
+		t.Fatalf("gman_servers_set(NULL) = %q, %v", cur, err)
+	}
+	for _, b := range []string{"", ",", "127.0.0.1:4730,", strings.Repeat("x", 5000)} {
+		var v sql.NullString
+		if err := c.QueryRowContext(ctx, "SELECT gman_servers_set(?)", b).Scan(&v); err != nil || v.Valid {
+			t.Errorf("gman_servers_set(%.20q) = %v, %v; want NULL", b, v, err)
+		}
+	}
+	var after string
+	c.QueryRowContext(ctx, "SELECT gman_servers_set(NULL)").Scan(&after)
+	if after != cur {
+		t.Fatalf("server list changed from %q to %q", cur, after)
+	}
+}
+
+// TestLargeWorkload sends 4 MiB. gearmand 1.1.20 ingests a packet that size
+// in about 2 s, more than the default 1 s timeout: with that timeout the call
+// must end cleanly within it; with a larger one the job must arrive intact.
+func TestLargeWorkload(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	ctx := context.Background()
+	payload := make([]byte, 4<<20)
+	rand.Read(payload)
+
+	var old int64
+	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var h sql.NullString
+	if err := c.QueryRowContext(ctx, "SELECT gman_do_background(?, ?, NULL, ?)", fn, payload, g.Addr).Scan(&h); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("4 MiB with the %d ms timeout: handle %v after %s (%s)", old, h, took, lastError(t, c))
+	if took > time.Duration(old)*time.Millisecond+time.Second {
+		t.Fatalf("4 MiB call took %s with a %d ms timeout", took, old)
+	}
+
+	// Raising the timeout only lengthens waits on dead servers for other
+	// tests running now; restore it at the end.
+	t.Cleanup(func() { c.ExecContext(ctx, "DO gman_timeout_set(?)", old) })
+	mustExec(t, c, "DO gman_timeout_set(20000)")
+	jobs := startWorker(t, g.Addr, fn)
+	if err := c.QueryRowContext(ctx, "SELECT gman_do_background(?, ?, NULL, ?)", fn, payload, g.Addr).Scan(&h); err != nil || !h.Valid {
+		t.Fatalf("4 MiB workload: %v, %v, %s", h, err, lastError(t, c))
+	}
+	sum := sha256.Sum256(payload)
+	for {
+		j := receive(t, jobs)
+		if len(j.data) == len(payload) && sha256.Sum256(j.data) == sum {
+			break
+		}
+		t.Logf("got a job of %d bytes (the one that timed out may have been created too)", len(j.data))
+	}
+}
+
+func TestGearmandRestartBetweenCalls(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	if _, ok := submit(t, c, "gman_do_background", fn, "1", nil, g.Addr); !ok {
+		t.Fatal(lastError(t, c))
+	}
+	// Killed and back before the next call: the kept connection is dead,
+	// the call reconnects and succeeds.
+	g.Kill()
+	g.Start()
+	if _, ok := submit(t, c, "gman_do_background", fn, "2", nil, g.Addr); !ok {
+		t.Fatalf("first call after a restart: %s", lastError(t, c))
+	}
+	// Gone during a call: NULL, fast; back: the next call succeeds.
+	g.Kill()
+	start := time.Now()
+	if _, ok := submit(t, c, "gman_do_background", fn, "3", nil, g.Addr); ok {
+		t.Fatal("handle from a killed gearmand")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("refused connection took %s", took)
+	}
+	g.Start()
+	if _, ok := submit(t, c, "gman_do_background", fn, "4", nil, g.Addr); !ok {
+		t.Fatalf("after gearmand came back: %s", lastError(t, c))
+	}
+	if p := prio(t, g.Addr, fn); p[1] != 1 {
+		t.Fatalf("queued %d, want 1", p[1])
+	}
+}
+
+// TestServerListFailover: a list with a dead server first still delivers,
+// and a list of dead servers fails fast with both tried.
+func TestServerListFailover(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	for range 3 {
+		if _, ok := submit(t, c, "gman_do_background", fn, "x", nil, dead+","+g.Addr); !ok {
+			t.Fatalf("dead server first: %s", lastError(t, c))
+		}
+	}
+	if p := prio(t, g.Addr, fn); p[1] != 3 {
+		t.Fatalf("queued %d, want 3", p[1])
+	}
+	dead2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	start := time.Now()
+	if _, ok := submit(t, c, "gman_do_background", fn, "x", nil, dead+","+dead2); ok {
+		t.Fatal("handle from two dead servers")
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("two refused connections took %s", took)
+	}
+	if e := lastError(t, c); !strings.Contains(e, "tried 2 of 2 servers") {
+		t.Errorf("last error %q", e)
+	}
+	if _, ok := submit(t, c, "gman_do_background", fn, "x", nil, strings.Repeat(g.Addr+",", 17)+g.Addr); ok {
+		t.Error("18 servers accepted")
+	}
+}
+
+func mustExec(t testing.TB, c *sql.Conn, q string, args ...any) {
+	t.Helper()
+	if _, err := c.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// ownMariaDB starts a throwaway mariadbd with rowgear_udf.so in its own
+// plugin dir and the given environment, for tests that change server-wide
+// state (the global server list, the library's load state) or need threads
+// that end (thread cache off). It is stopped at cleanup.
+func ownMariaDB(t *testing.T, env ...string) (dsn, logPath string) {
+	t.Helper()
+	ensureUDF(t) // builds the .so
+	dir := t.TempDir()
+	if out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+filepath.Join(dir, "data"),
+		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db (run `scripts/services install`): %v\n%s", err, out)
+	}
+	plugin := filepath.Join(dir, "plugin")
+	so, err := os.ReadFile(soName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(plugin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(plugin, soName), so, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	logPath = filepath.Join(dir, "error.log")
+	cmd := exec.Command("mariadbd", "--no-defaults", "--user=root", "--datadir="+filepath.Join(dir, "data"),
+		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"),
+		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--plugin-dir="+plugin,
+		"--log-error="+logPath, "--innodb-buffer-pool-size=32M", "--thread-cache-size=0",
+		"--max-allowed-packet=64M")
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mariadbd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	dsn = fmt.Sprintf("root@tcp(127.0.0.1:%d)/", port)
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	testenv.Eventually(t, 30*time.Second, "own mariadbd to answer", func() bool {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("mariadbd exited:\n%s", log)
+		default:
+		}
+		return db.Ping() == nil
+	})
+	return dsn, logPath
+}
+
+func execFile(t testing.TB, db *sql.DB, path string) {
+	t.Helper()
+	stmts, err := sqlLines(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// TestEnvDefaultsGlobalListThreadsAndUnload runs on a mariadbd of its own:
+// defaults from ROWGEAR_GEARMAN_SERVERS / ROWGEAR_GEARMAN_TIMEOUT_MS,
+// gman_servers_set seen by other sessions, a client freed when its thread
+// ends, rate-limited error log lines, and DROP FUNCTION (library unload)
+// while sessions hold clients, then re-install.
+func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
+	g1 := testenv.StartGearmand(t)
+	g2 := testenv.StartGearmand(t)
+	dsn, logPath := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS="+g1.Addr, "ROWGEAR_GEARMAN_TIMEOUT_MS=700")
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxIdleConns(0) // a closed sql.Conn ends its session (and thread)
+	execFile(t, db, "install.sql")
+	execFile(t, db, "install.sql") // idempotent
+	ctx := context.Background()
+	conn := func() *sql.Conn {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c1, c2, c3 := conn(), conn(), conn()
+	defer c1.Close()
+	defer c2.Close()
+
+	var servers string
+	var timeout int64
+	if err := c1.QueryRowContext(ctx, "SELECT gman_servers_set(NULL), gman_timeout_set(NULL)").Scan(&servers, &timeout); err != nil {
+		t.Fatal(err)
+	}
+	if servers != g1.Addr || timeout != 700 {
+		t.Fatalf("defaults: servers %q timeout %d, want %q and 700 from the environment", servers, timeout, g1.Addr)
+	}
+	fn := testenv.Name(t, "udf")
+	for _, c := range []*sql.Conn{c1, c2, c3} {
+		if _, ok := submit(t, c, "gman_do_background", fn, "x"); !ok {
+			t.Fatal(lastError(t, c))
+		}
+	}
+	if p := prio(t, g1.Addr, fn); p[1] != 3 {
+		t.Fatalf("g1 queued %d, want 3", p[1])
+	}
+	if n := clientConns(t, g1.Addr); n != 3 {
+		t.Fatalf("g1 has %d client connections, want 3 (one per session)", n)
+	}
+	// A session ends, its thread ends (thread cache off): its client goes.
+	c3.Close()
+	testenv.Eventually(t, 5*time.Second, "the ended session's gearman connection to close", func() bool {
+		return clientConns(t, g1.Addr) == 2
+	})
+
+	// The global list changes for every session.
+	var set string
+	if err := c1.QueryRowContext(ctx, "SELECT gman_servers_set(?)", g2.Addr).Scan(&set); err != nil || set != g2.Addr {
+		t.Fatalf("gman_servers_set = %q, %v", set, err)
+	}
+	if _, ok := submit(t, c2, "gman_do_background", fn, "y"); !ok {
+		t.Fatal(lastError(t, c2))
+	}
+	if p := prio(t, g2.Addr, fn); p[1] != 1 {
+		t.Fatalf("after gman_servers_set, g2 queued %d, want 1", p[1])
+	}
+
+	// Failures are logged to the error log, rate-limited.
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	for range 5 {
+		submit(t, c1, "gman_do_background", fn, "z", nil, dead)
+	}
+	log, _ := os.ReadFile(logPath)
+	if n := strings.Count(string(log), "rowgear_udf: gman_do_background("); n != 1 {
+		t.Fatalf("%d error log lines for 5 failures in a burst, want 1:\n%s", n, log)
+	}
+
+	// Unload the library while sessions hold clients, then end them.
+	execFile(t, db, "uninstall.sql")
+	testenv.Eventually(t, 5*time.Second, "unload to close the gearman connections", func() bool {
+		return clientConns(t, g1.Addr)+clientConns(t, g2.Addr) == 0
+	})
+	c2.Close()
+	c1.Close()
+	time.Sleep(100 * time.Millisecond)
+	if err := db.Ping(); err != nil {
+		t.Fatalf("mariadbd after unload and thread exits: %v", err)
+	}
+	// Loaded again: defaults from the environment again.
+	execFile(t, db, "install.sql")
+	c4 := conn()
+	defer c4.Close()
+	if _, ok := submit(t, c4, "gman_do_background", fn, "w"); !ok {
+		t.Fatal(lastError(t, c4))
+	}
+	if p := prio(t, g1.Addr, fn); p[1] != 4 {
+		t.Fatalf("after re-install g1 queued %d, want 4", p[1])
+	}
+}
+
+// benchUpdate times autocommit single-row UPDATEs, with or without an AFTER
+// UPDATE trigger that queues an envelope-sized job (strict pattern).
+//
+//	go test ./udf -run '^$' -bench Update -benchtime 2000x
+func benchUpdate(b *testing.B, trigger bool) {
+	db, _ := testenv.DB(b)
+	ensureUDF(b)
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	mustExec(b, c, "CREATE TABLE articles (id INT PRIMARY KEY, title VARCHAR(200), views INT)")
+	mustExec(b, c, "INSERT INTO articles VALUES (1, 'hello', 0)")
+	if trigger {
+		g := testenv.StartGearmand(b)
+		mustExec(b, c, fmt.Sprintf(`CREATE TRIGGER articles_au AFTER UPDATE ON articles FOR EACH ROW
+BEGIN
+  DECLARE ev CHAR(36) DEFAULT UUID();
+  IF gman_do_background('bench.Article.update',
+       JSON_OBJECT('v', 1, 'id', ev, 'source', 'trigger', 'schema', DATABASE(), 'table', 'articles',
+         'model', 'Article', 'op', 'update', 'pk', JSON_OBJECT('id', NEW.id),
+         'row', JSON_OBJECT('id', NEW.id, 'title', NEW.title, 'views', NEW.views),
+         'old', JSON_OBJECT('id', OLD.id, 'title', OLD.title, 'views', OLD.views),
+         'ts', DATE_FORMAT(NOW(6), '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ')),
+       ev, '%s') IS NULL THEN
+    SET @rowgear_msg = CONCAT('rowgear: job not queued: ', IFNULL(gman_last_error(), '?'));
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = @rowgear_msg;
+  END IF;
+END`, g.Addr))
+	}
+	for i := range 50 { // warm up: connection, trigger compiled
+		mustExec(b, c, fmt.Sprintf("UPDATE articles SET views = %d WHERE id = 1", -i))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if _, err := c.ExecContext(ctx, fmt.Sprintf("UPDATE articles SET views = %d WHERE id = 1", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+}
+
+func BenchmarkUpdatePlain(b *testing.B)       { benchUpdate(b, false) }
+func BenchmarkUpdateWithTrigger(b *testing.B) { benchUpdate(b, true) }
