@@ -26,9 +26,10 @@ func Encode(e *Envelope) ([]byte, error) {
 	if e == nil {
 		return nil, fmt.Errorf("%w: nil envelope", ErrMalformed)
 	}
-	if err := e.validate(false); err != nil {
+	if err := e.validate(); err != nil {
 		return nil, err
 	}
+	var err error
 	b := make([]byte, 0, e.sizeHint())
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(e.V), 10)
@@ -45,12 +46,18 @@ func Encode(e *Envelope) ([]byte, error) {
 	b = append(b, `,"op":`...)
 	b = appendString(b, e.Op)
 	b = append(b, `,"pk":`...)
-	b = appendRow(b, e.PK)
+	if b, err = appendRow(b, e.PK, "pk"); err != nil {
+		return nil, err
+	}
 	b = append(b, `,"row":`...)
-	b = appendRow(b, e.Row)
+	if b, err = appendRow(b, e.Row, "row"); err != nil {
+		return nil, err
+	}
 	if e.Old != nil {
 		b = append(b, `,"old":`...)
-		b = appendRow(b, e.Old)
+		if b, err = appendRow(b, e.Old, "old"); err != nil {
+			return nil, err
+		}
 	}
 	if len(e.Modified) > 0 {
 		b = append(b, `,"modified":[`...)
@@ -89,9 +96,9 @@ func (r Row) sizeHint() int {
 	return n
 }
 
-// appendRow writes r with its columns sorted. Values were validated by
-// Row.check; they are compacted here.
-func appendRow(b []byte, r Row) []byte {
+// appendRow writes r with its columns sorted and its values compacted. It
+// checks what validate left: each name valid UTF-8, each value valid JSON.
+func appendRow(b []byte, r Row, field string) ([]byte, error) {
 	var buf [32]string // most rows fit: no allocation for the sort
 	keys := buf[:0]
 	for k := range r {
@@ -100,18 +107,24 @@ func appendRow(b []byte, r Row) []byte {
 	slices.Sort(keys)
 	b = append(b, '{')
 	for i, k := range keys {
+		if !utf8.ValidString(k) {
+			return nil, malformed(field, "column name %q is not UTF-8", k)
+		}
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		if v := r[k]; v == nil {
+		switch v := r[k]; {
+		case v == nil:
 			b = append(b, "null"...)
-		} else {
+		case !json.Valid(v) || !utf8.Valid(v):
+			return nil, malformed(field, "column %q: invalid JSON value %q", k, v)
+		default:
 			b = appendCompact(b, v)
 		}
 	}
-	return append(b, '}')
+	return append(b, '}'), nil
 }
 
 const hexDigits = "0123456789abcdef"
@@ -290,7 +303,7 @@ func Decode(data []byte) (*Envelope, error) {
 			return nil, err
 		}
 	}
-	if err := e.validate(true); err != nil {
+	if err := e.validate(); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -17,7 +17,8 @@
 //     redelivered event keeps its id. It is also the gearman unique key.
 //   - row: the after image for insert and update, the before image for delete.
 //   - old: the before image, for update only.
-//   - pk: the primary-key columns of row (of old for delete).
+//   - pk: the primary-key columns of row (for delete, row is the before
+//     image), in the same value forms.
 //   - modified: update: the columns whose value changed (NULL-safe); insert:
 //     every column of row; delete: empty. In table column order.
 //   - ts: when the change happened, RFC 3339 in UTC with microseconds.
@@ -35,12 +36,16 @@
 //     to 64 bits (decode with json.Number, never float64)
 //   - FLOAT, DOUBLE: a JSON number
 //   - DECIMAL: a string, with the column's scale ("12.50")
-//   - DATE "2006-01-02"; TIME "15:04:05[.ffffff]"; DATETIME
-//     "2006-01-02 15:04:05[.ffffff]" as stored, with as many fraction digits
-//     as the column's precision; TIMESTAMP in the same form, converted to UTC
+//   - DATE "2006-01-02"; TIME "[-]15:04:05[.ffffff]" (hours up to 838);
+//     DATETIME "2006-01-02 15:04:05[.ffffff]" as stored, with as many
+//     fraction digits as the column's precision; TIMESTAMP in the same form,
+//     converted to UTC. MySQL's zero dates stay "0000-00-00[ 00:00:00]".
 //   - CHAR, VARCHAR, TEXT, ENUM, SET: a string (utf8mb4)
 //   - JSON: the JSON value itself, not a string
 //   - BINARY, VARBINARY, BLOB: standard base64 (with padding, no line breaks)
+//
+// In Go a row is a Row: column values kept as raw JSON, converted to and
+// from struct fields (tagged `db:"col"`) by Row.Scan, RowOf and PK.
 //
 // # Function names
 //

@@ -62,9 +62,8 @@ func malformed(field, format string, args ...any) error {
 
 // validate checks everything Encode and Decode both promise, so that a
 // decoded envelope always encodes and an encoded one always decodes.
-//
-// decoded skips re-validating column values that Decode already checked.
-func (e *Envelope) validate(decoded bool) error {
+// Column values are checked by Encode as it writes them.
+func (e *Envelope) validate() error {
 	if e.V != Version {
 		return fmt.Errorf("%w: v is %d, want %d", ErrVersion, e.V, Version)
 	}
@@ -103,14 +102,14 @@ func (e *Envelope) validate(decoded bool) error {
 	default:
 		return malformed("op", "unknown op %q", e.Op)
 	}
-	if err := e.PK.check("pk", decoded); err != nil {
+	if err := e.PK.check("pk"); err != nil {
 		return err
 	}
-	if err := e.Row.check("row", decoded); err != nil {
+	if err := e.Row.check("row"); err != nil {
 		return err
 	}
 	if e.Op == OpUpdate {
-		if err := e.Old.check("old", decoded); err != nil {
+		if err := e.Old.check("old"); err != nil {
 			return err
 		}
 	} else if e.Old != nil {
