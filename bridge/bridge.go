@@ -1,0 +1,290 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/canal"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/gearman"
+)
+
+var (
+	// ErrConfig: the configuration cannot run a bridge.
+	ErrConfig = errors.New("bridge: bad configuration")
+	// ErrStart: a bad --start value.
+	ErrStart = errors.New("bridge: bad start position")
+	// ErrStore: the position could not be loaded or saved.
+	ErrStore = errors.New("bridge: position store")
+	// errFatal marks stream errors a restart cannot fix (an envelope that
+	// does not encode, a table without primary key): Run returns them.
+	errFatal = errors.New("bridge: fatal")
+)
+
+// Bridge tails the binlog and publishes row changes as gearman jobs.
+type Bridge struct {
+	cfg       *config.Config
+	namespace string
+	models    map[string][]*model // by "schema.table"
+	dsn       *gomysql.Config
+	db        *sql.DB
+	store     Store
+	servers   []string
+
+	log          *slog.Logger
+	verbose      bool
+	allModels    bool
+	start        *Position
+	concurrency  int
+	saveInterval time.Duration
+	flushTimeout time.Duration
+	stats        time.Duration
+	dsnOverride  string
+	client       *gearman.Client
+
+	tracker *tracker
+	subs    *submitters
+	handler *handler
+}
+
+// Option configures a Bridge.
+type Option func(*Bridge)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(b *Bridge) { b.log = l } }
+
+// WithVerbose logs every published event.
+func WithVerbose(v bool) Option { return func(b *Bridge) { b.verbose = v } }
+
+// WithAllModels publishes every configured model, whatever its source
+// (tests, benchmarks, a table moving from triggers to the binlog).
+func WithAllModels(v bool) Option { return func(b *Bridge) { b.allModels = v } }
+
+// WithDSN replaces database.dsn.
+func WithDSN(dsn string) Option { return func(b *Bridge) { b.dsnOverride = dsn } }
+
+// WithStart sets where the first run starts when no position was saved;
+// nil (the default) is the current end of the binlog. See ParseStart.
+func WithStart(p *Position) Option { return func(b *Bridge) { b.start = p } }
+
+// WithConcurrency replaces binlog.concurrency: the number of gearman
+// connections, and of submit queues.
+func WithConcurrency(n int) Option { return func(b *Bridge) { b.concurrency = n } }
+
+// WithSaveInterval sets how often the acknowledged position is saved
+// (default 1 s).
+func WithSaveInterval(d time.Duration) Option { return func(b *Bridge) { b.saveInterval = d } }
+
+// WithFlushTimeout bounds how long Run waits, once its context ends, for
+// gearmand to acknowledge the jobs already read (default 30 s). What is not
+// acknowledged then is published again by the next run.
+func WithFlushTimeout(d time.Duration) Option { return func(b *Bridge) { b.flushTimeout = d } }
+
+// WithStore replaces the store binlog.position names.
+func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
+
+// New checks the configuration and opens the database; it does not start
+// streaming. cfg.Binlog and cfg.Models say what to publish.
+func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, error) {
+	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency,
+		saveInterval: time.Second, flushTimeout: 30 * time.Second, stats: cfg.Binlog.StatsInterval}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.namespace == "" {
+		b.namespace = config.DefaultNamespace
+	}
+	if b.concurrency < 1 {
+		b.concurrency = 4
+	}
+	rawDSN := cfg.Database.DSN
+	if b.dsnOverride != "" {
+		rawDSN = b.dsnOverride
+	}
+	dsn, err := gomysql.ParseDSN(rawDSN)
+	if err != nil {
+		return nil, fmt.Errorf("%w: database dsn: %w", ErrConfig, err)
+	}
+	b.dsn = dsn
+	if err := b.selectModels(); err != nil {
+		return nil, err
+	}
+	server := cfg.Binlog.Server
+	if server == "" {
+		server = "default"
+	}
+	if b.servers, err = cfg.ServerAddrs(server); err != nil {
+		return nil, fmt.Errorf("%w: binlog.server: %w", ErrConfig, err)
+	}
+	plain := dsn.Clone()
+	plain.ParseTime, plain.MultiStatements = false, false
+	if b.db, err = sql.Open("mysql", plain.FormatDSN()); err != nil {
+		return nil, fmt.Errorf("%w: database dsn: %w", ErrConfig, err)
+	}
+	if b.store == nil {
+		if b.store, err = b.openStore(ctx); err != nil {
+			b.db.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *Bridge) selectModels() error {
+	b.models = map[string][]*model{}
+	names := make([]string, 0, len(b.cfg.Models))
+	for name := range b.cfg.Models {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		mc := b.cfg.Models[name]
+		if mc.Source != "binlog" && !b.allModels {
+			continue
+		}
+		m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}}
+		if m.schema == "" {
+			m.schema = b.dsn.DBName
+		}
+		if m.schema == "" || m.table == "" {
+			return fmt.Errorf("%w: model %s: no schema (set it, or a database in the DSN) or no table", ErrConfig, name)
+		}
+		evs := mc.Events
+		if len(evs) == 0 {
+			evs = []string{"insert", "update", "delete"}
+		}
+		for _, e := range evs {
+			m.events[e] = true
+		}
+		if len(mc.Columns) > 0 {
+			m.columns = map[string]bool{}
+			for _, c := range mc.Columns {
+				m.columns[c] = true
+			}
+		}
+		key := m.schema + "." + m.table
+		b.models[key] = append(b.models[key], m)
+	}
+	if len(b.models) == 0 {
+		return fmt.Errorf("%w: no model has source: binlog (or pass the all-models option)", ErrConfig)
+	}
+	return nil
+}
+
+func (b *Bridge) openStore(ctx context.Context) (Store, error) {
+	where := b.cfg.Binlog.Position
+	if path, ok := strings.CutPrefix(where, "file:"); ok {
+		return FileStore{Path: path}, nil
+	}
+	if where != "" && where != "table" {
+		return nil, fmt.Errorf("%w: binlog.position %q", ErrConfig, where)
+	}
+	if b.dsn.DBName == "" {
+		return nil, fmt.Errorf("%w: the position table needs a database in the DSN (or use binlog.position file:PATH)", ErrConfig)
+	}
+	return NewTableStore(ctx, b.db, b.serverID())
+}
+
+func (b *Bridge) serverID() uint32 {
+	if b.cfg.Binlog.ServerID == 0 {
+		return 1001
+	}
+	return b.cfg.Binlog.ServerID
+}
+
+func (b *Bridge) flavor() string {
+	if b.cfg.Binlog.Flavor == "mysql" {
+		return mysql.MySQLFlavor
+	}
+	return mysql.MariaDBFlavor
+}
+
+// Tables returns the anchored canal include patterns, one per table.
+func (b *Bridge) Tables() []string {
+	var out []string
+	for key, ms := range b.models {
+		out = append(out, "^"+regexp.QuoteMeta(ms[0].schema)+`\.`+regexp.QuoteMeta(ms[0].table)+"$")
+		_ = key
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close releases the database handle.
+func (b *Bridge) Close() error { return b.db.Close() }
+
+// Stats is a snapshot of a running bridge.
+type Stats struct {
+	Published int64    // jobs acknowledged by gearmand since Run started
+	InFlight  int64    // jobs read, not yet acknowledged
+	Position  Position // acknowledged position (what a restart resumes from)
+}
+
+// Stats returns counters of the current Run.
+func (b *Bridge) Stats() Stats {
+	if b.subs == nil || b.tracker == nil {
+		return Stats{}
+	}
+	p, _, _ := b.tracker.advance()
+	return Stats{Published: b.subs.published.Load(), InFlight: b.subs.inflight.Load(), Position: p}
+}
+
+func (b *Bridge) canalConfig() *canal.Config {
+	c := canal.NewDefaultConfig()
+	c.Addr = b.dsn.Addr
+	c.User, c.Password = b.dsn.User, b.dsn.Passwd
+	c.Charset = "utf8mb4"
+	c.ServerID = b.serverID()
+	c.Flavor = b.flavor()
+	c.Dump.ExecutionPath = "" // binlog only, no mysqldump
+	c.IncludeTableRegex = b.Tables()
+	// Value forms of events/doc.go: DECIMAL as canal's exact string (not
+	// UseDecimal's trimmed one), times as strings (not ParseTime), TIMESTAMP
+	// rendered in UTC.
+	c.UseDecimal, c.ParseTime = false, false
+	c.TimestampStringLocation = time.UTC
+	c.HeartbeatPeriod = 10 * time.Second
+	c.ReadTimeout = 35 * time.Second
+	c.MaxReconnectAttempts = 5 // then Run restarts canal from the last checkpoint
+	c.Logger = slog.New(canalLogHandler{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "canal")}), b.verbose})
+	return c
+}
+
+// canalLogHandler keeps canal's info chatter for --verbose and demotes the
+// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug.
+type canalLogHandler struct {
+	slog.Handler
+	verbose bool
+}
+
+func (h canalLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return (h.verbose || l >= slog.LevelWarn) && h.Handler.Enabled(ctx, l)
+}
+
+func (h canalLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "error parsing query") {
+		if !h.verbose {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h canalLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return canalLogHandler{h.Handler.WithAttrs(as), h.verbose}
+}
+
+func (h canalLogHandler) WithGroup(n string) slog.Handler {
+	return canalLogHandler{h.Handler.WithGroup(n), h.verbose}
+}

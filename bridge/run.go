@@ -1,0 +1,256 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/canal"
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/rowgear/rowgear/gearman"
+)
+
+// Run streams until ctx ends, then stops reading, lets gearmand acknowledge
+// what was read (up to the flush timeout), saves the position and returns
+// nil. Lost MariaDB connections are retried forever; it returns an error
+// only for what a retry cannot fix (the position store at start, a table
+// without primary key, an event that does not encode).
+func (b *Bridge) Run(ctx context.Context) error {
+	start, err := b.startPosition(ctx)
+	if err != nil {
+		return err
+	}
+	b.log.Info("binlog bridge starting", "position", start.String(), "tables", b.Tables(),
+		"gearman", b.servers, "concurrency", b.concurrency)
+
+	b.client = gearman.NewClient(b.servers, gearman.WithConnections(b.concurrency),
+		gearman.WithClientLogger(b.log))
+	defer b.client.Close()
+	b.tracker = newTracker(start)
+	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{}}
+	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
+	// Submitters outlive ctx: after it ends they still drain what was read.
+	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSubs()
+	b.subs.start(subCtx)
+
+	saved := start
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(ctx)
+	wg.Add(2)
+	go func() { defer wg.Done(); saved = b.saveLoop(bg, saved) }()
+	go func() { defer wg.Done(); b.statsLoop(bg) }()
+
+	runErr := b.stream(ctx, start)
+
+	// Flush: no more jobs come; wait for the queues to drain.
+	b.subs.close()
+	drained := make(chan struct{})
+	go func() { b.subs.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(b.flushTimeout):
+		b.log.Warn("flush timed out; unacknowledged jobs will be published again by the next run",
+			"inflight", b.subs.inflight.Load())
+		stopSubs()
+		<-drained
+	}
+	stopBG()
+	wg.Wait()
+	final, _, _ := b.tracker.advance()
+	if final != saved {
+		saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := b.store.Save(saveCtx, final); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
+	b.log.Info("binlog bridge stopped", "position", final.String(), "published", b.subs.published.Load())
+	return runErr
+}
+
+// startPosition is the saved position, else --start, else the current end
+// of the binlog; a position not read from the store is saved at once, so
+// a restart before the first checkpoint cannot skip what happened between.
+func (b *Bridge) startPosition(ctx context.Context) (Position, error) {
+	p, ok, err := b.store.Load(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	if ok {
+		if b.start != nil {
+			b.log.Info("a saved position exists; --start is ignored", "saved", p.String())
+		}
+		return p, nil
+	}
+	if b.start != nil {
+		p = *b.start
+	} else if p, err = b.currentPosition(ctx); err != nil {
+		return Position{}, err
+	}
+	if err := b.store.Save(ctx, p); err != nil {
+		return Position{}, err
+	}
+	return p, nil
+}
+
+// currentPosition asks the server for the end of its binlog.
+func (b *Bridge) currentPosition(ctx context.Context) (Position, error) {
+	var p Position
+	for _, q := range []string{"SHOW BINLOG STATUS", "SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"} {
+		rows, err := b.db.QueryContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		vals[0], vals[1] = &p.File, &p.Pos
+		for i := 2; i < len(vals); i++ {
+			vals[i] = new(any)
+		}
+		if rows.Next() {
+			err = rows.Scan(vals...)
+		}
+		rows.Close()
+		if err != nil {
+			return Position{}, fmt.Errorf("%s: %w", q, err)
+		}
+		break
+	}
+	if p.File == "" {
+		return Position{}, fmt.Errorf("%w: the server reports no binlog position: is log_bin on?", ErrConfig)
+	}
+	q := "SELECT @@GLOBAL.gtid_binlog_pos"
+	if b.flavor() == mysql.MySQLFlavor {
+		q = "SELECT @@GLOBAL.gtid_executed"
+	}
+	if err := b.db.QueryRowContext(ctx, q).Scan(&p.GTID); err != nil {
+		return Position{}, fmt.Errorf("%s: %w", q, err)
+	}
+	return p, nil
+}
+
+// stream runs canal from start until ctx ends, restarting it from the last
+// transaction boundary read whenever it fails.
+func (b *Bridge) stream(ctx context.Context, start Position) error {
+	backoff := time.Second
+	for pos := start; ; pos = b.tracker.readPos() {
+		began := time.Now()
+		err := b.runCanal(ctx, pos)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errFatal) {
+			return err
+		}
+		if time.Since(began) > time.Minute {
+			backoff = time.Second
+		}
+		b.log.Warn("binlog stream stopped; restarting", "error", err, "from", b.tracker.readPos().String(), "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (b *Bridge) runCanal(ctx context.Context, pos Position) error {
+	c, err := canal.NewCanal(b.canalConfig())
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	h := b.handler
+	h.file = pos.File
+	c.SetEventHandler(h)
+	done := make(chan error, 1)
+	go func() {
+		if pos.GTID != "" {
+			set, err := mysql.ParseGTIDSet(b.flavor(), pos.GTID)
+			if err != nil {
+				done <- fmt.Errorf("%w: GTID set %q: %w", errFatal, pos.GTID, err)
+				return
+			}
+			done <- c.StartFromGTID(set)
+			return
+		}
+		done <- c.RunFrom(mysql.Position{Name: pos.File, Pos: pos.Pos})
+	}()
+	select {
+	case err = <-done:
+		c.Close()
+		if err == nil {
+			err = errors.New("canal stopped")
+		}
+		return err
+	case <-ctx.Done():
+		c.Close()
+		<-done
+		return nil
+	}
+}
+
+// saveLoop saves the acknowledged position every saveInterval while it
+// moves. Advances caused only by other tables' transactions (and by our
+// own position writes, which are in the binlog too) are saved at most once
+// a minute, so an idle bridge does not write forever.
+func (b *Bridge) saveLoop(ctx context.Context, saved Position) Position {
+	t := time.NewTicker(b.saveInterval)
+	defer t.Stop()
+	lastSave, lastPublished := time.Now(), int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return saved
+		case <-t.C:
+		}
+		p, _, _ := b.tracker.advance()
+		pub := b.subs.published.Load()
+		if p == saved || (pub == lastPublished && time.Since(lastSave) < time.Minute) {
+			continue
+		}
+		if err := b.store.Save(ctx, p); err != nil {
+			b.log.Warn("saving the position failed; will retry", "error", err)
+			continue
+		}
+		saved, lastSave, lastPublished = p, time.Now(), pub
+	}
+}
+
+// statsLoop logs position, lag and rate every stats interval.
+func (b *Bridge) statsLoop(ctx context.Context) {
+	if b.stats <= 0 {
+		return
+	}
+	t := time.NewTicker(b.stats)
+	defer t.Stop()
+	last, lastHandled, lastAt := b.subs.published.Load(), int64(0), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			pos, _, oldest := b.tracker.advance()
+			pub := b.subs.published.Load()
+			handled := b.handler.handled.Load()
+			// Lag: the age of the oldest change not yet acknowledged; with
+			// nothing in flight, the age of the last event read if events
+			// are still coming (canal catching up), else 0.
+			var lag int64
+			switch {
+			case oldest != 0:
+				lag = now.Unix() - int64(oldest)
+			case handled != lastHandled:
+				lag = now.Unix() - int64(b.handler.lastTS.Load())
+			}
+			rate := float64(pub-last) / now.Sub(lastAt).Seconds()
+			b.log.Info("binlog bridge stats", "position", pos.String(), "lag_seconds", max(lag, 0),
+				"events_per_second", int64(rate+0.5), "published", pub, "inflight", b.subs.inflight.Load())
+			last, lastHandled, lastAt = pub, handled, now
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rowgear/rowgear/gearman"
+)
+
+// job is one envelope to submit.
+type job struct {
+	fn, id, pos string
+	payload     []byte
+	batch       *batch
+}
+
+// batch groups the jobs of the binlog between two synced positions (one
+// transaction, usually). Its position may be saved once it is closed and
+// every job in it and in all earlier batches is acknowledged.
+type batch struct {
+	pending atomic.Int64 // jobs not yet acknowledged
+	closed  bool         // pos and ts are final; no more jobs join (guarded by tracker.mu)
+	pos     Position
+	ts      uint32 // commit timestamp of the transaction that ends here
+	firstTS uint32 // timestamp of its first change (guarded by tracker.mu)
+	next    *batch
+}
+
+// tracker orders batches and computes the position that is safe to save:
+// the minimum acknowledged point across all submitters.
+type tracker struct {
+	mu         sync.Mutex
+	head, tail *batch   // head: oldest batch not yet passed; tail: open batch
+	acked      Position // everything up to here is acknowledged
+	ackedTS    uint32
+	read       Position // last closed position: where a restarted stream resumes
+}
+
+func newTracker(start Position) *tracker {
+	b := &batch{}
+	return &tracker{head: b, tail: b, acked: start, read: start}
+}
+
+// add attaches a new job to the open batch.
+func (t *tracker) add(j *job, ts uint32) {
+	t.mu.Lock()
+	j.batch = t.tail
+	if t.tail.firstTS == 0 {
+		t.tail.firstTS = ts
+	}
+	t.tail.pending.Add(1)
+	t.mu.Unlock()
+}
+
+// close ends the open batch at p and opens the next one.
+func (t *tracker) close(p Position, ts uint32) {
+	t.mu.Lock()
+	t.tail.pos, t.tail.ts, t.tail.closed = p, ts, true
+	t.tail.next = &batch{}
+	t.tail = t.tail.next
+	t.read = p
+	t.mu.Unlock()
+}
+
+// advance passes every finished batch at the head and returns the safe
+// position, the commit time of its transaction, and the time of the oldest
+// change not yet acknowledged (0 if none).
+func (t *tracker) advance() (acked Position, ackedTS, oldestTS uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.head != t.tail && t.head.closed && t.head.pending.Load() == 0 {
+		t.acked, t.ackedTS = t.head.pos, t.head.ts
+		t.head = t.head.next
+	}
+	if t.head.pending.Load() > 0 { // the loop stopped at unacknowledged work
+		oldestTS = t.head.firstTS
+	}
+	return t.acked, t.ackedTS, oldestTS
+}
+
+func (t *tracker) readPos() Position {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.read
+}
+
+// submitters are N goroutines, each submitting its own queue in order. A
+// row always goes to the same queue (by table and primary key), so the
+// changes of one row reach gearmand in commit order.
+type submitters struct {
+	client  *gearman.Client
+	queues  []chan *job
+	log     *slog.Logger
+	verbose bool
+	wg      sync.WaitGroup
+
+	published atomic.Int64 // jobs acknowledged by gearmand
+	inflight  atomic.Int64 // jobs enqueued, not yet acknowledged
+	failing   atomic.Bool  // gearmand refused the last submit
+}
+
+const queueLen = 512
+
+func newSubmitters(c *gearman.Client, n int, log *slog.Logger, verbose bool) *submitters {
+	s := &submitters{client: c, log: log, verbose: verbose}
+	for range n {
+		s.queues = append(s.queues, make(chan *job, queueLen))
+	}
+	return s
+}
+
+// start runs the submitters until their queues are closed and drained, or
+// ctx ends (what is left then is simply not acknowledged).
+func (s *submitters) start(ctx context.Context) {
+	for _, q := range s.queues {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for j := range q {
+				if !s.submit(ctx, j) {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// enqueue blocks while the queue is full: that is the backpressure that
+// stops canal reading while gearmand is slow or down.
+func (s *submitters) enqueue(ctx context.Context, shard uint64, j *job) error {
+	s.inflight.Add(1)
+	select {
+	case s.queues[shard%uint64(len(s.queues))] <- j:
+		return nil
+	case <-ctx.Done():
+		s.inflight.Add(-1)
+		return ctx.Err()
+	}
+}
+
+// close lets the submitters finish their queues.
+func (s *submitters) close() {
+	for _, q := range s.queues {
+		close(q)
+	}
+}
+
+// submit retries one job with backoff until gearmand acknowledges it; it
+// returns false if ctx ended first.
+func (s *submitters) submit(ctx context.Context, j *job) bool {
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := s.client.Background(ctx, j.fn, j.payload, gearman.Normal, gearman.Unique(j.id))
+		if err == nil {
+			if s.failing.Swap(false) {
+				s.log.Info("gearmand accepts jobs again", "fn", j.fn, "id", j.id)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if !s.failing.Swap(true) || attempt%20 == 0 {
+			level := slog.LevelWarn
+			if !errors.Is(err, gearman.ErrUnavailable) {
+				level = slog.LevelError
+			}
+			s.log.Log(ctx, level, "submit failed; retrying without advancing", "fn", j.fn, "id", j.id,
+				"attempt", attempt+1, "error", err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	j.batch.pending.Add(-1)
+	s.inflight.Add(-1)
+	s.published.Add(1)
+	if s.verbose {
+		s.log.Info("published", "fn", j.fn, "id", j.id, "pos", j.pos)
+	}
+	return true
+}
