@@ -33,16 +33,18 @@
 
 #include <libgearman-1.0/gearman.h>
 #include <mysql.h>
+#include <mysql_version.h>
 
 /*
- * MySQL 8 removed my_bool from the UDF API (init returns bool, the flags are
- * char *); MariaDB still declares my_bool as char. Use a name of our own so the
- * same source builds against both.
+ * The init functions return "failed?": bool in MySQL 8 (which removed
+ * my_bool), char in MariaDB and older MySQL. The is_null/error flags are
+ * char-sized in both (unsigned char in MySQL 8: same ABI). A name of our own
+ * keeps one source for both.
  */
-#if defined(MARIADB_BASE_VERSION) || !defined(MYSQL_VERSION_ID) || MYSQL_VERSION_ID < 80000
-typedef my_bool rg_bool;
-#else
+#if !defined(MARIADB_BASE_VERSION) && defined(MYSQL_VERSION_ID) && MYSQL_VERSION_ID >= 80000
 typedef bool rg_bool;
+#else
+typedef char rg_bool;
 #endif
 
 #define RG_API __attribute__((visibility("default")))
@@ -608,11 +610,11 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 	}
 	double deadline = start + cn->timeout_ms;
 	gearman_return_t rc = GEARMAN_UNKNOWN_STATE;
-	int tried = 0, last = cn->next;
+	int tried = 0, first = cn->next, last = first;
 	err[0] = '\0';
 	/* Each server in turn, from the last one that worked, until the deadline. */
 	for (int k = 0; k < cn->n && (k == 0 || now_ms() < deadline); k++) {
-		int i = (cn->next + k) % cn->n;
+		int i = (first + k) % cn->n;
 		last = i;
 		tried++;
 		for (int attempt = 0; attempt < 2; attempt++) {
@@ -634,6 +636,7 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 			}
 			clean_error(gearman_client_error(cl), err, sizeof err);
 			conn_discard(cn, i);
+			cn->next = (i + 1) % cn->n; /* next call starts with another server */
 			/*
 			 * A reused connection may have been closed by a gearmand that
 			 * has since restarted: retry once on a fresh connection, within
