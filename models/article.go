@@ -96,10 +96,13 @@ func (t *ArticleTable) BuildFeed(ctx context.Context) ([]FeedItem, error) {
 }
 
 // Register binds the example application to reg: the seed's Worker1
-// functions and the Article model with its jobs.
+// functions, the Comment model and the Article model with its jobs.
 func Register(reg *dispatch.Registry) error {
 	reg.HandleFunc("Worker1.reverse", Reverse)
 	reg.HandleFunc("Worker1.hash", Hash)
+	if err := dispatch.Register[Comment](reg, "Comment"); err != nil {
+		return err
+	}
 	return dispatch.Register[Article](reg, "Article",
 		dispatch.RecordJob("publish", (*Article).Publish),
 		dispatch.TableJob("buildFeed", (*ArticleTable).BuildFeed))
