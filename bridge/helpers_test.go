@@ -202,3 +202,5 @@ func (c *collector) wait(t *testing.T, n int, timeout time.Duration) []*events.E
 	}
 	return out
 }
+
+func bridgeConcurrency(n int) bridge.Option { return bridge.WithConcurrency(n) }

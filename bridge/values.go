@@ -17,20 +17,22 @@ import (
 type kind int
 
 const (
-	kNumber   kind = iota // integers, YEAR: canal gives sized ints, unsigned already widened
-	kFloat                // FLOAT, DOUBLE
-	kBit                  // BIT: canal gives int64; the value is unsigned
-	kString               // DECIMAL and temporals (canal formats them), CHAR, TEXT, …
-	kJSON                 // JSON (MariaDB: LONGTEXT with a json_valid check)
-	kBinary               // BINARY, VARBINARY, BLOB: base64
-	kEnum                 // canal gives the 1-based index
-	kSet                  // canal gives the bitmap
+	kNumber kind = iota // integers, YEAR: canal gives sized ints, unsigned already widened
+	kFloat              // FLOAT, DOUBLE
+	kBit                // BIT: canal gives int64; the value is unsigned
+	kString             // DECIMAL and temporals (canal formats them), CHAR, TEXT, …
+	kJSON               // JSON (MariaDB: LONGTEXT with a json_valid check)
+	kBinary             // BINARY, VARBINARY, BLOB: base64
+	kEnum               // canal gives the 1-based index
+	kSet                // canal gives the bitmap
+	kTime               // TIME: canal drops a zero fraction; the column precision is kept
 )
 
 type column struct {
 	name    string
 	kind    kind
 	fixed   int      // BINARY(n): the binlog drops trailing zero bytes, the column has n
+	prec    int      // TIME(p)
 	values  []string // ENUM and SET members
 	latin1  bool     // text stored as latin1: converted to UTF-8
 	jsonCol bool
@@ -101,6 +103,8 @@ func columnOf(c schema.TableColumn, isJSON bool) column {
 		col.kind, col.values = kEnum, members(c.RawType)
 	case schema.TYPE_SET:
 		col.kind, col.values = kSet, members(c.RawType)
+	case schema.TYPE_TIME:
+		col.kind, col.prec = kTime, precision(raw)
 	case schema.TYPE_BINARY, schema.TYPE_POINT:
 		col.kind = kBinary
 		if strings.HasPrefix(raw, "binary") {
@@ -120,7 +124,17 @@ func columnOf(c schema.TableColumn, isJSON bool) column {
 	return col
 }
 
-// members parses the quoted list of enum('a','b''c') or set(…): canal's own
+// precision is p of "time(p)", 0 without one.
+func precision(raw string) int {
+	open, end := strings.IndexByte(raw, '('), strings.IndexByte(raw, ')')
+	if open < 0 || end < open {
+		return 0
+	}
+	p, _ := strconv.Atoi(raw[open+1 : end])
+	return p
+}
+
+// members parses the quoted list of enum('a','b”c') or set(…): canal's own
 // parse splits on every comma.
 func members(raw string) []string {
 	open := strings.IndexByte(raw, '(')
@@ -177,6 +191,10 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 				name = c.values[n-1]
 			}
 			return appendString(nil, name), nil
+		}
+	case kTime:
+		if s, ok := v.(string); ok && c.prec > 0 && !strings.Contains(s, ".") {
+			return appendString(nil, s+"."+strings.Repeat("0", c.prec)), nil
 		}
 	case kSet:
 		if n, ok := v.(int64); ok {
