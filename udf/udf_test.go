@@ -973,32 +973,8 @@ func benchUpdate(b *testing.B, trigger, jsonOnly bool) {
 	defer c.Close()
 	mustExec(b, c, "CREATE TABLE articles (id INT PRIMARY KEY, title VARCHAR(200), views INT)")
 	mustExec(b, c, "INSERT INTO articles VALUES (1, 'hello', 0)")
-	if trigger && jsonOnly {
-		mustExec(b, c, `CREATE TRIGGER articles_au AFTER UPDATE ON articles FOR EACH ROW
-BEGIN
-  DECLARE ev CHAR(36) DEFAULT UUID();
-  SET @rowgear_payload = JSON_OBJECT('v', 1, 'id', ev, 'source', 'trigger', 'schema', DATABASE(), 'table', 'articles',
-         'model', 'Article', 'op', 'update', 'pk', JSON_OBJECT('id', NEW.id),
-         'row', JSON_OBJECT('id', NEW.id, 'title', NEW.title, 'views', NEW.views),
-         'old', JSON_OBJECT('id', OLD.id, 'title', OLD.title, 'views', OLD.views),
-         'ts', DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ'));
-END`)
-	} else if trigger {
-		g := testenv.StartGearmand(b)
-		mustExec(b, c, fmt.Sprintf(`CREATE TRIGGER articles_au AFTER UPDATE ON articles FOR EACH ROW
-BEGIN
-  DECLARE ev CHAR(36) DEFAULT UUID();
-  IF gman_do_background('bench.Article.update',
-       JSON_OBJECT('v', 1, 'id', ev, 'source', 'trigger', 'schema', DATABASE(), 'table', 'articles',
-         'model', 'Article', 'op', 'update', 'pk', JSON_OBJECT('id', NEW.id),
-         'row', JSON_OBJECT('id', NEW.id, 'title', NEW.title, 'views', NEW.views),
-         'old', JSON_OBJECT('id', OLD.id, 'title', OLD.title, 'views', OLD.views),
-         'ts', DATE_FORMAT(NOW(6), '%%Y-%%m-%%dT%%H:%%i:%%s.%%fZ')),
-       ev, '%s') IS NULL THEN
-    SET @rowgear_msg = CONCAT('rowgear: job not queued: ', IFNULL(gman_last_error(), '?'));
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = @rowgear_msg;
-  END IF;
-END`, g.Addr))
+	if trigger {
+		mustExec(b, c, triggerDDL(b, "articles", jsonOnly))
 	}
 	for i := range 50 { // warm up: connection, trigger compiled
 		mustExec(b, c, fmt.Sprintf("UPDATE articles SET views = %d WHERE id = 1", -i))
@@ -1016,3 +992,124 @@ END`, g.Addr))
 func BenchmarkUpdatePlain(b *testing.B)           { benchUpdate(b, false, false) }
 func BenchmarkUpdateTriggerJSONOnly(b *testing.B) { benchUpdate(b, true, true) }
 func BenchmarkUpdateWithTrigger(b *testing.B)     { benchUpdate(b, true, false) }
+
+// TestConcurrentSessions: 8 sessions submitting at once, each on its own
+// connection to gearmand; then gearmand is killed and restarted between two
+// waves, and every submit of the second wave still succeeds.
+func TestConcurrentSessions(t *testing.T) {
+	db, _ := testenv.DB(t)
+	ensureUDF(t)
+	g := testenv.StartGearmand(t)
+	fn := testenv.Name(t, "udf")
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 8)
+	for i := range conns {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	wave := func() int {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 100 {
+					var h sql.NullString
+					if err := c.QueryRowContext(ctx, "SELECT gman_do_background(?, 'x', NULL, ?)", fn, g.Addr).Scan(&h); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if h.Valid {
+						ok++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return ok
+	}
+	if ok := wave(); ok != 800 {
+		t.Fatalf("%d of 800 submits succeeded", ok)
+	}
+	if n := clientConns(t, g.Addr); n != 8 {
+		t.Errorf("%d client connections for 8 sessions, want 8", n)
+	}
+	g.Kill()
+	g.Start()
+	if ok := wave(); ok != 800 {
+		t.Fatalf("after a gearmand restart, %d of 800 submits succeeded", ok)
+	}
+	if p := prio(t, g.Addr, fn); p[1] != 800 {
+		t.Fatalf("queued %d, want 800", p[1])
+	}
+}
+
+// triggerDDL returns an AFTER UPDATE trigger on table (id, title, views)
+// that queues the envelope strictly on a private gearmand, or with jsonOnly
+// only builds it.
+func triggerDDL(b *testing.B, table string, jsonOnly bool) string {
+	envelope := `JSON_OBJECT('v', 1, 'id', ev, 'source', 'trigger', 'schema', DATABASE(), 'table', '` + table + `',
+         'model', 'Article', 'op', 'update', 'pk', JSON_OBJECT('id', NEW.id),
+         'row', JSON_OBJECT('id', NEW.id, 'title', NEW.title, 'views', NEW.views),
+         'old', JSON_OBJECT('id', OLD.id, 'title', OLD.title, 'views', OLD.views),
+         'ts', DATE_FORMAT(NOW(6), '%Y-%m-%dT%H:%i:%s.%fZ'))`
+	head := "CREATE TRIGGER " + table + "_au AFTER UPDATE ON " + table + " FOR EACH ROW\nBEGIN\n  DECLARE ev CHAR(36) DEFAULT UUID();\n"
+	if jsonOnly {
+		return head + "  SET @rowgear_payload = " + envelope + ";\nEND"
+	}
+	g := testenv.StartGearmand(b)
+	return head + "  IF gman_do_background('bench.Article.update', " + envelope + ", ev, '" + g.Addr + `') IS NULL THEN
+    SET @rowgear_msg = CONCAT('rowgear: job not queued: ', IFNULL(gman_last_error(), '?'));
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = @rowgear_msg;
+  END IF;
+END`
+}
+
+// BenchmarkUpdateRatio interleaves blocks of 100 autocommit single-row
+// UPDATEs on a table without and a table with the strict trigger, in one
+// session, so machine load hits both alike; b.N updates each.
+func BenchmarkUpdateRatio(b *testing.B) {
+	db, _ := testenv.DB(b)
+	ensureUDF(b)
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for _, tb := range []string{"plain", "trig"} {
+		mustExec(b, c, "CREATE TABLE "+tb+" (id INT PRIMARY KEY, title VARCHAR(200), views INT)")
+		mustExec(b, c, "INSERT INTO "+tb+" VALUES (1, 'hello', 0)")
+	}
+	mustExec(b, c, triggerDDL(b, "trig", false))
+	var dur [2]time.Duration
+	run := func(k int, tb string, from, n int) {
+		start := time.Now()
+		for i := from; i < from+n; i++ {
+			if _, err := c.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET views = %d WHERE id = 1", tb, i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dur[k] += time.Since(start)
+	}
+	run(0, "plain", -50, 50) // warm up
+	run(1, "trig", -50, 50)
+	dur = [2]time.Duration{}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += 100 {
+		n := min(100, b.N-done)
+		run(0, "plain", done, n)
+		run(1, "trig", done, n)
+	}
+	b.ReportMetric(float64(dur[0].Microseconds())/float64(b.N), "plain-µs/update")
+	b.ReportMetric(float64(dur[1].Microseconds())/float64(b.N), "trigger-µs/update")
+	b.ReportMetric(float64(dur[1])/float64(dur[0]), "ratio")
+}
