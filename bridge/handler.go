@@ -55,6 +55,11 @@ func (h *handler) OnPosSynced(header *replication.EventHeader, pos mysql.Positio
 	if header == nil {
 		return nil
 	}
+	if header.EventType == replication.ROTATE_EVENT && header.Timestamp == 0 {
+		// The server's fake rotate at the start of a stream: it names the
+		// file but is no transaction boundary (its pos is 4, not ours).
+		return nil
+	}
 	p := Position{File: pos.Name, Pos: pos.Pos}
 	if set != nil {
 		p.GTID = set.String()

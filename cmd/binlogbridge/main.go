@@ -54,8 +54,7 @@ Flags:
 		fmt.Fprintf(os.Stderr, "binlogbridge: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	level := slog.LevelInfo
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	startPos, err := bridge.ParseStart(*start)
 	if err != nil {
 		log.Error("bad --start", "error", err)

@@ -1,0 +1,107 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/canal"
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/internal/testenv"
+
+	_ "github.com/go-sql-driver/mysql"
+)
+
+// BenchmarkBridgeVsCanal measures, on one binlog of benchRows inserts, the
+// rows/s canal alone decodes (a handler that only counts) and the rows/s
+// the bridge publishes (acknowledged by gearmand, no worker draining), and
+// their ratio. Run: go test ./bridge -run '^$' -bench BridgeVsCanal -benchtime 1x
+func BenchmarkBridgeVsCanal(b *testing.B) {
+	const benchRows = 50000
+	m := testenv.StartMariaDB(b)
+	g := testenv.StartGearmand(b)
+	db := m.DB("app")
+	if _, err := db.Exec("CREATE TABLE items (id INT PRIMARY KEY, title VARCHAR(100), body TEXT, n INT, price DECIMAL(10,2), at DATETIME(6))"); err != nil {
+		b.Fatal(err)
+	}
+	var start Position
+	if err := db.QueryRow("SHOW BINLOG STATUS").Scan(&start.File, &start.Pos, new(string), new(string)); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < benchRows; i += 500 {
+		var vals []string
+		for j := i; j < i+500; j++ {
+			vals = append(vals, fmt.Sprintf("(%d, 'title %d', 'a body of some length for row %d', %d, %d.25, NOW(6))", j, j, j, j, j))
+		}
+		if _, err := db.Exec("INSERT INTO items VALUES " + strings.Join(vals, ",")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var canalRate, bridgeRate float64
+	for i := 0; i < b.N; i++ {
+		cfg := &config.Config{Namespace: fmt.Sprintf("bench%d_%d", i, rand.IntN(1<<30)),
+			Servers:  map[string][]string{"default": {g.Addr}},
+			Models:   map[string]config.Model{"Item": {Table: "items", Source: "binlog"}},
+			Database: config.Database{DSN: m.DSN + "app"},
+			Binlog: config.Binlog{ServerID: uint32(100000 + rand.IntN(1<<30)), Flavor: "mariadb",
+				Position: "file:" + filepath.Join(b.TempDir(), "pos.json"), Concurrency: 4},
+		}
+		br, err := New(context.Background(), cfg, WithStart(&start), WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		canalRate = measureCanal(b, br, start, benchRows)
+		bridgeRate = measureBridge(b, br, benchRows)
+		br.Close()
+	}
+	b.ReportMetric(canalRate, "canal_rows/s")
+	b.ReportMetric(bridgeRate, "bridge_rows/s")
+	b.ReportMetric(bridgeRate/canalRate, "ratio")
+	b.Logf("%d rows: canal alone %.0f rows/s, bridge published %.0f rows/s, ratio %.2f", benchRows, canalRate, bridgeRate, bridgeRate/canalRate)
+}
+
+type countRows struct {
+	canal.DummyEventHandler
+	n atomic.Int64
+}
+
+func (h *countRows) OnRow(e *canal.RowsEvent) error { h.n.Add(int64(len(e.Rows))); return nil }
+
+func measureCanal(b *testing.B, br *Bridge, start Position, rows int) float64 {
+	c, err := canal.NewCanal(br.canalConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &countRows{}
+	c.SetEventHandler(h)
+	t0 := time.Now()
+	go c.RunFrom(mysql.Position{Name: start.File, Pos: start.Pos})
+	testenv.Eventually(b, 2*time.Minute, "canal to decode every row", func() bool { return h.n.Load() >= int64(rows) })
+	rate := float64(rows) / time.Since(t0).Seconds()
+	c.Close()
+	return rate
+}
+
+func measureBridge(b *testing.B, br *Bridge, rows int) float64 {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	t0 := time.Now()
+	go func() { done <- br.Run(ctx) }()
+	testenv.Eventually(b, 5*time.Minute, "the bridge to publish every row", func() bool {
+		return br.Stats().Published >= int64(rows)
+	})
+	rate := float64(rows) / time.Since(t0).Seconds()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return rate
+}
