@@ -1,0 +1,22 @@
+-- The gearman UDFs the triggers call: the statements of udf/install.sql
+-- (Down: udf/uninstall.sql). rowgear_udf.so must be in the server's plugin_dir
+-- (make -C udf install). Functions are server-wide, not per database: Down
+-- breaks the triggers of every database on the server.
+
+-- +goose Up
+CREATE FUNCTION IF NOT EXISTS gman_do_background RETURNS STRING SONAME 'rowgear_udf.so';
+CREATE FUNCTION IF NOT EXISTS gman_do_high_background RETURNS STRING SONAME 'rowgear_udf.so';
+CREATE FUNCTION IF NOT EXISTS gman_do_low_background RETURNS STRING SONAME 'rowgear_udf.so';
+CREATE FUNCTION IF NOT EXISTS gman_servers_set RETURNS STRING SONAME 'rowgear_udf.so';
+CREATE FUNCTION IF NOT EXISTS gman_timeout_set RETURNS INTEGER SONAME 'rowgear_udf.so';
+CREATE FUNCTION IF NOT EXISTS gman_failures RETURNS INTEGER SONAME 'rowgear_udf.so';
+CREATE FUNCTION IF NOT EXISTS gman_last_error RETURNS STRING SONAME 'rowgear_udf.so';
+
+-- +goose Down
+DROP FUNCTION IF EXISTS gman_do_background;
+DROP FUNCTION IF EXISTS gman_do_high_background;
+DROP FUNCTION IF EXISTS gman_do_low_background;
+DROP FUNCTION IF EXISTS gman_servers_set;
+DROP FUNCTION IF EXISTS gman_timeout_set;
+DROP FUNCTION IF EXISTS gman_failures;
+DROP FUNCTION IF EXISTS gman_last_error;
