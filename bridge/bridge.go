@@ -212,9 +212,8 @@ func (b *Bridge) flavor() string {
 // Tables returns the anchored canal include patterns, one per table.
 func (b *Bridge) Tables() []string {
 	var out []string
-	for key, ms := range b.models {
+	for _, ms := range b.models {
 		out = append(out, "^"+regexp.QuoteMeta(ms[0].schema)+`\.`+regexp.QuoteMeta(ms[0].table)+"$")
-		_ = key
 	}
 	sort.Strings(out)
 	return out

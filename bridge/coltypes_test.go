@@ -132,3 +132,22 @@ func equalJSON(a, b any) bool {
 		return a == b
 	}
 }
+
+// TestFixedBinary: the binlog drops BINARY(n)'s trailing zero bytes; the
+// column value has n bytes, and so has the event.
+func TestFixedBinary(t *testing.T) {
+	e := newEnv(t, map[string]string{"Bin": "bins"})
+	e.exec("CREATE TABLE bins (id INT PRIMARY KEY, b BINARY(4), u BIGINT UNSIGNED, m MEDIUMINT UNSIGNED, e ENUM('x,y', 'it''s'))")
+	got := e.collect("Bin")
+	e.startBridge()
+	e.exec("INSERT INTO bins VALUES (1, X'0100', 18446744073709551615, 16777215, 'it''s'), (2, X'01000002', 9223372036854775808, 0, 'x,y')")
+	want := map[string]string{
+		"1": `b="AQAAAA==" e="it's" id=1 m=16777215 u=18446744073709551615`,
+		"2": `b="AQAAAg==" e="x,y" id=2 m=0 u=9223372036854775808`,
+	}
+	for _, ev := range got.wait(t, 2, 30*time.Second) {
+		if g := rowString(ev.Row); g != want[string(ev.PK["id"])] {
+			t.Errorf("row %s: got %s, want %s", ev.PK["id"], g, want[string(ev.PK["id"])])
+		}
+	}
+}

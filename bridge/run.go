@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,14 @@ import (
 // only for what a retry cannot fix (the position store at start, a table
 // without primary key, an event that does not encode).
 func (b *Bridge) Run(ctx context.Context) error {
+	// Without full images `old` and `modified` would be wrong, silently.
+	var image string
+	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_row_image").Scan(&image); err != nil {
+		return fmt.Errorf("binlog_row_image: %w", err)
+	}
+	if !strings.EqualFold(image, "FULL") {
+		return fmt.Errorf("%w: the server has binlog_row_image=%s, the bridge needs FULL", ErrConfig, image)
+	}
 	start, err := b.startPosition(ctx)
 	if err != nil {
 		return err
