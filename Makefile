@@ -13,6 +13,12 @@ test:
 	$(GO) vet ./...; \
 	$(GO) test -count=1 -timeout 20m ./...
 
+# The demo without Docker (scripts/demo): starts the services, migrates,
+# runs binlogbridge and dbworker in the background and the demo writer.
+# `scripts/demo stop` stops the background processes.
+demo:
+	scripts/demo
+
 services:
 	scripts/services start
 
