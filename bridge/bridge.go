@@ -97,7 +97,7 @@ func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
 // streaming. cfg.Binlog and cfg.Models say what to publish.
 func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency,
-		saveInterval: time.Second, flushTimeout: 30 * time.Second, stats: cfg.Binlog.StatsInterval}
+		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
 	for _, o := range opts {
 		o(b)
 	}

@@ -53,7 +53,7 @@
 // handler blocks once the queues are full): nothing advances until
 // gearmand is back. When MariaDB goes away canal reconnects, and if that
 // fails the bridge restarts canal from the last transaction it read.
-// SIGINT/SIGTERM: stop reading, wait (up to 30 s) for the jobs read to be
+// SIGINT/SIGTERM: stop reading, wait (up to 20 s) for the jobs read to be
 // acknowledged, save, exit 0.
 //
 // Order. binlog.concurrency (default 4) submitters, each with its own
