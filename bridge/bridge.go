@@ -86,7 +86,7 @@ func WithConcurrency(n int) Option { return func(b *Bridge) { b.concurrency = n 
 func WithSaveInterval(d time.Duration) Option { return func(b *Bridge) { b.saveInterval = d } }
 
 // WithFlushTimeout bounds how long Run waits, once its context ends, for
-// gearmand to acknowledge the jobs already read (default 30 s). What is not
+// gearmand to acknowledge the jobs already read (default 20 s). What is not
 // acknowledged then is published again by the next run.
 func WithFlushTimeout(d time.Duration) Option { return func(b *Bridge) { b.flushTimeout = d } }
 
