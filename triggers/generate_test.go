@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the generator's output")
@@ -139,5 +140,23 @@ func TestQuoteString(t *testing.T) {
 	}
 	if got := quoteIdent("a`b"); got != "`a``b`" {
 		t.Errorf("quoteIdent = %s", got)
+	}
+}
+
+func TestNextMigrationPath(t *testing.T) {
+	now := time.Date(2026, 11, 26, 23, 0, 1, 0, time.UTC)
+	dir := t.TempDir()
+	if p, err := NextMigrationPath(dir, "x", now); err != nil || p != filepath.Join(dir, "00001_x.sql") {
+		t.Errorf("empty dir: %s, %v", p, err)
+	}
+	for _, f := range []string{"00001_a.sql", "00003_b.sql", "notes.txt", "00009_c.go.txt"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+	}
+	if p, _ := NextMigrationPath(dir, "x", now); p != filepath.Join(dir, "00004_x.sql") {
+		t.Errorf("numbered dir: %s", p)
+	}
+	os.WriteFile(filepath.Join(dir, "20250101000000_d.sql"), nil, 0o644)
+	if p, _ := NextMigrationPath(dir, "x", now); p != filepath.Join(dir, "20261126230001_x.sql") {
+		t.Errorf("timestamped dir: %s", p)
 	}
 }

@@ -2,7 +2,13 @@ package triggers
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // Migration renders triggers as a goose SQL migration. Up first drops every
@@ -62,4 +68,30 @@ func stmt(b *bytes.Buffer, s string) {
 	b.WriteString("-- +goose StatementBegin\n")
 	b.WriteString(s)
 	b.WriteString(";\n-- +goose StatementEnd\n")
+}
+
+// NextMigrationPath returns the path of a new goose migration named name in
+// dir: numbered one past the highest version there (00004_name.sql), or,
+// when dir already uses goose's timestamp versions, stamped with now (UTC).
+func NextMigrationPath(dir, name string, now time.Time) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("migrations dir: %w", err)
+	}
+	var last int64
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".sql") {
+			continue
+		}
+		digits, _, ok := strings.Cut(n, "_")
+		if v, err := strconv.ParseInt(digits, 10, 64); ok && err == nil && v > last {
+			last = v
+		}
+	}
+	file := fmt.Sprintf("%05d_%s.sql", last+1, name)
+	if last >= 1e13 { // 20060102150405: timestamped versions
+		file = now.UTC().Format("20060102150405") + "_" + name + ".sql"
+	}
+	return filepath.Join(dir, file), nil
 }
