@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -30,6 +31,12 @@ var FS embed.FS
 // NewProvider returns a goose provider of FS on db (MySQL or MariaDB), with
 // goose's default version table, goose_db_version, and no logging.
 func NewProvider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
+	return NewProviderFS(db, FS, opts...)
+}
+
+// NewProviderFS is NewProvider for the migrations in fsys instead of FS: a
+// migrations directory with a migration generated since the build.
+func NewProviderFS(db *sql.DB, fsys fs.FS, opts ...goose.ProviderOption) (*goose.Provider, error) {
 	s, err := database.NewStore(database.DialectMySQL, goose.DefaultTablename)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -39,7 +46,7 @@ func NewProvider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, err
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithLogger(goose.NopLogger()),
 	}, opts...)
-	p, err := goose.NewProvider(goose.DialectCustom, db, FS, opts...)
+	p, err := goose.NewProvider(goose.DialectCustom, db, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
@@ -90,6 +97,11 @@ func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return StatusOf(ctx, p, w)
+}
+
+// StatusOf is Status for any provider, NewProviderFS's say.
+func StatusOf(ctx context.Context, p *goose.Provider, w io.Writer) error {
 	st, err := p.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("migrations status: %w", err)

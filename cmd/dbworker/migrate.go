@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/pressly/goose/v3"
 
@@ -31,6 +32,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf configFlags
 	cf.register(fs)
 	dsn := fs.String("dsn", "", "database DSN (user:pass@tcp(host:port)/db); default: database.dsn of gearman.yml")
+	dir := fs.String("dir", "", "run the migrations of this directory (say, after triggers generate) instead of the built-in ones")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), migrateUsage)
 		fs.PrintDefaults()
@@ -48,17 +50,20 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer db.Close()
 
+	p, err := migrations.NewProvider(db)
+	if *dir != "" {
+		p, err = migrations.NewProviderFS(db, os.DirFS(*dir))
+	}
+	if err != nil {
+		return err
+	}
 	switch fs.Arg(0) {
 	case "status":
-		return migrations.Status(ctx, db, stdout)
+		return migrations.StatusOf(ctx, p, stdout)
 	case "up", "down":
 	default:
 		fs.Usage()
 		return fmt.Errorf("migrate: unknown command %q: want up, down or status", fs.Arg(0))
-	}
-	p, err := migrations.NewProvider(db)
-	if err != nil {
-		return err
 	}
 	var results []*goose.MigrationResult
 	if fs.Arg(0) == "up" {

@@ -23,13 +23,11 @@ const triggersUsage = `Usage: dbworker triggers generate|check [flags]
             Writes nothing when the installed triggers already match.
   check     compare the installed rowgear_* triggers with what generate would
             make; exits non-zero naming each difference.
-
-Flags:
 `
 
 func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || (args[0] != "generate" && args[0] != "check") {
-		fmt.Fprint(stdout, triggersUsage)
+		fmt.Fprint(stdout, triggersUsage+"\nFlags: dbworker triggers generate -h\n")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 			return flag.ErrHelp
 		}
@@ -45,7 +43,7 @@ func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "migrations", "generate: the goose migrations directory to write into")
 	force := fs.Bool("force", false, "generate: write a migration even when nothing drifted")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), triggersUsage)
+		fmt.Fprint(fs.Output(), triggersUsage+"\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -96,7 +94,19 @@ func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "installed triggers match the config; nothing written (--force writes anyway)")
 		return nil
 	}
+	// previous: what the migration replaces, restored by its Down: the
+	// installed rowgear triggers of the models' tables, and extra ones
+	// (say, on a table that moved to the binlog source), which Up drops.
 	var gen, previous []triggers.Trigger
+	installed := map[string][]triggers.Trigger{} // by schema
+	installedIn := func(schema string) ([]triggers.Trigger, error) {
+		if trs, ok := installed[schema]; ok {
+			return trs, nil
+		}
+		trs, err := triggers.Installed(ctx, db, schema)
+		installed[schema] = trs
+		return trs, err
+	}
 	for _, s := range specs {
 		t, err := triggers.LoadTable(ctx, db, s.Schema, s.Table)
 		if err != nil {
@@ -107,12 +117,26 @@ func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("triggers generate: %w", err)
 		}
 		gen = append(gen, trs...)
-		installed, err := triggers.Installed(ctx, db, t.Schema)
+		have, err := installedIn(t.Schema)
 		if err != nil {
 			return fmt.Errorf("triggers generate: %w", err)
 		}
-		for _, tr := range installed {
+		for _, tr := range have {
 			if tr.Table == t.Name {
+				previous = append(previous, tr)
+			}
+		}
+	}
+	for _, d := range drift {
+		if d.Kind != "extra" {
+			continue
+		}
+		have, err := installedIn(d.Schema)
+		if err != nil {
+			return fmt.Errorf("triggers generate: %w", err)
+		}
+		for _, tr := range have {
+			if tr.Name == d.Trigger && !slices.ContainsFunc(previous, func(p triggers.Trigger) bool { return p.Name == tr.Name }) {
 				previous = append(previous, tr)
 			}
 		}
@@ -131,7 +155,8 @@ func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, d := range drift {
 		fmt.Fprintln(stdout, d)
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d trigger(s)); apply it with dbworker migrate up\n", path, len(gen))
+	fmt.Fprintf(stdout, "wrote %s (%d trigger(s)); apply it with dbworker migrate --dir=%s up (or rebuild dbworker, which embeds migrations/)\n",
+		path, len(gen), *out)
 	return nil
 }
 
