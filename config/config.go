@@ -3,7 +3,10 @@
 // rowgear's own sections (namespace, dbworker, models, database, binlog).
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // DefaultServer is where the "default" connection points when gearman.yml
 // does not name it, as in the seed.
@@ -42,6 +45,10 @@ type Config struct {
 	Database Database
 	Binlog   Binlog
 	Triggers Triggers
+
+	// Retry maps "default", a function name, a Model or a Model.job (or
+	// Model.op) to the retry policy of its failing jobs.
+	Retry map[string]RetryPolicy
 }
 
 // WorkerSet maps a gearman function name to the handler that runs it.
@@ -112,4 +119,38 @@ type Triggers struct {
 	// submitted, so nothing is lost) or "lenient" (the write goes through,
 	// the UDF returns NULL and the failure is counted and logged).
 	Mode string
+}
+
+// RetryPolicy says how a failing job is retried before it goes to the
+// dead-letter table.
+type RetryPolicy struct {
+	Attempts   int           // runs in all, the first included
+	Backoff    time.Duration // wait before the 2nd run; doubles each time, with jitter
+	MaxBackoff time.Duration // cap of the wait
+	Timeout    time.Duration // a run's context is cancelled after this; 0: none
+}
+
+// DefaultRetry rides out a database restart or a brief outage: runs after
+// about 1, 2, 4 and 8 seconds, then dead letter.
+var DefaultRetry = RetryPolicy{Attempts: 5, Backoff: time.Second, MaxBackoff: 5 * time.Minute}
+
+// RetryFor returns the policy of a gearman function: the most specific of
+// "Model.job", "Model" (for <namespace>.<Model>.<job>) or the function
+// name itself, else "default".
+func (c *Config) RetryFor(function string) RetryPolicy {
+	var keys []string
+	if rest, ok := strings.CutPrefix(function, c.Namespace+"."); ok {
+		model, _, _ := strings.Cut(rest, ".")
+		keys = append(keys, rest, model)
+	}
+	keys = append(keys, function)
+	for _, k := range keys {
+		if p, ok := c.Retry[k]; ok {
+			return p
+		}
+	}
+	if p, ok := c.Retry["default"]; ok {
+		return p
+	}
+	return DefaultRetry
 }

@@ -17,7 +17,7 @@ import (
 // sectionOrder lists the keys allowed inside an environment section, in the
 // order they are decoded: servers before binlog (which names one), models
 // before the dbworker sets (which are checked against them).
-var sectionOrder = []string{"namespace", "server", "worker", "models", "doctrine", "dbworker", "database", "binlog", "triggers"}
+var sectionOrder = []string{"namespace", "server", "worker", "models", "doctrine", "dbworker", "database", "binlog", "triggers", "retry"}
 
 var sectionNames = func() map[string]struct{} {
 	m := map[string]struct{}{}
@@ -61,6 +61,7 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			StatsInterval: 10 * time.Second,
 		},
 		Triggers: Triggers{Mode: "strict"},
+		Retry:    map[string]RetryPolicy{"default": DefaultRetry},
 	}
 	ps, err := d.mapping(n, "")
 	if err != nil {
@@ -96,6 +97,8 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			err = d.binlog(p.v, c)
 		case "triggers":
 			err = d.triggers(p.v, c)
+		case "retry":
+			err = d.retry(p.v, c)
 		}
 		if err != nil {
 			return nil, err
@@ -620,6 +623,67 @@ func (d *decoder) triggers(n *yaml.Node, c *Config) error {
 		if err := d.oneOf(p.v, kp, &c.Triggers.Mode, "strict", "lenient"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+var retryKeys = []string{"attempts", "backoff", "max_backoff", "timeout"}
+
+// retryKeyRE: "default", a function, Model or Model.job.
+var retryKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+
+func (d *decoder) retry(n *yaml.Node, c *Config) error {
+	ps, err := d.mapping(n, "retry")
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		kp := join("retry", p.k.Value)
+		if !retryKeyRE.MatchString(p.k.Value) {
+			return d.errorf(p.k, kp, "want default, a function name, Model or Model.job")
+		}
+		pol := c.Retry["default"] // unset keys inherit the default policy
+		fields, err := d.mapping(p.v, kp)
+		if err != nil {
+			return err
+		}
+		for _, f := range fields {
+			fp := join(kp, f.k.Value)
+			if !slices.Contains(retryKeys, f.k.Value) {
+				return d.errorf(f.k, fp, "unknown key (want %s)", strings.Join(retryKeys, ", "))
+			}
+			v, ok, err := d.scalar(f.v, fp, "a value")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if f.k.Value == "attempts" {
+				a, err := strconv.Atoi(v)
+				if err != nil || a < 1 {
+					return d.errorf(f.v, fp, "want a number of attempts >= 1, got %q", v)
+				}
+				pol.Attempts = a
+				continue
+			}
+			dur, err := time.ParseDuration(v)
+			if err != nil || dur < 0 {
+				return d.errorf(f.v, fp, "want a duration such as 500ms or 1m, got %q", v)
+			}
+			switch f.k.Value {
+			case "backoff":
+				pol.Backoff = dur
+			case "max_backoff":
+				pol.MaxBackoff = dur
+			case "timeout":
+				pol.Timeout = dur
+			}
+		}
+		if pol.MaxBackoff < pol.Backoff {
+			return d.errorf(p.v, kp, "max_backoff %s is below backoff %s", pol.MaxBackoff, pol.Backoff)
+		}
+		c.Retry[p.k.Value] = pol
 	}
 	return nil
 }

@@ -344,6 +344,11 @@ func (w *Worker) run(ctx context.Context, job *Job) error {
 	if err == nil {
 		data, err = Serialize(out)
 	}
+	if errors.Is(err, ErrRequeue) {
+		// No answer: closing this connection makes gearmand requeue the job.
+		w.logger().Error("job left to gearmand", "function", job.Function, "handle", job.Handle, "err", err)
+		return err
+	}
 	if err != nil {
 		w.logger().Error("job failed", "function", job.Function, "handle", job.Handle,
 			"unique", job.Unique, "duration", time.Since(start), "err", err)
@@ -358,6 +363,11 @@ func (w *Worker) run(ctx context.Context, job *Job) error {
 	}
 	return job.conn.send(ptWorkComplete, []byte(job.Handle), data)
 }
+
+// ErrRequeue, returned (wrapped) by a handler, sends gearmand no answer:
+// the worker drops the job's connection, and gearmand gives the job to a
+// worker again. For a failure that must not be reported as final.
+var ErrRequeue = errors.New("gearman: requeue the job")
 
 // ErrUnknownFunction: gearmand assigned a job for a function this worker
 // did not register.

@@ -1,0 +1,350 @@
+package retry_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
+	"github.com/rowgear/rowgear/retry"
+)
+
+// TestMain doubles as the worker process of the crash tests: with
+// RETRY_TEST_WORKER set it runs a guarded worker instead of the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("RETRY_TEST_WORKER"); mode != "" {
+		os.Exit(workerProcess(mode))
+	}
+	os.Exit(m.Run())
+}
+
+func policy(attempts int, backoff time.Duration) func(string) config.RetryPolicy {
+	return func(string) config.RetryPolicy {
+		return config.RetryPolicy{Attempts: attempts, Backoff: backoff, MaxBackoff: 10 * backoff}
+	}
+}
+
+func workerProcess(mode string) int {
+	dsn, addr, fn, dir := os.Getenv("RETRY_DSN"), os.Getenv("RETRY_GEARMAN"), os.Getenv("RETRY_FN"), os.Getenv("RETRY_JOURNAL")
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return 2
+	}
+	j, err := retry.OpenJournal(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	c := gearman.NewClient([]string{addr})
+	g := retry.NewGuard(retry.NewStore(db), c, policy(3, 200*time.Millisecond), retry.WithJournal(j),
+		retry.WithPollInterval(20*time.Millisecond))
+	ctx := context.Background()
+	if err := g.Recover(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	h := func(ctx context.Context, job *gearman.Job) (any, error) {
+		switch mode {
+		case "crash":
+			os.Exit(3)
+		case "fail-once":
+			var n int
+			db.QueryRowContext(ctx, "SELECT COUNT(*) FROM runs").Scan(&n)
+			db.ExecContext(ctx, "INSERT INTO runs VALUES (?)", string(job.Workload))
+			if n == 0 {
+				return nil, errors.New("first run fails")
+			}
+		}
+		return nil, nil
+	}
+	w := gearman.NewWorker([]string{addr})
+	w.Register(fn, g.Wrap(fn, h))
+	go g.Run(ctx)
+	w.Run(ctx)
+	return 0
+}
+
+type fixture struct {
+	db   *sql.DB
+	dsn  string
+	addr string
+	fn   string
+	c    *gearman.Client
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	db, dsn := testenv.DB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{db: db, dsn: dsn, addr: testenv.Gearman(t), fn: testenv.Name(t, "job")}
+	f.c = gearman.NewClient([]string{f.addr})
+	t.Cleanup(func() { f.c.Close() })
+	return f
+}
+
+// run runs a guarded worker for fn with handler h until the test ends.
+func (f *fixture) run(t *testing.T, g *retry.Guard, h gearman.Handler) {
+	w := gearman.NewWorker([]string{f.addr})
+	w.Register(f.fn, g.Wrap(f.fn, h))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); w.Run(ctx) }()
+	go func() { defer wg.Done(); g.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+func (f *fixture) submit(t *testing.T, payload string) string {
+	t.Helper()
+	key := gearman.NewID()
+	if _, err := f.c.Background(context.Background(), f.fn, payload, gearman.Normal, gearman.Unique(key)); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func (f *fixture) dead(t *testing.T) []retry.Entry {
+	t.Helper()
+	es, err := retry.NewStore(f.db).List(context.Background(), "dead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func TestFailTwiceThenSucceedRespectsBackoff(t *testing.T) {
+	f := setup(t)
+	const base = 200 * time.Millisecond
+	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(5, base), retry.WithPollInterval(10*time.Millisecond))
+	var mu sync.Mutex
+	var runs []time.Time
+	var payloads []string
+	f.run(t, g, func(_ context.Context, j *gearman.Job) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs = append(runs, time.Now())
+		payloads = append(payloads, string(j.Workload))
+		if len(runs) <= 2 {
+			return nil, fmt.Errorf("transient failure %d", len(runs))
+		}
+		return nil, nil
+	})
+	f.submit(t, "the event")
+	testenv.Eventually(t, 20*time.Second, "three runs", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(runs) >= 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(runs) != 3 {
+		t.Fatalf("%d runs, want 3", len(runs))
+	}
+	// Jitter keeps each wait in [d/2, d] of the doubling backoff.
+	for i, min := range []time.Duration{base / 2, base} {
+		if gap := runs[i+1].Sub(runs[i]); gap < min {
+			t.Errorf("retry %d came %s after the failure, before its backoff of at least %s", i+1, gap, min)
+		}
+	}
+	for _, p := range payloads {
+		if p != "the event" {
+			t.Fatalf("a handler saw payload %q: the retry header leaked", p)
+		}
+	}
+	if es, _ := retry.NewStore(f.db).List(context.Background(), ""); len(es) != 0 {
+		t.Fatalf("rows left: %+v", es)
+	}
+}
+
+func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
+	f := setup(t)
+	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(3, 20*time.Millisecond), retry.WithPollInterval(10*time.Millisecond))
+	var mu sync.Mutex
+	fixed, done := false, 0
+	runs := 0
+	f.run(t, g, func(context.Context, *gearman.Job) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs++
+		if !fixed {
+			return nil, fmt.Errorf("search engine down (run %d)", runs)
+		}
+		done++
+		return nil, nil
+	})
+	key := f.submit(t, "payload-1")
+	var d []retry.Entry
+	testenv.Eventually(t, 20*time.Second, "a dead letter", func() bool { d = f.dead(t); return len(d) == 1 })
+	e := d[0]
+	if e.Key != key || e.Function != f.fn || e.Attempts != 3 || string(e.Payload) != "payload-1" || len(e.Errors) != 3 {
+		t.Fatalf("dead letter %+v", e)
+	}
+	for i, fl := range e.Errors {
+		if fl.Attempt != i+1 || fl.Error != fmt.Sprintf("search engine down (run %d)", i+1) {
+			t.Fatalf("error %d: %+v", i, fl)
+		}
+	}
+	mu.Lock()
+	fixed = true
+	mu.Unlock()
+	if n, err := g.Replay(context.Background(), e.ID); err != nil || n != 1 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the replayed job to succeed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return done == 1
+	})
+	if d := f.dead(t); len(d) != 0 {
+		t.Fatalf("dead letters left after replay: %+v", d)
+	}
+	if _, err := g.Replay(context.Background(), e.ID); !errors.Is(err, retry.ErrNoEntry) {
+		t.Fatalf("replay of a gone id: %v", err)
+	}
+}
+
+func TestPermanentErrorGoesStraightToDeadLetter(t *testing.T) {
+	f := setup(t)
+	bad := errors.New("bad payload")
+	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(5, 10*time.Millisecond), retry.WithPermanentErrors(bad))
+	var mu sync.Mutex
+	runs := 0
+	f.run(t, g, func(_ context.Context, j *gearman.Job) (any, error) {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		if string(j.Workload) == "typed" {
+			return nil, fmt.Errorf("decoding: %w", bad)
+		}
+		return nil, retry.Permanent(errors.New("article 7 is gone"))
+	})
+	f.submit(t, "marked")
+	f.submit(t, "typed")
+	testenv.Eventually(t, 10*time.Second, "two dead letters", func() bool { return len(f.dead(t)) == 2 })
+	for _, e := range f.dead(t) {
+		if e.Attempts != 1 || len(e.Errors) != 1 {
+			t.Fatalf("permanent error was retried: %+v", e)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 2 {
+		t.Fatalf("%d runs, want 2", runs)
+	}
+}
+
+func TestTimeoutFailsTheRun(t *testing.T) {
+	f := setup(t)
+	g := retry.NewGuard(retry.NewStore(f.db), f.c, func(string) config.RetryPolicy {
+		return config.RetryPolicy{Attempts: 1, Timeout: 50 * time.Millisecond}
+	})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	f.run(t, g, func(ctx context.Context, _ *gearman.Job) (any, error) {
+		<-release // ignores its context: the guard fails the job anyway
+		return nil, nil
+	})
+	f.submit(t, "slow")
+	testenv.Eventually(t, 10*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
+	if e := f.dead(t)[0]; !strings.Contains(e.LastError(), "timed out after 50ms") {
+		t.Fatalf("dead letter error %q", e.LastError())
+	}
+}
+
+func (f *fixture) worker(t *testing.T, mode, journal string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RETRY_TEST_WORKER="+mode, "RETRY_DSN="+f.dsn, "RETRY_GEARMAN="+f.addr,
+		"RETRY_FN="+f.fn, "RETRY_JOURNAL="+journal)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// A job whose handler kills the process ends in the dead-letter table after
+// one worker restart per attempt, instead of looping forever.
+func TestCrashingJobEndsDeadAfterRestarts(t *testing.T) {
+	f := setup(t)
+	journal := t.TempDir()
+	f.submit(t, "poison")
+	crashes := 0
+	for crashes < 10 && len(f.dead(t)) == 0 {
+		cmd := f.worker(t, "crash", journal)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		for waiting := true; waiting; {
+			select {
+			case err := <-exited:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+					t.Fatalf("worker exited with %v, want the handler's exit 3", err)
+				}
+				crashes++
+				waiting = false
+			case <-time.After(20 * time.Millisecond):
+				if len(f.dead(t)) > 0 {
+					waiting = false
+				}
+			}
+		}
+	}
+	d := f.dead(t)
+	if len(d) != 1 {
+		t.Fatalf("no dead letter after %d crashes", crashes)
+	}
+	if crashes != 3 || d[0].Attempts != 3 || len(d[0].Errors) != 3 || string(d[0].Payload) != "poison" {
+		t.Fatalf("after %d crashes: %+v", crashes, d[0])
+	}
+	for _, e := range d[0].Errors {
+		if !strings.Contains(e.Error, "worker process died") {
+			t.Fatalf("error history %+v", d[0].Errors)
+		}
+	}
+}
+
+// SIGKILL between a failure and its re-submit loses nothing: the retry
+// waits in the table and the next worker sends it.
+func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
+	f := setup(t)
+	if _, err := f.db.Exec("CREATE TABLE runs (payload VARCHAR(50))"); err != nil {
+		t.Fatal(err)
+	}
+	journal := t.TempDir()
+	cmd := f.worker(t, "fail-once", journal)
+	f.submit(t, "must arrive")
+	store := retry.NewStore(f.db)
+	testenv.Eventually(t, 10*time.Second, "the retry row", func() bool {
+		es, _ := store.List(context.Background(), "retry")
+		return len(es) == 1
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	f.worker(t, "fail-once", journal)
+	testenv.Eventually(t, 10*time.Second, "the second run", func() bool {
+		var n int
+		f.db.QueryRow("SELECT COUNT(*) FROM runs").Scan(&n)
+		return n == 2
+	})
+	testenv.Eventually(t, 5*time.Second, "the table to empty", func() bool {
+		es, _ := store.List(context.Background(), "")
+		return len(es) == 0
+	})
+}

@@ -1,0 +1,231 @@
+package retry
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Store keeps retries and dead letters in the table rowgear_failed_jobs, and
+// crash counts in rowgear_job_crashes (both created by migration 00004).
+type Store struct {
+	db *sql.DB
+}
+
+// NewStore returns a store over db.
+func NewStore(db *sql.DB) *Store { return &Store{db: db} }
+
+// Entry is a row of rowgear_failed_jobs.
+type Entry struct {
+	ID        int64
+	State     string // "retry" or "dead"
+	Function  string
+	Key       string // the first run's unique key: the event id for row events
+	Attempts  int    // runs so far (dead) or the number of the next run (retry)
+	Errors    []Failure
+	Payload   []byte
+	DueAt     time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// LastError returns the most recent failure's text.
+func (e Entry) LastError() string {
+	if len(e.Errors) == 0 {
+		return ""
+	}
+	return e.Errors[len(e.Errors)-1].Error
+}
+
+func (s *Store) insert(ctx context.Context, state, fn string, h header, payload []byte, wait time.Duration) error {
+	errs, err := json.Marshal(h.Errors)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO rowgear_failed_jobs
+		(state, function, job_key, attempts, errors, payload, due_at)
+		VALUES (?, ?, ?, ?, ?, ?, NOW(6) + INTERVAL ? MICROSECOND)`,
+		state, fn, h.Key, h.Attempt, errs, payload, wait.Microseconds())
+	if err != nil {
+		return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
+	}
+	return nil
+}
+
+// Schedule stores a retry due after wait; h.Attempt is the next run's number.
+func (s *Store) Schedule(ctx context.Context, fn string, h header, payload []byte, wait time.Duration) error {
+	return s.insert(ctx, "retry", fn, h, payload, wait)
+}
+
+// Dead stores a dead letter; h.Attempt is the number of runs made.
+func (s *Store) Dead(ctx context.Context, fn string, h header, payload []byte) error {
+	return s.insert(ctx, "dead", fn, h, payload, 0)
+}
+
+const entryCols = "id, state, function, job_key, attempts, errors, payload, due_at, created_at, updated_at"
+
+func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
+	var e Entry
+	var errs []byte
+	var due, created, updated mysql.NullTime // whatever the DSN's parseTime
+	if err := sc.Scan(&e.ID, &e.State, &e.Function, &e.Key, &e.Attempts, &errs, &e.Payload,
+		&due, &created, &updated); err != nil {
+		return e, err
+	}
+	e.DueAt, e.CreatedAt, e.UpdatedAt = due.Time, created.Time, updated.Time
+	if err := json.Unmarshal(errs, &e.Errors); err != nil {
+		return e, fmt.Errorf("retry: errors of failed job %d: %w", e.ID, err)
+	}
+	return e, nil
+}
+
+// List returns the entries in state ("dead", "retry", or "" for both),
+// oldest first.
+func (s *Store) List(ctx context.Context, state string) ([]Entry, error) {
+	q := "SELECT " + entryCols + " FROM rowgear_failed_jobs"
+	var args []any
+	if state != "" {
+		q += " WHERE state = ?"
+		args = append(args, state)
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("retry: list: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// take locks up to limit rows matching where, hands each to submit, and
+// deletes those submit acknowledged, all in one transaction: a row is gone
+// only once its job is in gearmand. SKIP LOCKED lets several workers share
+// the table.
+func (s *Store) take(ctx context.Context, where string, args []any, limit int, submit func(Entry) error) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("retry: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT "+entryCols+" FROM rowgear_failed_jobs WHERE "+where+
+		fmt.Sprintf(" ORDER BY due_at, id LIMIT %d FOR UPDATE SKIP LOCKED", limit), args...)
+	if err != nil {
+		return 0, fmt.Errorf("retry: select: %w", err)
+	}
+	var due []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	var subErr error
+	for _, e := range due {
+		if subErr = submit(e); subErr != nil {
+			break
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM rowgear_failed_jobs WHERE id = ?", e.ID); err != nil {
+			return 0, fmt.Errorf("retry: delete %d: %w", e.ID, err)
+		}
+		n++
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("retry: commit: %w", err)
+	}
+	return n, subErr
+}
+
+func (s *Store) takeDue(ctx context.Context, limit int, submit func(Entry) error) (int, error) {
+	return s.take(ctx, "state = 'retry' AND due_at <= NOW(6)", nil, limit, submit)
+}
+
+// ErrNoEntry: a dead letter named by id does not exist.
+var ErrNoEntry = errors.New("retry: no such dead letter")
+
+func (s *Store) takeDead(ctx context.Context, ids []int64, submit func(Entry) error) (int, error) {
+	if len(ids) == 0 {
+		total := 0
+		for {
+			n, err := s.take(ctx, "state = 'dead'", nil, 100, submit)
+			total += n
+			if err != nil || n == 0 {
+				return total, err
+			}
+		}
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	where := "state = 'dead' AND id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
+	n, err := s.take(ctx, where, args, len(ids), submit)
+	if err == nil && n < len(ids) {
+		err = fmt.Errorf("%w: %d of the %d ids asked for", ErrNoEntry, len(ids)-n, len(ids))
+	}
+	return n, err
+}
+
+// Purge deletes dead letters last updated before olderThan ago.
+func (s *Store) Purge(ctx context.Context, olderThan time.Duration) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM rowgear_failed_jobs WHERE state = 'dead' AND updated_at < NOW(6) - INTERVAL ? MICROSECOND",
+		olderThan.Microseconds())
+	if err != nil {
+		return 0, fmt.Errorf("retry: purge: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// RecordCrash counts one worker death while running job unique of fn.
+func (s *Store) RecordCrash(ctx context.Context, fn, unique string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO rowgear_job_crashes (function, job_key, crashes)
+		VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE crashes = crashes + 1`, fn, unique)
+	if err != nil {
+		return fmt.Errorf("retry: record crash: %w", err)
+	}
+	return nil
+}
+
+// ClearCrash forgets the crashes of a job once they were counted.
+func (s *Store) ClearCrash(ctx context.Context, fn, unique string) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM rowgear_job_crashes WHERE function = ? AND job_key = ?", fn, unique)
+	return err
+}
+
+// Crashes returns every recorded crash count.
+func (s *Store) Crashes(ctx context.Context) (map[crashKey]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT function, job_key, crashes FROM rowgear_job_crashes")
+	if err != nil {
+		return nil, fmt.Errorf("retry: load crashes: %w", err)
+	}
+	defer rows.Close()
+	m := map[crashKey]int{}
+	for rows.Next() {
+		var k crashKey
+		var n int
+		if err := rows.Scan(&k.function, &k.unique, &n); err != nil {
+			return nil, err
+		}
+		m[k] = n
+	}
+	return m, rows.Err()
+}
