@@ -14,6 +14,7 @@ import (
 
 	"github.com/mikespook/gearman-go/worker"
 
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -67,6 +68,7 @@ func setup(t *testing.T, db *sql.DB, spec Spec) (Spec, []Trigger) {
 type job struct {
 	Fn, Unique string
 	Env        map[string]any
+	Data       []byte
 }
 
 // queued returns how many jobs of fn wait in gearmand (not counting one a
@@ -103,7 +105,7 @@ func take(t *testing.T, fn string, n int) []job {
 		if err := dec.Decode(&env); err != nil {
 			env = map[string]any{"decode error": err.Error(), "payload": string(j.Data())}
 		}
-		ch <- job{Fn: j.Fn(), Unique: j.UniqueId(), Env: env}
+		ch <- job{Fn: j.Fn(), Unique: j.UniqueId(), Env: env, Data: slices.Clone(j.Data())}
 		return nil, nil
 	}, worker.Unlimited)
 	if err := w.Ready(); err != nil {
@@ -112,8 +114,15 @@ func take(t *testing.T, fn string, n int) []job {
 	go w.Work()
 	// Not w.Close(): it closes a channel its connection goroutines may still
 	// send on (a data race in gearman-go). CANT_DO stops this worker taking
-	// more; its idle connection goes with the test binary.
-	defer w.RemoveFunc(fn)
+	// more, once gearmand has our WORK_COMPLETEs (CANT_DO with a job in hand
+	// requeues it); the idle connection goes with the test binary.
+	defer func() {
+		testenv.Eventually(t, 10*time.Second, "gearmand to see the jobs of "+fn+" done", func() bool {
+			st, err := testenv.Status(context.Background(), testenv.Gearman(t))
+			return err == nil && st[fn].Running == 0
+		})
+		w.RemoveFunc(fn)
+	}()
 	var out []job
 	timeout := time.After(10 * time.Second)
 	for len(out) < n {
@@ -138,6 +147,9 @@ func one(t *testing.T, fn string) map[string]any {
 	j := take(t, fn, 1)[0]
 	if j.Unique != j.Env["id"] {
 		t.Errorf("unique %q != envelope id %v", j.Unique, j.Env["id"])
+	}
+	if _, err := events.Decode(j.Data); err != nil {
+		t.Errorf("events.Decode refuses the trigger's payload: %v\n%s", err, j.Data)
 	}
 	return j.Env
 }
@@ -327,23 +339,23 @@ func TestHostileIdentifiers(t *testing.T) {
 	mustExec(t, db, "CREATE TABLE "+quoteIdent(tab.Name)+" ("+strings.Join(cols, ", ")+
 		", PRIMARY KEY ("+quoteIdent("i`d")+", "+quoteIdent("k'ey")+")) DEFAULT CHARSET=utf8mb4")
 	ns := testenv.Name(t, "ns")
-	spec, trs := setup(t, db, Spec{Namespace: ns, Mode: Strict, Model: `Mo"d\el`, Table: tab.Name})
+	spec, trs := setup(t, db, Spec{Namespace: ns, Mode: Strict, Model: "Hostile", Table: tab.Name})
 	if len(trs) != 3 {
 		t.Fatalf("%d triggers", len(trs))
 	}
 	mustExec(t, db, "SET time_zone = '+00:00'")
 	ins := "INSERT INTO " + quoteIdent(tab.Name) + " VALUES (7, 'it''s', 'a\\\\b \"q\"', '2024-01-01 00:00:00.125', X'FF00')"
 	mustExec(t, db, ins)
-	env := one(t, spec.Namespace+`.Mo"d\el.insert`)
+	env := one(t, spec.Namespace+".Hostile.insert")
 	want := `{"--":"/wA=","back\\slash \"q\"":"a\\b \"q\"","i` + "`" + `d":7,"k'ey":"it's","ünï €":"2024-01-01 00:00:00.125"}`
 	if got := asJSON(env["row"]); got != want {
 		t.Errorf("row = %s\nwant  %s", got, want)
 	}
-	if env["table"] != tab.Name || env["model"] != `Mo"d\el` {
+	if env["table"] != tab.Name || env["model"] != "Hostile" {
 		t.Errorf("table %v, model %v", env["table"], env["model"])
 	}
 	mustExec(t, db, "UPDATE "+quoteIdent(tab.Name)+" SET "+quoteIdent(`back\slash "q"`)+" = 'x'")
-	if got := asJSON(one(t, spec.Namespace+`.Mo"d\el.update`)["modified"]); got != `["back\\slash \"q\""]` {
+	if got := asJSON(one(t, spec.Namespace+".Hostile.update")["modified"]); got != `["back\\slash \"q\""]` {
 		t.Errorf("modified = %s", got)
 	}
 	drift, err := Check(context.Background(), db, spec)

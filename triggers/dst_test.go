@@ -91,14 +91,18 @@ func berlinMariaDB(t *testing.T) *sql.DB {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	if out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
+		"--auth-root-authentication-method=normal", "--skip-test-db", "--tmpdir="+dir).CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	port := testenv.FreePort(t)
 	cmd := exec.Command("mariadbd", "--no-defaults", "--user=root", "--datadir="+data,
 		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--skip-log-bin",
-		"--log-error="+filepath.Join(dir, "log"), "--innodb-buffer-pool-size=32M")
+		"--log-error="+filepath.Join(dir, "log"), "--innodb-buffer-pool-size=32M",
+		// Its own tmpdir (here and in mariadb-install-db): at start-up
+		// mariadbd deletes the #sql* files in its tmpdir, which in /tmp are
+		// the shared server's temporary tables.
+		"--tmpdir="+dir)
 	cmd.Env = append(os.Environ(), "TZ=Europe/Berlin")
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("mariadbd: %v", err)

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // Modes of the generated triggers.
@@ -87,6 +89,12 @@ func Generate(spec Spec, t *Table) ([]Trigger, error) {
 	}
 	if mode != Strict && mode != Lenient {
 		return nil, fmt.Errorf("model %s: trigger mode %q: want strict or lenient", spec.Model, mode)
+	}
+	for _, op := range Ops {
+		// Workers map the function name back to model and op.
+		if err := events.CheckFuncName(ns, spec.Model, op); err != nil {
+			return nil, fmt.Errorf("model %s: %w", spec.Model, err)
+		}
 	}
 	if len(t.PK) == 0 {
 		return nil, fmt.Errorf("model %s: table %s has no primary key", spec.Model, t.Name)
@@ -190,7 +198,7 @@ const (
 )
 
 func (g gen) body(op string) (string, error) {
-	fn := g.ns + "." + g.spec.Model + "." + op
+	fn := events.FuncName(g.ns, g.spec.Model, op)
 	image := "NEW"
 	if op == "delete" {
 		image = "OLD"

@@ -64,7 +64,7 @@ func TestGolden(t *testing.T) {
 	golden(t, "articles", Migration(generateAll(t, Spec{Namespace: "rowgear", Mode: Strict, Model: "Article", Table: "articles"}, articles())))
 	golden(t, "articles_lenient_columns", Migration(generateAll(t, Spec{Namespace: "app", Mode: Lenient, Model: "Article",
 		Table: "articles", Events: []string{"update", "insert"}, Columns: []string{"title", "published_at"}}, articles())))
-	golden(t, "hostile", Migration(generateAll(t, Spec{Namespace: "ns'x", Mode: Strict, Model: `Mo"d\el`, Table: hostile().Name}, hostile())))
+	golden(t, "hostile", Migration(generateAll(t, Spec{Namespace: "ns", Mode: Strict, Model: "Hostile", Table: hostile().Name}, hostile())))
 }
 
 func TestGenerateIsDeterministic(t *testing.T) {
@@ -101,6 +101,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"unsupported type", Spec{Namespace: "n", Model: "A"}, odd, "type mystery is not supported"},
 		{"control char", Spec{Namespace: "n", Model: "A"}, nl, "control character"},
 		{"no namespace", Spec{Model: "A"}, articles(), "no namespace"},
+		{"bad function name", Spec{Namespace: "n", Model: "Mo'del"}, articles(), "bad function name"},
 	} {
 		_, err := Generate(tc.spec, tc.tab)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
