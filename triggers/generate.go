@@ -12,7 +12,21 @@
 // CONVERT_TZ(col, @@session.time_zone, '+00:00'): the epoch is what the server
 // stores, so the result does not depend on the session's time zone, needs no
 // time-zone tables, and is right in the repeated hour at the end of daylight
-// saving time, where converting the local text is ambiguous.
+// saving time, where converting the local text is ambiguous
+// (TestTimestampInRepeatedHour). CONVERT_TZ with 'SYSTEM' does work without
+// time-zone tables, but is wrong in that hour.
+//
+// Other value forms: BIT is CAST to UNSIGNED (JSON_OBJECT would write its
+// raw bytes); DECIMAL, DATE, TIME and DATETIME are CAST AS CHAR (the column's
+// scale and fraction digits); JSON goes through JSON_EXTRACT(col, '$') so it
+// is embedded, not quoted (MariaDB's JSON is a LONGTEXT whose only trace is a
+// json_valid check, see LoadTable); binary columns are TO_BASE64 with its
+// line breaks removed. `modified` compares text and binary columns as bytes,
+// so a case-only change under a case-insensitive collation counts.
+//
+// Identifiers are backquoted and string literals never contain a backslash
+// (hex literals instead), so the DDL means the same under any sql_mode.
+// Identifiers with control characters are refused.
 package triggers
 
 import (
