@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -21,12 +22,14 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/models"
+	"github.com/rowgear/rowgear/retry"
 )
 
 const usage = `Usage:
   dbworker [flags]                      run a worker (the seed's gearman:worker)
   dbworker migrate [flags] up|down|status
   dbworker triggers generate|check [flags]
+  dbworker dead list|retry|purge [flags]  the dead-letter table
 
 Worker flags:
 `
@@ -41,6 +44,8 @@ func main() {
 		err = migrateCmd(ctx, args[1:], os.Stdout)
 	case len(args) > 0 && args[0] == "triggers":
 		err = triggersCmd(ctx, args[1:], os.Stdout)
+	case len(args) > 0 && args[0] == "dead":
+		err = deadCmd(ctx, args[1:], os.Stdout)
 	default:
 		err = workerCmd(ctx, args, os.Stderr)
 	}
@@ -83,7 +88,10 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	verbose := fs.Bool("verbose", false, "log every job with its workload")
 	concurrency := fs.Int("concurrency", 1, "jobs run at once")
 	server := fs.String("server", "default", "gearman connection name from the server: section")
-	jobTimeout := fs.Duration("job-timeout", 0, "cancel a handler's context after this long; 0: no limit")
+	jobTimeout := fs.Duration("job-timeout", 0, "cancel a handler's context after this long; 0: no limit (per-function timeouts: retry: in gearman.yml)")
+	stateDir := fs.String("state-dir", envOr("ROWGEAR_STATE_DIR", filepath.Join(os.TempDir(), "rowgear-dbworker")),
+		"directory of the crash journals, shared by the workers of one host (env ROWGEAR_STATE_DIR)")
+	noRetry := fs.Bool("no-retry", false, "report failures to gearmand only: no retries, no dead letters")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -113,8 +121,8 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		gearman.WithIdleTimeout(idle), gearman.WithVerbose(*verbose), gearman.WithLogger(log),
 		gearman.WithJobTimeout(*jobTimeout), gearman.WithClientID("dbworker"))
 
-	var db *sql.DB // models need it; plain worker sets do not
-	if _, plain := cfg.Workers[*set]; !plain || *set == "" {
+	var db *sql.DB // models and retries need it; plain worker sets can do without
+	if _, plain := cfg.Workers[*set]; !plain || *set == "" || cfg.Database.DSN != "" {
 		if cfg.Database.DSN == "" {
 			return fmt.Errorf("%s: database.dsn is needed to run models", cfg.File)
 		}
@@ -123,15 +131,60 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer db.Close()
 	}
-	fns, err := reg.Mount(w, cfg, *set, db)
+	var mountOn dispatch.Worker = w
+	var guard *retry.Guard
+	if db != nil && !*noRetry {
+		if guard, err = newGuard(ctx, cfg, db, servers, *stateDir, log); err != nil {
+			return err
+		}
+		mountOn = guarded{w, guard}
+	} else {
+		log.Warn("retries and dead letters are off: a failed job is reported to gearmand only")
+	}
+	fns, err := reg.Mount(mountOn, cfg, *set, db)
 	if err != nil {
 		return err
 	}
 	log.Info("dbworker starting", "set", *set, "servers", servers, "functions", fns,
 		"count", *count, "timeout", idle, "concurrency", *concurrency)
-	if err := w.Run(ctx); err != nil {
+	gctx, stopGuard := context.WithCancel(ctx)
+	guardDone := make(chan struct{})
+	go func() {
+		defer close(guardDone)
+		if guard != nil {
+			guard.Run(gctx)
+		}
+	}()
+	err = w.Run(ctx)
+	stopGuard()
+	<-guardDone
+	if err != nil {
 		return err
 	}
 	log.Info("dbworker stopped", "jobs", w.Done())
 	return nil
+}
+
+// guarded mounts handlers wrapped by the retry guard.
+type guarded struct {
+	w *gearman.Worker
+	g *retry.Guard
+}
+
+func (x guarded) Register(fn string, h gearman.Handler) { x.w.Register(fn, x.g.Wrap(fn, h)) }
+
+// newGuard opens the crash journal, records what dead workers left in it,
+// and returns the guard of this worker's jobs.
+func newGuard(ctx context.Context, cfg *config.Config, db *sql.DB, servers []string, stateDir string, log *slog.Logger) (*retry.Guard, error) {
+	j, err := retry.OpenJournal(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	g := retry.NewGuard(retry.NewStore(db), gearman.NewClient(servers, gearman.WithClientLogger(log)), cfg.RetryFor,
+		retry.WithJournal(j), retry.WithLogger(log),
+		retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
+	if err := g.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recovering crashed jobs (did `dbworker migrate up` run?): %w", err)
+	}
+	return g, nil
 }
