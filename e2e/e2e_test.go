@@ -160,6 +160,22 @@ func TestComposeConfig(t *testing.T) {
 			t.Errorf("%s: no build: compose would try to pull %s", s, c.Services[s].Image)
 		}
 	}
+	// Every image is built from files of this repository.
+	for name, svc := range c.Services {
+		b, ok := svc.Build.(map[string]any)
+		if !ok {
+			t.Errorf("%s: build %v: want a context and a dockerfile", name, svc.Build)
+			continue
+		}
+		ctxDir, _ := b["context"].(string)
+		df, _ := b["dockerfile"].(string)
+		if df == "" {
+			df = "Dockerfile"
+		}
+		if _, err := os.Stat(filepath.Join(repo, ctxDir, df)); ctxDir == "" || err != nil {
+			t.Errorf("%s: build context %q, dockerfile %q: %v", name, ctxDir, df, err)
+		}
+	}
 	// Persistent state on named volumes.
 	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman"} {
 		ok := false
