@@ -559,7 +559,10 @@ func TestRepoGearmanYML(t *testing.T) {
 	}
 	eq(t, "Servers", c.Servers, map[string][]string{"default": {"127.0.0.1:4730"}})
 	eq(t, "Workers", c.Workers, map[string]WorkerSet{"example1": {"reverse": {"Worker1", "reverse"}, "hash": {"Worker1", "hash"}}})
-	eq(t, "DBWorkers", c.DBWorkers, map[string]DBWorkerSet{"example2": {"Article": {AllEvents: true, Jobs: []string{"buildFeed", "publish"}}}})
+	eq(t, "DBWorkers", c.DBWorkers, map[string]DBWorkerSet{"example2": {
+		"Article": {AllEvents: true, Jobs: []string{"buildFeed", "publish"}},
+		"Comment": {AllEvents: true},
+	}})
 	eq(t, "Models", c.Models, map[string]Model{
 		"Article": {Table: "articles", Events: []string{"insert", "update", "delete"}, Source: "trigger"},
 		"Comment": {Table: "comments", Events: []string{"insert", "update", "delete"}, Source: "binlog"},

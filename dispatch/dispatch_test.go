@@ -418,11 +418,11 @@ func TestMountRefusesDisagreement(t *testing.T) {
     typo:
       Article: [publsh, ~]
     ghost:
-      Comment: ~
+      Ghost: ~
 `)
 	for set, want := range map[string]string{
 		"typo":    `no job "publsh"`,
-		"ghost":   "model Comment has no Go type",
+		"ghost":   "model Ghost has no Go type",
 		"missing": "unknown worker set",
 	} {
 		_, err := e.reg.Mount(gearman.NewWorker(nil), e.cfg, set, e.db)
