@@ -230,6 +230,14 @@ var (
 	buildOut  []byte
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // binaries builds the Go programs of the compose image once per run.
 func binaries(t *testing.T) string {
 	t.Helper()
