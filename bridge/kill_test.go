@@ -46,7 +46,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	}
 	defer logf.Close()
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--config", cfgPath, "--concurrency", "4")
+		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -37,8 +37,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	cfgPath := fs.String("config", "config/gearman.yml", "path of gearman.yml")
-	env := fs.String("env", "", "environment section merged over all: (e.g. prod, test)")
+	var cf config.Flags
+	cf.Register(fs)
 	dsn := fs.String("dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn)")
 	start := fs.String("start", "current", "first start only, when no position is saved: current (end of the binlog), FILE:POS or gtid:SET")
 	verbose := fs.Bool("verbose", false, "log every published event (and canal's own info lines)")
@@ -60,7 +60,7 @@ Flags:
 		log.Error("bad --start", "error", err)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath, *env)
+	cfg, err := cf.Load()
 	if err != nil {
 		log.Error("loading the configuration failed", "error", err)
 		return 1

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/retry"
@@ -29,8 +30,8 @@ Flags:
 func deadCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dbworker dead", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	var cf configFlags
-	cf.register(fs)
+	var cf config.Flags
+	cf.Register(fs)
 	dsn := fs.String("dsn", "", "database DSN; default: database.dsn of gearman.yml")
 	all := fs.Bool("all", false, "retry: every dead letter")
 	olderThan := fs.Duration("older-than", 0, "purge: minimum age")
@@ -82,7 +83,7 @@ func deadCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if len(ids) == 0 && !*all {
 			return errors.New("dead retry: name the ids, or --all")
 		}
-		cfg, err := cf.load()
+		cfg, err := cf.Load()
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -58,30 +59,11 @@ func main() {
 	}
 }
 
-// configFlags are the flags every sub-command shares to find gearman.yml.
-type configFlags struct {
-	file, env string
-}
-
-func (c *configFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.file, "file", envOr("ROWGEAR_CONFIG", "config/gearman.yml"), "path of gearman.yml (env ROWGEAR_CONFIG)")
-	fs.StringVar(&c.env, "env", envOr("ROWGEAR_ENV", "prod"), "environment section merged over all: (env ROWGEAR_ENV)")
-}
-
-func (c *configFlags) load() (*config.Config, error) { return config.Load(c.file, c.env) }
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
 func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dbworker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cf configFlags
-	cf.register(fs)
+	var cf config.Flags
+	cf.Register(fs)
 	set := fs.String("config", "", "worker set to run: a worker:, doctrine: or dbworker: set of gearman.yml; empty: every model and every event")
 	count := fs.Int("count", 100, "exit after this many jobs; 0: never")
 	timeout := fs.Int("timeout", 20, "exit after this many seconds without a job; negative: never")
@@ -89,7 +71,7 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	concurrency := fs.Int("concurrency", 1, "jobs run at once")
 	server := fs.String("server", "default", "gearman connection name from the server: section")
 	jobTimeout := fs.Duration("job-timeout", 0, "cancel a handler's context after this long; 0: no limit (per-function timeouts: retry: in gearman.yml)")
-	stateDir := fs.String("state-dir", envOr("ROWGEAR_STATE_DIR", filepath.Join(os.TempDir(), "rowgear-dbworker")),
+	stateDir := fs.String("state-dir", cmp.Or(os.Getenv("ROWGEAR_STATE_DIR"), filepath.Join(os.TempDir(), "rowgear-dbworker")),
 		"directory of the crash journals, shared by the workers of one host (env ROWGEAR_STATE_DIR)")
 	noRetry := fs.Bool("no-retry", false, "report failures to gearmand only: no retries, no dead letters")
 	fs.Usage = func() {
@@ -102,7 +84,7 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see dbworker -h)", fs.Arg(0))
 	}
-	cfg, err := cf.load()
+	cfg, err := cf.Load()
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/migrations"
 )
@@ -29,8 +30,8 @@ Flags:
 func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dbworker migrate", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	var cf configFlags
-	cf.register(fs)
+	var cf config.Flags
+	cf.Register(fs)
 	dsn := fs.String("dsn", "", "database DSN (user:pass@tcp(host:port)/db); default: database.dsn of gearman.yml")
 	dir := fs.String("dir", "", "run the migrations of this directory (say, after triggers generate) instead of the built-in ones")
 	fs.Usage = func() {
@@ -89,9 +90,9 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // openDSN opens dsn, or database.dsn of the config when dsn is empty.
-func openDSN(dsn string, cf *configFlags) (*sql.DB, error) {
+func openDSN(dsn string, cf *config.Flags) (*sql.DB, error) {
 	if dsn == "" {
-		cfg, err := cf.load()
+		cfg, err := cf.Load()
 		if err != nil {
 			return nil, err
 		}

@@ -36,8 +36,8 @@ func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	sub := args[0]
 	fs := flag.NewFlagSet("dbworker triggers "+sub, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	var cf configFlags
-	cf.register(fs)
+	var cf config.Flags
+	cf.Register(fs)
 	set := fs.String("config", "", "dbworker set (doctrine:/dbworker: section) whose models to use; empty: every trigger-sourced model")
 	dsn := fs.String("dsn", "", "database DSN; default: database.dsn of gearman.yml")
 	out := fs.String("out", "migrations", "generate: the goose migrations directory to write into")
@@ -52,7 +52,7 @@ func triggersCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("triggers %s: unexpected argument %q", sub, fs.Arg(0))
 	}
-	cfg, err := cf.load()
+	cfg, err := cf.Load()
 	if err != nil {
 		return err
 	}
