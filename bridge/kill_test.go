@@ -21,10 +21,8 @@ import (
 // the handler at least once.
 func TestKill9UnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "binlogbridge")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rowgear/rowgear/cmd/binlogbridge").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
+	defer testenv.RemoveBuilds()
 	m := testenv.StartMariaDB(t)
 	g := testenv.StartGearmand(t)
 	db := m.DB("app")

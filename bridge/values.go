@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-mysql-org/go-mysql/schema"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // kind is how a column's canal value becomes its wire form (events/doc.go).
@@ -190,11 +192,11 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 			if n > 0 && int(n) <= len(c.values) {
 				name = c.values[n-1]
 			}
-			return appendString(nil, name), nil
+			return events.AppendString(nil, name), nil
 		}
 	case kTime:
 		if s, ok := v.(string); ok && c.prec > 0 && !strings.Contains(s, ".") {
-			return appendString(nil, s+"."+strings.Repeat("0", c.prec)), nil
+			return events.AppendString(nil, s+"."+strings.Repeat("0", c.prec)), nil
 		}
 	case kSet:
 		if n, ok := v.(int64); ok {
@@ -204,7 +206,7 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 					names = append(names, m)
 				}
 			}
-			return appendString(nil, strings.Join(names, ",")), nil
+			return events.AppendString(nil, strings.Join(names, ",")), nil
 		}
 	}
 	switch x := v.(type) {
@@ -265,7 +267,7 @@ func (c *column) bytes(b []byte) (json.RawMessage, error) {
 			b = []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
 		}
 	}
-	return appendString(nil, string(b)), nil
+	return events.AppendString(nil, string(b)), nil
 }
 
 func latin1ToUTF8(b []byte) []byte {
@@ -274,34 +276,4 @@ func latin1ToUTF8(b []byte) []byte {
 		out = utf8.AppendRune(out, rune(c))
 	}
 	return out
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s (valid UTF-8) as a JSON string.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -21,7 +21,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -223,62 +222,15 @@ func composeEnv() []string {
 	return env
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-	buildOut  []byte
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testenv.RemoveBuilds()
 	os.Exit(code)
-}
-
-// binaries builds the Go programs of the compose image once per run.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "rowgear-e2e")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
-			"./cmd/dbworker", "./cmd/binlogbridge", "./cmd/demo")
-		cmd.Dir = repo
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binDir
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // stack runs compose services' commands as local processes.
 type stack struct {
 	t   *testing.T
-	bin string
 	dir string // the working directory: config/gearman.yml is under it
 	env []string
 	ns  string // gearman namespace of this stack
@@ -288,13 +240,13 @@ type stack struct {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan struct{}
 	err  error
 }
 
 func (s *stack) command(name string, argv []string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(s.bin, argv[0]), argv[1:]...)
+	cmd := exec.Command(testenv.Build(s.t, "github.com/rowgear/rowgear/cmd/"+argv[0]), argv[1:]...)
 	cmd.Dir = s.dir
 	cmd.Env = s.env
 	return cmd
@@ -314,7 +266,7 @@ func (s *stack) run(name string, argv []string) string {
 // start starts a long-running service; it is stopped at cleanup.
 func (s *stack) start(name string, argv []string) *proc {
 	s.t.Helper()
-	p := &proc{name: name, cmd: s.command(name, argv), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: s.command(name, argv), out: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatalf("service %s: %v", name, err)
@@ -402,7 +354,6 @@ func testConfig(t *testing.T, dir, namespace string, serverID uint32) string {
 func TestStack(t *testing.T) {
 	gearmand := testenv.Gearman(t)
 	db, dsn := testenv.DB(t)
-	bin := binaries(t)
 	c := loadCompose(t)
 
 	ns := testenv.Name(t, "e2e")
@@ -443,7 +394,7 @@ func TestStack(t *testing.T) {
 			cfg.Namespace, cfg.Binlog.ServerID, cfg.Database.DSN, ns, serverID, dsn)
 	}
 
-	s := &stack{t: t, bin: bin, dir: dir, env: env, ns: ns}
+	s := &stack{t: t, dir: dir, env: env, ns: ns}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s.run("migrate", c.Services["migrate"].Command)

@@ -34,17 +34,17 @@ func Encode(e *Envelope) ([]byte, error) {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(e.V), 10)
 	b = append(b, `,"id":`...)
-	b = appendString(b, e.ID)
+	b = AppendString(b, e.ID)
 	b = append(b, `,"source":`...)
-	b = appendString(b, e.Source)
+	b = AppendString(b, e.Source)
 	b = append(b, `,"schema":`...)
-	b = appendString(b, e.Schema)
+	b = AppendString(b, e.Schema)
 	b = append(b, `,"table":`...)
-	b = appendString(b, e.Table)
+	b = AppendString(b, e.Table)
 	b = append(b, `,"model":`...)
-	b = appendString(b, e.Model)
+	b = AppendString(b, e.Model)
 	b = append(b, `,"op":`...)
-	b = appendString(b, e.Op)
+	b = AppendString(b, e.Op)
 	b = append(b, `,"pk":`...)
 	if b, err = appendRow(b, e.PK, "pk"); err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func Encode(e *Envelope) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, c)
+			b = AppendString(b, c)
 		}
 		b = append(b, ']')
 	}
@@ -73,7 +73,7 @@ func Encode(e *Envelope) ([]byte, error) {
 	b = e.TS.UTC().AppendFormat(b, tsLayout)
 	if e.Pos != "" {
 		b = append(b, `,"pos":`...)
-		b = appendString(b, e.Pos)
+		b = AppendString(b, e.Pos)
 	}
 	return append(b, '}'), nil
 }
@@ -113,7 +113,7 @@ func appendRow(b []byte, r Row, field string) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = AppendString(b, k)
 		b = append(b, ':')
 		switch v := r[k]; {
 		case v == nil:
@@ -129,9 +129,10 @@ func appendRow(b []byte, r Row, field string) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. s must be valid UTF-8. Unlike
-// encoding/json it does not escape <, > and &: the payload is never HTML.
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as a JSON string in the envelope's form. s must be
+// valid UTF-8. Unlike encoding/json it does not escape <, > and &: the
+// payload is never HTML. Sources use it to build column values.
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {

@@ -375,7 +375,7 @@ func encString(b []byte, v reflect.Value) ([]byte, error) {
 	if !utf8.ValidString(s) {
 		return b, errors.New("invalid UTF-8")
 	}
-	return appendString(b, s), nil
+	return AppendString(b, s), nil
 }
 
 func encBytes(b []byte, v reflect.Value) ([]byte, error) {
