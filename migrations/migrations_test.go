@@ -4,15 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -198,7 +193,8 @@ func TestUpStatusDown(t *testing.T) {
 // down on a MariaDB of its own, whose UDFs nobody else uses.
 func TestDownToZeroOnPrivateServer(t *testing.T) {
 	t.Parallel()
-	db := privateMariaDB(t)
+	// A MariaDB of its own, whose plugin dir holds a copy of the UDF.
+	db := testenv.StartMariaDB(t, testenv.WithUDF(""), testenv.WithoutBinlog()).DB("app")
 	ctx := context.Background()
 	funcs := func() []string {
 		rows, err := db.Query("SELECT name FROM mysql.func WHERE name LIKE 'gman\\_%' ORDER BY name")
@@ -237,66 +233,4 @@ func TestDownToZeroOnPrivateServer(t *testing.T) {
 			t.Fatalf("round %d after DownTo(0): functions %v, triggers %v, tables %d", round, f, tr, tables())
 		}
 	}
-}
-
-// privateMariaDB starts a throw-away mariadbd whose plugin dir holds a copy of
-// the UDF, and returns a handle on its database "app".
-func privateMariaDB(t *testing.T) *sql.DB {
-	t.Helper()
-	so := filepath.Join(os.Getenv("ROWGEAR_PLUGIN_DIR"), "rowgear_udf.so")
-	lib, err := os.ReadFile(so)
-	if err != nil {
-		t.Fatalf("the UDF: %v (scripts/services start installs it)", err)
-	}
-	dir := t.TempDir()
-	plugin := filepath.Join(dir, "plugin")
-	if err := os.Mkdir(plugin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(plugin, "rowgear_udf.so"), lib, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	if out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db", "--tmpdir="+dir).CombinedOutput(); err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
-	port := testenv.FreePort(t)
-	cmd := exec.Command("mariadbd", "--no-defaults", "--user=root", "--datadir="+data,
-		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--plugin-dir="+plugin,
-		"--log-error="+filepath.Join(dir, "log"), "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-		// Its own tmpdir (here and in mariadb-install-db): at start-up
-		// mariadbd deletes the #sql* files in its tmpdir, which in /tmp are
-		// the shared server's temporary tables.
-		"--tmpdir="+dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("mariadbd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // mariadbd ignores SIGINT
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	root, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	testenv.Eventually(t, 30*time.Second, "the private mariadbd to accept connections", func() bool { return root.Ping() == nil })
-	if _, err := root.Exec("CREATE DATABASE app CHARACTER SET utf8mb4"); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/app", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

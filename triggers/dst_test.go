@@ -2,16 +2,9 @@ package triggers
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rowgear/rowgear/internal/testenv"
 )
@@ -24,7 +17,7 @@ import (
 // (the shared one is UTC and has no time-zone tables).
 func TestTimestampInRepeatedHour(t *testing.T) {
 	t.Parallel()
-	db := berlinMariaDB(t)
+	db := testenv.StartMariaDB(t, testenv.WithServerEnv("TZ=Europe/Berlin"), testenv.WithoutBinlog()).DB("app")
 	mustExec(t, db, "CREATE TABLE t (id INT PRIMARY KEY, ts TIMESTAMP NULL, n INT NOT NULL DEFAULT 0)")
 	// The UDF is not installed here: the trigger submits to a stored
 	// function that records the payload instead.
@@ -84,53 +77,4 @@ func TestTimestampInRepeatedHour(t *testing.T) {
 	if got[1] != "2024-10-27 00:30:00" || got[2] != "2024-10-27 01:30:00" {
 		t.Errorf("ts in UTC = %v, want 1: 00:30, 2: 01:30", got)
 	}
-}
-
-func berlinMariaDB(t *testing.T) *sql.DB {
-	t.Helper()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db", "--tmpdir="+dir).CombinedOutput(); err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
-	port := testenv.FreePort(t)
-	cmd := exec.Command("mariadbd", "--no-defaults", "--user=root", "--datadir="+data,
-		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--skip-log-bin",
-		"--log-error="+filepath.Join(dir, "log"), "--innodb-buffer-pool-size=32M",
-		// Its own tmpdir (here and in mariadb-install-db): at start-up
-		// mariadbd deletes the #sql* files in its tmpdir, which in /tmp are
-		// the shared server's temporary tables.
-		"--tmpdir="+dir)
-	cmd.Env = append(os.Environ(), "TZ=Europe/Berlin")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("mariadbd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // mariadbd ignores SIGINT
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	root, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	testenv.Eventually(t, 30*time.Second, "the private mariadbd to accept connections", func() bool { return root.Ping() == nil })
-	if _, err := root.Exec("CREATE DATABASE app CHARACTER SET utf8mb4"); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/app", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -779,67 +778,15 @@ func mustExec(t testing.TB, c *sql.Conn, q string, args ...any) {
 	}
 }
 
-// ownMariaDB starts a throwaway mariadbd with rowgear_udf.so in its own
-// plugin dir and the given environment, for tests that change server-wide
-// state (the global server list, the library's load state) or need threads
-// that end (thread cache off). It is stopped at cleanup.
-func ownMariaDB(t *testing.T, env ...string) (dsn, logPath string) {
+// ownMariaDB starts a throwaway mariadbd with the fresh build of
+// rowgear_udf.so in its own plugin dir and the given environment, for tests
+// that change server-wide state (the global server list, the library's load
+// state) or need threads that end (thread cache off). It is killed at cleanup.
+func ownMariaDB(t *testing.T, env ...string) *testenv.MariaDB {
 	t.Helper()
 	ensureUDF(t) // builds the .so
-	dir := t.TempDir()
-	if out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+filepath.Join(dir, "data"),
-		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
-		t.Fatalf("mariadb-install-db (run `scripts/services install`): %v\n%s", err, out)
-	}
-	plugin := filepath.Join(dir, "plugin")
-	so, err := os.ReadFile(soName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(plugin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(plugin, soName), so, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	port := testenv.FreePort(t)
-	logPath = filepath.Join(dir, "error.log")
-	cmd := exec.Command("mariadbd", "--no-defaults", "--user=root", "--datadir="+filepath.Join(dir, "data"),
-		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"),
-		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--plugin-dir="+plugin,
-		"--log-error="+logPath, "--innodb-buffer-pool-size=32M", "--thread-cache-size=0",
-		"--max-allowed-packet=64M")
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mariadbd: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	dsn = fmt.Sprintf("root@tcp(127.0.0.1:%d)/", port)
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	testenv.Eventually(t, 30*time.Second, "own mariadbd to answer", func() bool {
-		select {
-		case <-done:
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("mariadbd exited:\n%s", log)
-		default:
-		}
-		return db.Ping() == nil
-	})
-	return dsn, logPath
+	return testenv.StartMariaDB(t, testenv.WithUDF(soName), testenv.WithServerEnv(env...),
+		testenv.WithArgs("--thread-cache-size=0"), testenv.WithoutBinlog())
 }
 
 func execFile(t testing.TB, db *sql.DB, path string) {
@@ -863,12 +810,8 @@ func execFile(t testing.TB, db *sql.DB, path string) {
 func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 	g1 := testenv.StartGearmand(t)
 	g2 := testenv.StartGearmand(t)
-	dsn, logPath := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS="+g1.Addr, "ROWGEAR_GEARMAN_TIMEOUT_MS=700")
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	m := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS="+g1.Addr, "ROWGEAR_GEARMAN_TIMEOUT_MS=700")
+	db := m.DB("")
 	db.SetMaxIdleConns(0) // a closed sql.Conn ends its session (and thread)
 	execFile(t, db, "install.sql")
 	execFile(t, db, "install.sql") // idempotent
@@ -927,7 +870,7 @@ func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 	for range 5 {
 		submit(t, c1, "gman_do_background", fn, "z", nil, dead)
 	}
-	log, _ := os.ReadFile(logPath)
+	log, _ := os.ReadFile(m.ErrorLog())
 	if n := strings.Count(string(log), "rowgear_udf: gman_do_background("); n != 1 {
 		t.Fatalf("%d error log lines for 5 failures in a burst, want 1:\n%s", n, log)
 	}

@@ -12,8 +12,9 @@ import (
 )
 
 // MariaDB is a private MariaDB server for tests that stop, kill or restart
-// it, or that need a binlog of their own: its own datadir (a t.TempDir), a
-// free loopback port, a row-based binlog with full images, root without a
+// it, need a binlog of their own, or change server-wide state: its own
+// datadir, tmpdir and plugin dir (in a t.TempDir), a free loopback port, a
+// row-based binlog with full images (unless WithoutBinlog), root without a
 // password over TCP.
 type MariaDB struct {
 	t    testing.TB
@@ -21,52 +22,133 @@ type MariaDB struct {
 	// DSN is root's go-sql-driver DSN, without a database.
 	DSN  string
 	Port int
-	Dir  string // datadir, socket, logs
-	args []string
+	Dir  string // datadir, tmpdir, plugin dir, socket, logs
+	opts options
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
+// Option configures StartMariaDB.
+type Option func(*options)
+
+type options struct {
+	args     []string // extra mariadbd arguments
+	env      []string // extra mariadbd environment
+	plugins  []string // shared libraries copied into the plugin dir
+	noBinlog bool
+}
+
+// WithArgs passes extra arguments to mariadbd, after the default ones.
+func WithArgs(args ...string) Option {
+	return func(o *options) { o.args = append(o.args, args...) }
+}
+
+// WithServerEnv adds KEY=VALUE pairs to mariadbd's environment (the test's
+// environment otherwise), e.g. "TZ=Europe/Berlin".
+func WithServerEnv(env ...string) Option {
+	return func(o *options) { o.env = append(o.env, env...) }
+}
+
+// WithUDF copies the shared library so into the server's plugin dir, ready
+// for CREATE FUNCTION ... SONAME. An empty so is the rowgear_udf.so that
+// scripts/services installed into ROWGEAR_PLUGIN_DIR.
+func WithUDF(so string) Option {
+	return func(o *options) { o.plugins = append(o.plugins, so) }
+}
+
+// WithoutBinlog starts the server with --skip-log-bin (stored functions
+// then need no DETERMINISTIC or log_bin_trust_function_creators).
+func WithoutBinlog() Option {
+	return func(o *options) { o.noBinlog = true }
+}
+
 // StartMariaDB initialises a datadir with mariadb-install-db and starts
-// mariadbd on it (as scripts/services does, minus the UDF); extra
-// arguments are passed to mariadbd. It is killed at cleanup.
-func StartMariaDB(t testing.TB, extra ...string) *MariaDB {
+// mariadbd on it, as scripts/services does, configured by opts. It is
+// killed at cleanup.
+func StartMariaDB(t testing.TB, opts ...Option) *MariaDB {
 	t.Helper()
 	for _, bin := range []string{"mariadb-install-db", "mariadbd"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s is not installed: run `scripts/services install` (%v)", bin, err)
 		}
 	}
-	m := &MariaDB{t: t, Port: FreePort(t), Dir: t.TempDir(), args: extra}
+	m := &MariaDB{t: t, Port: FreePort(t), Dir: t.TempDir()}
+	for _, o := range opts {
+		o(&m.opts)
+	}
 	m.Addr = fmt.Sprintf("127.0.0.1:%d", m.Port)
 	m.DSN = fmt.Sprintf("root@tcp(%s)/", m.Addr)
+	for _, d := range []string{m.tmpDir(), m.PluginDir()} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, so := range m.opts.plugins {
+		m.installPlugin(so)
+	}
+	// Its own tmpdir, here and in mariadbd: at start-up mariadbd deletes the
+	// #sql* files in its tmpdir, which in /tmp are the shared server's
+	// temporary tables.
 	install := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+m.path("data"),
-		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db")
+		"--tmpdir="+m.tmpDir(), "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db")
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
-	if err := os.Mkdir(m.path("plugin"), 0o755); err != nil {
-		t.Fatal(err)
 	}
 	m.Start()
 	t.Cleanup(m.Kill)
 	return m
 }
 
+func (m *MariaDB) installPlugin(so string) {
+	m.t.Helper()
+	if so == "" {
+		dir := os.Getenv("ROWGEAR_PLUGIN_DIR")
+		if dir == "" {
+			m.t.Fatalf("ROWGEAR_PLUGIN_DIR is not set: %s", howto)
+		}
+		so = filepath.Join(dir, "rowgear_udf.so")
+	}
+	lib, err := os.ReadFile(so)
+	if err != nil {
+		m.t.Fatalf("the UDF: %v (%s)", err, howto)
+	}
+	if err := os.WriteFile(filepath.Join(m.PluginDir(), filepath.Base(so)), lib, 0o755); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
 func (m *MariaDB) path(name string) string { return filepath.Join(m.Dir, name) }
+
+func (m *MariaDB) tmpDir() string { return m.path("tmp") }
+
+// PluginDir is the server's plugin_dir.
+func (m *MariaDB) PluginDir() string { return m.path("plugin") }
+
+// ErrorLog is the path of the server's error log (named with an
+// extension: mariadbd adds .err to a --log-error without one).
+func (m *MariaDB) ErrorLog() string { return m.path("error.log") }
 
 // Start starts (or restarts) the server on the same datadir and port and
 // waits until it answers queries.
 func (m *MariaDB) Start() {
 	m.t.Helper()
-	args := append([]string{"--no-defaults", "--user=root",
-		"--datadir=" + m.path("data"), "--socket=" + m.path("sock"), "--pid-file=" + m.path("pid"),
+	args := []string{"--no-defaults", "--user=root",
+		"--datadir=" + m.path("data"), "--tmpdir=" + m.tmpDir(),
+		"--socket=" + m.path("sock"), "--pid-file=" + m.path("pid"),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", m.Port),
-		"--log-bin=" + m.path("data/binlog"), "--binlog-format=ROW", "--binlog-row-image=FULL",
-		"--server-id=1", "--plugin-dir=" + m.path("plugin"), "--log-error=" + m.path("log"),
+		"--plugin-dir=" + m.PluginDir(), "--log-error=" + m.ErrorLog(),
 		"--max-allowed-packet=64M", "--innodb-buffer-pool-size=64M",
-		"--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0"}, m.args...)
-	m.cmd = exec.Command("mariadbd", args...)
+		"--innodb-flush-log-at-trx-commit=2"}
+	if m.opts.noBinlog {
+		args = append(args, "--skip-log-bin")
+	} else {
+		args = append(args, "--log-bin="+m.path("data/binlog"), "--binlog-format=ROW",
+			"--binlog-row-image=FULL", "--server-id=1", "--sync-binlog=0")
+	}
+	m.cmd = exec.Command("mariadbd", append(args, m.opts.args...)...)
+	if len(m.opts.env) > 0 {
+		m.cmd.Env = append(os.Environ(), m.opts.env...)
+	}
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatalf("start mariadbd: %v", err)
 	}
@@ -78,7 +160,7 @@ func (m *MariaDB) Start() {
 	Eventually(m.t, 30*time.Second, "mariadbd to answer on "+m.Addr, func() bool {
 		select {
 		case <-done:
-			log, _ := os.ReadFile(m.path("log"))
+			log, _ := os.ReadFile(m.ErrorLog())
 			m.t.Fatalf("mariadbd exited at start:\n%s", log)
 		default:
 		}
@@ -102,6 +184,7 @@ func (m *MariaDB) signal(sig os.Signal) {
 }
 
 // DB opens a handle on database name (empty: none), creating it if needed.
+// The handle allows multiple statements and is closed at cleanup.
 func (m *MariaDB) DB(name string) *sql.DB {
 	m.t.Helper()
 	if name != "" {
