@@ -61,7 +61,7 @@ func workerProcess(mode string) int {
 		case "fail-once":
 			var n int
 			db.QueryRowContext(ctx, "SELECT COUNT(*) FROM runs").Scan(&n)
-			db.ExecContext(ctx, "INSERT INTO runs VALUES (?)", string(job.Workload))
+			db.ExecContext(ctx, "INSERT INTO runs (payload) VALUES (?)", string(job.Workload))
 			if n == 0 {
 				return nil, errors.New("first run fails")
 			}
@@ -324,7 +324,7 @@ func TestCrashingJobEndsDeadAfterRestarts(t *testing.T) {
 // waits in the table and the next worker sends it.
 func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 	f := setup(t)
-	if _, err := f.db.Exec("CREATE TABLE runs (payload VARCHAR(50))"); err != nil {
+	if _, err := f.db.Exec("CREATE TABLE runs (payload VARCHAR(50), at DATETIME(6) NOT NULL DEFAULT NOW(6))"); err != nil {
 		t.Fatal(err)
 	}
 	journal := t.TempDir()
@@ -347,4 +347,11 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 		es, _ := store.List(context.Background(), "")
 		return len(es) == 0
 	})
+	// The new worker kept the backoff the dead one had scheduled (200ms,
+	// jittered down to no less than half).
+	var gap int64
+	f.db.QueryRow("SELECT TIMESTAMPDIFF(MICROSECOND, MIN(at), MAX(at)) FROM runs").Scan(&gap)
+	if gap < 100_000 {
+		t.Fatalf("the retry ran %dµs after the failure, before its backoff", gap)
+	}
 }
