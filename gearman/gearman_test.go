@@ -389,3 +389,29 @@ func TestGearmanCLIJobAnsweredByOurWorker(t *testing.T) {
 		t.Fatalf("gearman CLI got %q", out)
 	}
 }
+
+// A handler reaches its client through the job: partial data and status.
+func TestJobSendsDataAndStatus(t *testing.T) {
+	addr := testenv.Gearman(t)
+	fn := testenv.Name(t, "data")
+	w := gearman.NewWorker([]string{addr})
+	w.Register(fn, func(_ context.Context, j *gearman.Job) (any, error) {
+		if err := j.SendStatus(1, 2); err != nil {
+			return nil, err
+		}
+		if err := j.SendData([]byte("part 1")); err != nil {
+			return nil, err
+		}
+		return "done", nil
+	})
+	startWorker(t, w)
+	c := gearman.NewClient([]string{addr})
+	defer c.Close()
+	r, err := c.Task(ctxT(t), fn, "", gearman.Normal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.String() != "done" || len(r.Updates) != 1 || string(r.Updates[0]) != "part 1" {
+		t.Fatalf("result %q, updates %q", r.Data, r.Updates)
+	}
+}
