@@ -19,6 +19,13 @@ test:
 demo:
 	scripts/demo
 
+# Measures rowgear against its ceilings (cmd/bench): starts the services
+# if needed and leaves them running (others may use them; `make stop`).
+# BENCHFLAGS passes flags, e.g. BENCHFLAGS='--rows 50000 --json run.json'.
+bench:
+	@set -e; eval "$$(scripts/services start)"; \
+	$(GO) run ./cmd/bench $(BENCHFLAGS)
+
 services:
 	scripts/services start
 

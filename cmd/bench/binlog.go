@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/canal"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/internal/benchutil"
+)
+
+const bridgeConns = 4 // the bridge's default concurrency
+
+func (b *bench) binlogPos(ctx context.Context) (bridge.Position, error) {
+	var p bridge.Position
+	err := b.db.QueryRowContext(ctx, "SHOW BINLOG STATUS").Scan(&p.File, &p.Pos, new(string), new(string))
+	return p, err
+}
+
+// canalRate decodes the binlog from start with canal alone (a handler that
+// counts the rows of table) until rows rows, and returns rows/s. Its
+// config is the bridge's: same table filter, value options, flavor.
+func (b *bench) canalRate(ctx context.Context, start bridge.Position, table string, rows int) (float64, int, error) {
+	dsn, err := gomysql.ParseDSN(b.dsn)
+	if err != nil {
+		return 0, 0, err
+	}
+	c := canal.NewDefaultConfig()
+	c.Addr, c.User, c.Password = dsn.Addr, dsn.User, dsn.Passwd
+	c.Charset = "utf8mb4"
+	c.ServerID = uint32(100000 + rand.IntN(1<<30))
+	c.Flavor = mysql.MariaDBFlavor
+	c.Dump.ExecutionPath = ""
+	c.IncludeTableRegex = []string{"^" + regexp.QuoteMeta(b.dbName) + `\.` + regexp.QuoteMeta(table) + "$"}
+	c.UseDecimal, c.ParseTime = false, false
+	c.TimestampStringLocation = time.UTC
+	c.Logger = b.log
+	cn, err := canal.NewCanal(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := &countRows{}
+	cn.SetEventHandler(h)
+	t0 := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cn.RunFrom(mysql.Position{Name: start.File, Pos: start.Pos}) }()
+	waitFor(ctx, b.maxTime, func() bool { return h.n.Load() >= int64(rows) })
+	el := time.Since(t0)
+	n := h.n.Load()
+	cn.Close()
+	<-done
+	return float64(min(n, int64(rows))) / el.Seconds(), int(n), nil
+}
+
+type countRows struct {
+	canal.DummyEventHandler
+	n atomic.Int64
+}
+
+func (h *countRows) OnRow(e *canal.RowsEvent) error { h.n.Add(int64(len(e.Rows))); return nil }
+
+// startBridge runs a bridge publishing the Item model of table to
+// gearmand addr, from start (nil: the end of the binlog).
+func (b *bench) startBridge(ctx context.Context, ns, addr, table string, start *bridge.Position) (*bridge.Bridge, func() error, error) {
+	cfg := b.modelConfig(ns, addr, table, "binlog")
+	cfg.Binlog = bridgeBinlog(filepath.Join(b.dir, ns+"-pos.json"))
+	opts := []bridge.Option{bridge.WithLogger(b.log)}
+	if start != nil {
+		opts = append(opts, bridge.WithStart(start))
+	}
+	br, err := bridge.New(ctx, cfg, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- br.Run(bctx) }()
+	stop := func() error {
+		cancel()
+		err := <-done
+		br.Close()
+		return err
+	}
+	// The bridge saves its start position before it streams: once the file
+	// exists, every later write is published.
+	posFile := cfg.Binlog.Position[len("file:"):]
+	if !waitFor(ctx, 20*time.Second, func() bool { _, err := os.Stat(posFile); return err == nil }) {
+		stop()
+		return nil, nil, fmt.Errorf("the bridge did not fix its start position within 20 s")
+	}
+	return br, stop, nil
+}
+
+func bridgeBinlog(posFile string) configBinlog {
+	return configBinlog{ServerID: uint32(100000 + rand.IntN(1<<30)), Flavor: "mariadb",
+		Position: "file:" + posFile, Concurrency: bridgeConns}
+}
+
+// publishRate runs a bridge from start over rows already in the binlog,
+// with no worker, until gearmand acknowledged rows jobs; rows/s.
+func (b *bench) publishRate(ctx context.Context, ns, addr, table string, start bridge.Position, rows int) (float64, int64, error) {
+	t0 := time.Now()
+	br, stop, err := b.startBridge(ctx, ns, addr, table, &start)
+	if err != nil {
+		return 0, 0, err
+	}
+	waitFor(ctx, b.maxTime, func() bool { return br.Stats().Published >= int64(rows) })
+	el := time.Since(t0)
+	n := br.Stats().Published
+	if err := stop(); err != nil {
+		return 0, 0, err
+	}
+	return float64(min(n, int64(rows))) / el.Seconds(), n, nil
+}
+
+// binlogPath: section 3.
+func (b *bench) binlogPath(ctx context.Context) error {
+	const sec = "3"
+	if _, err := b.db.ExecContext(ctx, "CREATE TABLE items "+itemDDL); err != nil {
+		return err
+	}
+	start, err := b.binlogPos(ctx)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < b.rows; i += 500 {
+		if err := insertItems(ctx, b.db, "items", i, min(500, b.rows-i)); err != nil {
+			return err
+		}
+	}
+	canalRate, n, err := b.canalRate(ctx, start, "items", b.rows)
+	if err != nil {
+		return err
+	}
+	f := b.add(sec, "canal alone: decode rows", canalRate, "rows/s")
+	if n < b.rows {
+		f.note(fmt.Sprintf("%d rows, time-capped", n))
+	}
+	for _, queue := range []string{"memory", "sqlite"} {
+		g, err := b.gearmand(queue)
+		if err != nil {
+			return err
+		}
+		rate, pub, err := b.publishRate(ctx, "bench_pub_"+queue, g.Addr, "items", start, b.rows)
+		b.stopGearmand(g)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("bridge publish, %s queue, %d conns", queue, bridgeConns)
+		ceil, ok := b.ceilings[ceilingKey(queue, bridgeConns)]
+		f := b.add(sec, name, rate, "rows/s")
+		if ok {
+			f.vs(fmt.Sprintf("DoBg %s, %d conns", queue, bridgeConns), ceil)
+		}
+		if pub < int64(b.rows) {
+			f.note(fmt.Sprintf("%d rows, time-capped", pub))
+		}
+		if queue == "memory" {
+			b.add(sec, name, rate, "rows/s").vs("canal alone", canalRate)
+			b.ceilings["bridge_publish"] = rate
+		}
+	}
+	return b.binlogEndToEnd(ctx)
+}
+
+// binlogEndToEnd runs writer → MariaDB → bridge → gearmand (memory) →
+// worker+dispatch+guard at fixed offered loads and at saturation.
+func (b *bench) binlogEndToEnd(ctx context.Context) error {
+	const sec = "3"
+	if _, err := b.db.ExecContext(ctx, "CREATE TABLE items_e2e "+itemDDL); err != nil {
+		return err
+	}
+	g, err := b.gearmand("memory")
+	if err != nil {
+		return err
+	}
+	defer b.stopGearmand(g)
+	ns := "bench_e2e"
+	_, stopBridge, err := b.startBridge(ctx, ns, g.Addr, "items_e2e", nil)
+	if err != nil {
+		return err
+	}
+	defer stopBridge()
+	w, cleanup, err := b.itemWorker(ctx, b.modelConfig(ns, g.Addr, "items_e2e", "binlog"), 4, true)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	stopWorker := runWorker(ctx, w)
+	defer stopWorker()
+	next := 0
+	phase := func(rate int, label string) error {
+		r := newRecorder(true)
+		var total int
+		var dur time.Duration
+		if rate > 0 {
+			total = min(b.rows, rate*int(b.maxTime/time.Second))
+			dur = b.maxTime
+		} else {
+			total, dur = b.rows, b.maxTime
+		}
+		t0 := time.Now()
+		var wrote int
+		var err error
+		if rate > 0 {
+			wrote, err = benchutil.Pace(ctx, rate, total, dur, 10*time.Millisecond, func(n int) error {
+				err := insertItems(ctx, b.db, "items_e2e", next, n)
+				next += n
+				return err
+			})
+		} else {
+			for wrote < total && time.Since(t0) < dur && err == nil {
+				n := min(500, total-wrote)
+				err = insertItems(ctx, b.db, "items_e2e", next, n)
+				next += n
+				wrote += n
+			}
+		}
+		if err != nil {
+			return err
+		}
+		writeDur := time.Since(t0)
+		ok := waitFor(ctx, 60*time.Second, func() bool { return r.n.Load() >= int64(wrote) })
+		got := r.n.Load()
+		el := time.Duration(r.last.Load() - t0.UnixNano())
+		eps := float64(got) / el.Seconds()
+		f := b.add(sec, "end to end binlog → handler, "+label, eps, "events/s")
+		if rate > 0 {
+			f.vs("offered rows/s", float64(rate))
+		} else {
+			f.vs("bridge publish rows/s", b.ceilings["bridge_publish"])
+		}
+		note := fmt.Sprintf("%d rows written at %.0f rows/s", wrote, float64(wrote)/writeDur.Seconds())
+		if !ok {
+			note += fmt.Sprintf("; only %d arrived", got)
+		}
+		f.note(note)
+		addLatency(b, sec, "binlog commit → handler, "+label, benchutil.Percentiles(r.latencies()), "")
+		return nil
+	}
+	for _, rate := range []int{1000, 5000} {
+		if err := phase(rate, fmt.Sprintf("%dk rows/s offered", rate/1000)); err != nil {
+			return err
+		}
+	}
+	return phase(0, "saturation")
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/retry"
+)
+
+// itemDDL is the bench table: written_at is set with NOW(6) by every write.
+const itemDDL = "(id BIGINT PRIMARY KEY, n INT NOT NULL, body VARCHAR(100) NOT NULL, written_at DATETIME(6) NOT NULL)"
+
+// Item is the bench model. Its handlers only note the receipt.
+type Item struct {
+	dispatch.Record
+
+	ID        int64  `db:"id,pk"`
+	N         int64  `db:"n"`
+	Body      string `db:"body"`
+	WrittenAt string `db:"written_at"`
+}
+
+func (it *Item) TriggerInsert(ctx context.Context) error { rec.Load().note(it.WrittenAt); return nil }
+
+func (it *Item) TriggerUpdate(ctx context.Context, _ []string) error {
+	rec.Load().note(it.WrittenAt)
+	return nil
+}
+
+// rec is where the handlers note receipts; a fresh recorder per measurement.
+var rec atomic.Pointer[recorder]
+
+func init() { rec.Store(&recorder{}) }
+
+type recorder struct {
+	n       atomic.Int64
+	latency bool
+	mu      sync.Mutex
+	lat     []time.Duration
+	last    atomic.Int64 // unix nanos of the last receipt
+}
+
+func newRecorder(latency bool) *recorder {
+	r := &recorder{latency: latency}
+	rec.Store(r)
+	return r
+}
+
+func (r *recorder) note(writtenAt string) {
+	now := time.Now()
+	r.n.Add(1)
+	r.last.Store(now.UnixNano())
+	if !r.latency {
+		return
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", writtenAt, time.UTC)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	r.lat = append(r.lat, now.Sub(t))
+	r.mu.Unlock()
+}
+
+func (r *recorder) latencies() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.lat...)
+}
+
+// modelConfig is a gearman.yml with the Item model on table, for worker set
+// "" (every model, every event).
+func (b *bench) modelConfig(ns, gearmand, table, source string) *config.Config {
+	return &config.Config{
+		File: "bench", Namespace: ns,
+		Servers:  map[string][]string{"default": {gearmand}},
+		Models:   map[string]config.Model{"Item": {Table: table, Schema: b.dbName, Events: []string{"insert", "update"}, Source: source}},
+		Database: config.Database{DSN: b.dsn},
+		Binlog:   config.Binlog{Flavor: "mariadb"},
+	}
+}
+
+// guarded mounts handlers wrapped by the retry guard, as dbworker does.
+type guarded struct {
+	w *gearman.Worker
+	g *retry.Guard
+}
+
+func (x guarded) Register(fn string, h gearman.Handler) { x.w.Register(fn, x.g.Wrap(fn, h)) }
+
+// itemWorker returns a worker running the Item model as dbworker mounts it
+// (with the retry guard and its crash journal when guard is set).
+func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency int, guard bool) (*gearman.Worker, func(), error) {
+	reg := dispatch.NewRegistry()
+	if err := dispatch.Register[Item](reg, "Item"); err != nil {
+		return nil, nil, err
+	}
+	addrs := cfg.Servers["default"]
+	w := gearman.NewWorker(addrs, gearman.WithConcurrency(concurrency), gearman.WithLogger(b.log),
+		gearman.WithClientID("bench"))
+	var on dispatch.Worker = w
+	cleanup := func() {}
+	if guard {
+		j, err := retry.OpenJournal(filepath.Join(b.dir, "journal"))
+		if err != nil {
+			return nil, nil, err
+		}
+		client := gearman.NewClient(addrs, gearman.WithClientLogger(b.log))
+		g := retry.NewGuard(retry.NewStore(b.db), client, cfg.RetryFor, retry.WithJournal(j), retry.WithLogger(b.log),
+			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
+		if err := g.Recover(ctx); err != nil {
+			return nil, nil, err
+		}
+		on = guarded{w, g}
+		cleanup = func() { j.Close(); client.Close() }
+	}
+	if _, err := reg.Mount(on, cfg, "", b.db); err != nil {
+		return nil, nil, err
+	}
+	return w, cleanup, nil
+}
+
+// runWorker runs w in the background until the returned stop is called.
+func runWorker(ctx context.Context, w *gearman.Worker) (stop func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(wctx) }()
+	return func() { cancel(); <-done }
+}
+
+type configBinlog = config.Binlog

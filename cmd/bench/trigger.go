@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rowgear/rowgear/internal/benchutil"
+	"github.com/rowgear/rowgear/triggers"
+)
+
+// installTrigger generates our strict AFTER UPDATE trigger for the Item
+// model on table and installs it, submitting to gearmand addr: the
+// generated call gman_do_background(fn, envelope, id) gets the UDF's
+// per-call server argument, so the shared server's global list (other
+// users' gearmand) is left alone.
+func (b *bench) installTrigger(ctx context.Context, ns, table, addr string) error {
+	t, err := triggers.LoadTable(ctx, b.db, b.dbName, table)
+	if err != nil {
+		return err
+	}
+	trs, err := triggers.Generate(triggers.Spec{Namespace: ns, Mode: triggers.Strict, Model: "Item",
+		Schema: b.dbName, Table: table, Events: []string{"update"}}, t)
+	if err != nil {
+		return err
+	}
+	for _, tr := range trs {
+		const call = "), rowgear_id)"
+		if strings.Count(tr.Create, call) != 1 {
+			return fmt.Errorf("trigger %s: cannot find the gman_do_background call to point at %s", tr.Name, addr)
+		}
+		ddl := strings.Replace(tr.Create, call, "), rowgear_id, '"+addr+"')", 1)
+		if _, err := b.db.ExecContext(ctx, tr.Drop); err != nil {
+			return err
+		}
+		if _, err := b.db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("%s: %w", tr.Name, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) createItems(ctx context.Context, table string, n int) error {
+	if _, err := b.db.ExecContext(ctx, "CREATE TABLE "+table+" "+itemDDL); err != nil {
+		return err
+	}
+	for i := 0; i < n; i += 500 {
+		if err := insertItems(ctx, b.db, table, i, min(500, n-i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertItems inserts rows from, from+1, … in one statement.
+func insertItems(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, table string, from, n int) error {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + table + " (id, n, body, written_at) VALUES ")
+	for i := from; i < from+n; i++ {
+		if i > from {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, "(%d,0,'a body of some length for row %d',NOW(6))", i, i)
+	}
+	_, err := db.ExecContext(ctx, sb.String())
+	return err
+}
+
+// triggerPath: section 2.
+func (b *bench) triggerPath(ctx context.Context) error {
+	const sec = "2"
+	const nrows = 1000 // rows the UPDATEs cycle through
+	for _, t := range []string{"items_plain", "items_trig"} {
+		if err := b.createItems(ctx, t, nrows); err != nil {
+			return err
+		}
+	}
+	// UPDATE cost: interleaved blocks of 100 single-row autocommit UPDATEs
+	// on one session, so machine noise hits both tables alike.
+	g, err := b.gearmand("memory")
+	if err != nil {
+		return err
+	}
+	ns := "bench_trig"
+	if err := b.installTrigger(ctx, ns, "items_trig", g.Addr); err != nil {
+		return err
+	}
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var dur [2]time.Duration
+	updates := 0
+	block := func(k int, table string, from int) error {
+		t0 := time.Now()
+		for i := from; i < from+100; i++ {
+			if _, err := conn.ExecContext(ctx, "UPDATE "+table+" SET n = n + 1, written_at = NOW(6) WHERE id = ?", i%nrows); err != nil {
+				return err
+			}
+		}
+		dur[k] += time.Since(t0)
+		return nil
+	}
+	for i := 0; i < 2; i++ { // warm-up
+		if err := block(0, "items_plain", 0); err != nil {
+			return err
+		}
+		if err := block(1, "items_trig", 0); err != nil {
+			return err
+		}
+	}
+	dur = [2]time.Duration{}
+	limit := time.Now().Add(2 * b.maxTime)
+	for updates < b.rows/2 && time.Now().Before(limit) {
+		if err := block(0, "items_plain", updates); err != nil {
+			return err
+		}
+		if err := block(1, "items_trig", updates); err != nil {
+			return fmt.Errorf("UPDATE with trigger: %w", err)
+		}
+		updates += 100
+	}
+	plainUS := float64(dur[0].Microseconds()) / float64(updates)
+	trigUS := float64(dur[1].Microseconds()) / float64(updates)
+	b.add(sec, "UPDATE latency, plain table", plainUS, "µs").note(fmt.Sprintf("%d single-row autocommit UPDATEs", updates))
+	b.add(sec, "UPDATE latency, generated trigger + UDF", trigUS, "µs").vs("plain UPDATE µs", plainUS).note("ratio = cost, target ≤ 1.2")
+	b.add(sec, "UPDATE rate, generated trigger + UDF", 1e6/trigUS, "rows/s").vs("plain UPDATE rows/s", 1e6/plainUS)
+	b.ceilings["update_plain_us"], b.ceilings["update_trig_us"] = plainUS, trigUS
+	b.stopGearmand(g)
+
+	// End to end: 4 writers updating distinct rows, the trigger submitting to
+	// a fresh gearmand, one worker (4 jobs at once) with dispatch and the
+	// retry guard, as dbworker runs.
+	g, err = b.gearmand("memory")
+	if err != nil {
+		return err
+	}
+	defer b.stopGearmand(g)
+	ns = "bench_trig_e2e"
+	if err := b.installTrigger(ctx, ns, "items_trig", g.Addr); err != nil {
+		return err
+	}
+	cfg := b.modelConfig(ns, g.Addr, "items_trig", "trigger")
+	w, cleanup, err := b.itemWorker(ctx, cfg, 4, true)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	r := newRecorder(true)
+	stop := runWorker(ctx, w)
+	defer stop()
+	const writers = 4
+	var written atomic.Int64
+	var wg sync.WaitGroup
+	var werr error
+	var once sync.Once
+	start := time.Now()
+	deadline := start.Add(b.maxTime)
+	for k := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; written.Load() < int64(b.rows) && time.Now().Before(deadline); i += writers {
+				if _, err := b.db.ExecContext(ctx, "UPDATE items_trig SET n = n + 1, written_at = NOW(6) WHERE id = ?", i%nrows); err != nil {
+					once.Do(func() { werr = err })
+					return
+				}
+				written.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	writeDur := time.Since(start)
+	if werr != nil {
+		return werr
+	}
+	n := written.Load()
+	ok := waitFor(ctx, 30*time.Second, func() bool { return r.n.Load() >= n })
+	got := r.n.Load()
+	el := time.Duration(r.last.Load() - start.UnixNano())
+	commitRate := float64(n) / writeDur.Seconds()
+	f := b.add(sec, "end to end: trigger → gearmand → worker+dispatch+guard", float64(got)/el.Seconds(), "events/s").
+		vs("UPDATEs/s committed", commitRate)
+	if !ok {
+		f.note(fmt.Sprintf("only %d of %d events arrived", got, n))
+	} else {
+		f.note(fmt.Sprintf("%d writers, %d events", writers, n))
+	}
+	addLatency(b, sec, "trigger commit → handler", benchutil.Percentiles(r.latencies()), "")
+	return nil
+}
+
+func addLatency(b *bench, sec, what string, l benchutil.Latency, note string) {
+	b.add(sec, what+" p50", l.P50/1e3, "ms").note(note)
+	b.add(sec, what+" p95", l.P95/1e3, "ms")
+	b.add(sec, what+" p99", l.P99/1e3, "ms").note(fmt.Sprintf("max %.1f ms, n=%d", l.Max/1e3, l.N))
+}
