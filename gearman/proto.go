@@ -53,6 +53,11 @@ type wconn struct {
 	nc net.Conn
 	r  *bufio.Reader
 	mu sync.Mutex // serializes writes: a handler may send data while the loop waits
+	// pending holds packets queued by later, written in front of the next
+	// packet sent (a job's WORK_COMPLETE rides with the next GRAB: one write
+	// instead of two) or by flush. Guarded by mu, as is wbuf.
+	pending []byte
+	wbuf    []byte
 }
 
 func dialWorker(addr string, timeout time.Duration) (*wconn, error) {
@@ -65,7 +70,8 @@ func dialWorker(addr string, timeout time.Duration) (*wconn, error) {
 
 func (c *wconn) close() error { return c.nc.Close() }
 
-func (c *wconn) send(typ uint32, args ...[]byte) error {
+// appendPacket appends one request packet to buf.
+func appendPacket(buf []byte, typ uint32, args ...[]byte) []byte {
 	n := len(args) - 1
 	for _, a := range args {
 		n += len(a)
@@ -73,19 +79,47 @@ func (c *wconn) send(typ uint32, args ...[]byte) error {
 	if n < 0 {
 		n = 0
 	}
-	buf := make([]byte, 12, 12+n)
-	copy(buf, magicReq)
-	binary.BigEndian.PutUint32(buf[4:], typ)
-	binary.BigEndian.PutUint32(buf[8:], uint32(n))
+	buf = append(buf, magicReq...)
+	buf = binary.BigEndian.AppendUint32(buf, typ)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(n))
 	for i, a := range args {
 		if i > 0 {
 			buf = append(buf, 0)
 		}
 		buf = append(buf, a...)
 	}
+	return buf
+}
+
+// send writes the pending packets and this one, in one write.
+func (c *wconn) send(typ uint32, args ...[]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	buf := appendPacket(append(c.wbuf[:0], c.pending...), typ, args...)
+	c.pending = c.pending[:0]
 	_, err := c.nc.Write(buf)
+	if cap(buf) <= 64<<10 {
+		c.wbuf = buf[:0]
+	}
+	return err
+}
+
+// later queues a packet for the next send or flush.
+func (c *wconn) later(typ uint32, args ...[]byte) {
+	c.mu.Lock()
+	c.pending = appendPacket(c.pending, typ, args...)
+	c.mu.Unlock()
+}
+
+// flush writes the pending packets, if any.
+func (c *wconn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return nil
+	}
+	_, err := c.nc.Write(c.pending)
+	c.pending = c.pending[:0]
 	return err
 }
 

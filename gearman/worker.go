@@ -258,7 +258,15 @@ func (w *Worker) connect(addr string) (*wconn, error) {
 	return c, nil
 }
 
-func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn, sem chan struct{}) error {
+func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn, sem chan struct{}) (err error) {
+	// A finished job's WORK_COMPLETE waits in c's pending packets for the
+	// next GRAB (one write for both); every other way out of the loop, and
+	// any wait for a slot, writes it first.
+	defer func() {
+		if ferr := c.flush(); err == nil {
+			err = ferr
+		}
+	}()
 	// A stop interrupts a sleeping read by closing the connection; it never
 	// closes it during a grab or a job, whose result would then be lost.
 	var mu sync.Mutex
@@ -275,7 +283,18 @@ func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn,
 	for {
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
+		default:
+			if err := c.flush(); err != nil {
+				return err
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			<-sem
 			return nil
 		}
 		if !w.reserve() {
@@ -361,7 +380,10 @@ func (w *Worker) run(ctx context.Context, job *Job) error {
 		w.logger().Info("job done", "function", job.Function, "handle", job.Handle,
 			"duration", time.Since(start))
 	}
-	return job.conn.send(ptWorkComplete, []byte(job.Handle), data)
+	// Sent with the connection's next packet (the next GRAB), or flushed
+	// before the loop waits or stops.
+	job.conn.later(ptWorkComplete, []byte(job.Handle), data)
+	return nil
 }
 
 // ErrRequeue, returned (wrapped) by a handler, sends gearmand no answer:
