@@ -30,7 +30,7 @@ type bench struct {
 	dbName string  // its name
 	rootDB *sql.DB // no database
 	db     *sql.DB
-	gms    []*benchutil.Gearmand
+	gms    []*benchutil.Server
 
 	figs     []*figure
 	ceilings map[string]float64 // section 1 figures by key, for later sections
@@ -100,8 +100,9 @@ func (b *bench) close() {
 // gearmand starts a private gearmand; queue is "memory", "sqlite" (the
 // durable queue the stack uses: a write per job, no
 // --store-queue-on-shutdown), "mysql" (a table in the bench database) or
-// "redis" (the local redis on 127.0.0.1:6379).
-func (b *bench) gearmand(queue string) (*benchutil.Gearmand, error) {
+// "redis" (a private redis-server with an append-only file synced every
+// second).
+func (b *bench) gearmand(queue string) (*benchutil.Server, error) {
 	dir, err := os.MkdirTemp(b.dir, "gearmand-"+queue+"-")
 	if err != nil {
 		return nil, err
@@ -120,8 +121,13 @@ func (b *bench) gearmand(queue string) (*benchutil.Gearmand, error) {
 			extra = append(extra, "--mysql-password="+cfg.Passwd)
 		}
 	case "redis":
-		extra = []string{"-q", "redis", "--redis-server=127.0.0.1", "--redis-port=6379",
-			"--redis-prefix=rowgear_bench_" + filepath.Base(dir) + "_"}
+		r, err := benchutil.StartRedis(filepath.Join(dir, "redis"))
+		if err != nil {
+			return nil, err
+		}
+		b.gms = append(b.gms, r)
+		host, port, _ := splitHostPort(r.Addr)
+		extra = []string{"-q", "redis", "--redis-server=" + host, "--redis-port=" + port}
 	default:
 		return nil, fmt.Errorf("unknown queue %q", queue)
 	}
@@ -134,7 +140,7 @@ func (b *bench) gearmand(queue string) (*benchutil.Gearmand, error) {
 }
 
 // stopGearmand stops g now (its queue is no longer needed).
-func (b *bench) stopGearmand(g *benchutil.Gearmand) {
+func (b *bench) stopGearmand(g *benchutil.Server) {
 	g.Stop()
 }
 
