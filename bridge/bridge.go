@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 		b.namespace = config.DefaultNamespace
 	}
 	if b.concurrency < 1 {
-		b.concurrency = 4
+		b.concurrency = 8
 	}
 	rawDSN := cfg.Database.DSN
 	if b.dsnOverride != "" {

@@ -56,7 +56,7 @@
 // SIGINT/SIGTERM: stop reading, wait (up to 20 s) for the jobs read to be
 // acknowledged, save, exit 0.
 //
-// Order. binlog.concurrency (default 4) submitters, each with its own
+// Order. binlog.concurrency (default 8) submitters, each with its own
 // gearman connection and queue. Every row change goes to the queue chosen
 // by a hash of its table and primary key, and each queue submits in binlog
 // order, so the changes of one row reach gearmand in commit order; changes

@@ -107,7 +107,7 @@ type Binlog struct {
 	Position string
 	// Server is the gearman connection name the bridge publishes to.
 	Server string
-	// Concurrency is the number of gearman connections submitting; default 4.
+	// Concurrency is the number of gearman connections submitting; default 8.
 	Concurrency int
 	// StatsInterval is how often the bridge logs position, lag and rate.
 	StatsInterval time.Duration

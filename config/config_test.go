@@ -170,7 +170,7 @@ func TestDefaults(t *testing.T) {
 		c := mustParse(t, yml, "", nil)
 		eq(t, "Servers", c.Servers, map[string][]string{"default": {DefaultServer}})
 		eq(t, "Namespace", c.Namespace, DefaultNamespace)
-		eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 4, StatsInterval: 10 * time.Second})
+		eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, StatsInterval: 10 * time.Second})
 		eq(t, "Triggers", c.Triggers, Triggers{Mode: "strict"})
 		eq(t, "Database", c.Database, Database{})
 		if len(c.Workers)+len(c.DBWorkers)+len(c.Models) != 0 {
@@ -568,7 +568,7 @@ func TestRepoGearmanYML(t *testing.T) {
 		"Comment": {Table: "comments", Events: []string{"insert", "update", "delete"}, Source: "binlog"},
 	})
 	eq(t, "Database", c.Database, Database{DSN: "root@tcp(127.0.0.1:3307)/rowgear"})
-	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 4, StatsInterval: 10 * time.Second})
+	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, StatsInterval: 10 * time.Second})
 	eq(t, "Triggers", c.Triggers, Triggers{Mode: "strict"})
 
 	c, err = Loader{LookupEnv: lookup(map[string]string{"ROWGEAR_GEARMAN": "10.0.0.5:4800"})}.Load("gearman.yml", "prod")

@@ -57,7 +57,7 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			Flavor:        "mariadb",
 			Position:      "table",
 			Server:        "default",
-			Concurrency:   4,
+			Concurrency:   8,
 			StatsInterval: 10 * time.Second,
 		},
 		Triggers: Triggers{Mode: "strict"},

@@ -18,7 +18,7 @@ import (
 	"github.com/rowgear/rowgear/internal/benchutil"
 )
 
-const bridgeConns = 4 // the bridge's default concurrency
+const bridgeConns = 8 // the bridge's default concurrency
 
 func (b *bench) binlogPos(ctx context.Context) (bridge.Position, error) {
 	var p bridge.Position
