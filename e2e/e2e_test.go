@@ -453,6 +453,9 @@ func TestStack(t *testing.T) {
 	worker.waitFor(t, "the buildFeed job", `msg=ArticleTable\.BuildFeed items=[1-9]`)
 	worker.waitFor(t, "publish's own update to come back through the trigger",
 		`msg=Article\.TriggerUpdate id=\d+ .*modified=\[published_at\]`)
+	exec1("DELETE FROM articles WHERE id = ?", a)
+	worker.waitFor(t, "Article.delete (trigger) to reach its handler",
+		fmt.Sprintf(`msg=Article\.TriggerDelete id=%d title="e2e article, edited"`, a))
 
 	// docker-compose stop: SIGTERM, clean exit.
 	bridge.stop(t)
