@@ -396,21 +396,35 @@ func TestConfigFormsRegisterExactFunctions(t *testing.T) {
 			t.Fatalf("set %q mounted %v, want %v", set, got, want)
 		}
 	}
-	// gearmand sees the functions of a running worker.
-	want := fn("insert", "update", "delete", "publish", "buildFeed")
-	e.run("withFeed")
-	testenv.Eventually(t, 10*time.Second, "gearmand to list the functions", func() bool {
-		st, err := testenv.Status(e.ctx(), e.addr)
+	// gearmand sees exactly those functions, one running worker at a time.
+	for _, set := range []string{"allEvents", "withPublish", "withFeed", ""} {
+		w := gearman.NewWorker([]string{e.addr})
+		want, err := e.reg.Mount(w, e.cfg, set, e.db)
 		if err != nil {
-			return false
+			t.Fatal(err)
 		}
-		for _, f := range want {
-			if st[f].Available < 1 {
-				return false
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		served := func() []string {
+			st, err := testenv.Status(e.ctx(), e.addr)
+			if err != nil {
+				t.Fatal(err)
 			}
+			var got []string
+			for f, s := range st {
+				if strings.HasPrefix(f, e.ns+".") && s.Available > 0 {
+					got = append(got, f)
+				}
+			}
+			slices.Sort(got)
+			return got
 		}
-		return true
-	})
+		testenv.Eventually(t, 10*time.Second, "gearmand to list set "+set, func() bool { return slices.Equal(served(), want) })
+		cancel()
+		<-done
+		testenv.Eventually(t, 10*time.Second, "the worker of set "+set+" to leave", func() bool { return len(served()) == 0 })
+	}
 }
 
 func TestMountRefusesDisagreement(t *testing.T) {
