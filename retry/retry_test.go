@@ -266,7 +266,13 @@ func TestTimeoutFailsTheRun(t *testing.T) {
 	}
 }
 
-func (f *fixture) worker(t *testing.T, mode, journal string) *exec.Cmd {
+// workerProc is a worker process; exited yields its Wait result once.
+type workerProc struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+func (f *fixture) worker(t *testing.T, mode, journal string) *workerProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RETRY_TEST_WORKER="+mode, "RETRY_DSN="+f.dsn, "RETRY_GEARMAN="+f.addr,
@@ -275,8 +281,11 @@ func (f *fixture) worker(t *testing.T, mode, journal string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd
+	p := &workerProc{cmd: cmd, exited: make(chan error, 1)}
+	done := make(chan struct{})
+	go func() { p.exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	return p
 }
 
 // A job whose handler kills the process ends in the dead-letter table after
@@ -287,12 +296,10 @@ func TestCrashingJobEndsDeadAfterRestarts(t *testing.T) {
 	f.submit(t, "poison")
 	crashes := 0
 	for crashes < 10 && len(f.dead(t)) == 0 {
-		cmd := f.worker(t, "crash", journal)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		p := f.worker(t, "crash", journal)
 		for waiting := true; waiting; {
 			select {
-			case err := <-exited:
+			case err := <-p.exited:
 				var ee *exec.ExitError
 				if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 					t.Fatalf("worker exited with %v, want the handler's exit 3", err)
@@ -328,15 +335,15 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 		t.Fatal(err)
 	}
 	journal := t.TempDir()
-	cmd := f.worker(t, "fail-once", journal)
+	p := f.worker(t, "fail-once", journal)
 	f.submit(t, "must arrive")
 	store := retry.NewStore(f.db)
 	testenv.Eventually(t, 10*time.Second, "the retry row", func() bool {
 		es, _ := store.List(context.Background(), "retry")
 		return len(es) == 1
 	})
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
 	f.worker(t, "fail-once", journal)
 	testenv.Eventually(t, 10*time.Second, "the second run", func() bool {
 		var n int
