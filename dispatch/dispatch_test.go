@@ -17,6 +17,7 @@ import (
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/models"
 )
 
@@ -56,13 +57,6 @@ func (l *logs) wait(t *testing.T, msg string, match func(map[string]any) bool) m
 	return found
 }
 
-const articlesDDL = `CREATE TABLE articles (
-  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  title VARCHAR(200) NOT NULL,
-  body TEXT NOT NULL,
-  published_at DATETIME(6) NULL,
-  created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`
 
 // Note is a test model whose handlers report to a channel.
 type Note struct {
@@ -112,7 +106,10 @@ func setup(t *testing.T, yml string) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e.db = db
-	for _, ddl := range []string{articlesDDL,
+	if err := migrations.UpTo(context.Background(), db, 1); err != nil { // the articles table
+		t.Fatal(err)
+	}
+	for _, ddl := range []string{
 		"CREATE TABLE notes (owner VARCHAR(20) NOT NULL, num BIGINT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (owner, num))"} {
 		if _, err := db.Exec(ddl); err != nil {
 			t.Fatal(err)

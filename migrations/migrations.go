@@ -91,6 +91,19 @@ func DownTo(ctx context.Context, db *sql.DB, version int64) error {
 	return nil
 }
 
+// UpTo applies the pending migrations up to version: UpTo(ctx, db, 1) gives
+// the example schema alone.
+func UpTo(ctx context.Context, db *sql.DB, version int64) error {
+	p, err := NewProvider(db)
+	if err != nil {
+		return err
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		return fmt.Errorf("migrations up to %d: %w", version, err)
+	}
+	return nil
+}
+
 // Status writes one line per migration: applied (with when) or pending.
 func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
 	p, err := NewProvider(db)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
 )
 
 // coltypes runs one part of testdata/coltypes.sql: 0 the table, 1 the rows.
@@ -161,13 +162,13 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 	}
 }
 
-const articlesDDL = `CREATE TABLE articles (
-  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  title VARCHAR(200) NOT NULL,
-  body TEXT NOT NULL,
-  published_at DATETIME(6) NULL,
-  created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`
+// articlesTable creates the example schema's articles table (migration 00001).
+func articlesTable(t *testing.T, db *sql.DB) {
+	t.Helper()
+	if err := migrations.UpTo(context.Background(), db, 1); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func asJSON(v any) string {
 	b, _ := json.Marshal(v)
@@ -177,7 +178,7 @@ func asJSON(v any) string {
 func TestArticleEvents(t *testing.T) {
 	t.Parallel()
 	db, _ := testenv.DB(t)
-	mustExec(t, db, articlesDDL)
+	articlesTable(t, db)
 	spec, _ := setup(t, db, Spec{Mode: Strict, Model: "Article", Table: "articles"})
 	fn := func(op string) string { return spec.Namespace + ".Article." + op }
 
@@ -404,7 +405,7 @@ func TestStrictAndLenient(t *testing.T) {
 func TestCheckDrift(t *testing.T) {
 	t.Parallel()
 	db, _ := testenv.DB(t)
-	mustExec(t, db, articlesDDL)
+	articlesTable(t, db)
 	spec, trs := setup(t, db, Spec{Model: "Article", Table: "articles"})
 	ctx := context.Background()
 	drift, err := Check(ctx, db, spec)
