@@ -57,7 +57,6 @@ func (l *logs) wait(t *testing.T, msg string, match func(map[string]any) bool) m
 	return found
 }
 
-
 // Note is a test model whose handlers report to a channel.
 type Note struct {
 	dispatch.Record
