@@ -146,6 +146,15 @@ func NewGuard(store *Store, client *gearman.Client, policy func(fn string) confi
 	return g
 }
 
+// Close removes the guard's journal: after a clean stop no job is running,
+// so nothing is left for the next worker to recover.
+func (g *Guard) Close() error {
+	if g.journal == nil {
+		return nil
+	}
+	return g.journal.Close()
+}
+
 // Recover records the jobs that were running in dead workers' journals as
 // crashes and loads the crash counts. Call it before the worker runs.
 func (g *Guard) Recover(ctx context.Context) error {

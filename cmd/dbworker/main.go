@@ -143,6 +143,11 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if guard != nil {
+		if err := guard.Close(); err != nil {
+			log.Warn("removing the crash journal", "err", err)
+		}
+	}
 	log.Info("dbworker stopped", "jobs", w.Done())
 	return nil
 }
