@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -231,11 +232,15 @@ func (g *Guard) Wrap(fn string, h gearman.Handler) gearman.Handler {
 // call runs the handler on the payload alone, under the policy's timeout.
 // A handler that ignores its context is left to finish on its own: the job
 // is failed at the deadline all the same.
+//
+// A panic is a failed run like an error: it is recovered here, so that it is
+// retried or dead-lettered, not only reported to gearmand (which forgets a
+// failed background job).
 func (g *Guard) call(ctx context.Context, h gearman.Handler, job *gearman.Job, payload []byte, pol config.RetryPolicy) (any, error) {
 	inner := *job
 	inner.Workload = payload
 	if pol.Timeout <= 0 {
-		return h(ctx, &inner)
+		return g.protect(ctx, h, &inner)
 	}
 	ctx, cancel := context.WithTimeout(ctx, pol.Timeout)
 	defer cancel()
@@ -245,12 +250,7 @@ func (g *Guard) call(ctx context.Context, h gearman.Handler, job *gearman.Job, p
 	}
 	ch := make(chan res, 1)
 	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				ch <- res{nil, fmt.Errorf("panic: %v", r)}
-			}
-		}()
-		out, err := h(ctx, &inner)
+		out, err := g.protect(ctx, h, &inner)
 		ch <- res{out, err}
 	}()
 	select {
@@ -259,6 +259,18 @@ func (g *Guard) call(ctx context.Context, h gearman.Handler, job *gearman.Job, p
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w after %s", ErrTimeout, pol.Timeout)
 	}
+}
+
+// protect runs h, turning a panic into an error.
+func (g *Guard) protect(ctx context.Context, h gearman.Handler, job *gearman.Job) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("job panicked", "function", job.Function, "handle", job.Handle,
+				"panic", r, "stack", string(debug.Stack()))
+			out, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return h(ctx, job)
 }
 
 func (g *Guard) crashCount(fn, key string) int {

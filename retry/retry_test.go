@@ -362,3 +362,16 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 		t.Fatalf("the retry ran %dµs after the failure, before its backoff", gap)
 	}
 }
+
+// A handler that panics is a failed run like any other: with no timeout in
+// its policy (the default) too, the guard records it, here as a dead letter.
+func TestPanicIsAFailedRun(t *testing.T) {
+	f := setup(t)
+	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(1, 10*time.Millisecond))
+	f.run(t, g, func(context.Context, *gearman.Job) (any, error) { panic("handler blew up") })
+	f.submit(t, "boom")
+	testenv.Eventually(t, 10*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
+	if e := f.dead(t)[0]; !strings.Contains(e.LastError(), "panic: handler blew up") || string(e.Payload) != "boom" {
+		t.Fatalf("dead letter %+v", e)
+	}
+}
