@@ -21,11 +21,15 @@ type Journal struct {
 	dir     string
 	mu      sync.Mutex
 	f       *os.File
+	path    string // f's path (f.Name() is the name it was created under)
 	seq     uint64
 	running map[uint64]string // seq → "function\tunique"
 	ends    int
 	orphans []Orphan
-	dead    []string // journals of dead workers, removed by RemoveOrphans
+	// dead are the journals of dead workers, kept open and locked until
+	// RemoveOrphans deletes them, so that a worker starting meanwhile does
+	// not read (and count) the same orphans again.
+	dead []*os.File
 }
 
 // Orphan is a job that was running when its worker died.
@@ -44,25 +48,49 @@ func OpenJournal(dir string) (*Journal, error) {
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-			f.Close() // a live worker's
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil || !stillAt(f, p) {
+			f.Close() // a live worker's, or one another worker just recorded and removed
 			continue
 		}
 		j.orphans = append(j.orphans, readOrphans(f)...)
-		j.dead = append(j.dead, p)
-		f.Close()
+		j.dead = append(j.dead, f)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%d-%s.journal", os.Getpid(), gearman.NewID()[:8])),
-		os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	// Created under a name the glob above does not match, and locked before
+	// it is renamed into view: no starting worker can take it for a dead one.
+	name := filepath.Join(dir, fmt.Sprintf("%d-%s.journal", os.Getpid(), gearman.NewID()[:8]))
+	f, err := os.OpenFile(name+".new", os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err == nil {
+		if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			err = os.Rename(name+".new", name)
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(name + ".new")
+		}
+	}
 	if err != nil {
+		j.closeDead()
 		return nil, fmt.Errorf("retry: journal: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("retry: lock journal: %w", err)
-	}
-	j.f = f
+	j.f, j.path = f, name
 	return j, nil
+}
+
+// stillAt reports whether f is still the file at path p.
+func stillAt(f *os.File, p string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(p)
+	return err == nil && os.SameFile(a, b)
+}
+
+func (j *Journal) closeDead() {
+	for _, f := range j.dead {
+		f.Close()
+	}
+	j.dead = nil
 }
 
 func readOrphans(f *os.File) []Orphan {
@@ -97,12 +125,15 @@ func (j *Journal) Orphans() []Orphan { return j.orphans }
 // RemoveOrphans deletes the dead workers' journals once their orphans are
 // recorded elsewhere.
 func (j *Journal) RemoveOrphans() error {
-	for _, p := range j.dead {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+	for len(j.dead) > 0 {
+		f := j.dead[0]
+		if err := os.Remove(f.Name()); err != nil && !os.IsNotExist(err) {
 			return err
 		}
+		f.Close()
+		j.dead = j.dead[1:]
 	}
-	j.dead, j.orphans = nil, nil
+	j.orphans = nil
 	return nil
 }
 
@@ -138,7 +169,7 @@ func (j *Journal) End(seq uint64) {
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	name := j.f.Name()
+	j.closeDead()
 	j.f.Close()
-	return os.Remove(name)
+	return os.Remove(j.path)
 }
