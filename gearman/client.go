@@ -207,9 +207,10 @@ func (w *waiter) handle(resp *gc.Response) {
 }
 
 // do submits on a pooled connection. A connection that fails in any way is
-// discarded, and a submit that failed on a connection that was already
-// broken is tried once more on a fresh one, so the first call after a
-// gearmand restart succeeds.
+// discarded (one whose caller gave up is kept if gearmand still answers),
+// and a submit that failed on a connection that was already broken is
+// tried once more on a fresh one, so the first call after a gearmand
+// restart succeeds.
 func (c *Client) do(ctx context.Context, fn string, data []byte, unique string, p Priority, h gc.ResponseHandler) (string, *cconn, error) {
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
@@ -217,10 +218,24 @@ func (c *Client) do(ctx context.Context, fn string, data []byte, unique string, 
 		if err != nil {
 			return "", nil, err
 		}
-		handle, err := cc.submit(ctx, fn, data, unique, p, h)
+		handle, late, err := cc.submit(ctx, fn, data, unique, p, h)
 		if err == nil {
 			c.release(cc)
 			return handle, cc, nil
+		}
+		if late != nil {
+			// ctx ended while gearman-go waited for JOB_CREATED. The
+			// connection may carry other callers' foreground jobs: keep it
+			// (and its slot) until that wait ends, then pool it if healthy.
+			go func() {
+				if r := <-late; r.err == nil && cc.alive() {
+					c.release(cc)
+					return
+				}
+				cc.kill()
+				<-c.slots
+			}()
+			return "", nil, err
 		}
 		cc.kill()
 		<-c.slots
@@ -331,7 +346,15 @@ func (cc *cconn) kill() {
 	})
 }
 
-func (cc *cconn) submit(ctx context.Context, fn string, data []byte, unique string, p Priority, h gc.ResponseHandler) (string, error) {
+// submitted is the outcome of gearman-go's submit call.
+type submitted struct {
+	handle string
+	err    error
+}
+
+// submit sends one job. When ctx ends first it returns ctx's error and the
+// channel on which gearman-go's call, still waiting, will report.
+func (cc *cconn) submit(ctx context.Context, fn string, data []byte, unique string, p Priority, h gc.ResponseHandler) (string, <-chan submitted, error) {
 	flag := byte(gc.JobNormal)
 	switch p {
 	case High:
@@ -339,10 +362,7 @@ func (cc *cconn) submit(ctx context.Context, fn string, data []byte, unique stri
 	case Low:
 		flag = gc.JobLow
 	}
-	type res struct {
-		handle string
-		err    error
-	}
+	type res = submitted
 	ch := make(chan res, 1)
 	go func() {
 		var r res
@@ -356,14 +376,14 @@ func (cc *cconn) submit(ctx context.Context, fn string, data []byte, unique stri
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return "", fmt.Errorf("%w: submit %s to %s: %w", ErrUnavailable, fn, cc.addr, r.err)
+			return "", nil, fmt.Errorf("%w: submit %s to %s: %w", ErrUnavailable, fn, cc.addr, r.err)
 		}
-		return r.handle, nil
+		return r.handle, nil, nil
 	case err := <-cc.srvErr:
-		return "", fmt.Errorf("submit %s: %w", fn, err)
+		return "", nil, fmt.Errorf("submit %s: %w", fn, err)
 	case <-cc.dead:
-		return "", fmt.Errorf("%w: submit %s to %s: connection lost", ErrUnavailable, fn, cc.addr)
+		return "", nil, fmt.Errorf("%w: submit %s to %s: connection lost", ErrUnavailable, fn, cc.addr)
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", ch, ctx.Err()
 	}
 }

@@ -415,3 +415,44 @@ func TestJobSendsDataAndStatus(t *testing.T) {
 		t.Fatalf("result %q, updates %q", r.Data, r.Updates)
 	}
 }
+
+// A caller whose context ends during its submit does not break the
+// connection it shares with another caller's foreground job: that job's
+// result still reaches its caller.
+func TestCancelledSubmitKeepsOthersResults(t *testing.T) {
+	addr := testenv.Gearman(t)
+	fn, other := testenv.Name(t, "slow"), testenv.Name(t, "other")
+	started, release := make(chan struct{}), make(chan struct{})
+	w := gearman.NewWorker([]string{addr}, gearman.WithConcurrency(2))
+	w.Register(fn, func(context.Context, *gearman.Job) (any, error) {
+		close(started)
+		<-release
+		return "finished", nil
+	})
+	w.Register(other, func(context.Context, *gearman.Job) (any, error) { return nil, nil })
+	startWorker(t, w)
+	c := gearman.NewClient([]string{addr}, gearman.WithConnections(1))
+	defer c.Close()
+	ctx := ctxT(t)
+	res := make(chan string, 1)
+	go func() {
+		r, err := c.Task(ctx, fn, "", gearman.Normal)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		res <- r.String()
+	}()
+	<-started
+	for range 20 { // on the one connection; the ended context wins about half the selects
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := c.Background(cctx, other, "x", gearman.Normal); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	if got := <-res; got != "finished" {
+		t.Fatalf("client got %q", got)
+	}
+}
