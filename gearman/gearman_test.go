@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
@@ -454,5 +455,47 @@ func TestCancelledSubmitKeepsOthersResults(t *testing.T) {
 	close(release)
 	if got := <-res; got != "finished" {
 		t.Fatalf("client got %q", got)
+	}
+}
+
+// A handler that leaves its job to gearmand (ErrRequeue, as the retry guard
+// does while its database is down) gets it back at once: the worker backs
+// off instead of running it again in a tight loop.
+func TestRequeueBacksOff(t *testing.T) {
+	addr := testenv.Gearman(t)
+	fn := testenv.Name(t, "requeue")
+	var mu sync.Mutex
+	var first time.Time
+	runs := 0
+	done := make(chan struct{})
+	w := gearman.NewWorker([]string{addr})
+	w.Register(fn, func(context.Context, *gearman.Job) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs++
+		if first.IsZero() {
+			first = time.Now()
+		}
+		if time.Since(first) < 500*time.Millisecond {
+			return nil, fmt.Errorf("database down: %w", gearman.ErrRequeue)
+		}
+		close(done)
+		return nil, nil
+	})
+	startWorker(t, w)
+	c := gearman.NewClient([]string{addr})
+	defer c.Close()
+	if _, err := c.Background(ctxT(t), fn, "x", gearman.Normal); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job never completed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if runs > 10 {
+		t.Fatalf("the requeued job ran %d times in 500ms", runs)
 	}
 }

@@ -216,25 +216,47 @@ func (w *Worker) unreserve() {
 
 // loop is one connection taking one job at a time. Because it grabs only
 // when it can run the job at once, stopping is simply not grabbing again.
+//
+// A job left to gearmand (ErrRequeue) comes straight back from gearmand, so
+// the loop waits before it reconnects, longer each time in a row, until a
+// job is answered again: a handler whose database is down does not run in a
+// tight loop.
 func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr string, sem chan struct{}) {
-	backoff := 50 * time.Millisecond
+	const minWait, maxWait = 50 * time.Millisecond, 5 * time.Second
+	backoff, requeueWait := minWait, minWait
 	for ctx.Err() == nil {
 		c, err := w.connect(addr)
 		if err != nil {
 			w.logger().Warn("gearman worker cannot connect", "server", addr, "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
+			sleepCtx(ctx, backoff)
+			backoff = min(backoff*2, maxWait)
 			continue
 		}
-		backoff = 50 * time.Millisecond
-		err = w.serve(ctx, cancel, c, sem)
+		backoff = minWait
+		answered := false
+		err = w.serve(ctx, cancel, c, sem, &answered)
 		c.close()
+		if answered {
+			requeueWait = minWait
+		}
 		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, ErrRequeue) {
+				w.logger().Warn("gearman worker left a job to gearmand", "server", addr, "err", err, "retry_in", requeueWait)
+				sleepCtx(ctx, requeueWait)
+				requeueWait = min(requeueWait*2, maxWait)
+				continue
+			}
 			w.logger().Warn("gearman worker connection lost", "server", addr, "err", err)
 		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -258,7 +280,9 @@ func (w *Worker) connect(addr string) (*wconn, error) {
 	return c, nil
 }
 
-func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn, sem chan struct{}) (err error) {
+// serve runs jobs on c until an error or a stop; answered is set once a job
+// was answered (completed or failed).
+func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn, sem chan struct{}, answered *bool) (err error) {
 	// A finished job's WORK_COMPLETE waits in c's pending packets for the
 	// next GRAB (one write for both); every other way out of the loop, and
 	// any wait for a slot, writes it first.
@@ -327,6 +351,9 @@ func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn,
 		}
 		err = w.run(ctx, job)
 		<-sem
+		if err == nil {
+			*answered = true
+		}
 		if w.maxJobs > 0 && w.done.Load() >= w.maxJobs {
 			cancel()
 		}
