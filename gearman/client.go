@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,10 +29,11 @@ type Client struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	slots chan struct{} // one per connection that may exist
-	mu    sync.Mutex
-	idle  []*cconn
-	next  int // round-robin start among servers
+	slots  chan struct{} // one per connection that may exist
+	mu     sync.Mutex
+	idle   []*cconn
+	next   int  // round-robin start among servers
+	closed bool // Close was called: connections are closed once unused
 }
 
 // ClientOption configures a Client.
@@ -68,13 +70,24 @@ func NewClient(servers []string, opts ...ClientOption) *Client {
 	return c
 }
 
-// Close closes the idle connections. Calls in progress finish on theirs.
+// Close closes the idle connections. Calls in progress finish on theirs,
+// foreground jobs waiting for their results included; their connections
+// are closed when the last of them ends.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	idle := c.idle
-	c.idle = nil
+	c.closed = true
+	var unused []*cconn
+	busy := c.idle[:0]
+	for _, cc := range c.idle {
+		if cc.tasks > 0 {
+			busy = append(busy, cc)
+		} else {
+			unused = append(unused, cc)
+		}
+	}
+	c.idle = busy
 	c.mu.Unlock()
-	for _, cc := range idle {
+	for _, cc := range unused {
 		cc.kill()
 	}
 	return nil
@@ -126,6 +139,7 @@ func (c *Client) Task(ctx context.Context, fn string, workload any, p Priority, 
 	if err != nil {
 		return nil, err
 	}
+	defer c.taskDone(cc)
 	select {
 	case <-w.done:
 	case <-cc.dead:
@@ -220,6 +234,11 @@ func (c *Client) do(ctx context.Context, fn string, data []byte, unique string, 
 		}
 		handle, late, err := cc.submit(ctx, fn, data, unique, p, h)
 		if err == nil {
+			if h != nil { // a foreground job: its result comes on cc
+				c.mu.Lock()
+				cc.tasks++
+				c.mu.Unlock()
+			}
 			c.release(cc)
 			return handle, cc, nil
 		}
@@ -281,9 +300,32 @@ func (c *Client) acquire(ctx context.Context) (cc *cconn, fresh bool, err error)
 
 func (c *Client) release(cc *cconn) {
 	c.mu.Lock()
-	c.idle = append(c.idle, cc)
-	c.mu.Unlock()
+	if c.closed && cc.tasks == 0 {
+		c.mu.Unlock()
+		cc.kill()
+	} else {
+		c.idle = append(c.idle, cc)
+		c.mu.Unlock()
+	}
 	<-c.slots
+}
+
+// taskDone notes that a foreground job on cc has its answer (or that its
+// caller gave up), and closes cc after Close once nothing waits on it.
+func (c *Client) taskDone(cc *cconn) {
+	c.mu.Lock()
+	cc.tasks--
+	if !c.closed || cc.tasks > 0 {
+		c.mu.Unlock()
+		return
+	}
+	if i := slices.Index(c.idle, cc); i >= 0 {
+		c.idle = slices.Delete(c.idle, i, i+1)
+		c.mu.Unlock()
+		cc.kill()
+		return
+	}
+	c.mu.Unlock() // in use: closed when released
 }
 
 func (c *Client) dial(addr string) (*cconn, error) {
@@ -308,6 +350,7 @@ type cconn struct {
 	srvErr  chan error
 	log     *slog.Logger
 	timeout time.Duration
+	tasks   int // foreground jobs waiting for their results; guarded by Client.mu
 }
 
 func (cc *cconn) alive() bool {

@@ -499,3 +499,34 @@ func TestRequeueBacksOff(t *testing.T) {
 		t.Fatalf("the requeued job ran %d times in 500ms", runs)
 	}
 }
+
+// Close lets calls in progress finish: a foreground job's result still
+// reaches its caller.
+func TestCloseLetsTasksFinish(t *testing.T) {
+	addr := testenv.Gearman(t)
+	fn := testenv.Name(t, "slow")
+	started, release := make(chan struct{}), make(chan struct{})
+	w := gearman.NewWorker([]string{addr})
+	w.Register(fn, func(context.Context, *gearman.Job) (any, error) {
+		close(started)
+		<-release
+		return "finished", nil
+	})
+	startWorker(t, w)
+	c := gearman.NewClient([]string{addr})
+	res := make(chan string, 1)
+	go func() {
+		r, err := c.Task(ctxT(t), fn, "", gearman.Normal)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		res <- r.String()
+	}()
+	<-started
+	c.Close()
+	close(release)
+	if got := <-res; got != "finished" {
+		t.Fatalf("client got %q", got)
+	}
+}
