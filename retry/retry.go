@@ -358,7 +358,9 @@ func (g *Guard) Run(ctx context.Context) error {
 // how many went out. A row is deleted only in the transaction that saw
 // gearmand acknowledge its job.
 func (g *Guard) ResubmitDue(ctx context.Context) (int, error) {
-	return g.store.takeDue(ctx, 100, func(e Entry) error {
+	// The transaction outlives a stop, so the rows of jobs gearmand already
+	// took are deleted even when ctx ends mid-batch.
+	return g.store.takeDue(context.WithoutCancel(ctx), 100, func(e Entry) error {
 		h := header{Key: e.Key, Attempt: e.Attempts, Errors: e.Errors}
 		_, err := g.client.Background(ctx, e.Function, encode(h, e.Payload), gearman.Normal,
 			gearman.Unique(retryKey(e.Key, e.Attempts)))
