@@ -219,7 +219,7 @@ func (g *Guard) Wrap(fn string, h gearman.Handler) gearman.Handler {
 		if err != nil {
 			err = g.fail(ctx, fn, hdr, payload, pol, err)
 		}
-		if g.journal != nil && !errors.Is(err, gearman.ErrRequeue) {
+		if g.journal != nil { // the run ended, answered or left to gearmand
 			g.journal.End(seq)
 		}
 		if crashes > 0 && !errors.Is(err, gearman.ErrRequeue) {
