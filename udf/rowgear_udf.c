@@ -677,6 +677,27 @@ SUBMIT_FUNCS(gman_do_low_background, PRIO_LOW)
 
 /* ------------------------------------------------------- gman_servers_set */
 
+/* string_result_init gives a STRING function that may return NULL a result
+ * buffer of max_len bytes plus a NUL, kept in initid->ptr for the statement. */
+static rg_bool string_result_init(UDF_INIT *initid, unsigned long max_len, const char *name, char *message)
+{
+	initid->ptr = malloc(max_len + 1);
+	if (!initid->ptr) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "%s: out of memory", name);
+		return 1;
+	}
+	initid->maybe_null = 1;
+	initid->const_item = 0;
+	initid->max_length = max_len;
+	return 0;
+}
+
+static void string_result_deinit(UDF_INIT *initid)
+{
+	free(initid->ptr);
+	initid->ptr = NULL;
+}
+
 RG_API rg_bool gman_servers_set_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
 {
 	if (args->arg_count != 1) {
@@ -684,21 +705,12 @@ RG_API rg_bool gman_servers_set_init(UDF_INIT *initid, UDF_ARGS *args, char *mes
 		return 1;
 	}
 	args->arg_type[0] = STRING_RESULT;
-	initid->ptr = malloc(MAX_SERVERS_LEN + 1);
-	if (!initid->ptr) {
-		snprintf(message, MYSQL_ERRMSG_SIZE, "gman_servers_set: out of memory");
-		return 1;
-	}
-	initid->maybe_null = 1;
-	initid->const_item = 0;
-	initid->max_length = MAX_SERVERS_LEN;
-	return 0;
+	return string_result_init(initid, MAX_SERVERS_LEN, "gman_servers_set", message);
 }
 
 RG_API void gman_servers_set_deinit(UDF_INIT *initid)
 {
-	free(initid->ptr);
-	initid->ptr = NULL;
+	string_result_deinit(initid);
 }
 
 RG_API char *gman_servers_set(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length,
@@ -824,21 +836,12 @@ RG_API rg_bool gman_last_error_init(UDF_INIT *initid, UDF_ARGS *args, char *mess
 		snprintf(message, MYSQL_ERRMSG_SIZE, "takes no arguments");
 		return 1;
 	}
-	initid->maybe_null = 1;
-	initid->const_item = 0;
-	initid->max_length = ERRBUF_LEN;
-	initid->ptr = malloc(ERRBUF_LEN);
-	if (!initid->ptr) {
-		snprintf(message, MYSQL_ERRMSG_SIZE, "gman_last_error: out of memory");
-		return 1;
-	}
-	return 0;
+	return string_result_init(initid, ERRBUF_LEN, "gman_last_error", message);
 }
 
 RG_API void gman_last_error_deinit(UDF_INIT *initid)
 {
-	free(initid->ptr);
-	initid->ptr = NULL;
+	string_result_deinit(initid);
 }
 
 RG_API char *gman_last_error(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length,
