@@ -20,10 +20,13 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tzdata \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home-dir /app --shell /usr/sbin/nologin rowgear
+ && useradd --system --home-dir /app --shell /usr/sbin/nologin rowgear \
+ && install -d -o rowgear /var/lib/rowgear
 COPY --from=build /out/ /usr/local/bin/
 COPY config/gearman.yml /app/config/gearman.yml
 WORKDIR /app
 ENV ROWGEAR_CONFIG=/app/config/gearman.yml
+# dbworker's crash journals: a volume, so a restarted worker finds them.
+ENV ROWGEAR_STATE_DIR=/var/lib/rowgear
 USER rowgear
 CMD ["dbworker", "-h"]
