@@ -103,8 +103,11 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		gearman.WithIdleTimeout(idle), gearman.WithVerbose(*verbose), gearman.WithLogger(log),
 		gearman.WithJobTimeout(*jobTimeout), gearman.WithClientID("dbworker"))
 
-	var db *sql.DB // models and retries need it; plain worker sets can do without
-	if _, plain := cfg.Workers[*set]; !plain || *set == "" || cfg.Database.DSN != "" {
+	// Models (row events, record and table jobs) need the database, for
+	// their records and for the retries that keep their jobs from being
+	// lost. A plain worker set (the seed's gearman:worker) runs without it.
+	var db *sql.DB
+	if _, plain := cfg.Workers[*set]; !plain || *set == "" {
 		if cfg.Database.DSN == "" {
 			return fmt.Errorf("%s: database.dsn is needed to run models", cfg.File)
 		}
@@ -120,8 +123,8 @@ func workerCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		mountOn = guarded{w, guard}
-	} else {
-		log.Warn("retries and dead letters are off: a failed job is reported to gearmand only")
+	} else if db != nil {
+		log.Warn("retries and dead letters are off (--no-retry): a failed job is reported to gearmand only")
 	}
 	fns, err := reg.Mount(mountOn, cfg, *set, db)
 	if err != nil {
