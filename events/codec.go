@@ -237,70 +237,51 @@ func fieldIndex(name string) int {
 // Row values come back compacted; TS comes back in UTC, truncated to
 // microseconds. The envelope does not alias data.
 func Decode(data []byte) (*Envelope, error) {
-	if !json.Valid(data) {
+	// One pass checks the syntax, as json.Valid and utf8.Valid did, and
+	// finds the fields; see syntax.go.
+	sc := syntax{b: data}
+	if !sc.check() {
 		return nil, syntaxError(data)
 	}
-	if !utf8.Valid(data) {
+	if sc.badUTF8 {
 		return nil, fmt.Errorf("%w: invalid UTF-8", ErrMalformed)
 	}
 	// One copy as string and one as bytes: field strings and column names are
 	// substrings of s, column values sub-slices of b. Two allocations in all.
 	s := string(data)
 	p := parser{s: s, b: []byte(s)}
-	p.ws()
-	if p.peek() != '{' {
-		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformed, typeName(p.peek()))
+	if c := p.peek(); c != '{' {
+		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformed, typeName(c))
 	}
-	var (
-		raw     [nFields]struct{ s, e int } // value bounds in p; e == 0: absent
-		unknown string
-	)
-	err := p.object(func(key string) error {
-		i := fieldIndex(key)
-		if i < 0 {
-			if unknown == "" {
-				unknown = key
-			}
-			p.skip()
-			return nil
-		}
-		if raw[i].e != 0 {
-			return malformed(key, "repeated")
-		}
-		raw[i].s = p.i
-		p.skip()
-		raw[i].e = p.i
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	if sc.repeated.end != 0 {
+		return nil, malformed(p.strAt(sc.repeated), "repeated")
 	}
 	// The version decides what the rest means: check it first.
-	if raw[fV].e == 0 {
+	fv := sc.fields[fV].val
+	if fv.end == 0 {
 		return nil, malformed("v", "missing")
 	}
-	v := s[raw[fV].s:raw[fV].e]
+	v := s[fv.start:fv.end]
 	if typeName(v[0]) != "number" {
 		return nil, malformed("v", "want a number, got %s", typeName(v[0]))
 	}
 	if n, err := strconv.Atoi(v); err != nil || n != Version {
 		return nil, fmt.Errorf("%w: v is %s, want %d", ErrVersion, v, Version)
 	}
-	if unknown != "" {
-		return nil, malformed(unknown, "unknown field")
+	if sc.unknown.end != 0 {
+		return nil, malformed(p.strAt(sc.unknown), "unknown field")
 	}
 
 	e := &Envelope{V: Version}
 	for i := fID; i < nFields; i++ {
-		if raw[i].e == 0 {
+		if sc.fields[i].val.end == 0 {
 			switch i {
 			case fOld, fModified, fPos: // optional; validate checks old and pos
 				continue
 			}
 			return nil, malformed(fieldNames[i], "missing")
 		}
-		p.i = raw[i].s
-		if err := p.field(e, i); err != nil {
+		if err := p.field(e, i, &sc); err != nil {
 			return nil, err
 		}
 	}
@@ -310,8 +291,10 @@ func Decode(data []byte) (*Envelope, error) {
 	return e, nil
 }
 
-// field decodes the value at p.i into field i of e.
-func (p *parser) field(e *Envelope, i int) error {
+// field decodes field i of e, found by the syntax pass sc.
+func (p *parser) field(e *Envelope, i int, sc *syntax) error {
+	f := &sc.fields[i]
+	p.i = f.val.start
 	name := fieldNames[i]
 	want := "string"
 	switch i {
@@ -326,29 +309,29 @@ func (p *parser) field(e *Envelope, i int) error {
 	var err error
 	switch i {
 	case fID:
-		e.ID = p.str()
+		e.ID = p.strAt(f.val)
 	case fSource:
-		e.Source = intern(p.str())
+		e.Source = intern(p.strAt(f.val))
 	case fSchema:
-		e.Schema = p.str()
+		e.Schema = p.strAt(f.val)
 	case fTable:
-		e.Table = p.str()
+		e.Table = p.strAt(f.val)
 	case fModel:
-		e.Model = p.str()
+		e.Model = p.strAt(f.val)
 	case fOp:
-		e.Op = intern(p.str())
+		e.Op = intern(p.strAt(f.val))
 	case fPK:
-		e.PK, err = p.row(name)
+		e.PK, err = p.row(name, f, sc)
 	case fRow:
-		e.Row, err = p.row(name)
+		e.Row, err = p.row(name, f, sc)
 	case fOld:
-		e.Old, err = p.row(name)
+		e.Old, err = p.row(name, f, sc)
 	case fModified:
 		e.Modified, err = p.strings(name)
 	case fTS:
-		e.TS, err = parseTS(p.str())
+		e.TS, err = parseTS(p.strAt(f.val))
 	case fPos:
-		e.Pos = p.str()
+		e.Pos = p.strAt(f.val)
 	}
 	return err
 }

@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// parser walks a payload that json.Valid has already accepted, so it only
-// has to find where things start and end, never to report syntax errors.
+// parser walks a payload that the syntax pass has already accepted, so it
+// only has to find where things start and end, never to report syntax errors.
 // s and b hold the same bytes: strings are cut from s and raw values from b,
 // which saves an allocation per column.
 type parser struct {
@@ -66,12 +66,17 @@ func (p *parser) str() string {
 	p.ws()
 	start := p.i
 	p.skipString()
-	raw := p.s[start:p.i]
+	return p.strAt(span{start, p.i})
+}
+
+// strAt returns the value of the string token at sp.
+func (p *parser) strAt(sp span) string {
+	raw := p.s[sp.start:sp.end]
 	if strings.IndexByte(raw, '\\') < 0 {
 		return raw[1 : len(raw)-1]
 	}
 	var v string
-	_ = json.Unmarshal(p.b[start:p.i], &v) // valid by construction
+	_ = json.Unmarshal(p.b[sp.start:sp.end], &v) // valid by construction
 	return v
 }
 
@@ -89,9 +94,6 @@ func (p *parser) skipString() {
 		}
 	}
 }
-
-// skip consumes the value at p.i.
-func (p *parser) skip() { p.value() }
 
 // value consumes the value at p.i and returns its bytes, compacted.
 func (p *parser) value() []byte {
@@ -136,8 +138,31 @@ loop:
 	return v
 }
 
-// row decodes the object at p.i into a Row.
-func (p *parser) row(field string) (Row, error) {
+// row decodes the object f, field field, into a Row: from the columns the
+// syntax pass recorded, or, if it had no room for them all, by walking the
+// object again.
+func (p *parser) row(field string, f *fieldSpan, sc *syntax) (Row, error) {
+	if !f.colsOK {
+		return p.walkRow(field)
+	}
+	cols := sc.cols[f.cols.start:f.cols.end]
+	r := make(Row, max(len(cols), 8))
+	for _, c := range cols {
+		col := p.strAt(c.key)
+		if _, dup := r[col]; dup {
+			return r, malformed(field, "column %q repeated", col)
+		}
+		v := p.b[c.val.start:c.val.end:c.val.end] // capped, as in value
+		if c.spaced {
+			v = appendCompact(nil, v)
+		}
+		r[col] = v
+	}
+	return r, nil
+}
+
+// walkRow decodes the object at p.i into a Row.
+func (p *parser) walkRow(field string) (Row, error) {
 	r := make(Row, 8)
 	err := p.object(func(col string) error {
 		if _, dup := r[col]; dup {
