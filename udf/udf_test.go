@@ -237,6 +237,15 @@ func clientConns(t testing.TB, addr string) int {
 	return n - 1
 }
 
+// waitClientConns waits until gearmand lists n client connections: right
+// after an admin command it may still list that connection.
+func waitClientConns(t testing.TB, addr string, n int, why string) {
+	t.Helper()
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("gearmand %s to have %d client connections (%s)", addr, n, why), func() bool {
+		return clientConns(t, addr) == n
+	})
+}
+
 func TestSubmitReachesWorker(t *testing.T) {
 	_, c := session(t)
 	// The global server list (default 127.0.0.1:4730 or mysqld's
@@ -364,9 +373,7 @@ func TestConnectionReusedAcrossRowsAndStatements(t *testing.T) {
 	if p := prio(t, g.Addr, fn); p[1] != 400 {
 		t.Fatalf("queued jobs = %d, want 400", p[1])
 	}
-	if n := clientConns(t, g.Addr); n != 1 {
-		t.Fatalf("gearmand has %d client connections after 400 rows from one session, want 1", n)
-	}
+	waitClientConns(t, g.Addr, 1, "after 400 rows from one session")
 }
 
 func TestStrictTriggerRefusesWriteWhenGearmandDown(t *testing.T) {
@@ -844,9 +851,7 @@ func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 	if p := prio(t, g1.Addr, fn); p[1] != 3 {
 		t.Fatalf("g1 queued %d, want 3", p[1])
 	}
-	if n := clientConns(t, g1.Addr); n != 3 {
-		t.Fatalf("g1 has %d client connections, want 3 (one per session)", n)
-	}
+	waitClientConns(t, g1.Addr, 3, "one per session")
 	// A session ends, its thread ends (thread cache off): its client goes.
 	c3.Close()
 	testenv.Eventually(t, 5*time.Second, "the ended session's gearman connection to close", func() bool {
@@ -982,9 +987,7 @@ func TestConcurrentSessions(t *testing.T) {
 	if ok := wave(); ok != 800 {
 		t.Fatalf("%d of 800 submits succeeded", ok)
 	}
-	if n := clientConns(t, g.Addr); n != 8 {
-		t.Errorf("%d client connections for 8 sessions, want 8", n)
-	}
+	waitClientConns(t, g.Addr, 8, "for 8 sessions")
 	g.Kill()
 	g.Start()
 	if ok := wave(); ok != 800 {
