@@ -34,6 +34,21 @@ func startWorker(t *testing.T, w *gearman.Worker) (context.CancelFunc, <-chan st
 	return cancel, done
 }
 
+// taskAsync runs Task in the background; the channel yields its result, or
+// its error's text.
+func taskAsync(ctx context.Context, c *gearman.Client, fn string) <-chan string {
+	res := make(chan string, 1)
+	go func() {
+		r, err := c.Task(ctx, fn, "", gearman.Normal)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		res <- r.String()
+	}()
+	return res
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -229,15 +244,7 @@ func TestStopFinishesRunningJob(t *testing.T) {
 	c := gearman.NewClient([]string{addr})
 	defer c.Close()
 	ctx := ctxT(t)
-	res := make(chan string, 1)
-	go func() {
-		r, err := c.Task(ctx, fn, "", gearman.Normal)
-		if err != nil {
-			res <- err.Error()
-			return
-		}
-		res <- r.String()
-	}()
+	res := taskAsync(ctx, c, fn)
 	<-started
 	cancel() // SIGTERM in dbworker
 	select {
@@ -435,15 +442,7 @@ func TestCancelledSubmitKeepsOthersResults(t *testing.T) {
 	c := gearman.NewClient([]string{addr}, gearman.WithConnections(1))
 	defer c.Close()
 	ctx := ctxT(t)
-	res := make(chan string, 1)
-	go func() {
-		r, err := c.Task(ctx, fn, "", gearman.Normal)
-		if err != nil {
-			res <- err.Error()
-			return
-		}
-		res <- r.String()
-	}()
+	res := taskAsync(ctx, c, fn)
 	<-started
 	for range 20 { // on the one connection; the ended context wins about half the selects
 		cctx, cancel := context.WithCancel(ctx)
