@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/models"
@@ -343,7 +344,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("waiting Get: %v", m)
 	}
 	st, _ := testenv.Status(ctx, addr)
-	if s := st[gearman.QueueFunc(name)]; s.Total != 0 {
+	if s := st[events.QueueFunc(name)]; s.Total != 0 {
 		t.Fatalf("queue left %d jobs in gearmand", s.Total)
 	}
 }

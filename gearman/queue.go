@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // Queue is the seed's sfGearmanQueue: messages are background jobs of the
@@ -16,13 +18,10 @@ type Queue struct {
 // NewQueue returns a queue over the client's servers.
 func NewQueue(c *Client) *Queue { return &Queue{client: c} }
 
-// QueueFunc is the gearman function that carries queue name's messages.
-func QueueFunc(name string) string { return "queue." + name }
-
 // Put adds a message; High messages are fetched first. The message is
 // serialized as by Serialize.
 func (q *Queue) Put(ctx context.Context, name string, msg any, p Priority) error {
-	_, err := q.client.Background(ctx, QueueFunc(name), msg, p)
+	_, err := q.client.Background(ctx, events.QueueFunc(name), msg, p)
 	return err
 }
 
@@ -47,7 +46,7 @@ func (q *Queue) Get(ctx context.Context, name string, timeout time.Duration) (*M
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	fn := QueueFunc(name)
+	fn := events.QueueFunc(name)
 	servers := q.client.servers
 	type got struct {
 		msg *Message
