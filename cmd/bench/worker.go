@@ -8,6 +8,7 @@ import (
 
 	gw "github.com/mikespook/gearman-go/worker"
 
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 )
 
@@ -54,7 +55,7 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 	bare := map[int]float64{}
 	for i, v := range variants {
 		ns := fmt.Sprintf("bench_w%d", i)
-		fn := ns + ".Item.update"
+		fn := events.FuncName(ns, "Item", "update")
 		n, err := b.prequeue(ctx, g.Addr, fn, b.rows)
 		if err != nil {
 			return err
