@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -209,7 +208,8 @@ func (b *Bridge) flavor() string {
 	return mysql.MariaDBFlavor
 }
 
-// Tables returns the anchored canal include patterns, one per table.
+// Tables returns the anchored patterns of the published tables, one per
+// table (for logs).
 func (b *Bridge) Tables() []string {
 	var out []string
 	for _, ms := range b.models {
@@ -238,29 +238,21 @@ func (b *Bridge) Stats() Stats {
 	return Stats{Published: b.subs.published.Load(), InFlight: b.subs.inflight.Load(), Position: p}
 }
 
-func (b *Bridge) canalConfig() *canal.Config {
-	c := canal.NewDefaultConfig()
-	c.Addr = b.dsn.Addr
-	c.User, c.Password = b.dsn.User, b.dsn.Passwd
-	c.Charset = "utf8mb4"
-	c.ServerID = b.serverID()
-	c.Flavor = b.flavor()
-	c.Dump.ExecutionPath = "" // binlog only, no mysqldump
-	c.IncludeTableRegex = b.Tables()
-	// Value forms of events/doc.go: DECIMAL as canal's exact string (not
-	// UseDecimal's trimmed one), times as strings (not ParseTime), TIMESTAMP
-	// rendered in UTC.
-	c.UseDecimal, c.ParseTime = false, false
-	c.TimestampStringLocation = time.UTC
-	c.HeartbeatPeriod = 10 * time.Second
-	c.ReadTimeout = 35 * time.Second
-	c.MaxReconnectAttempts = 5 // then Run restarts canal from the last checkpoint
-	c.Logger = slog.New(canalLogHandler{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "canal")}), b.verbose})
-	return c
+const (
+	heartbeatPeriod = 10 * time.Second
+	readTimeout     = 35 * time.Second
+)
+
+var timeUTC = time.UTC
+
+// replicationLogger is go-mysql's logger: its info chatter only with
+// --verbose.
+func (b *Bridge) replicationLogger() *slog.Logger {
+	return slog.New(canalLogHandler{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "binlog")}), b.verbose})
 }
 
-// canalLogHandler keeps canal's info chatter for --verbose and demotes the
-// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug.
+// canalLogHandler keeps go-mysql's info chatter for --verbose and demotes
+// "error parsing query" (canal's, on MariaDB-only DDL) to debug.
 type canalLogHandler struct {
 	slog.Handler
 	verbose bool

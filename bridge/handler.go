@@ -11,10 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"github.com/go-mysql-org/go-mysql/schema"
 
 	"github.com/rowgear/rowgear/events"
 )
@@ -28,14 +26,15 @@ type model struct {
 	columns map[string]bool // nil: all
 }
 
-// handler turns canal's callbacks into jobs and checkpoints. Canal calls it
-// from one goroutine.
+// handler turns binlog events into jobs and checkpoints. The stream loop
+// (stream.go) calls it from one goroutine.
 type handler struct {
-	canal.DummyEventHandler
 	ctx   context.Context
 	b     *Bridge
-	file  string // current binlog file: canal passes only LogPos to OnRow
-	metas map[string]*tableMeta
+	file  string                // current binlog file: rows events carry only LogPos
+	metas map[uint64]*tableMeta // by TABLE_MAP table id
+	cur   map[string]*curTable  // current schemas, by "schema.table"; dropped on DDL
+	epoch int                   // bumped on DDL: metas built before use stale hints
 
 	lastTS  atomic.Uint32 // header timestamp of the last event handled
 	handled atomic.Int64  // events handled, for the lag estimate
@@ -48,9 +47,13 @@ func (h *handler) OnRotate(_ *replication.EventHeader, e *replication.RotateEven
 	return nil
 }
 
-// OnPosSynced marks a transaction boundary (XID, DDL, rotate). Close calls
-// it with a nil header: that position is not tied to what was enqueued, so
-// it is ignored.
+// schemaChanged forgets the current schemas read so far: a DDL went by.
+func (h *handler) schemaChanged() {
+	clear(h.cur)
+	h.epoch++
+}
+
+// OnPosSynced marks a transaction boundary (XID, DDL, rotate).
 func (h *handler) OnPosSynced(header *replication.EventHeader, pos mysql.Position, set mysql.GTIDSet, _ bool) error {
 	if header == nil {
 		return nil
@@ -76,28 +79,54 @@ func (h *handler) seen(header *replication.EventHeader) {
 	h.handled.Add(1)
 }
 
-func (h *handler) OnRow(e *canal.RowsEvent) error {
-	models := h.b.models[e.Table.Schema+"."+e.Table.Name]
+// action names the row operation of a rows event type.
+func action(t replication.EventType) (string, bool) {
+	switch t {
+	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2,
+		replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
+		return events.OpInsert, true
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		return events.OpDelete, true
+	case replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2, replication.PARTIAL_UPDATE_ROWS_EVENT,
+		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1:
+		return events.OpUpdate, true
+	}
+	return "", false
+}
+
+// OnRows publishes the rows of one rows event, each labelled with the
+// columns of its own TABLE_MAP.
+func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEvent) error {
+	if e.Table == nil {
+		return nil
+	}
+	key := string(e.Table.Schema) + "." + string(e.Table.Table)
+	models := h.b.models[key]
 	if len(models) == 0 {
 		return nil
 	}
-	h.seen(e.Header)
+	h.seen(header)
+	act, ok := action(header.EventType)
+	if !ok {
+		return fmt.Errorf("%w: %s: rows event type %s is not supported", errFatal, key, header.EventType)
+	}
+	pos := h.file + ":" + strconv.FormatUint(uint64(header.LogPos), 10)
 	meta, err := h.meta(e.Table)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s at %s: %w", key, pos, err)
 	}
 	step := 1
-	if e.Action == canal.UpdateAction {
+	if act == events.OpUpdate {
 		step = 2 // [before, after] pairs
 	}
-	pos := h.file + ":" + strconv.FormatUint(uint64(e.Header.LogPos), 10)
-	ts := time.Unix(int64(e.Header.Timestamp), 0).UTC()
+	ts := time.Unix(int64(header.Timestamp), 0).UTC()
 	for i := 0; i+step <= len(e.Rows); i += step {
 		var before, after []json.RawMessage
-		switch e.Action {
-		case canal.InsertAction:
+		switch act {
+		case events.OpInsert:
 			after, err = meta.image(e.Rows[i])
-		case canal.DeleteAction:
+		case events.OpDelete:
 			before, err = meta.image(e.Rows[i])
 		default:
 			if before, err = meta.image(e.Rows[i]); err == nil {
@@ -105,24 +134,24 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("%s at %s: %w", e.Table, pos, err)
+			return fmt.Errorf("%s at %s: %w", key, pos, err)
 		}
 		id := eventID(pos, i/step)
 		for _, m := range models {
-			if !m.events[e.Action] {
+			if !m.events[act] {
 				continue
 			}
-			env := meta.envelope(m, e.Action, before, after)
+			env := meta.envelope(m, act, before, after)
 			if env == nil {
 				continue // an update that changed none of the model's columns
 			}
 			env.ID, env.Pos, env.TS = id, pos, ts
 			payload, err := events.Encode(env)
 			if err != nil {
-				return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
+				return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
 			}
-			j := &job{fn: events.FuncName(h.b.namespace, m.name, e.Action), id: id, pos: pos, payload: payload}
-			h.b.tracker.add(j, e.Header.Timestamp)
+			j := &job{fn: events.FuncName(h.b.namespace, m.name, act), id: id, pos: pos, payload: payload}
+			h.b.tracker.add(j, header.Timestamp)
 			if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
 				return err
 			}
@@ -131,17 +160,26 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 	return nil
 }
 
-// meta returns the metadata of canal's current version of t.
-func (h *handler) meta(t *schema.Table) (*tableMeta, error) {
-	key := t.Schema + "." + t.Name
-	if m := h.metas[key]; m != nil && m.src == t {
+// meta returns the metadata of the rows tm describes, built once per table
+// version (a TABLE_MAP precedes each transaction's rows).
+func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
+	if m := h.metas[tm.TableID]; m != nil && m.same(tm, h.epoch) {
 		return m, nil
 	}
-	m, err := loadMeta(h.ctx, h.b.db, t)
+	key := string(tm.Schema) + "." + string(tm.Table)
+	cur, ok := h.cur[key]
+	if !ok {
+		var err error
+		if cur, err = loadCurrent(h.ctx, h.b.db, string(tm.Schema), string(tm.Table)); err != nil {
+			return nil, err
+		}
+		h.cur[key] = cur
+	}
+	m, err := newMeta(tm, cur, h.epoch)
 	if err != nil {
 		return nil, err
 	}
-	h.metas[key] = m
+	h.metas[tm.TableID] = m
 	return m, nil
 }
 
@@ -157,12 +195,13 @@ func eventID(pos string, row int) string {
 	return id
 }
 
-// image encodes one row image, column by column in table order. Canal
-// decodes old events with the table's current schema: after an ADD COLUMN
-// the image is shorter than the column list (the missing columns are left
-// out), after a DROP COLUMN longer (the extra values are dropped).
+// image encodes one row image, column by column in table order. A row
+// whose width is not its TABLE_MAP's is refused: labelling it would guess.
 func (m *tableMeta) image(row []any) ([]json.RawMessage, error) {
-	out := make([]json.RawMessage, min(len(row), len(m.cols)))
+	if len(row) != len(m.cols) {
+		return nil, fmt.Errorf("%w: a row of %d values for %d columns", errFatal, len(row), len(m.cols))
+	}
+	out := make([]json.RawMessage, len(m.cols))
 	for i := range out {
 		v, err := m.cols[i].encode(row[i])
 		if err != nil {

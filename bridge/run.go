@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowgear/rowgear/gearman"
@@ -20,13 +18,8 @@ import (
 // only for what a retry cannot fix (the position store at start, a table
 // without primary key, an event that does not encode).
 func (b *Bridge) Run(ctx context.Context) error {
-	// Without full images `old` and `modified` would be wrong, silently.
-	var image string
-	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_row_image").Scan(&image); err != nil {
-		return fmt.Errorf("binlog_row_image: %w", err)
-	}
-	if !strings.EqualFold(image, "FULL") {
-		return fmt.Errorf("%w: the server has binlog_row_image=%s, the bridge needs FULL", ErrConfig, image)
+	if err := b.checkServer(ctx); err != nil {
+		return err
 	}
 	start, err := b.startPosition(ctx)
 	if err != nil {
@@ -39,7 +32,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		gearman.WithClientLogger(b.log))
 	defer b.client.Close()
 	b.tracker = newTracker(start)
-	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{}}
+	b.handler = &handler{ctx: ctx, b: b, metas: map[uint64]*tableMeta{},
+		cur: map[string]*curTable{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
 	// Submitters outlive ctx: after it ends they still drain what was read.
 	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
@@ -142,13 +136,13 @@ func (b *Bridge) currentPosition(ctx context.Context) (Position, error) {
 	return p, nil
 }
 
-// stream runs canal from start until ctx ends, restarting it from the last
+// stream reads the binlog from start until ctx ends, restarting from the last
 // transaction boundary read whenever it fails.
 func (b *Bridge) stream(ctx context.Context, start Position) error {
 	backoff := time.Second
 	for pos := start; ; pos = b.tracker.readPos() {
 		began := time.Now()
-		err := b.runCanal(ctx, pos)
+		err := b.runBinlog(ctx, pos)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -165,41 +159,6 @@ func (b *Bridge) stream(ctx context.Context, start Position) error {
 			return nil
 		}
 		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-func (b *Bridge) runCanal(ctx context.Context, pos Position) error {
-	c, err := canal.NewCanal(b.canalConfig())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	h := b.handler
-	h.file = pos.File
-	c.SetEventHandler(h)
-	done := make(chan error, 1)
-	go func() {
-		if pos.GTID != "" {
-			set, err := mysql.ParseGTIDSet(b.flavor(), pos.GTID)
-			if err != nil {
-				done <- fmt.Errorf("%w: GTID set %q: %w", errFatal, pos.GTID, err)
-				return
-			}
-			done <- c.StartFromGTID(set)
-			return
-		}
-		done <- c.RunFrom(mysql.Position{Name: pos.File, Pos: pos.Pos})
-	}()
-	select {
-	case err = <-done:
-		c.Close()
-		if err == nil {
-			err = errors.New("canal stopped")
-		}
-		return err
-	case <-ctx.Done():
-		c.Close()
-		<-done
-		return nil
 	}
 }
 
