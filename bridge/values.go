@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -213,23 +214,46 @@ func (c *column) fixedText(b []byte) (json.RawMessage, error) {
 	return events.AppendString(nil, inet6String([16]byte(b))), nil
 }
 
-// inet6String is MariaDB's INET6 text: RFC 5952, except that an
-// IPv4-mapped or IPv4-compatible address keeps its IPv4 tail in dotted form
-// (::ffff:1.2.3.4, ::1.2.3.4) as MariaDB writes it.
+// inet6String is MariaDB's INET6 text (its inet_ntop): groups in lower-case
+// hex without leading zeros, the longest run of zero groups (the first of
+// equal ones, even a single group) written "::", and an IPv4 tail in dotted
+// form after six zero groups or five and ffff (::1.2.3.4, ::ffff:1.2.3.4).
 func inet6String(a [16]byte) string {
-	addr := netip.AddrFrom16(a)
-	if addr.Is4In6() {
-		return "::ffff:" + netip.AddrFrom4([4]byte(a[12:])).String()
+	var w [8]uint16
+	for i := range w {
+		w[i] = binary.BigEndian.Uint16(a[2*i:])
 	}
-	zero := true
-	for _, x := range a[:12] {
-		zero = zero && x == 0
+	best, bestLen, cur, curLen := -1, 0, -1, 0
+	for i := 0; i <= len(w); i++ {
+		if i < len(w) && w[i] == 0 {
+			if cur < 0 {
+				cur, curLen = i, 0
+			}
+			curLen++
+			continue
+		}
+		if cur >= 0 && curLen > bestLen {
+			best, bestLen = cur, curLen
+		}
+		cur = -1
 	}
-	// ::1 and :: are not IPv4-compatible in MariaDB's rendering.
-	if zero && (a[12] != 0 || a[13] != 0) {
-		return "::" + netip.AddrFrom4([4]byte(a[12:])).String()
+	var b strings.Builder
+	for i := 0; i < len(w); i++ {
+		if i == best {
+			b.WriteString("::")
+			i += bestLen - 1
+			continue
+		}
+		if i > 0 && i != best+bestLen {
+			b.WriteByte(':')
+		}
+		if i == 6 && best == 0 && (bestLen == 6 || bestLen == 5 && w[5] == 0xffff) {
+			b.WriteString(netip.AddrFrom4([4]byte(a[12:])).String())
+			break
+		}
+		b.WriteString(strconv.FormatUint(uint64(w[i]), 16))
 	}
-	return addr.String()
+	return b.String()
 }
 
 func latin1ToUTF8(b []byte) []byte {
@@ -257,11 +281,10 @@ func appendMariaDBFloat(b []byte, f float64, digits int) []byte {
 		f = -f
 	}
 	// e-notation gives the digits and the exponent: d.ddde±x
-	s := strconv.FormatFloat(f, 'e', -1, 64)
-	if digits > 0 && strings.IndexByte(s, 'e')-strings.Count(s[:strings.IndexByte(s, 'e')], ".") > digits {
-		s = strconv.FormatFloat(f, 'e', digits-1, 64)
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'e', -1, 64), "e")
+	if digits > 0 && len(mant)-strings.Count(mant, ".") > digits {
+		mant, exp, _ = strings.Cut(strconv.FormatFloat(f, 'e', digits-1, 64), "e")
 	}
-	mant, exp, _ := strings.Cut(s, "e")
 	ds := strings.Replace(mant, ".", "", 1)
 	ds = strings.TrimRight(ds, "0")
 	if ds == "" {
