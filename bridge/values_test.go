@@ -103,7 +103,7 @@ func TestInetUUIDTextLikeMariaDB(t *testing.T) {
 			t.Fatalf("%x: %v", v, err)
 		}
 	}
-	rows, err := db.Query("SELECT id, CAST(a AS BINARY(16)), CAST(b AS BINARY(4)), CAST(u AS BINARY(16)), "+
+	rows, err := db.Query("SELECT id, CAST(a AS BINARY(16)), CAST(b AS BINARY(4)), CAST(u AS BINARY(16)), " +
 		"CAST(a AS CHAR), CAST(b AS CHAR), CAST(u AS CHAR) FROM addrs ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
