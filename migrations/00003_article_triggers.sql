@@ -106,7 +106,6 @@ BEGIN
           'body', OLD.`body`,
           'published_at', CAST(OLD.`published_at` AS CHAR),
           'created_at', CAST(OLD.`created_at` AS CHAR)),
-        'modified', JSON_ARRAY(),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
       ), rowgear_id) IS NULL THEN
     SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);

@@ -229,7 +229,7 @@ func (g gen) body(op string) (string, error) {
 	case "insert":
 		modified = "JSON_ARRAY(" + g.names(g.cols) + ")"
 	case "delete":
-		modified = "JSON_ARRAY()"
+		// none: a delete carries no modified, as from the binlog
 	case "update":
 		// The changed columns, as a comma-separated list of JSON strings;
 		// empty when nothing the model cares about changed.
@@ -265,9 +265,10 @@ func (g gen) body(op string) (string, error) {
 	if op == "update" {
 		fields = append(fields, "'old', "+g.object("OLD", g.cols, in))
 	}
-	fields = append(fields,
-		"'modified', "+modified,
-		"'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+	if modified != "" {
+		fields = append(fields, "'modified', "+modified)
+	}
+	fields = append(fields, "'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
 	call := fmt.Sprintf("gman_do_background(%s, JSON_OBJECT(\n%s  %s\n%s), %s)",
 		quoteString(fn), in, strings.Join(fields, ",\n"+in+"  "), in, varID)
 
@@ -370,21 +371,22 @@ func valueExpr(image string, c Column) (string, error) {
 	ref := image + "." + quoteIdent(c.Name)
 	switch kindOf(c.DataType) {
 	case kindNumber:
+		if c.DataType == "year" {
+			// JSON_OBJECT writes YEAR 0 as 0000, which is no JSON number.
+			return "CAST(" + ref + " AS UNSIGNED)", nil
+		}
 		return ref, nil
 	case kindBit:
 		return "CAST(" + ref + " AS UNSIGNED)", nil
 	case kindDecimal, kindTemporal:
 		return "CAST(" + ref + " AS CHAR)", nil
 	case kindTimestamp:
-		frac := ""
-		if c.Precision > 0 {
-			frac = "." + strings.Repeat("0", c.Precision)
-		}
-		// The zero TIMESTAMP has epoch 0 (1970-01-01 00:00:00 UTC itself is
-		// out of range); it stays the zero date, as the binlog reports it.
-		return fmt.Sprintf("IF(UNIX_TIMESTAMP(%s) = 0, '0000-00-00 00:00:00%s', "+
+		// The zero TIMESTAMP stays the zero date, as the binlog reports it.
+		// It is recognised by its text: UNIX_TIMESTAMP of it is 0 in a
+		// SELECT but NULL inside a trigger.
+		return fmt.Sprintf("IF(CAST(%s AS CHAR) LIKE '0000-00-00%%', CAST(%s AS CHAR), "+
 			"CAST(CAST(TIMESTAMP'1970-01-01 00:00:00.000000' + INTERVAL UNIX_TIMESTAMP(%s) * 1000000 MICROSECOND AS DATETIME(%d)) AS CHAR))",
-			ref, frac, ref, c.Precision), nil
+			ref, ref, ref, c.Precision), nil
 	case kindJSON:
 		// JSON_EXTRACT's result is typed JSON, so JSON_OBJECT embeds it.
 		return "JSON_EXTRACT(" + ref + ", '$')", nil
