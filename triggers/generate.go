@@ -368,7 +368,13 @@ func kindOf(dataType string) kind {
 // valueExpr is the SQL expression that gives JSON_OBJECT column c of image
 // in the form events documents.
 func valueExpr(image string, c Column) (string, error) {
-	ref := image + "." + quoteIdent(c.Name)
+	return valueSQL(image+"."+quoteIdent(c.Name), c)
+}
+
+// valueSQL is the SQL expression that gives JSON_OBJECT the value of
+// column c, referred to by the SQL expression ref (e.g. `price` or
+// NEW.`price`), in the form events documents.
+func valueSQL(ref string, c Column) (string, error) {
 	switch kindOf(c.DataType) {
 	case kindNumber:
 		if c.DataType == "year" {
