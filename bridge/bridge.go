@@ -245,37 +245,26 @@ const (
 
 var timeUTC = time.UTC
 
-// replicationLogger is go-mysql's logger: its info chatter only with
-// --verbose.
+// replicationLogger is go-mysql's logger: its info chatter (connects,
+// rotates) only with --verbose.
 func (b *Bridge) replicationLogger() *slog.Logger {
-	return slog.New(canalLogHandler{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "binlog")}), b.verbose})
+	return slog.New(verboseOnly{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "binlog")}), b.verbose})
 }
 
-// canalLogHandler keeps go-mysql's info chatter for --verbose and demotes
-// "error parsing query" (canal's, on MariaDB-only DDL) to debug.
-type canalLogHandler struct {
+// verboseOnly passes warnings and errors, and the rest with --verbose.
+type verboseOnly struct {
 	slog.Handler
 	verbose bool
 }
 
-func (h canalLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h verboseOnly) Enabled(ctx context.Context, l slog.Level) bool {
 	return (h.verbose || l >= slog.LevelWarn) && h.Handler.Enabled(ctx, l)
 }
 
-func (h canalLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.HasPrefix(r.Message, "error parsing query") {
-		if !h.verbose {
-			return nil
-		}
-		r.Level = slog.LevelDebug
-	}
-	return h.Handler.Handle(ctx, r)
+func (h verboseOnly) WithAttrs(as []slog.Attr) slog.Handler {
+	return verboseOnly{h.Handler.WithAttrs(as), h.verbose}
 }
 
-func (h canalLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return canalLogHandler{h.Handler.WithAttrs(as), h.verbose}
-}
-
-func (h canalLogHandler) WithGroup(n string) slog.Handler {
-	return canalLogHandler{h.Handler.WithGroup(n), h.verbose}
+func (h verboseOnly) WithGroup(n string) slog.Handler {
+	return verboseOnly{h.Handler.WithGroup(n), h.verbose}
 }

@@ -207,7 +207,7 @@ func (b *Bridge) statsLoop(ctx context.Context) {
 			handled := b.handler.handled.Load()
 			// Lag: the age of the oldest change not yet acknowledged; with
 			// nothing in flight, the age of the last event read if events
-			// are still coming (canal catching up), else 0.
+			// are still coming (the bridge catching up), else 0.
 			var lag int64
 			switch {
 			case oldest != 0:

@@ -16,13 +16,20 @@
 // (TestTimestampInRepeatedHour). CONVERT_TZ with 'SYSTEM' does work without
 // time-zone tables, but is wrong in that hour.
 //
-// Other value forms: BIT is CAST to UNSIGNED (JSON_OBJECT would write its
-// raw bytes); DECIMAL, DATE, TIME and DATETIME are CAST AS CHAR (the column's
-// scale and fraction digits); JSON goes through JSON_EXTRACT(col, '$') so it
+// The zero TIMESTAMP is recognised by its text and stays the zero date:
+// inside a trigger UNIX_TIMESTAMP of it is NULL.
+//
+// Other value forms: BIT and YEAR are CAST to UNSIGNED (JSON_OBJECT would
+// write BIT's raw bytes, and YEAR 0 as 0000, which is not JSON); DECIMAL,
+// DATE, TIME and DATETIME are CAST AS CHAR (the column's
+// scale and fraction digits); UUID, INET4 and INET6 CAST AS CHAR (their
+// text); FLOAT and DOUBLE go as they are (MariaDB's own notation, which
+// binlogbridge reproduces); JSON goes through JSON_EXTRACT(col, '$') so it
 // is embedded, not quoted (MariaDB's JSON is a LONGTEXT whose only trace is a
 // json_valid check, see LoadTable); binary columns are TO_BASE64 with its
 // line breaks removed. `modified` compares text and binary columns as bytes,
-// so a case-only change under a case-insensitive collation counts.
+// so a case-only change under a case-insensitive collation counts; a delete
+// has none. RowSQL gives the same forms to a plain SELECT.
 //
 // Identifiers are backquoted and string literals never contain a backslash
 // (hex literals instead), so the DDL means the same under any sql_mode.

@@ -41,7 +41,7 @@ Flags:
 	cf.Register(fs)
 	dsn := fs.String("dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn)")
 	start := fs.String("start", "current", "first start only, when no position is saved: current (end of the binlog), FILE:POS or gtid:SET")
-	verbose := fs.Bool("verbose", false, "log every published event (and canal's own info lines)")
+	verbose := fs.Bool("verbose", false, "log every published event (and the binlog reader's own info lines)")
 	concurrency := fs.Int("concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
 	allModels := fs.Bool("all-models", false, "publish every model in models:, whatever its source")
 	if err := fs.Parse(os.Args[1:]); err != nil {
