@@ -15,6 +15,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // model is one configured model the bridge publishes.
@@ -31,10 +32,10 @@ type model struct {
 type handler struct {
 	ctx   context.Context
 	b     *Bridge
-	file  string                // current binlog file: rows events carry only LogPos
-	metas map[uint64]*tableMeta // by TABLE_MAP table id
-	cur   map[string]*curTable  // current schemas, by "schema.table"; dropped on DDL
-	epoch int                   // bumped on DDL: metas built before use stale hints
+	file  string                     // current binlog file: rows events carry only LogPos
+	metas map[uint64]*tableMeta      // by TABLE_MAP table id
+	cur   map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
+	epoch int                        // bumped on DDL: metas built before use stale hints
 
 	lastTS  atomic.Uint32 // header timestamp of the last event handled
 	handled atomic.Int64  // events handled, for the lag estimate

@@ -10,6 +10,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // Run streams until ctx ends, then stops reading, lets gearmand acknowledge
@@ -33,7 +34,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer b.client.Close()
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[uint64]*tableMeta{},
-		cur: map[string]*curTable{}}
+		cur: map[string]*triggers.Table{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
 	// Submitters outlive ctx: after it ends they still drain what was read.
 	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))

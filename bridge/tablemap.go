@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // tableMeta is what encoding a table's rows needs, derived from a TABLE_MAP
@@ -34,103 +36,21 @@ func (m *tableMeta) same(tm *replication.TableMapEvent, epoch int) bool {
 		slices.EqualFunc(tm.ColumnName, m.colNames, bytes.Equal)
 }
 
-// curTable is a table's schema as information_schema shows it now. The
-// TABLE_MAP lacks what MariaDB does not log: a JSON column is a LONGTEXT
-// there, UUID/INET6/INET4 are BINARY(16)/BINARY(4). Those types are taken
-// from the current column of the same name; without column names in the
-// TABLE_MAP (binlog_row_metadata was not FULL when the row was written) the
-// current schema is all there is, and is used only when it matches.
-type curTable struct {
-	cols []curColumn
-	pk   []string
-}
+// The TABLE_MAP lacks what MariaDB does not log: a JSON column is a
+// LONGTEXT there, UUID/INET6/INET4 are BINARY(16)/BINARY(4). Those types are
+// taken from the current column of the same name (triggers.Describe); without
+// column names in the TABLE_MAP (binlog_row_metadata was not FULL when the
+// row was written) the current schema is all there is, and is used only when
+// it matches.
 
-type curColumn struct {
-	name, dataType, colType string
-	latin1                  bool
-}
-
-func (t *curTable) column(name string) (curColumn, bool) {
-	for _, c := range t.cols {
-		if c.name == name {
-			return c, true
-		}
-	}
-	return curColumn{}, false
-}
-
-// loadCurrent reads schema.table from information_schema; nil, nil when
-// the table does not exist (any more).
-func loadCurrent(ctx context.Context, db *sql.DB, schema, table string) (*curTable, error) {
-	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IFNULL(CHARACTER_SET_NAME, '')
-		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
+// loadCurrent reads schema.table's current schema; nil when the table no
+// longer exists.
+func loadCurrent(ctx context.Context, db *sql.DB, schema, table string) (*triggers.Table, error) {
+	t, err := triggers.Describe(ctx, db, schema, table)
 	if err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
-	}
-	t := &curTable{}
-	for rows.Next() {
-		var c curColumn
-		var charset string
-		if err := rows.Scan(&c.name, &c.dataType, &c.colType, &charset); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
-		}
-		c.dataType = strings.ToLower(c.dataType)
-		c.latin1 = charset == "latin1"
-		t.cols = append(t.cols, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
-	}
-	if len(t.cols) == 0 {
-		return nil, nil
-	}
-	if t.pk, err = queryStrings(ctx, db, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, schema, table); err != nil {
-		return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
-	}
-	checks, err := queryStrings(ctx, db, "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "+
-		"WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?", schema, table)
-	if err != nil && !strings.Contains(err.Error(), "1109") { // 1109: no such I_S table (old MySQL)
-		return nil, fmt.Errorf("checks of %s.%s: %w", schema, table, err)
-	}
-	for _, clause := range checks {
-		if name, ok := jsonValidColumn(clause); ok {
-			for i := range t.cols {
-				if t.cols[i].name == name && t.cols[i].dataType == "longtext" {
-					t.cols[i].dataType = "json"
-				}
-			}
-		}
+		return nil, fmt.Errorf("current schema: %w", err)
 	}
 	return t, nil
-}
-
-func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
-// jsonValidColumn recognises MariaDB's "json_valid(`col`)" check.
-func jsonValidColumn(clause string) (string, bool) {
-	s := strings.TrimSpace(clause)
-	if len(s) < len("json_valid(``)") || !strings.EqualFold(s[:len("json_valid(`")], "json_valid(`") || !strings.HasSuffix(s, "`)") {
-		return "", false
-	}
-	return strings.ReplaceAll(s[len("json_valid(`"):len(s)-2], "``", "`"), true
 }
 
 // binlogType is a TABLE_MAP column's type as the server means it: ENUM and
@@ -253,7 +173,7 @@ func fits(dt string, t byte) bool {
 
 // newMeta derives the metadata of tm's rows. cur is the table's current
 // schema (nil: it no longer exists).
-func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMeta, error) {
+func newMeta(tm *replication.TableMapEvent, cur *triggers.Table, epoch int) (*tableMeta, error) {
 	m := &tableMeta{schema: string(tm.Schema), table: string(tm.Table), types: tm.ColumnType,
 		meta: tm.ColumnMeta, colNames: tm.ColumnName, epoch: epoch}
 	names := tm.ColumnNameString()
@@ -265,8 +185,8 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 		if err := m.checkCurrent(tm, cur); err != nil {
 			return nil, err
 		}
-		for _, c := range cur.cols {
-			names = append(names, c.name)
+		for _, c := range cur.Columns {
+			names = append(names, c.Name)
 		}
 	}
 	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
@@ -275,15 +195,15 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 	for i, name := range names {
 		t := binlogType(tm, i)
 		c := column{name: name, kind: kString}
-		var hint curColumn
+		var hint triggers.Column
 		if cur != nil {
-			hint, _ = cur.column(name)
+			hint, _ = cur.Column(name)
 		}
 		if fromCurrent {
-			hint = cur.cols[i]
+			hint = cur.Columns[i]
 		}
 		coll, hasColl := colls[i]
-		binary := hasColl && coll == binaryCollation || !hasColl && fromCurrent && strings.Contains(hint.dataType, "binary")
+		binary := hasColl && coll == binaryCollation || !hasColl && fromCurrent && strings.Contains(hint.DataType, "binary")
 		switch t {
 		case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG,
 			mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_YEAR:
@@ -305,12 +225,12 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 				c.kind, vals = kSet, sets[i]
 			}
 			if vals == nil && fromCurrent {
-				vals = members(hint.colType)
+				vals = members(hint.ColumnType)
 			}
 			if vals == nil {
 				return nil, fmt.Errorf("%w: %s.%s column %s: the TABLE_MAP has no %s members", errFatal, m.schema, m.table, name, typeName(t))
 			}
-			if latin1Collation(esColls[i]) || fromCurrent && hint.latin1 {
+			if latin1Collation(esColls[i]) || fromCurrent && hint.Charset == "latin1" {
 				vals = slices.Clone(vals)
 				for j, v := range vals {
 					vals[j] = string(latin1ToUTF8([]byte(v)))
@@ -322,11 +242,11 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 		case mysql.MYSQL_TYPE_STRING:
 			n := fixedLength(tm.ColumnMeta[i])
 			switch {
-			case binary && hint.dataType == "uuid" && n == 16:
+			case binary && hint.DataType == "uuid" && n == 16:
 				c.kind = kUUID
-			case binary && hint.dataType == "inet6" && n == 16:
+			case binary && hint.DataType == "inet6" && n == 16:
 				c.kind = kInet6
-			case binary && hint.dataType == "inet4" && n == 4:
+			case binary && hint.DataType == "inet4" && n == 4:
 				c.kind = kInet4
 			case binary:
 				c.kind, c.fixed = kBinary, n
@@ -335,12 +255,12 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 			switch {
 			case binary:
 				c.kind = kBinary
-			case t == mysql.MYSQL_TYPE_BLOB && hint.dataType == "json":
+			case t == mysql.MYSQL_TYPE_BLOB && hint.DataType == "json":
 				c.kind = kJSON
 			}
 		}
 		if c.kind == kString {
-			c.latin1 = hasColl && latin1Collation(coll) || !hasColl && hint.latin1
+			c.latin1 = hasColl && latin1Collation(coll) || !hasColl && hint.Charset == "latin1"
 		}
 		m.cols = append(m.cols, c)
 	}
@@ -349,7 +269,7 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 	}
 	if len(m.pk) == 0 && cur != nil && (fromCurrent || len(tm.PrimaryKey) == 0) {
 		// MariaDB logs the key with FULL metadata; take the current one by name.
-		for _, k := range cur.pk {
+		for _, k := range cur.PK {
 			i := slices.IndexFunc(m.cols, func(c column) bool { return c.name == k })
 			if i < 0 {
 				m.pk = nil
@@ -366,7 +286,7 @@ func newMeta(tm *replication.TableMapEvent, cur *curTable, epoch int) (*tableMet
 
 // checkCurrent refuses to decode tm's rows with the current schema unless
 // it has the same columns, in the same order, of the same binlog types.
-func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *curTable) error {
+func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *triggers.Table) error {
 	logged := make([]string, len(tm.ColumnType))
 	for i := range tm.ColumnType {
 		logged[i] = typeName(binlogType(tm, i))
@@ -376,10 +296,10 @@ func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *curTable) e
 			"and the table no longer exists: its columns are unknown", errFatal, m.schema, m.table, strings.Join(logged, ", "))
 	}
 	var now []string
-	ok := len(cur.cols) == len(tm.ColumnType)
-	for i, c := range cur.cols {
-		now = append(now, c.name+" "+strings.ToUpper(c.dataType))
-		ok = ok && fits(c.dataType, binlogType(tm, i))
+	ok := len(cur.Columns) == len(tm.ColumnType)
+	for i, c := range cur.Columns {
+		now = append(now, c.Name+" "+strings.ToUpper(c.DataType))
+		ok = ok && i < len(tm.ColumnType) && fits(c.DataType, binlogType(tm, i))
 	}
 	if !ok {
 		return fmt.Errorf("%w: %s.%s: the binlog row has %d columns (%s) and no column names (binlog_row_metadata was not FULL when it was written), "+
