@@ -2,7 +2,6 @@ package dispatch_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,36 +28,33 @@ type Article struct {
 	CreatedAt   time.Time  `db:"created_at"`
 }
 
-func (a *Article) report(ctx context.Context, what string, attrs ...any) {
+// report logs what a handler got; event is the row event's id.
+func (a *Article) report(ctx context.Context, what string, attrs ...any) error {
+	if ev := a.Event(); ev != nil {
+		attrs = append(attrs, "event", ev.ID)
+	}
 	a.log.InfoContext(ctx, "Article."+what, append([]any{"id", a.ID, "title", a.Title}, attrs...)...)
-}
-
-func (a *Article) TriggerInsert(ctx context.Context) error {
-	a.report(ctx, "TriggerInsert", "event", a.Event().ID)
 	return nil
 }
+
+func (a *Article) TriggerInsert(ctx context.Context) error { return a.report(ctx, "TriggerInsert") }
 
 func (a *Article) TriggerUpdate(ctx context.Context, modified []string) error {
-	a.report(ctx, "TriggerUpdate", "modified", modified, "event", a.Event().ID)
-	return nil
+	return a.report(ctx, "TriggerUpdate", "modified", modified)
 }
 
-func (a *Article) TriggerDelete(ctx context.Context) error {
-	a.report(ctx, "TriggerDelete", "event", a.Event().ID)
-	return nil
-}
+func (a *Article) TriggerDelete(ctx context.Context) error { return a.report(ctx, "TriggerDelete") }
 
-// Publish is a record job.
-func (a *Article) Publish(ctx context.Context, tweet, ping bool) (time.Time, error) {
-	if err := a.Refresh(ctx); err != nil {
-		return time.Time{}, err
+// Publish is a record job: it stamps published_at and returns the stamp.
+func (a *Article) Publish(ctx context.Context, tweet, ping bool) (at time.Time, err error) {
+	if err = a.Refresh(ctx); err == nil {
+		at = time.Now().UTC().Truncate(time.Microsecond)
+		_, err = a.DB().ExecContext(ctx, "UPDATE articles SET published_at = ? WHERE id = ?", at, a.ID)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	if _, err := a.DB().ExecContext(ctx, "UPDATE articles SET published_at = ? WHERE id = ?", now, a.ID); err != nil {
-		return time.Time{}, fmt.Errorf("publish article %d: %w", a.ID, err)
+	if err == nil {
+		err = a.report(ctx, "Publish", "tweet", tweet, "ping", ping)
 	}
-	a.report(ctx, "Publish", "tweet", tweet, "ping", ping)
-	return now, nil
+	return at, err
 }
 
 type ArticleTable struct {
