@@ -33,7 +33,7 @@ type handler struct {
 	ctx   context.Context
 	b     *Bridge
 	file  string                     // current binlog file: rows events carry only LogPos
-	metas map[uint64]*tableMeta      // by TABLE_MAP table id
+	metas map[string]*tableMeta      // by "schema.table": its last version seen
 	cur   map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
 	epoch int                        // bumped on DDL: metas built before use stale hints
 
@@ -164,10 +164,10 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 // meta returns the metadata of the rows tm describes, built once per table
 // version (a TABLE_MAP precedes each transaction's rows).
 func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
-	if m := h.metas[tm.TableID]; m != nil && m.same(tm, h.epoch) {
+	key := string(tm.Schema) + "." + string(tm.Table)
+	if m := h.metas[key]; m != nil && m.same(tm, h.epoch) {
 		return m, nil
 	}
-	key := string(tm.Schema) + "." + string(tm.Table)
 	cur, ok := h.cur[key]
 	if !ok {
 		var err error
@@ -180,7 +180,7 @@ func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.metas[tm.TableID] = m
+	h.metas[key] = m
 	return m, nil
 }
 

@@ -33,7 +33,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		gearman.WithClientLogger(b.log))
 	defer b.client.Close()
 	b.tracker = newTracker(start)
-	b.handler = &handler{ctx: ctx, b: b, metas: map[uint64]*tableMeta{},
+	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{},
 		cur: map[string]*triggers.Table{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
 	// Submitters outlive ctx: after it ends they still drain what was read.
