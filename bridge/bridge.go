@@ -51,9 +51,11 @@ type Bridge struct {
 	dsnOverride  string
 	client       *gearman.Client
 
-	tracker *tracker
-	subs    *submitters
-	handler *handler
+	tracker   *tracker
+	subs      *submitters
+	handler   *handler
+	snaps     *snapshots
+	signalKey string // "schema.rowgear_snapshots": watched for requests and watermarks
 }
 
 // Option configures a Bridge.
@@ -118,6 +120,10 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	if err := b.selectModels(); err != nil {
 		return nil, err
 	}
+	b.snaps = newSnapshots(b)
+	if dsn.DBName != "" {
+		b.signalKey = dsn.DBName + "." + SnapshotTable
+	}
 	server := cfg.Binlog.Server
 	if server == "" {
 		server = "default"
@@ -151,25 +157,9 @@ func (b *Bridge) selectModels() error {
 		if mc.Source != "binlog" && !b.allModels {
 			continue
 		}
-		m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}}
-		if m.schema == "" {
-			m.schema = b.dsn.DBName
-		}
-		if m.schema == "" || m.table == "" {
-			return fmt.Errorf("%w: model %s: no schema (set it, or a database in the DSN) or no table", ErrConfig, name)
-		}
-		evs := mc.Events
-		if len(evs) == 0 {
-			evs = []string{"insert", "update", "delete"}
-		}
-		for _, e := range evs {
-			m.events[e] = true
-		}
-		if len(mc.Columns) > 0 {
-			m.columns = map[string]bool{}
-			for _, c := range mc.Columns {
-				m.columns[c] = true
-			}
+		m, err := b.newModel(name)
+		if err != nil {
+			return err
 		}
 		key := m.schema + "." + m.table
 		b.models[key] = append(b.models[key], m)
@@ -178,6 +168,35 @@ func (b *Bridge) selectModels() error {
 		return fmt.Errorf("%w: no model has source: binlog (or pass the all-models option)", ErrConfig)
 	}
 	return nil
+}
+
+// newModel is what the bridge publishes of the configured model name.
+func (b *Bridge) newModel(name string) (*model, error) {
+	mc, ok := b.cfg.Models[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no model %s in the models section", ErrConfig, name)
+	}
+	m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}}
+	if m.schema == "" {
+		m.schema = b.dsn.DBName
+	}
+	if m.schema == "" || m.table == "" {
+		return nil, fmt.Errorf("%w: model %s: no schema (set it, or a database in the DSN) or no table", ErrConfig, name)
+	}
+	evs := mc.Events
+	if len(evs) == 0 {
+		evs = []string{"insert", "update", "delete"}
+	}
+	for _, e := range evs {
+		m.events[e] = true
+	}
+	if len(mc.Columns) > 0 {
+		m.columns = map[string]bool{}
+		for _, c := range mc.Columns {
+			m.columns[c] = true
+		}
+	}
+	return m, nil
 }
 
 func (b *Bridge) openStore(ctx context.Context) (Store, error) {

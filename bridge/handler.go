@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -103,8 +104,12 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 		return nil
 	}
 	key := string(e.Table.Schema) + "." + string(e.Table.Table)
+	if key == h.b.signalKey {
+		return h.onSignal(header, e)
+	}
 	models := h.b.models[key]
-	if len(models) == 0 {
+	watched := h.b.snaps.watching(key)
+	if len(models) == 0 && !watched {
 		return nil
 	}
 	h.seen(header)
@@ -136,6 +141,9 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 		}
 		if err != nil {
 			return fmt.Errorf("%s at %s: %w", key, pos, err)
+		}
+		if watched {
+			h.b.snaps.observe(key, meta, [][]json.RawMessage{before, after})
 		}
 		id := eventID(pos, i/step)
 		for _, m := range models {
@@ -271,13 +279,19 @@ func (m *tableMeta) names(md *model, img, old []json.RawMessage) []string {
 
 // shard picks the submit queue of a row: by table and primary key.
 func (m *tableMeta) shard(env *events.Envelope) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(env.Schema + "." + env.Table))
+	var k strings.Builder
 	for _, i := range m.pk {
-		if i < len(m.cols) {
-			h.Write([]byte{0})
-			h.Write(env.PK[m.cols[i].name])
-		}
+		k.Write(env.PK[m.cols[i].name])
+		k.WriteByte(0)
 	}
+	return shardOf(env.Schema, env.Table, k.String())
+}
+
+// shardOf hashes a table and a key (tableMeta.key) to a submit queue.
+func shardOf(schema, table, key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(schema + "." + table))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
 	return h.Sum64()
 }

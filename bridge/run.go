@@ -48,7 +48,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); saved = b.saveLoop(bg, saved) }()
 	go func() { defer wg.Done(); b.statsLoop(bg) }()
 
+	snapCtx, stopSnaps := context.WithCancel(ctx)
+	b.snaps = newSnapshots(b)
+	b.snaps.ctx = snapCtx
+	go b.snaps.resume(snapCtx)
 	runErr := b.stream(ctx, start)
+	stopSnaps()
+	b.snaps.wg.Wait()
 
 	// Flush: no more jobs come; wait for the queues to drain.
 	b.subs.close()

@@ -113,7 +113,6 @@ func (b *Bridge) syncerConfig() (replication.BinlogSyncerConfig, error) {
 	if b.dsn.Net == "unix" {
 		host, p = b.dsn.Addr, 0
 	}
-	models := b.models
 	return replication.BinlogSyncerConfig{
 		ServerID:                b.serverID(),
 		Flavor:                  b.flavor(),
@@ -135,12 +134,18 @@ func (b *Bridge) syncerConfig() (replication.BinlogSyncerConfig, error) {
 			if err != nil {
 				return err
 			}
-			if e.Table == nil || models[string(e.Table.Schema)+"."+string(e.Table.Table)] == nil {
+			if e.Table == nil || !b.decodes(string(e.Table.Schema)+"."+string(e.Table.Table)) {
 				return nil
 			}
 			return e.DecodeData(pos, data)
 		},
 	}, nil
+}
+
+// decodes reports whether rows of the table key matter: a published model's,
+// the snapshot table, or a table a snapshot reads.
+func (b *Bridge) decodes(key string) bool {
+	return b.models[key] != nil || key == b.signalKey || b.snaps.watching(key)
 }
 
 // checkServer refuses a server whose binlog the bridge cannot decode

@@ -349,7 +349,7 @@ func parseTS(s string) (time.Time, error) {
 // intern returns the package constant equal to s, so that frequent values
 // share one string.
 func intern(s string) string {
-	for _, c := range [...]string{OpInsert, OpUpdate, OpDelete, SourceTrigger, SourceBinlog} {
+	for _, c := range [...]string{OpInsert, OpUpdate, OpDelete, OpSnapshot, SourceTrigger, SourceBinlog} {
 		if s == c {
 			return c
 		}

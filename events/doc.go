@@ -5,7 +5,7 @@
 // # Envelope, version 1
 //
 //	{"v":1, "id":"…", "source":"trigger|binlog", "schema":"app", "table":"articles",
-//	 "model":"Article", "op":"insert|update|delete",
+//	 "model":"Article", "op":"insert|update|delete|snapshot",
 //	 "pk":{"id":42}, "row":{…}, "old":{…}, "modified":["title"],
 //	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234"}
 //
@@ -15,12 +15,15 @@
 //   - id: unique per event. Trigger source: UUID(). Binlog source:
 //     deterministic from the position and the row's index in its event, so a
 //     redelivered event keeps its id. It is also the gearman unique key.
-//   - row: the after image for insert and update, the before image for delete.
+//   - op: snapshot is a row a binlogbridge snapshot (backfill) read, not a
+//     change: row is its image at the time of the read.
+//   - row: the after image for insert and update, the before image for
+//     delete, the image read for snapshot.
 //   - old: the before image, for update only.
 //   - pk: the primary-key columns of row (for delete, row is the before
 //     image), in the same value forms.
 //   - modified: update: the columns whose value changed (NULL-safe); insert:
-//     every column of row; delete: absent. In table column order.
+//     every column of row; delete and snapshot: absent. In table column order.
 //   - ts: when the change happened, RFC 3339 in UTC with microseconds.
 //     Triggers: UTC_TIMESTAMP(6) at the row change. Binlog: the commit's
 //     timestamp (whole seconds; the binlog keeps no more).

@@ -1,0 +1,219 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
+)
+
+// snapshotTable creates SnapshotTable from its migration.
+func (e *env) snapshotTable() {
+	e.t.Helper()
+	b, err := fs.ReadFile(migrations.FS, "00040_snapshots.sql")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, up, _ := strings.Cut(string(b), "-- +goose Up")
+	up, _, _ = strings.Cut(up, "-- +goose Down")
+	e.exec(up)
+}
+
+// writer changes random rows of items (id < n) until stopped: updates of a
+// few rows, deletes and inserts, one statement per transaction.
+func (e *env) writer(n int) (stop func() int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var count int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(7, 8))
+		tick := time.NewTicker(2 * time.Millisecond) // ≤ 500 statements/s: the bridge keeps up
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+			id := r.IntN(n + n/10)
+			var err error
+			switch r.IntN(10) {
+			case 0:
+				_, err = e.db.Exec("DELETE FROM items WHERE id = ?", id)
+			case 1:
+				_, err = e.db.Exec("INSERT IGNORE INTO items VALUES (?, ?, 'inserted')", id, r.IntN(1000))
+			default: // a range: more rows change while a chunk is between its watermarks
+				_, err = e.db.Exec("UPDATE items SET v = v + 1, note = 'updated' WHERE id BETWEEN ? AND ?", id, id+5)
+			}
+			if err != nil {
+				e.t.Errorf("writer: %v", err)
+				return
+			}
+			count++
+		}
+	}()
+	return func() int { cancel(); wg.Wait(); return count }
+}
+
+// replica applies the events received, per primary key in binlog order
+// (snapshot events sit at their high watermark), as an upserting handler
+// would, and returns the rows as rowString gives them.
+func replica(evs []*events.Envelope) map[string]string {
+	slices.SortFunc(evs, func(a, b *events.Envelope) int { return compareIDs(a.ID, b.ID) })
+	out := map[string]string{}
+	for _, ev := range evs {
+		k := string(ev.PK["id"])
+		if ev.Op == events.OpDelete {
+			delete(out, k)
+			continue
+		}
+		out[k] = rowString(ev.Row)
+	}
+	return out
+}
+
+// source returns the table's rows as rowString gives them.
+func (e *env) source() map[string]string {
+	e.t.Helper()
+	rows, err := e.db.Query("SELECT id, v, note FROM items")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, v int
+		var note string
+		if err := rows.Scan(&id, &v, &note); err != nil {
+			e.t.Fatal(err)
+		}
+		out[fmt.Sprint(id)] = fmt.Sprintf(`id=%d note=%q v=%d`, id, note, v)
+	}
+	return out
+}
+
+func diffRows(got, want map[string]string) []string {
+	var out []string
+	for k, w := range want {
+		if got[k] != w {
+			out = append(out, fmt.Sprintf("id %s: replica %q, source %q", k, got[k], w))
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			out = append(out, fmt.Sprintf("id %s: replica %q, not in source", k, g))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (e *env) snapshotDone(id int64, timeout time.Duration) bridge.SnapshotProgress {
+	e.t.Helper()
+	var p bridge.SnapshotProgress
+	testenv.Eventually(e.t, timeout, fmt.Sprintf("snapshot %d to finish", id), func() bool {
+		all, err := bridge.Snapshots(context.Background(), e.db)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, s := range all {
+			if s.ID == id {
+				p = s
+			}
+		}
+		if p.Status == "failed" {
+			e.t.Fatalf("snapshot failed: %s", p.Error)
+		}
+		return p.Status == "done"
+	})
+	return p
+}
+
+// TestSnapshotWhileWriting: a table snapshotted while a writer updates,
+// deletes and inserts rows, the bridge stopped and restarted in the middle:
+// a replica that applies every event (live and snapshot) per key in binlog
+// order ends equal to the table.
+func TestSnapshotWhileWriting(t *testing.T) {
+	const n = 3000
+	e := newEnv(t, map[string]string{"Item": "items"})
+	e.snapshotTable()
+	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) NOT NULL)")
+	for i := 0; i < n; i += 500 {
+		var vals []string
+		for j := i; j < i+500; j++ {
+			vals = append(vals, fmt.Sprintf("(%d, %d, 'initial')", j, j))
+		}
+		e.exec("INSERT INTO items VALUES " + strings.Join(vals, ","))
+	}
+	got := e.collect("Item")
+	r := e.startBridge()
+	stopWriter := e.writer(n)
+	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the snapshot to be under way", func() bool {
+		all, _ := bridge.Snapshots(context.Background(), e.db)
+		return len(all) == 1 && all[0].RowsDone >= 500
+	})
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.startBridge()
+	p := e.snapshotDone(id, 60*time.Second)
+	writes := stopWriter()
+	e.exec("UPDATE items SET note = 'last' WHERE id = 0") // a marker: every earlier event is in once it arrives
+	testenv.Eventually(t, 30*time.Second, "the replica to match the table", func() bool {
+		return len(diffRows(replica(got.events()), e.source())) == 0
+	})
+	snaps := 0
+	for _, ev := range got.events() {
+		if ev.Op == events.OpSnapshot {
+			snaps++
+			if ev.Modified != nil || ev.Old != nil || ev.Source != events.SourceBinlog {
+				t.Errorf("snapshot event %s: %+v", ev.ID, ev)
+			}
+		}
+	}
+	t.Logf("%d writes during the snapshot; %d rows read, %d snapshot events", writes, p.RowsDone, snaps)
+	if snaps == 0 || p.RowsDone < n*9/10 {
+		t.Errorf("snapshot read %d rows, published %d", p.RowsDone, snaps)
+	}
+}
+
+// TestSnapshotRefusesTableWithoutKey: the request fails, saying why.
+func TestSnapshotRefusesTableWithoutKey(t *testing.T) {
+	e := newEnv(t, map[string]string{"Item": "items", "Log": "logs"})
+	e.snapshotTable()
+	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) NOT NULL)")
+	e.exec("CREATE TABLE logs (line TEXT)")
+	e.startBridge()
+	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Log", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the request to fail", func() bool {
+		all, _ := bridge.Snapshots(context.Background(), e.db)
+		return len(all) == 1 && all[0].ID == id && all[0].Status == "failed"
+	})
+	all, _ := bridge.Snapshots(context.Background(), e.db)
+	if !strings.Contains(all[0].Error, "no primary key") {
+		t.Errorf("error: %q", all[0].Error)
+	}
+	if _, err := bridge.RequestSnapshot(context.Background(), e.db, "", 0); !errors.Is(err, bridge.ErrSnapshot) {
+		t.Errorf("empty model: %v", err)
+	}
+}
