@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,5 +219,91 @@ func TestSnapshotRefusesTableWithoutKey(t *testing.T) {
 	}
 	if _, err := bridge.RequestSnapshot(context.Background(), e.db, "", 0); !errors.Is(err, bridge.ErrSnapshot) {
 		t.Errorf("empty model: %v", err)
+	}
+}
+
+// TestSnapshotKill9: the binlogbridge process is killed (SIGKILL) twice in
+// the middle of a 20,000-row snapshot while a writer changes the table; each
+// restart resumes from the last chunk gearmand acknowledged, and the replica
+// ends equal to the table.
+func TestSnapshotKill9(t *testing.T) {
+	const n = 20000
+	dir := t.TempDir()
+	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
+	defer testenv.RemoveBuilds()
+	m := testenv.StartMariaDB(t)
+	g := testenv.StartGearmand(t)
+	db := m.DB("app")
+	e := newEnvOn(t, db, m.DSN+"app", g.Addr, map[string]string{"Item": "items"})
+	e.yml = fmt.Sprintf("all:\n  namespace: %s\n  server:\n    default: %s\n  models:\n    Item: {table: items, source: binlog}\n"+
+		"  database:\n    dsn: '%s'\n  binlog:\n    server_id: %d\n    stats_interval: 1s\n",
+		e.ns, g.Addr, m.DSN+"app", 100000+rand.IntN(1<<30))
+	cfgPath := filepath.Join(dir, "gearman.yml")
+	if err := os.WriteFile(cfgPath, []byte(e.yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.snapshotTable()
+	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) NOT NULL)")
+	for i := 0; i < n; i += 1000 {
+		var vals []string
+		for j := i; j < i+1000; j++ {
+			vals = append(vals, fmt.Sprintf("(%d, %d, 'initial')", j, j))
+		}
+		e.exec("INSERT INTO items VALUES " + strings.Join(vals, ","))
+	}
+	got := e.collectOn(g.Addr, "Item")
+	logf, err := os.Create(filepath.Join(dir, "bridge.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	progress := func() bridge.SnapshotProgress {
+		all, err := bridge.Snapshots(context.Background(), db)
+		if err != nil || len(all) != 1 {
+			t.Fatalf("snapshots: %v %v", all, err)
+		}
+		if all[0].Status == "failed" {
+			t.Fatalf("snapshot failed: %s", all[0].Error)
+		}
+		return all[0]
+	}
+	cmd := start()
+	testenv.Eventually(t, 20*time.Second, "the bridge to save its start position", func() bool {
+		var c int
+		return db.QueryRow("SELECT COUNT(*) FROM "+bridge.PositionTable).Scan(&c) == nil && c == 1
+	})
+	stopWriter := e.writer(n)
+	id, err := bridge.RequestSnapshot(context.Background(), db, "Item", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kills []int64
+	for _, at := range []int64{4000, 12000} {
+		testenv.Eventually(t, 60*time.Second, fmt.Sprintf("%d rows snapshotted", at), func() bool { return progress().RowsDone >= at })
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		kills = append(kills, progress().RowsDone)
+		cmd = start()
+	}
+	p := e.snapshotDone(id, 120*time.Second)
+	writes := stopWriter()
+	e.exec("UPDATE items SET note = 'last' WHERE id = 0")
+	testenv.Eventually(t, 60*time.Second, "the replica to match the table", func() bool {
+		return len(diffRows(replica(got.events()), e.source())) == 0
+	})
+	t.Logf("killed at %v rows; %d writes during the snapshot; %d rows read; %d events received, %d distinct",
+		kills, writes, p.RowsDone, got.received(), got.distinct())
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("bridge exit after SIGTERM: %v", err)
 	}
 }
