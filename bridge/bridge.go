@@ -164,8 +164,8 @@ func (b *Bridge) selectModels() error {
 		key := m.schema + "." + m.table
 		b.models[key] = append(b.models[key], m)
 	}
-	if len(b.models) == 0 {
-		return fmt.Errorf("%w: no model has source: binlog (or pass the all-models option)", ErrConfig)
+	if len(b.models) == 0 && len(b.cfg.Models) == 0 {
+		return fmt.Errorf("%w: no models in the models section", ErrConfig)
 	}
 	return nil
 }

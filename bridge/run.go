@@ -26,6 +26,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(b.models) == 0 {
+		b.log.Info("no model has source: binlog: the bridge publishes snapshots only")
+	}
 	b.log.Info("binlog bridge starting", "position", start.String(), "tables", b.Tables(),
 		"gearman", b.servers, "concurrency", b.concurrency)
 
