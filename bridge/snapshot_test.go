@@ -320,7 +320,7 @@ func TestSnapshotOfTriggerModel(t *testing.T) {
 	got := e.collect("Note")
 	e.startBridge()
 	e.exec("UPDATE notes SET text = 'changed' WHERE owner = 'ann' AND num = 1") // not published: source trigger
-	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Note", 2) // composite key, several chunks
+	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Note", 2)    // composite key, several chunks
 	if err != nil {
 		t.Fatal(err)
 	}
