@@ -56,6 +56,29 @@
 // wrong names. A row whose value count differs from its TABLE_MAP, or whose
 // value does not fit its column's type, stops it too.
 //
+// Snapshots (backfills). A row in rowgear_snapshots (migration 00040;
+// RequestSnapshot, `bridge snapshot Model…`, or the application's own
+// INSERT) asks for every current row of a model once, while writes go on:
+// Netflix DBLog's watermark algorithm. The bridge reads the table in
+// primary-key chunks (row constructors for composite keys, up to the last
+// key at the start so a busy table still ends); before a chunk's SELECT it
+// writes a low watermark to the request row, after it a high one. Reading
+// the binlog, it notes the key of every row of that table changed between
+// the two; at the high watermark it drops those from the chunk (their change
+// is newer, and is published) and publishes the rest as op "snapshot"
+// events to <namespace>.<Model>.snapshot, through the same submit queues
+// and by the same key as live changes, so a row's snapshot event and its
+// changes reach gearmand in binlog order. No lock is taken. Progress
+// (last key, rows read, estimate, rate, ETA) is logged per chunk and saved
+// in the request row once gearmand acknowledged the chunk; a restart (or a
+// SIGKILL) resumes from the last saved chunk, so a chunk may be published
+// twice, never skipped. A model whose live changes the triggers publish is
+// snapshotted the same way (the bridge watches its table without
+// publishing its changes). A table without a primary key is refused, the
+// request marked failed with the reason. Not there yet: dbworker has no
+// TriggerSnapshot (nor a "snapshot as insert" model option), so the
+// snapshot jobs wait in gearmand for a worker of their function.
+//
 // Delivery: at least once, never a gap. The position (file:pos, plus the
 // GTID set whenever the stream has one — MariaDB always does) is saved only
 // once gearmand has acknowledged every job up to it, at most once a second,

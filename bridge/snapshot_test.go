@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -19,19 +18,14 @@ import (
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/migrations"
 )
 
 // snapshotTable creates SnapshotTable from its migration.
 func (e *env) snapshotTable() {
 	e.t.Helper()
-	b, err := fs.ReadFile(migrations.FS, "00040_snapshots.sql")
-	if err != nil {
+	if err := bridge.CreateSnapshotTable(e.db); err != nil {
 		e.t.Fatal(err)
 	}
-	_, up, _ := strings.Cut(string(b), "-- +goose Up")
-	up, _, _ = strings.Cut(up, "-- +goose Down")
-	e.exec(up)
 }
 
 // writer changes random rows of items (id < n) until stopped: updates of a
