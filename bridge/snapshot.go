@@ -317,8 +317,21 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 	var chunkSize int
 	var lastKey, maxKey sql.NullString
 	var done, estimate int64
-	err := b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, last_key, max_key, rows_done, rows_estimate FROM "+
-		SnapshotTable+" WHERE id = ?", id).Scan(&name, &status, &chunkSize, &lastKey, &maxKey, &done, &estimate)
+	// The binlog can show a commit a moment before other sessions see it:
+	// a request met there may not be readable yet.
+	var err error
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		err = b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, last_key, max_key, rows_done, rows_estimate FROM "+
+			SnapshotTable+" WHERE id = ?", id).Scan(&name, &status, &chunkSize, &lastKey, &maxKey, &done, &estimate)
+		if !errors.Is(err, sql.ErrNoRows) || wait > 5*time.Second {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%w %d: %w", ErrSnapshot, id, err)
 	}
@@ -342,6 +355,13 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 	}
 	if len(t.PK) == 0 {
 		return fmt.Errorf("%w: table %s has no primary key: a snapshot reads it in primary-key order", ErrSnapshot, key)
+	}
+	// What precedes a low watermark in the binlog must be visible to the
+	// chunk read after it: commits in binlog order (MariaDB always; MySQL
+	// with binlog_order_commits, its default).
+	var ordered sql.NullInt64
+	if b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_order_commits").Scan(&ordered) == nil && ordered.Valid && ordered.Int64 == 0 {
+		return fmt.Errorf("%w: the server has binlog_order_commits=OFF: a chunk read could miss a change logged before it; turn it ON", ErrSnapshot)
 	}
 	q, err := newChunkQuery(t)
 	if err != nil {
