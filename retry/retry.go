@@ -111,6 +111,7 @@ type Guard struct {
 	journal   *Journal
 	log       *slog.Logger
 	interval  time.Duration
+	observe   func(fn string, o Outcome)
 
 	mu      sync.Mutex
 	crashes map[crashKey]int
@@ -135,6 +136,27 @@ func WithLogger(l *slog.Logger) Option { return func(g *Guard) { g.log = l } }
 
 // WithPollInterval sets how often Run looks for due retries (default 250ms).
 func WithPollInterval(d time.Duration) Option { return func(g *Guard) { g.interval = d } }
+
+// Outcome is what the guard did with a failed run.
+type Outcome string
+
+// Outcomes reported to an observer (WithObserver).
+const (
+	Retried      Outcome = "retried"       // stored, re-submitted after its backoff
+	DeadLettered Outcome = "dead_lettered" // stored as a dead letter
+)
+
+// WithObserver calls f each time a failed run of function fn is stored as
+// a retry or a dead letter (not when the store failed and the job was left
+// to gearmand): metrics count outcomes through it. f must be quick and safe
+// for concurrent use.
+func WithObserver(f func(fn string, o Outcome)) Option { return func(g *Guard) { g.observe = f } }
+
+func (g *Guard) observed(fn string, o Outcome) {
+	if g.observe != nil {
+		g.observe(fn, o)
+	}
+}
 
 // NewGuard returns a guard storing in store, re-submitting through client,
 // with policy giving each function's retry policy (config.Config.RetryFor).
@@ -315,6 +337,7 @@ func (g *Guard) fail(ctx context.Context, fn string, hdr header, payload []byte,
 		g.log.Error("cannot schedule the retry; leaving the job to gearmand", "function", fn, "key", hdr.Key, "err", err)
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
+	g.observed(fn, Retried)
 	g.log.Warn("job failed, retry scheduled", "function", fn, "key", hdr.Key,
 		"attempt", hdr.Attempt, "of", pol.Attempts, "retry_in", wait, "err", cause)
 	return cause
@@ -326,6 +349,7 @@ func (g *Guard) dead(ctx context.Context, fn string, hdr header, payload []byte,
 		g.log.Error("cannot write the dead letter; leaving the job to gearmand", "function", fn, "key", hdr.Key, "err", err)
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
+	g.observed(fn, DeadLettered)
 	g.log.Error("job dead-lettered", "function", fn, "key", hdr.Key, "attempts", hdr.Attempt, "err", cause)
 	return cause
 }
