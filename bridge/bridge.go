@@ -55,6 +55,12 @@ type Bridge struct {
 	tracker *tracker
 	subs    *submitters
 	handler *handler
+
+	observer     Observer
+	heartbeat    time.Duration
+	heartbeatSet bool
+	stallAfter   time.Duration
+	obs          obs
 }
 
 // Option configures a Bridge.
@@ -100,6 +106,12 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
 	for _, o := range opts {
 		o(b)
+	}
+	if !b.heartbeatSet {
+		b.heartbeat = time.Second
+	}
+	if b.stallAfter <= 0 {
+		b.stallAfter = 30 * time.Second
 	}
 	if b.namespace == "" {
 		b.namespace = config.DefaultNamespace
@@ -247,6 +259,9 @@ func (b *Bridge) canalConfig() *canal.Config {
 	c.Flavor = b.flavor()
 	c.Dump.ExecutionPath = "" // binlog only, no mysqldump
 	c.IncludeTableRegex = b.Tables()
+	if b.obs.hbOn.Load() {
+		c.IncludeTableRegex = append(c.IncludeTableRegex, b.heartbeatRegex())
+	}
 	// Value forms of events/doc.go: DECIMAL as canal's exact string (not
 	// UseDecimal's trimmed one), times as strings (not ParseTime), TIMESTAMP
 	// rendered in UTC.

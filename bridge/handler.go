@@ -79,8 +79,12 @@ func (h *handler) seen(header *replication.EventHeader) {
 func (h *handler) OnRow(e *canal.RowsEvent) error {
 	models := h.b.models[e.Table.Schema+"."+e.Table.Name]
 	if len(models) == 0 {
+		if e.Table.Name == HeartbeatTable && e.Table.Schema == h.b.dsn.DBName {
+			h.onHeartbeat(e)
+		}
 		return nil
 	}
+	read := time.Now()
 	h.seen(e.Header)
 	meta, err := h.meta(e.Table)
 	if err != nil {
@@ -121,7 +125,8 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 			if err != nil {
 				return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
 			}
-			j := &job{fn: events.FuncName(h.b.namespace, m.name, e.Action), id: id, pos: pos, payload: payload}
+			j := &job{fn: events.FuncName(h.b.namespace, m.name, e.Action), id: id, pos: pos, payload: payload,
+				table: e.Table.Name, op: e.Action, read: read}
 			h.b.tracker.add(j, e.Header.Timestamp)
 			if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
 				return err
