@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/health"
+	"github.com/rowgear/rowgear/observe"
 )
 
 func main() {
@@ -23,6 +26,9 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		return probe(os.Args[2:])
+	}
 	fs := flag.NewFlagSet("binlogbridge", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: binlogbridge [flags]
@@ -32,6 +38,8 @@ models with --all-models) as gearman jobs <namespace>.<Model>.<op>. The
 position is saved (binlog.position: a table in the source database, or
 file:PATH) only once gearmand has acknowledged every job before it; a
 restart resumes from it. SIGINT/SIGTERM: stop reading, flush, save, exit 0.
+
+binlogbridge probe URL exits 0 when URL answers 2xx (container healthchecks).
 
 Flags:
 `)
@@ -44,6 +52,12 @@ Flags:
 	verbose := fs.Bool("verbose", false, "log every published event (and canal's own info lines)")
 	concurrency := fs.Int("concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
 	allModels := fs.Bool("all-models", false, "publish every model in models:, whatever its source")
+	// --- observation (issue 14): metrics, health, heartbeats ---
+	var of observe.Flags
+	of.Register(fs)
+	heartbeat := fs.Duration("heartbeat", time.Second, "write a heartbeat row (rowgear_heartbeat) this often, for lag and commit→handler latency; 0: off")
+	stallAfter := fs.Duration("stall-after", 30*time.Second, "/readyz fails when nothing was read for this long while the server's binlog is ahead")
+	// --- end observation ---
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -76,14 +90,42 @@ Flags:
 	if *concurrency > 0 {
 		opts = append(opts, bridge.WithConcurrency(*concurrency))
 	}
+	// --- observation (issue 14) ---
+	ob, err := observe.NewBridge()
+	if err != nil {
+		log.Error("metrics", "error", err)
+		return 1
+	}
+	opts = append(opts, bridge.WithObserver(ob.Metrics), bridge.WithHeartbeat(*heartbeat), bridge.WithStallAfter(*stallAfter))
+	// --- end observation ---
 	b, err := bridge.New(ctx, cfg, opts...)
 	if err != nil {
 		log.Error("starting the bridge failed", "error", err)
 		return 1
 	}
 	defer b.Close()
+	if err := ob.Start(ctx, of, b, log); err != nil { // observation (issue 14)
+		log.Error("starting the http listeners failed", "error", err)
+		return 1
+	}
 	if err := b.Run(ctx); err != nil {
 		log.Error("binlog bridge failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// probe GETs a URL and exits 0 for a 2xx answer: the compose healthcheck,
+// in an image without curl (`binlogbridge probe http://127.0.0.1:8081/readyz`).
+func probe(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: binlogbridge probe URL")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := health.Probe(ctx, args[0]); err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
 		return 1
 	}
 	return 0
