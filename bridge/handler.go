@@ -120,7 +120,7 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 			if env == nil {
 				continue // an update that changed none of the model's columns
 			}
-			env.ID, env.Pos, env.TS = id, pos, ts
+			env.ID, env.Pos, env.TS, env.ReadAt = id, pos, ts, read
 			payload, err := events.Encode(env)
 			if err != nil {
 				return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)

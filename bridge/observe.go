@@ -72,10 +72,11 @@ type obs struct {
 }
 
 type hbRead struct {
-	id   uint64
-	ts   time.Time
-	file string
-	pos  uint32
+	id     uint64
+	ts     time.Time
+	file   string
+	pos    uint32
+	readAt time.Time
 }
 
 // onHeartbeat is called by the handler for rows of HeartbeatTable.
@@ -83,6 +84,7 @@ func (h *handler) onHeartbeat(e *canal.RowsEvent) {
 	if e.Action != canal.InsertAction {
 		return
 	}
+	read := time.Now()
 	idc, sc, tc := e.Table.FindColumn("id"), e.Table.FindColumn("server_id"), e.Table.FindColumn("ts")
 	if idc < 0 || sc < 0 || tc < 0 {
 		return
@@ -99,7 +101,7 @@ func (h *handler) onHeartbeat(e *canal.RowsEvent) {
 		fmt.Sscan(fmt.Sprint(r[idc]), &id)
 		o := &h.b.obs
 		o.mu.Lock()
-		o.pending = append(o.pending, hbRead{id: id, ts: ts, file: h.file, pos: e.Header.LogPos})
+		o.pending = append(o.pending, hbRead{id: id, ts: ts, file: h.file, pos: e.Header.LogPos, readAt: read})
 		if ts.After(o.newest) {
 			o.newest = ts
 		}
@@ -162,8 +164,8 @@ func (b *Bridge) beat(ctx context.Context, beat int) {
 	b.obs.pending = nil
 	b.obs.mu.Unlock()
 	for i, r := range reads {
-		if _, err := b.db.ExecContext(ctx, "UPDATE `"+HeartbeatTable+"` SET binlog_file = ?, binlog_pos = ? WHERE id = ?",
-			r.file, r.pos, r.id); err != nil {
+		if _, err := b.db.ExecContext(ctx, "UPDATE `"+HeartbeatTable+"` SET binlog_file = ?, binlog_pos = ?, read_at = ? WHERE id = ?",
+			r.file, r.pos, r.readAt.UTC().Format("2006-01-02 15:04:05.999999"), r.id); err != nil {
 			b.obs.mu.Lock()
 			b.obs.pending = append(reads[i:], b.obs.pending...)
 			b.obs.mu.Unlock()
@@ -202,7 +204,7 @@ func (b *Bridge) progress(ctx context.Context) {
 
 func (b *Bridge) endPosition(ctx context.Context) (Position, error) {
 	var p Position
-	var rest [2]sql.RawBytes
+	var rest [2]sql.NullString
 	err := b.db.QueryRowContext(ctx, "SHOW BINLOG STATUS").Scan(&p.File, &p.Pos, &rest[0], &rest[1])
 	return p, err
 }

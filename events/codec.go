@@ -75,12 +75,16 @@ func Encode(e *Envelope) ([]byte, error) {
 		b = append(b, `,"pos":`...)
 		b = AppendString(b, e.Pos)
 	}
+	if !e.ReadAt.IsZero() {
+		b = append(b, `,"read_at":`...)
+		b = e.ReadAt.UTC().AppendFormat(b, tsLayout)
+	}
 	return append(b, '}'), nil
 }
 
 // sizeHint estimates the encoded length, so Encode allocates once.
 func (e *Envelope) sizeHint() int {
-	n := 160 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos)
+	n := 200 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos)
 	n += e.PK.sizeHint() + e.Row.sizeHint() + e.Old.sizeHint()
 	for _, c := range e.Modified {
 		n += len(c) + 3
@@ -212,11 +216,12 @@ const (
 	fModified
 	fTS
 	fPos
+	fReadAt
 	nFields
 )
 
 var fieldNames = [nFields]string{"v", "id", "source", "schema", "table", "model",
-	"op", "pk", "row", "old", "modified", "ts", "pos"}
+	"op", "pk", "row", "old", "modified", "ts", "pos", "read_at"}
 
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {
@@ -276,7 +281,7 @@ func Decode(data []byte) (*Envelope, error) {
 	for i := fID; i < nFields; i++ {
 		if sc.fields[i].val.end == 0 {
 			switch i {
-			case fOld, fModified, fPos: // optional; validate checks old and pos
+			case fOld, fModified, fPos, fReadAt: // optional; validate checks old, pos and read_at
 				continue
 			}
 			return nil, malformed(fieldNames[i], "missing")
@@ -332,6 +337,10 @@ func (p *parser) field(e *Envelope, i int, sc *syntax) error {
 		e.TS, err = parseTS(p.strAt(f.val))
 	case fPos:
 		e.Pos = p.strAt(f.val)
+	case fReadAt:
+		if e.ReadAt, err = parseTS(p.strAt(f.val)); err != nil {
+			err = malformed(name, "not RFC 3339: %q", p.strAt(f.val))
+		}
 	}
 	return err
 }

@@ -25,6 +25,10 @@
 //     Triggers: UTC_TIMESTAMP(6) at the row change. Binlog: the commit's
 //     timestamp (whole seconds; the binlog keeps no more).
 //   - pos: binlog source only: "file:pos" or the GTID set.
+//   - read_at: binlog source only, optional: when binlogbridge read the
+//     change from the binlog, by its clock, RFC 3339 in UTC with
+//     microseconds. Not deterministic (a replay reads again); package
+//     latency bounds the commit time with it.
 //
 // # Column values
 //

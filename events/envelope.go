@@ -53,6 +53,7 @@ type Envelope struct {
 	Modified []string  // changed columns (update), all columns (insert), none (delete)
 	TS       time.Time // when the change happened; encoded in UTC with µs
 	Pos      string    // binlog position, binlog source only
+	ReadAt   time.Time // when binlogbridge read the change (its clock, µs); binlog source only, optional
 }
 
 // malformed builds an error naming the offending field.
@@ -126,6 +127,9 @@ func (e *Envelope) validate() error {
 	}
 	if e.Pos != "" && e.Source != SourceBinlog {
 		return malformed("pos", "only allowed for source %q", SourceBinlog)
+	}
+	if !e.ReadAt.IsZero() && e.Source != SourceBinlog {
+		return malformed("read_at", "only allowed for source %q", SourceBinlog)
 	}
 	for _, f := range [...]struct{ name, v string }{
 		{"id", e.ID}, {"schema", e.Schema}, {"table", e.Table}, {"pos", e.Pos},

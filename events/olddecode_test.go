@@ -85,7 +85,7 @@ func oldDecode(data []byte) (*Envelope, error) {
 	for i := fID; i < nFields; i++ {
 		if raw[i].e == 0 {
 			switch i {
-			case fOld, fModified, fPos: // optional; validate checks old and pos
+			case fOld, fModified, fPos, fReadAt: // optional; validate checks old, pos and read_at
 				continue
 			}
 			return nil, malformed(fieldNames[i], "missing")
@@ -140,6 +140,11 @@ func (p *oldParser) field(e *Envelope, i int) error {
 		e.TS, err = parseTS(p.str())
 	case fPos:
 		e.Pos = p.str()
+	case fReadAt:
+		s := p.str()
+		if e.ReadAt, err = parseTS(s); err != nil {
+			err = malformed(name, "not RFC 3339: %q", s)
+		}
 	}
 	return err
 }

@@ -14,12 +14,16 @@
 //     it read it back in the binlog (table rowgear_heartbeat, migration
 //     00030). An event's commit time is interpolated by binlog position
 //     between the heartbeats before and after it in the same binlog file,
-//     and never earlier than its header second. The handler start is kept
+//     and never earlier than its header second. It is also bounded by when
+//     the bridge read it (the envelope's read_at) less the stream delay the
+//     bridge measured on the heartbeats around it (read minus written):
+//     while the bridge keeps up that bound is the commit time to within the
+//     delay's jitter (sub-millisecond on one host), bursts included; while
+//     it catches up on a backlog the interpolation applies, which assumes a
+//     steady write rate between two heartbeats (a burst inside one second
+//     can then be placed up to that second off). The handler start is kept
 //     until the heartbeat after the event has been read back (1–2 s), then
-//     observed. Interpolation is exact at the heartbeats and assumes a
-//     steady write rate between two of them: under a steady load the error
-//     is well under a millisecond; a burst inside one second can shift an
-//     event by up to that second. Events before the first heartbeat of a
+//     observed. Events before the first heartbeat of a
 //     binlog file, or not resolved within a minute, are counted in
 //     rowgear_commit_to_handler_unresolved_total instead.
 //
@@ -61,6 +65,7 @@ type pending struct {
 	file   string
 	pos    uint64
 	header time.Time // the event's header second: commit is not earlier
+	readAt time.Time // when the bridge read it (zero: unknown)
 	start  time.Time // handler start
 }
 
@@ -144,7 +149,7 @@ func (t *Tracker) note(w []byte, start time.Time) {
 			return
 		}
 		t.mu.Lock()
-		t.pending = append(t.pending, pending{file: file, pos: pos, header: env.TS, start: start})
+		t.pending = append(t.pending, pending{file: file, pos: pos, header: env.TS, readAt: env.ReadAt, start: start})
 		t.mu.Unlock()
 	}
 }
@@ -182,8 +187,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 }
 
 type beat struct {
-	pos uint64
-	ts  time.Time
+	pos    uint64
+	ts     time.Time // written, by the database's clock
+	readAt time.Time // read by the bridge, by its clock
 }
 
 // Resolve observes every noted binlog event that now lies between two
@@ -211,7 +217,7 @@ func (t *Tracker) Resolve(ctx context.Context) error {
 	}
 	var keep []pending
 	for _, p := range ps {
-		at, ok := commitTime(beats[p.file], p.pos)
+		at, ok := commitTime(beats[p.file], p.pos, p.readAt)
 		switch {
 		case ok:
 			if at.Before(p.header) {
@@ -233,7 +239,8 @@ func (t *Tracker) Resolve(ctx context.Context) error {
 // heartbeats returns the heartbeats read back since from, by binlog file,
 // in position order.
 func (t *Tracker) heartbeats(ctx context.Context, from time.Time) (map[string][]beat, error) {
-	rows, err := t.db.QueryContext(ctx, "SELECT binlog_file, binlog_pos, DATE_FORMAT(ts, '%Y-%m-%d %H:%i:%s.%f') FROM rowgear_heartbeat "+
+	rows, err := t.db.QueryContext(ctx, "SELECT binlog_file, binlog_pos, DATE_FORMAT(ts, '%Y-%m-%d %H:%i:%s.%f'), "+
+		"DATE_FORMAT(read_at, '%Y-%m-%d %H:%i:%s.%f') FROM rowgear_heartbeat "+
 		"WHERE binlog_file IS NOT NULL AND ts >= ? ORDER BY binlog_file, binlog_pos", from.UTC().Format("2006-01-02 15:04:05.999999"))
 	if err != nil {
 		return nil, fmt.Errorf("latency: heartbeats: %w", err)
@@ -242,21 +249,32 @@ func (t *Tracker) heartbeats(ctx context.Context, from time.Time) (map[string][]
 	out := map[string][]beat{}
 	for rows.Next() {
 		var f, ts string
+		var readAt sql.NullString
 		var b beat
-		if err := rows.Scan(&f, &b.pos, &ts); err != nil {
+		if err := rows.Scan(&f, &b.pos, &ts, &readAt); err != nil {
 			return nil, fmt.Errorf("latency: heartbeats: %w", err)
 		}
-		if b.ts, err = time.ParseInLocation("2006-01-02 15:04:05.999999", ts, time.UTC); err != nil {
+		if b.ts, err = time.ParseInLocation(dbTime, ts, time.UTC); err != nil {
 			return nil, fmt.Errorf("latency: heartbeat time %q: %w", ts, err)
+		}
+		if readAt.Valid {
+			b.readAt, _ = time.ParseInLocation(dbTime, readAt.String, time.UTC)
 		}
 		out[f] = append(out[f], b)
 	}
 	return out, rows.Err()
 }
 
-// commitTime interpolates the time of position pos between the heartbeats
-// (sorted by position) around it.
-func commitTime(beats []beat, pos uint64) (time.Time, bool) {
+const dbTime = "2006-01-02 15:04:05.999999"
+
+// commitTime places position pos between the heartbeats (sorted by
+// position) around it: interpolated by position, but not later than the
+// bridge read it less the smaller stream delay (read minus written) of the
+// two heartbeats, nor earlier than the heartbeat before it. The
+// interpolation is what a bridge catching up on a backlog gives; the read
+// bound is what a bridge keeping up gives, exact for a burst between two
+// heartbeats where interpolation is not.
+func commitTime(beats []beat, pos uint64, readAt time.Time) (time.Time, bool) {
 	i := sort.Search(len(beats), func(i int) bool { return beats[i].pos > pos })
 	if i == 0 || i == len(beats) {
 		return time.Time{}, false
@@ -266,5 +284,15 @@ func commitTime(beats []beat, pos uint64) (time.Time, bool) {
 		return lo.ts, true
 	}
 	frac := float64(pos-lo.pos) / float64(hi.pos-lo.pos)
-	return lo.ts.Add(time.Duration(frac * float64(hi.ts.Sub(lo.ts)))), true
+	at := lo.ts.Add(time.Duration(frac * float64(hi.ts.Sub(lo.ts))))
+	if !readAt.IsZero() && !lo.readAt.IsZero() && !hi.readAt.IsZero() {
+		delay := min(lo.readAt.Sub(lo.ts), hi.readAt.Sub(hi.ts))
+		if bound := readAt.Add(-delay); bound.Before(at) {
+			at = bound
+		}
+		if at.Before(lo.ts) {
+			at = lo.ts
+		}
+	}
+	return at, true
 }

@@ -1,8 +1,8 @@
 -- Heartbeats of binlogbridge (package bridge): every second the bridge
 -- inserts a row with the database's clock to the microsecond; when it reads
--- that row back from the binlog it stores where it found it. Between two
--- heartbeats, a binlog event's commit time is interpolated by position
--- (package latency), and the age of the newest heartbeat read is the
+-- that row back from the binlog it stores where it found it and when. A
+-- binlog event's commit time is interpolated by position between two
+-- heartbeats and bounded by when the bridge read it (package latency); the age of the newest heartbeat read is the
 -- bridge's lag. The bridge keeps ten minutes of rows.
 
 -- +goose Up
@@ -12,6 +12,7 @@ CREATE TABLE rowgear_heartbeat (
   ts DATETIME(6) NOT NULL COMMENT 'UTC_TIMESTAMP(6) when written',
   binlog_file VARCHAR(512) NULL COMMENT 'where the bridge read it back; NULL until then',
   binlog_pos BIGINT UNSIGNED NULL,
+  read_at DATETIME(6) NULL COMMENT 'when the bridge read it, by the bridge''s clock (UTC)',
   KEY rowgear_heartbeat_read (server_id, binlog_file, binlog_pos)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

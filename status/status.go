@@ -197,7 +197,7 @@ func (r *Report) bridge(ctx context.Context, cfg *config.Config, db *sql.DB, thr
 			b.SavedAt = &t
 		}
 		var end bridge.Position
-		var rest [2]sql.RawBytes
+		var rest [2]sql.NullString
 		if db.QueryRowContext(ctx, "SHOW BINLOG STATUS").Scan(&end.File, &end.Pos, &rest[0], &rest[1]) == nil && end.File == saved.File {
 			n := max(int64(end.Pos)-int64(saved.Pos), 0)
 			b.BehindBytes = &n
