@@ -65,6 +65,7 @@ type obs struct {
 	hbOn    atomic.Bool
 	mu      sync.Mutex
 	pending []hbRead // heartbeats read, their position not yet stored
+	acked   map[uint64]time.Time // heartbeat id → when its INSERT returned
 	newest  time.Time
 	last    Progress
 	moved   time.Time // when Read last changed, or End was caught up
@@ -155,17 +156,38 @@ func (b *Bridge) observeLoop(ctx context.Context) {
 }
 
 func (b *Bridge) beat(ctx context.Context, beat int) {
-	if _, err := b.db.ExecContext(ctx, "INSERT INTO `"+HeartbeatTable+"` (server_id, ts) VALUES (?, UTC_TIMESTAMP(6))",
-		b.serverID()); err != nil && ctx.Err() == nil {
+	res, err := b.db.ExecContext(ctx, "INSERT INTO `"+HeartbeatTable+"` (server_id, ts) VALUES (?, UTC_TIMESTAMP(6))",
+		b.serverID())
+	acked := time.Now()
+	var id int64
+	if err == nil {
+		id, err = res.LastInsertId()
+	}
+	if err != nil && ctx.Err() == nil {
 		b.log.Warn("writing a heartbeat", "error", err)
 	}
 	b.obs.mu.Lock()
+	if b.obs.acked == nil {
+		b.obs.acked = map[uint64]time.Time{}
+	}
+	if err == nil {
+		b.obs.acked[uint64(id)] = acked
+	}
 	reads := b.obs.pending
 	b.obs.pending = nil
 	b.obs.mu.Unlock()
+	const dbTime = "2006-01-02 15:04:05.999999"
 	for i, r := range reads {
-		if _, err := b.db.ExecContext(ctx, "UPDATE `"+HeartbeatTable+"` SET binlog_file = ?, binlog_pos = ?, read_at = ? WHERE id = ?",
-			r.file, r.pos, r.readAt.UTC().Format("2006-01-02 15:04:05.999999"), r.id); err != nil {
+		b.obs.mu.Lock()
+		ack, ok := b.obs.acked[r.id]
+		delete(b.obs.acked, r.id)
+		b.obs.mu.Unlock()
+		var ackArg any // NULL when this run did not write it
+		if ok {
+			ackArg = ack.UTC().Format(dbTime)
+		}
+		if _, err := b.db.ExecContext(ctx, "UPDATE `"+HeartbeatTable+"` SET binlog_file = ?, binlog_pos = ?, read_at = ?, acked_at = ? WHERE id = ?",
+			r.file, r.pos, r.readAt.UTC().Format(dbTime), ackArg, r.id); err != nil {
 			b.obs.mu.Lock()
 			b.obs.pending = append(reads[i:], b.obs.pending...)
 			b.obs.mu.Unlock()

@@ -15,8 +15,8 @@
 //     00030). An event's commit time is interpolated by binlog position
 //     between the heartbeats before and after it in the same binlog file,
 //     and never earlier than its header second. It is also bounded by when
-//     the bridge read it (the envelope's read_at) less the stream delay the
-//     bridge measured on the heartbeats around it (read minus written):
+//     the bridge read it (the envelope's read_at) less the shortest stream
+//     delay measured on the recent heartbeats (read minus written):
 //     while the bridge keeps up that bound is the commit time to within the
 //     delay's jitter (sub-millisecond on one host), bursts included; while
 //     it catches up on a backlog the interpolation applies, which assumes a
@@ -188,7 +188,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 
 type beat struct {
 	pos    uint64
-	ts     time.Time // written, by the database's clock
+	ts     time.Time // the INSERT's start, by the database's clock
+	commit time.Time // the closest bound above the commit: min(acked, read) by the bridge's clock
 	readAt time.Time // read by the bridge, by its clock
 }
 
@@ -215,9 +216,14 @@ func (t *Tracker) Resolve(ctx context.Context) error {
 		t.mu.Unlock()
 		return err
 	}
+	delay, known := minDelay(beats)
 	var keep []pending
 	for _, p := range ps {
-		at, ok := commitTime(beats[p.file], p.pos, p.readAt)
+		bound := time.Time{}
+		if known && !p.readAt.IsZero() {
+			bound = p.readAt.Add(-delay)
+		}
+		at, ok := commitTime(beats[p.file], p.pos, bound)
 		switch {
 		case ok:
 			if at.Before(p.header) {
@@ -240,7 +246,7 @@ func (t *Tracker) Resolve(ctx context.Context) error {
 // in position order.
 func (t *Tracker) heartbeats(ctx context.Context, from time.Time) (map[string][]beat, error) {
 	rows, err := t.db.QueryContext(ctx, "SELECT binlog_file, binlog_pos, DATE_FORMAT(ts, '%Y-%m-%d %H:%i:%s.%f'), "+
-		"DATE_FORMAT(read_at, '%Y-%m-%d %H:%i:%s.%f') FROM rowgear_heartbeat "+
+		"DATE_FORMAT(read_at, '%Y-%m-%d %H:%i:%s.%f'), DATE_FORMAT(acked_at, '%Y-%m-%d %H:%i:%s.%f') FROM rowgear_heartbeat "+
 		"WHERE binlog_file IS NOT NULL AND ts >= ? ORDER BY binlog_file, binlog_pos", from.UTC().Format("2006-01-02 15:04:05.999999"))
 	if err != nil {
 		return nil, fmt.Errorf("latency: heartbeats: %w", err)
@@ -249,9 +255,9 @@ func (t *Tracker) heartbeats(ctx context.Context, from time.Time) (map[string][]
 	out := map[string][]beat{}
 	for rows.Next() {
 		var f, ts string
-		var readAt sql.NullString
+		var readAt, acked sql.NullString
 		var b beat
-		if err := rows.Scan(&f, &b.pos, &ts, &readAt); err != nil {
+		if err := rows.Scan(&f, &b.pos, &ts, &readAt, &acked); err != nil {
 			return nil, fmt.Errorf("latency: heartbeats: %w", err)
 		}
 		if b.ts, err = time.ParseInLocation(dbTime, ts, time.UTC); err != nil {
@@ -260,6 +266,20 @@ func (t *Tracker) heartbeats(ctx context.Context, from time.Time) (map[string][]
 		if readAt.Valid {
 			b.readAt, _ = time.ParseInLocation(dbTime, readAt.String, time.UTC)
 		}
+		// ts is the INSERT's start; its commit came before the bridge had
+		// the INSERT's answer and before it read the row: the earlier of
+		// the two is the closer to the commit (under load an INSERT's
+		// commit can take milliseconds).
+		for _, s := range []sql.NullString{acked, readAt} {
+			if t, err := time.ParseInLocation(dbTime, s.String, time.UTC); s.Valid && err == nil && t.After(b.ts) {
+				if b.commit.IsZero() || t.Before(b.commit) {
+					b.commit = t
+				}
+			}
+		}
+		if b.commit.IsZero() {
+			b.commit = b.ts
+		}
 		out[f] = append(out[f], b)
 	}
 	return out, rows.Err()
@@ -267,31 +287,47 @@ func (t *Tracker) heartbeats(ctx context.Context, from time.Time) (map[string][]
 
 const dbTime = "2006-01-02 15:04:05.999999"
 
+// minDelay is the shortest stream delay (read by the bridge minus
+// written) of the heartbeats: the transport's own delay, without the
+// queueing of a bridge that fell behind.
+func minDelay(beats map[string][]beat) (time.Duration, bool) {
+	var d time.Duration
+	known := false
+	for _, bs := range beats {
+		for _, b := range bs {
+			if b.readAt.IsZero() {
+				continue
+			}
+			if x := b.readAt.Sub(b.commit); !known || x < d {
+				d, known = x, true
+			}
+		}
+	}
+	return d, known
+}
+
 // commitTime places position pos between the heartbeats (sorted by
-// position) around it: interpolated by position, but not later than the
-// bridge read it less the smaller stream delay (read minus written) of the
-// two heartbeats, nor earlier than the heartbeat before it. The
-// interpolation is what a bridge catching up on a backlog gives; the read
-// bound is what a bridge keeping up gives, exact for a burst between two
-// heartbeats where interpolation is not.
-func commitTime(beats []beat, pos uint64, readAt time.Time) (time.Time, bool) {
+// position) around it: interpolated by position, but not later than bound
+// (when the bridge read it less the transport's delay; zero: none), nor
+// earlier than the heartbeat before it. The interpolation is what a bridge
+// catching up on a backlog gives; the read bound is what a bridge keeping
+// up gives, exact for a burst between two heartbeats where interpolation
+// is not.
+func commitTime(beats []beat, pos uint64, bound time.Time) (time.Time, bool) {
 	i := sort.Search(len(beats), func(i int) bool { return beats[i].pos > pos })
 	if i == 0 || i == len(beats) {
 		return time.Time{}, false
 	}
 	lo, hi := beats[i-1], beats[i]
 	if pos == lo.pos {
-		return lo.ts, true
+		return lo.commit, true
 	}
 	frac := float64(pos-lo.pos) / float64(hi.pos-lo.pos)
-	at := lo.ts.Add(time.Duration(frac * float64(hi.ts.Sub(lo.ts))))
-	if !readAt.IsZero() && !lo.readAt.IsZero() && !hi.readAt.IsZero() {
-		delay := min(lo.readAt.Sub(lo.ts), hi.readAt.Sub(hi.ts))
-		if bound := readAt.Add(-delay); bound.Before(at) {
-			at = bound
-		}
-		if at.Before(lo.ts) {
-			at = lo.ts
+	at := lo.commit.Add(time.Duration(frac * float64(hi.commit.Sub(lo.commit))))
+	if !bound.IsZero() && bound.Before(at) {
+		at = bound
+		if at.Before(lo.commit) {
+			at = lo.commit
 		}
 	}
 	return at, true
