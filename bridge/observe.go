@@ -64,7 +64,7 @@ var ErrStalled = errors.New("bridge: stalled")
 type obs struct {
 	hbOn    atomic.Bool
 	mu      sync.Mutex
-	pending []hbRead // heartbeats read, their position not yet stored
+	pending []hbRead             // heartbeats read, their position not yet stored
 	acked   map[uint64]time.Time // heartbeat id → when its INSERT returned
 	newest  time.Time
 	last    Progress
