@@ -195,6 +195,13 @@ func (b *Bridge) beat(ctx context.Context, beat int) {
 		}
 	}
 	if beat%60 == 59 {
+		b.obs.mu.Lock()
+		for id, at := range b.obs.acked { // never read back (a restart, a filter)
+			if time.Since(at) > 10*time.Minute {
+				delete(b.obs.acked, id)
+			}
+		}
+		b.obs.mu.Unlock()
 		b.db.ExecContext(ctx, "DELETE FROM `"+HeartbeatTable+"` WHERE server_id = ? AND ts < UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE",
 			b.serverID())
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/progress"
 )
 
 // ErrPermanent marks an error that retrying cannot fix: the job goes
@@ -396,10 +398,35 @@ func (g *Guard) ResubmitDue(ctx context.Context) (int, error) {
 // fresh budget of attempts, keeping their error history, and deletes each
 // once gearmand acknowledged it. It returns how many went out.
 func (g *Guard) Replay(ctx context.Context, ids ...int64) (int, error) {
+	return g.replay(ctx, nil, ids)
+}
+
+// ReplayProgress is Replay reporting its progress to w (package progress:
+// a redrawn line on a terminal, plain lines elsewhere).
+func (g *Guard) ReplayProgress(ctx context.Context, w io.Writer, ids ...int64) (int, error) {
+	total := int64(len(ids))
+	if total == 0 {
+		counts, err := g.store.CountDead(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, n := range counts {
+			total += n
+		}
+	}
+	r := progress.New(w, "dead retry", total)
+	defer r.Done()
+	return g.replay(ctx, r, ids)
+}
+
+func (g *Guard) replay(ctx context.Context, r *progress.Reporter, ids []int64) (int, error) {
 	return g.store.takeDead(ctx, ids, func(e Entry) error {
 		h := header{Key: e.Key, Attempt: 1, Errors: e.Errors}
 		_, err := g.client.Background(ctx, e.Function, encode(h, e.Payload), gearman.Normal,
 			gearman.Unique(retryKey(e.Key, 100+len(e.Errors))))
+		if err == nil && r != nil {
+			r.Add(1)
+		}
 		return err
 	})
 }
