@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -258,4 +259,92 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 
 	cancel()
 	<-wdone
+}
+
+// TestWorkerReadinessFollowsGearmand: /readyz fails naming the gearmand the
+// worker lost (kill -9), and passes again once it is back.
+func TestWorkerReadinessFollowsGearmand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := testenv.StartGearmand(t)
+	servers := []string{g.Addr}
+	ow, err := observe.NewWorker(servers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gearman.NewWorker(servers, append(ow.WorkerOptions(), gearman.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))...)
+	w.Register("noop", ow.Middleware(func(context.Context, *gearman.Job) (any, error) { return nil, nil }))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if err := ow.Start(ctx, observe.Flags{MetricsAddr: addr, HealthAddr: addr}, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	ready := func() (int, string) { return get(t, "http://"+addr+"/readyz") }
+	testenv.Eventually(t, 10*time.Second, "ready", func() bool { c, _ := ready(); return c == 200 })
+	g.Kill()
+	testenv.Eventually(t, 10*time.Second, "not ready once gearmand is gone", func() bool {
+		c, body := ready()
+		return c == 503 && strings.Contains(body, "no connection to gearmand "+g.Addr)
+	})
+	g.Start()
+	testenv.Eventually(t, 20*time.Second, "ready again", func() bool { c, _ := ready(); return c == 200 })
+	m := scrape(t, "http://"+addr+"/metrics")
+	if r := m[fmt.Sprintf(`rowgear_worker_gearmand_reconnects_total{server=%q}`, g.Addr)]; r < 1 {
+		t.Errorf("reconnects %v, want ≥ 1", r)
+	}
+}
+
+// TestBridgeReadinessFollowsGearmand: the bridge's /readyz fails naming
+// gearmand while its submits fail, and passes again once gearmand is back.
+func TestBridgeReadinessFollowsGearmand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, dsn := testenv.DB(t)
+	if err := migrations.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	g := testenv.StartGearmand(t)
+	if _, err := db.Exec("CREATE TABLE items (id BIGINT PRIMARY KEY, n INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.yml", []byte(fmt.Sprintf(`all:
+  server: {default: %s}
+  models: {Item: {table: items, source: binlog}}
+  database: {dsn: '%s'}
+  binlog: {server_id: %d, position: 'file:%s'}
+`, g.Addr, dsn, 100000+rand.IntN(1<<30), filepath.Join(t.TempDir(), "pos.json"))), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ob, err := observe.NewBridge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := bridge.New(ctx, cfg, bridge.WithLogger(log), bridge.WithObserver(ob.Metrics), bridge.WithHeartbeat(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if err := ob.Start(ctx, observe.Flags{HealthAddr: addr}, br, log); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- br.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	ready := func() (int, string) { return get(t, "http://"+addr+"/readyz") }
+	testenv.Eventually(t, 20*time.Second, "ready", func() bool { c, _ := ready(); return c == 200 })
+	g.Kill()
+	if _, err := db.Exec("INSERT INTO items VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "not ready while submits fail", func() bool {
+		c, body := ready()
+		return c == 503 && strings.Contains(body, "bridge: gearmand: submits are failing")
+	})
+	g.Start()
+	testenv.Eventually(t, 20*time.Second, "ready again", func() bool { c, _ := ready(); return c == 200 })
 }
