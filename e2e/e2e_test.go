@@ -122,6 +122,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	health("mariadb", "mariadb-admin ping")
 	health("gearmand", "gearadmin")
+	health("binlogbridge", "binlogbridge probe http://127.0.0.1:"+c.Services["binlogbridge"].Environment["ROWGEAR_HEALTH_ADDR"]+"/readyz")
 
 	// The commands the stack test runs are the compose services' commands.
 	for svc, cmd := range map[string][]string{

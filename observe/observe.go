@@ -1,8 +1,8 @@
 // Package observe wires metrics, commit→handler latency and health checks
 // into rowgear's two long-running programs, behind two opt-in flags:
 //
-//	--metrics-addr [HOST:]PORT   Prometheus metrics at /metrics (package metrics)
-//	--health-addr  [HOST:]PORT   /healthz and /readyz (package health)
+//	--metrics-addr [HOST:]PORT   Prometheus metrics at /metrics (package metrics); env ROWGEAR_METRICS_ADDR
+//	--health-addr  [HOST:]PORT   /healthz and /readyz (package health); env ROWGEAR_HEALTH_ADDR
 //
 // A bare port listens on 127.0.0.1 only; both may name the same address.
 // Each program gets its own prometheus.Registry, never the global one.
@@ -20,6 +20,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,10 +39,14 @@ type Flags struct {
 	HealthAddr  string
 }
 
-// Register adds --metrics-addr and --health-addr to fs.
+// Register adds --metrics-addr and --health-addr to fs; their defaults
+// come from ROWGEAR_METRICS_ADDR and ROWGEAR_HEALTH_ADDR (a container sets
+// them without changing its command).
 func (f *Flags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics; a bare PORT listens on 127.0.0.1 (off when empty)")
-	fs.StringVar(&f.HealthAddr, "health-addr", "", "serve /healthz (liveness) and /readyz (readiness) at ADDR; a bare PORT listens on 127.0.0.1 (off when empty)")
+	fs.StringVar(&f.MetricsAddr, "metrics-addr", os.Getenv("ROWGEAR_METRICS_ADDR"),
+		"serve Prometheus metrics at http://ADDR/metrics; a bare PORT listens on 127.0.0.1; empty: off (env ROWGEAR_METRICS_ADDR)")
+	fs.StringVar(&f.HealthAddr, "health-addr", os.Getenv("ROWGEAR_HEALTH_ADDR"),
+		"serve /healthz (liveness) and /readyz (readiness) at ADDR; a bare PORT listens on 127.0.0.1; empty: off (env ROWGEAR_HEALTH_ADDR)")
 }
 
 func newRegistry() *prometheus.Registry {
