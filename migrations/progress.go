@@ -2,6 +2,7 @@ package migrations
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -11,31 +12,45 @@ import (
 	"github.com/rowgear/rowgear/progress"
 )
 
-// UpProgress applies p's pending migrations one by one, reporting progress
-// to w (package progress: a redrawn line on a terminal, plain lines
-// elsewhere), and returns how many it applied.
-func UpProgress(ctx context.Context, p *goose.Provider, w io.Writer) (int, error) {
-	st, err := p.Status(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("migrations: %w", err)
-	}
+// UpProgress is Up applying the migrations one by one and reporting its
+// progress to w (package progress: a redrawn line on a terminal, plain
+// lines elsewhere).
+func UpProgress(ctx context.Context, db *sql.DB, w io.Writer, sets ...Set) ([]*goose.MigrationResult, error) {
+	provs := make([]*goose.Provider, len(sets))
 	var pending int64
-	for _, s := range st {
-		if s.State == goose.StatePending {
-			pending++
+	for i, s := range sets {
+		p, err := s.Provider(db)
+		if err != nil {
+			return nil, err
 		}
+		st, err := p.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("migrations %s: %w", s.Name, err)
+		}
+		for _, m := range st {
+			if m.State == goose.StatePending {
+				pending++
+			}
+		}
+		provs[i] = p
 	}
 	r := progress.New(w, "migrate up", pending)
 	defer r.Done()
-	n := 0
-	for {
-		if _, err := p.UpByOne(ctx); err != nil {
+	var all []*goose.MigrationResult
+	for i, p := range provs {
+		for {
+			res, err := p.UpByOne(ctx)
 			if errors.Is(err, goose.ErrNoNextVersion) {
-				return n, nil
+				break
 			}
-			return n, fmt.Errorf("migrations: %w", err)
+			if res != nil {
+				all = append(all, res)
+			}
+			if err != nil {
+				return all, fmt.Errorf("migrations %s up: %w", sets[i].Name, err)
+			}
+			r.Add(1)
 		}
-		n++
-		r.Add(1)
 	}
+	return all, nil
 }

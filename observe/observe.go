@@ -17,13 +17,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"log/slog"
 	"net/http"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
 
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/gearman"
@@ -42,7 +42,7 @@ type Flags struct {
 // Register adds --metrics-addr and --health-addr to fs; their defaults
 // come from ROWGEAR_METRICS_ADDR and ROWGEAR_HEALTH_ADDR (a container sets
 // them without changing its command).
-func (f *Flags) Register(fs *flag.FlagSet) {
+func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.MetricsAddr, "metrics-addr", os.Getenv("ROWGEAR_METRICS_ADDR"),
 		"serve Prometheus metrics at http://ADDR/metrics; a bare PORT listens on 127.0.0.1; empty: off (env ROWGEAR_METRICS_ADDR)")
 	fs.StringVar(&f.HealthAddr, "health-addr", os.Getenv("ROWGEAR_HEALTH_ADDR"),

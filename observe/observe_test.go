@@ -42,18 +42,6 @@ func (it *Item) TriggerUpdate(context.Context, []string) error {
 	return errors.New("update handler always fails")
 }
 
-// guarded mounts handlers as dbworker does: the observation's middleware
-// outermost, then the retry guard.
-type guarded struct {
-	w  *gearman.Worker
-	g  *retry.Guard
-	ob *observe.Worker
-}
-
-func (x guarded) Register(fn string, h gearman.Handler) {
-	x.w.Register(fn, x.ob.Middleware(x.g.Wrap(fn, h)))
-}
-
 // scrape returns the samples of url's metrics by "name{labels}".
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
@@ -109,7 +97,7 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db, dsn := testenv.DB(t)
-	if err := migrations.Up(ctx, db); err != nil {
+	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	gm := testenv.Gearman(t)
@@ -174,7 +162,9 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	defer client.Close()
 	guard := retry.NewGuard(retry.NewStore(db), client, cfg.RetryFor,
 		append(ow.RetryOptions(), retry.WithLogger(log), retry.WithPollInterval(20*time.Millisecond))...)
-	if _, err := reg.Mount(guarded{w, guard, ow}, cfg, "", db); err != nil {
+	// As the worker command does: the observation outermost, then the guard.
+	reg.Use(ow.Middleware, guard.Middleware)
+	if _, err := reg.Mount(w, cfg, "", db); err != nil {
 		t.Fatal(err)
 	}
 	wAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -302,7 +292,7 @@ func TestBridgeReadinessFollowsGearmand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db, dsn := testenv.DB(t)
-	if err := migrations.Up(ctx, db); err != nil {
+	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	g := testenv.StartGearmand(t)

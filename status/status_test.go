@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
@@ -23,15 +23,8 @@ import (
 func TestStatusNamesEachProblem(t *testing.T) {
 	ctx := context.Background()
 	db, dsn := testenv.DB(t)
-	if err := migrations.Up(ctx, db); err != nil {
+	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
-	}
-	// The example application's triggers (migration 00003) are not this
-	// config's: only things' count.
-	for _, op := range triggers.Ops {
-		if _, err := db.Exec("DROP TRIGGER IF EXISTS rowgear_articles_" + op); err != nil {
-			t.Fatal(err)
-		}
 	}
 	live := testenv.Gearman(t)
 	stopped := testenv.StartGearmand(t)
@@ -83,10 +76,14 @@ func TestStatusNamesEachProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out bytes.Buffer
-	err = status.Command(ctx, []string{"--file", file, "--json"}, &out)
-	if !errors.Is(err, status.ErrAttention) {
-		t.Fatalf("status: err %v, want ErrAttention; output:\n%s", err, out.String())
+	var out, errOut bytes.Buffer
+	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&out, &errOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := app.Exit(ctx, []string{"status", "--json", "--file", file}); code != 1 ||
+		!strings.Contains(errOut.String(), "app: status: needs attention: 5 problem(s)") {
+		t.Fatalf("status --json: exit %d, stderr %q; want 1 and the problem count; output:\n%s", code, errOut.String(), out.String())
 	}
 	var r status.Report
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
@@ -119,8 +116,8 @@ func TestStatusNamesEachProblem(t *testing.T) {
 
 	// The text form says the same on one screen.
 	out.Reset()
-	if err := status.Command(ctx, []string{"--file", file}, &out); !errors.Is(err, status.ErrAttention) {
-		t.Fatalf("status: %v", err)
+	if code := app.Exit(ctx, []string{"status", "--file", file}); code != 1 {
+		t.Fatalf("status: exit %d", code)
 	}
 	for _, want := range []string{"UNREACHABLE", "new.Thing.update  1", "5 problem(s)"} {
 		if !strings.Contains(out.String(), want) {
@@ -148,5 +145,12 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	r2, err := status.Collect(ctx, newCfg, db, status.Options{})
 	if err != nil || !r2.OK() {
 		t.Fatalf("after the fixes: err %v, problems %v", err, r2.Problems)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(yml("new"), "    spare: "+stopped.Addr+"\n", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := app.Exit(ctx, []string{"status", "--file", file}); code != 0 || !strings.Contains(out.String(), "OK: nothing needs attention") {
+		t.Errorf("status when all is well: exit %d:\n%s", code, out.String())
 	}
 }

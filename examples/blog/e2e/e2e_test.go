@@ -1,4 +1,5 @@
-// Package e2e runs rowgear's stack as docker-compose.yml describes it, but on
+// Package e2e runs the example application's stack as rowgear's
+// docker-compose.yml describes it, but on
 // this machine's private services (scripts/services) instead of containers:
 // the migrate, binlogbridge, dbworker and demo services' own commands, with
 // their environment, against a fresh database and the shared gearmand. It
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,8 +34,19 @@ import (
 )
 
 // repo is the repository root, seen from this package's directory (go test
-// runs a package's tests in its directory).
-const repo = ".."
+// runs a package's tests in its directory); example is the application's.
+const (
+	repo    = "../../.."
+	example = ".."
+)
+
+// binaries are the packages of the compose services' commands: the example
+// application's own binaries, and rowgear's binlogbridge.
+var binaries = map[string]string{
+	"dbworker":     "github.com/rowgear/rowgear/examples/blog/cmd/dbworker",
+	"demo":         "github.com/rowgear/rowgear/examples/blog/cmd/demo",
+	"binlogbridge": "github.com/rowgear/rowgear/cmd/binlogbridge",
+}
 
 // service is the part of a docker-compose service this test reads.
 type service struct {
@@ -122,7 +135,9 @@ func TestComposeConfig(t *testing.T) {
 	}
 	health("mariadb", "mariadb-admin ping")
 	health("gearmand", "gearadmin")
-	health("binlogbridge", "binlogbridge probe http://127.0.0.1:"+c.Services["binlogbridge"].Environment["ROWGEAR_HEALTH_ADDR"]+"/readyz")
+	for svc, bin := range map[string]string{"binlogbridge": "binlogbridge", "dbworker": "dbworker"} {
+		health(svc, bin+" probe http://127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"]+"/readyz")
+	}
 
 	// The commands the stack test runs are the compose services' commands.
 	for svc, cmd := range map[string][]string{
@@ -137,7 +152,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	// Every ${VAR} without a default in config/gearman.yml, and the ones with
 	// a loopback default, must be set for the Go services.
-	yml, err := os.ReadFile(filepath.Join(repo, "config", "gearman.yml"))
+	yml, err := os.ReadFile(filepath.Join(example, "config", "gearman.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +262,11 @@ type proc struct {
 }
 
 func (s *stack) command(name string, argv []string) *exec.Cmd {
-	cmd := exec.Command(testenv.Build(s.t, "github.com/rowgear/rowgear/cmd/"+argv[0]), argv[1:]...)
+	pkg, ok := binaries[argv[0]]
+	if !ok {
+		s.t.Fatalf("service %s runs %s, which this test cannot build", name, argv[0])
+	}
+	cmd := exec.Command(testenv.Build(s.t, pkg), argv[1:]...)
 	cmd.Dir = s.dir
 	cmd.Env = s.env
 	return cmd
@@ -264,10 +283,12 @@ func (s *stack) run(name string, argv []string) string {
 	return string(out)
 }
 
-// start starts a long-running service; it is stopped at cleanup.
-func (s *stack) start(name string, argv []string) *proc {
+// start starts a long-running service, with env added to the stack's; it
+// is stopped at cleanup.
+func (s *stack) start(name string, argv []string, env ...string) *proc {
 	s.t.Helper()
 	p := &proc{name: name, cmd: s.command(name, argv), out: &testenv.Buffer{}, done: make(chan struct{})}
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatalf("service %s: %v", name, err)
@@ -323,7 +344,7 @@ func (p *proc) stop(t *testing.T) {
 // functions and its replica do not meet other tests' on the shared services.
 func testConfig(t *testing.T, dir, namespace string, serverID uint32) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repo, "config", "gearman.yml"))
+	data, err := os.ReadFile(filepath.Join(example, "config", "gearman.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,6 +397,9 @@ func TestStack(t *testing.T) {
 		}
 	}
 	for k := range c.Services["dbworker"].Environment {
+		if k == "ROWGEAR_HEALTH_ADDR" { // a container's own loopback: each service gets a free port below
+			continue
+		}
 		v, ok := local[k]
 		if !ok {
 			t.Fatalf("docker-compose.yml sets %s for dbworker; this test does not know its local value", k)
@@ -401,10 +425,27 @@ func TestStack(t *testing.T) {
 	s.run("migrate", c.Services["migrate"].Command)
 	ownNamespaceTriggers(t, s)
 
-	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command)
+	// Each long-running service serves /readyz on a port of its own here
+	// (in compose, on its container's loopback).
+	ports := map[string]string{}
+	for _, svc := range []string{"binlogbridge", "dbworker"} {
+		ports[svc] = strconv.Itoa(testenv.FreePort(t))
+	}
+	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command, "ROWGEAR_HEALTH_ADDR="+ports["binlogbridge"])
 	bridge.waitFor(t, "the bridge to start", `msg="binlog bridge starting"`)
-	worker := s.start("dbworker", c.Services["dbworker"].Command)
-	worker.waitFor(t, "the worker to start", `msg="dbworker starting"`)
+	worker := s.start("dbworker", c.Services["dbworker"].Command, "ROWGEAR_HEALTH_ADDR="+ports["dbworker"])
+	worker.waitFor(t, "the worker to start", `msg="worker starting"`)
+	// Their compose healthchecks pass.
+	for svc, port := range ports {
+		test := c.Services[svc].Healthcheck.Test[1:] // after "CMD"
+		argv := make([]string, len(test))
+		for i, a := range test {
+			argv[i] = strings.Replace(a, "127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"], "127.0.0.1:"+port, 1)
+		}
+		testenv.Eventually(t, 20*time.Second, svc+"'s healthcheck to pass", func() bool {
+			return s.command(svc+" healthcheck", argv).Run() == nil
+		})
+	}
 
 	exec1 := func(q string, args ...any) int64 {
 		t.Helper()
@@ -462,7 +503,7 @@ func TestStack(t *testing.T) {
 	bridge.stop(t)
 	worker.stop(t)
 	bridge.waitFor(t, "the bridge to save its position", `msg="binlog bridge stopped"`)
-	worker.waitFor(t, "the worker to report", `msg="dbworker stopped"`)
+	worker.waitFor(t, "the worker to report", `msg="worker stopped"`)
 	if failed := regexp.MustCompile(`msg="job failed".*`).FindString(worker.out.String()); failed != "" {
 		t.Errorf("a job failed: %s", failed)
 	}
@@ -470,7 +511,7 @@ func TestStack(t *testing.T) {
 
 // ownNamespaceTriggers gives the trigger-sourced models triggers that submit
 // to this test's namespace, the way an application with a namespace of its
-// own does it: migration 00003 holds the example's triggers generated for the
+// own does it: the example's migration 00002 holds its triggers generated for the
 // default namespace (rowgear, what the compose stack runs), so generate a
 // migration replacing them from the config and the live schema, apply it,
 // and check that nothing drifted.
@@ -480,9 +521,9 @@ func ownNamespaceTriggers(t *testing.T, s *stack) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(repo, "migrations", "*.sql"))
+	files, err := filepath.Glob(filepath.Join(example, "migrations", "*.sql"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no migrations in %s/migrations (%v)", repo, err)
+		t.Fatalf("no migrations in %s/migrations (%v)", example, err)
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
