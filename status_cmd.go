@@ -14,6 +14,7 @@ import (
 func (a *App) statusCmd(c *common) *cobra.Command {
 	var asJSON bool
 	var lag time.Duration
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "status [--json] [--lag-threshold D] [flags]",
 		Short: "is it keeping up, is anything stuck: gearmand queues, bridge lag, dead letters, UDF failures, trigger drift",
@@ -37,7 +38,7 @@ unreachable gearmand or database): a cron or CI probe.`,
 				return fmt.Errorf("status: %w", err)
 			}
 			defer db.Close()
-			r, err := status.Collect(cmd.Context(), cfg, db, status.Options{LagThreshold: lag})
+			r, err := status.Collect(cmd.Context(), cfg, db, status.Options{LagThreshold: lag, AllFunctions: all})
 			if err != nil {
 				return err
 			}
@@ -57,5 +58,6 @@ unreachable gearmand or database): a cron or CI probe.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write the report as JSON")
 	cmd.Flags().DurationVar(&lag, "lag-threshold", time.Minute, "a bridge lag beyond this is a problem")
+	cmd.Flags().BoolVar(&all, "all-functions", false, "list every function gearmand knows, not only this config's (namespace and worker: sets)")
 	return cmd
 }

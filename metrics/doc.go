@@ -1,4 +1,4 @@
-// Package metrics exports what dbworker and binlogbridge do as Prometheus
+// Package metrics exports what workers and binlogbridge do as Prometheus
 // metrics, on a registry the caller owns (never the global one), so tests
 // and two applications in one process do not clash.
 //

@@ -147,7 +147,7 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	go func() { bdone <- br.Run(bctx) }()
 	defer func() { stopBridge(); <-bdone }()
 
-	// The worker, mounted as dbworker does.
+	// The worker, mounted as the worker command does.
 	servers := []string{gm}
 	ow, err := observe.NewWorker(servers, db, latency.WithResolveInterval(50*time.Millisecond))
 	if err != nil {

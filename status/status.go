@@ -12,7 +12,7 @@
 //   - the UDF's failure count since mysqld started (gman_failures():
 //     writes let through in lenient mode whose job was not queued); shown,
 //     not a problem by itself;
-//   - trigger drift (as `dbworker triggers check`); any is a problem.
+//   - trigger drift (as the `triggers check` command); any is a problem.
 //
 // Report.Problems names each; Command exits non-zero when there is one, so
 // it serves as a cron or CI probe.
@@ -81,6 +81,9 @@ type Options struct {
 	LagThreshold time.Duration
 	// Timeout of each gearmand's admin answer (default 3 s).
 	AdminTimeout time.Duration
+	// AllFunctions lists every function gearmand knows; by default only
+	// this config's: <namespace>.* and the functions of its worker: sets.
+	AllFunctions bool
 }
 
 // Collect builds the report for cfg, reading db (the application's
@@ -95,7 +98,7 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 		opt.AdminTimeout = 3 * time.Second
 	}
 	r := &Report{At: time.Now().UTC(), DeadLetters: map[string]int64{}, Drift: []string{}, Problems: []string{}}
-	r.servers(ctx, cfg, opt.AdminTimeout)
+	r.servers(ctx, cfg, opt)
 	if err := db.PingContext(ctx); err != nil {
 		r.problem("database unreachable: %v", err)
 		return r, nil
@@ -108,7 +111,7 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 		r.DeadLetters[fn] = n
 	}
 	for _, fn := range sortedKeys(dead) {
-		r.problem("%d dead letter(s) of %s (dbworker dead list)", dead[fn], fn)
+		r.problem("%d dead letter(s) of %s (see `dead list`)", dead[fn], fn)
 	}
 	var n int64
 	if err := db.QueryRowContext(ctx, "SELECT gman_failures()").Scan(&n); err != nil {
@@ -122,7 +125,7 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 		if drift, err = triggers.Check(ctx, db, specs...); err == nil {
 			for _, d := range drift {
 				r.Drift = append(r.Drift, d.String())
-				r.problem("trigger drift: %s (dbworker triggers generate, then migrate up)", d)
+				r.problem("trigger drift: %s (run `triggers generate`, then `migrate up`)", d)
 			}
 		}
 	}
@@ -144,7 +147,15 @@ func (r *Report) note(format string, args ...any) {
 }
 
 // servers asks every configured gearmand, once per address.
-func (r *Report) servers(ctx context.Context, cfg *config.Config, timeout time.Duration) {
+func (r *Report) servers(ctx context.Context, cfg *config.Config, opt Options) {
+	ns := cmp.Or(cfg.Namespace, config.DefaultNamespace) + "."
+	plain := map[string]bool{}
+	for _, set := range cfg.Workers {
+		for fn := range set {
+			plain[fn] = true
+		}
+	}
+	ours := func(fn string) bool { return opt.AllFunctions || strings.HasPrefix(fn, ns) || plain[fn] }
 	names := map[string][]string{}
 	for _, name := range sortedKeys(cfg.Servers) {
 		for _, a := range cfg.Servers[name] {
@@ -153,15 +164,19 @@ func (r *Report) servers(ctx context.Context, cfg *config.Config, timeout time.D
 	}
 	for _, addr := range sortedKeys(names) {
 		s := Server{Name: strings.Join(names[addr], ","), Addr: addr, Functions: []gearman.FuncStatus{}}
-		actx, cancel := context.WithTimeout(ctx, timeout)
+		actx, cancel := context.WithTimeout(ctx, opt.AdminTimeout)
 		fs, err := gearman.Status(actx, addr)
 		cancel()
 		if err != nil {
 			s.Error = err.Error()
 			r.problem("gearmand %s (%s) unreachable: %v", s.Name, addr, err)
 		} else {
-			sort.Slice(fs, func(i, j int) bool { return fs[i].Function < fs[j].Function })
-			s.Functions = fs
+			for _, f := range fs {
+				if ours(f.Function) {
+					s.Functions = append(s.Functions, f)
+				}
+			}
+			sort.Slice(s.Functions, func(i, j int) bool { return s.Functions[i].Function < s.Functions[j].Function })
 		}
 		r.Servers = append(r.Servers, s)
 	}

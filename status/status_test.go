@@ -12,6 +12,7 @@ import (
 
 	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/status"
@@ -34,6 +35,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if _, err := db.Exec("CREATE TABLE things (id BIGINT PRIMARY KEY, name VARCHAR(20) NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
+	nsOld, nsNew := testenv.Name(t, "old"), testenv.Name(t, "new")
 	yml := func(ns string) string {
 		return fmt.Sprintf(`all:
   namespace: %s
@@ -46,7 +48,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
     dsn: '%s'
 `, ns, live, stopped.Addr, dsn)
 	}
-	oldCfg, err := config.Parse("old.yml", []byte(yml("old")), "")
+	oldCfg, err := config.Parse("old.yml", []byte(yml(nsOld)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +70,17 @@ func TestStatusNamesEachProblem(t *testing.T) {
 		}
 	}
 	if _, err := db.Exec(`INSERT INTO rowgear_failed_jobs (state, function, job_key, attempts, errors, payload, due_at)
-		VALUES ('dead', 'new.Thing.update', 'ev-1', 3, '[]', '{}', NOW(6))`); err != nil {
+		VALUES ('dead', ?, 'ev-1', 3, '[]', '{}', NOW(6))`, nsNew+".Thing.update"); err != nil {
+		t.Fatal(err)
+	}
+	// One job waits for a worker of this config's namespace.
+	gc := gearman.NewClient([]string{live})
+	defer gc.Close()
+	if _, err := gc.Background(ctx, nsNew+".Thing.insert", "{}", gearman.Normal); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "gearman.yml")
-	if err := os.WriteFile(file, []byte(yml("new")), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(yml(nsNew)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -89,8 +97,8 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("%v:\n%s", err, out.String())
 	}
-	if r.DeadLetters["new.Thing.update"] != 1 {
-		t.Errorf("dead letters %v, want new.Thing.update: 1", r.DeadLetters)
+	if r.DeadLetters[nsNew+".Thing.update"] != 1 {
+		t.Errorf("dead letters %v, want %s.Thing.update: 1", r.DeadLetters, nsNew)
 	}
 	if len(r.Drift) != 3 {
 		t.Errorf("drift %v, want the 3 triggers of things", r.Drift)
@@ -102,9 +110,12 @@ func TestStatusNamesEachProblem(t *testing.T) {
 		if (s.Addr == stopped.Addr) != (s.Error != "") {
 			t.Errorf("server %s: error %q", s.Addr, s.Error)
 		}
+		if s.Addr == live && (len(s.Functions) != 1 || s.Functions[0] != (gearman.FuncStatus{Function: nsNew + ".Thing.insert", Queued: 1})) {
+			t.Errorf("server %s: functions %+v, want only %s.Thing.insert with 1 queued", s.Addr, s.Functions, nsNew)
+		}
 	}
 	problems := strings.Join(r.Problems, "\n")
-	for _, want := range []string{"1 dead letter(s) of new.Thing.update", "trigger drift: differs trigger",
+	for _, want := range []string{"1 dead letter(s) of " + nsNew + ".Thing.update", "trigger drift: differs trigger",
 		"gearmand spare (" + stopped.Addr + ") unreachable"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems lack %q:\n%s", want, problems)
@@ -119,7 +130,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if code := app.Exit(ctx, []string{"status", "--file", file}); code != 1 {
 		t.Fatalf("status: exit %d", code)
 	}
-	for _, want := range []string{"UNREACHABLE", "new.Thing.update  1", "5 problem(s)"} {
+	for _, want := range []string{"UNREACHABLE", nsNew + ".Thing.update  1", nsNew + ".Thing.insert", "5 problem(s)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, out.String())
 		}
@@ -130,7 +141,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 
 	// Once fixed, it passes: no dead letter, triggers regenerated, one server.
 	db.Exec("DELETE FROM rowgear_failed_jobs")
-	newCfg, err := config.Parse("new.yml", []byte(strings.Replace(yml("new"), "    spare: "+stopped.Addr+"\n", "", 1)), "")
+	newCfg, err := config.Parse("new.yml", []byte(strings.Replace(yml(nsNew), "    spare: "+stopped.Addr+"\n", "", 1)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +157,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if err != nil || !r2.OK() {
 		t.Fatalf("after the fixes: err %v, problems %v", err, r2.Problems)
 	}
-	if err := os.WriteFile(file, []byte(strings.Replace(yml("new"), "    spare: "+stopped.Addr+"\n", "", 1)), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(strings.Replace(yml(nsNew), "    spare: "+stopped.Addr+"\n", "", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
