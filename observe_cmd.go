@@ -22,7 +22,7 @@ type bridgeObsFlags struct {
 
 func (f *bridgeObsFlags) register(fl *pflag.FlagSet) {
 	f.Flags.Register(fl)
-	fl.DurationVar(&f.heartbeat, "heartbeat", time.Second,
+	fl.DurationVar(&f.heartbeat, "heartbeat", 250*time.Millisecond,
 		"write a heartbeat row (rowgear_heartbeat) this often, for the lag, /readyz and commit→handler latency; 0: off")
 	fl.DurationVar(&f.stallAfter, "stall-after", 30*time.Second,
 		"/readyz fails when nothing was read for this long while the server's binlog is ahead")

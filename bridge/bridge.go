@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 		o(b)
 	}
 	if !b.heartbeatSet {
-		b.heartbeat = time.Second
+		b.heartbeat = 250 * time.Millisecond
 	}
 	if b.stallAfter <= 0 {
 		b.stallAfter = 30 * time.Second

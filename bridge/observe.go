@@ -27,7 +27,7 @@ type Observer interface {
 	// Published: gearmand acknowledged one event of table and op, d after
 	// the bridge read it from the binlog.
 	Published(table, op string, d time.Duration)
-	// Progress, every heartbeat interval (every second without heartbeats).
+	// Progress, about every second.
 	Progress(p Progress)
 }
 
@@ -45,8 +45,9 @@ type Progress struct {
 // WithObserver reports publications and progress to o.
 func WithObserver(o Observer) Option { return func(b *Bridge) { b.observer = o } }
 
-// WithHeartbeat sets the heartbeat interval (default 1 s; 0 turns
-// heartbeats off). Heartbeats need HeartbeatTable (migration 00030); without
+// WithHeartbeat sets the heartbeat interval (default 250 ms; 0 turns
+// heartbeats off). Package latency interpolates between heartbeats while the
+// bridge catches up, so the interval bounds that estimate's error then. Heartbeats need HeartbeatTable (migration 00030); without
 // it the bridge warns and runs without them.
 func WithHeartbeat(d time.Duration) Option {
 	return func(b *Bridge) { b.heartbeat, b.heartbeatSet = d, true }
@@ -142,11 +143,15 @@ func (b *Bridge) observeLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var reported time.Time
 	for beat := 0; ; beat++ {
 		if b.obs.hbOn.Load() {
 			b.beat(ctx, beat)
 		}
-		b.progress(ctx)
+		if time.Since(reported) >= time.Second-every/2 { // at most about once a second
+			reported = time.Now()
+			b.progress(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -154,6 +159,9 @@ func (b *Bridge) observeLoop(ctx context.Context) {
 		}
 	}
 }
+
+// trimEvery is how many beats pass between two trims of old heartbeats.
+const trimEvery = 240
 
 func (b *Bridge) beat(ctx context.Context, beat int) {
 	res, err := b.db.ExecContext(ctx, "INSERT INTO `"+HeartbeatTable+"` (server_id, ts) VALUES (?, UTC_TIMESTAMP(6))",
@@ -176,25 +184,10 @@ func (b *Bridge) beat(ctx context.Context, beat int) {
 	reads := b.obs.pending
 	b.obs.pending = nil
 	b.obs.mu.Unlock()
-	const dbTime = "2006-01-02 15:04:05.999999"
-	for i, r := range reads {
-		b.obs.mu.Lock()
-		ack, ok := b.obs.acked[r.id]
-		delete(b.obs.acked, r.id)
-		b.obs.mu.Unlock()
-		var ackArg any // NULL when this run did not write it
-		if ok {
-			ackArg = ack.UTC().Format(dbTime)
-		}
-		if _, err := b.db.ExecContext(ctx, "UPDATE `"+HeartbeatTable+"` SET binlog_file = ?, binlog_pos = ?, read_at = ?, acked_at = ? WHERE id = ?",
-			r.file, r.pos, r.readAt.UTC().Format(dbTime), ackArg, r.id); err != nil {
-			b.obs.mu.Lock()
-			b.obs.pending = append(reads[i:], b.obs.pending...)
-			b.obs.mu.Unlock()
-			break
-		}
+	if len(reads) > 0 {
+		b.storeReads(ctx, reads)
 	}
-	if beat%60 == 59 {
+	if beat%trimEvery == trimEvery-1 {
 		b.obs.mu.Lock()
 		for id, at := range b.obs.acked { // never read back (a restart, a filter)
 			if time.Since(at) > 10*time.Minute {
@@ -205,6 +198,45 @@ func (b *Bridge) beat(ctx context.Context, beat int) {
 		b.db.ExecContext(ctx, "DELETE FROM `"+HeartbeatTable+"` WHERE server_id = ? AND ts < UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE",
 			b.serverID())
 	}
+}
+
+// storeReads records where and when heartbeats were read back, and when
+// their INSERT returned, in one statement; on failure they are kept for
+// the next beat.
+func (b *Bridge) storeReads(ctx context.Context, reads []hbRead) {
+	const dbTime = "2006-01-02 15:04:05.999999"
+	var q strings.Builder
+	q.WriteString("INSERT INTO `" + HeartbeatTable + "` (id, server_id, ts, binlog_file, binlog_pos, read_at, acked_at) VALUES ")
+	args := make([]any, 0, 7*len(reads))
+	b.obs.mu.Lock()
+	for i, r := range reads {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		var ack any // NULL when this run did not write it
+		if at, ok := b.obs.acked[r.id]; ok {
+			ack = at.UTC().Format(dbTime)
+		}
+		args = append(args, r.id, b.serverID(), r.ts.Format(dbTime), r.file, r.pos, r.readAt.UTC().Format(dbTime), ack)
+	}
+	b.obs.mu.Unlock()
+	q.WriteString(" ON DUPLICATE KEY UPDATE binlog_file = VALUES(binlog_file), binlog_pos = VALUES(binlog_pos), " +
+		"read_at = VALUES(read_at), acked_at = VALUES(acked_at)")
+	if _, err := b.db.ExecContext(ctx, q.String(), args...); err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("storing heartbeat positions; will retry", "error", err)
+		}
+		b.obs.mu.Lock()
+		b.obs.pending = append(reads, b.obs.pending...)
+		b.obs.mu.Unlock()
+		return
+	}
+	b.obs.mu.Lock()
+	for _, r := range reads {
+		delete(b.obs.acked, r.id)
+	}
+	b.obs.mu.Unlock()
 }
 
 // progress computes where the bridge stands and reports it.

@@ -9,22 +9,24 @@
 //     statement that is its commit to within the statement's own run time.
 //     Observed when the handler starts.
 //   - Binlog events carry the binlog header's time: whole seconds, at the
-//     statement's start. binlogbridge therefore writes a heartbeat row every
-//     second with the database's clock to the microsecond and records where
-//     it read it back in the binlog (table rowgear_heartbeat, migration
-//     00030). An event's commit time is interpolated by binlog position
-//     between the heartbeats before and after it in the same binlog file,
-//     and never earlier than its header second. It is also bounded by when
-//     the bridge read it (the envelope's read_at) less the shortest stream
-//     delay measured on the recent heartbeats (read minus written):
-//     while the bridge keeps up that bound is the commit time to within the
-//     delay's jitter (sub-millisecond on one host), bursts included; while
-//     it catches up on a backlog the interpolation applies, which assumes a
-//     steady write rate between two heartbeats (a burst inside one second
-//     can then be placed up to that second off). The handler start is kept
-//     until the heartbeat after the event has been read back (1–2 s), then
-//     observed. Events before the first heartbeat of a
-//     binlog file, or not resolved within a minute, are counted in
+//     statement's start. binlogbridge therefore writes a heartbeat row
+//     every 250 ms (--heartbeat) with the database's clock to the
+//     microsecond, and records where and when it read it back in the
+//     binlog and when its INSERT returned (table rowgear_heartbeat,
+//     migration 00030): a heartbeat's commit lies between its timestamp
+//     and the earlier of those two. An event's commit time is interpolated
+//     by binlog position between the heartbeats before and after it in the
+//     same binlog file, never earlier than its header second, and bounded
+//     by when the bridge read it (the envelope's read_at) less the shortest
+//     stream delay measured on recent heartbeats (read minus commit).
+//     While the bridge keeps up, that bound is the commit time to within the
+//     stream delay's jitter (sub-millisecond on one host), bursts included.
+//     While it catches up on a backlog, the interpolation applies: it
+//     assumes a steady write rate between two heartbeats, so a burst can be
+//     placed up to one heartbeat interval off. The handler start is kept
+//     until the heartbeat after the event has been read back (well under a
+//     second), then observed. Events before the first heartbeat of a binlog
+//     file, or not resolved within a minute, are counted in
 //     rowgear_commit_to_handler_unresolved_total instead.
 //
 // The database's and the worker's clocks must agree (NTP): the measure

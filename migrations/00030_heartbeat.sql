@@ -1,10 +1,11 @@
--- Heartbeats of binlogbridge (package bridge): every second the bridge
+-- Heartbeats of binlogbridge (package bridge): every 250 ms (--heartbeat) the bridge
 -- inserts a row with the database's clock to the microsecond (the
 -- statement's start; the commit is between it and acked_at); when it reads
 -- that row back from the binlog it stores where it found it and when. A
 -- binlog event's commit time is interpolated by position between two
--- heartbeats and bounded by when the bridge read it (package latency); the age of the newest heartbeat read is the
--- bridge's lag. The bridge keeps ten minutes of rows.
+-- heartbeats and bounded by when the bridge read it (package latency);
+-- the age of the newest heartbeat read is the bridge's lag. The bridge
+-- keeps ten minutes of rows.
 
 -- +goose Up
 CREATE TABLE rowgear_heartbeat (

@@ -2,6 +2,7 @@ package observe_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,17 @@ func scrape(t *testing.T, url string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// bPos is the server's current binlog position, FILE:POS.
+func bPos(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var f, a, b string
+	var p int64
+	if err := db.QueryRow("SHOW BINLOG STATUS").Scan(&f, &p, &a, &b); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s:%d", f, p)
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -220,9 +232,11 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	if b[`rowgear_bridge_publish_duration_seconds_count`] != n {
 		t.Errorf("publish duration samples %v, want %d", b[`rowgear_bridge_publish_duration_seconds_count`], n)
 	}
-	if b[`rowgear_bridge_lag_seconds`] < 0 || b[`rowgear_bridge_behind_bytes`] < 0 {
-		t.Errorf("lag %v, behind %v: want both known", b[`rowgear_bridge_lag_seconds`], b[`rowgear_bridge_behind_bytes`])
-	}
+	testenv.Eventually(t, 10*time.Second, "the bridge's lag and distance to the server's end known", func() bool {
+		b := bm()
+		return b[`rowgear_bridge_lag_seconds`] >= 0 && b[`rowgear_bridge_behind_bytes`] >= 0 && b[`rowgear_bridge_position{file="`+
+			strings.Split(bPos(t, db), ":")[0]+`"}`] > 0
+	})
 
 	// One update: its handler fails every run of its 3 attempts.
 	if _, err := db.Exec("UPDATE items SET n = 1 WHERE id = 0"); err != nil {

@@ -184,7 +184,7 @@ func (b *bench) measureLatency(ctx context.Context) (stop func(), err error) {
 }
 
 // awaitSamples waits until r holds n latency samples (binlog events are
-// resolved once the heartbeat after them is read back, 1–2 s later).
+// resolved once the heartbeat after them is read back).
 func awaitSamples(ctx context.Context, r *recorder, n int64) {
 	waitFor(ctx, 15*time.Second, func() bool { return int64(r.samples()) >= n })
 }
