@@ -257,7 +257,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, s := range r.Servers {
 		label := s.Name + " " + s.Addr
 		if s.Error != "" {
-			fmt.Fprintf(tw, "%s\tUNREACHABLE: %s\t\t\t\n", label, s.Error)
+			fmt.Fprintf(tw, "%s\tUNREACHABLE (see the problems)\t\t\t\n", label)
 			continue
 		}
 		if len(s.Functions) == 0 {
