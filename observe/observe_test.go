@@ -100,23 +100,18 @@ func get(t *testing.T, url string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-// TestMetricsMoveByTheRightAmounts runs bridge → gearmand → worker with
-// metrics, health and latency on, and scrapes /metrics: N inserts are N
-// events published and N jobs done, each with a commit→handler latency;
-// an always-failing update of a 3-attempt policy counts failed 3,
-// retried 2, dead-lettered 1.
-func TestMetricsMoveByTheRightAmounts(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// itemsEnv is a fresh database with rowgear's tables and a table items,
+// and a config publishing model Item from the binlog to gearmand gm.
+func itemsEnv(t *testing.T, gm string) (*sql.DB, *config.Config, string) {
+	t.Helper()
 	db, dsn := testenv.DB(t)
-	if err := migrations.UpRowgear(ctx, db); err != nil {
+	if err := migrations.UpRowgear(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	gm := testenv.Gearman(t)
-	ns := testenv.Name(t, "ns")
 	if _, err := db.Exec("CREATE TABLE items (id BIGINT PRIMARY KEY, n INT NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
+	ns := testenv.Name(t, "ns")
 	yml := fmt.Sprintf(`all:
   namespace: %s
   server: {default: %s}
@@ -131,6 +126,19 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, cfg, ns
+}
+
+// TestMetricsMoveByTheRightAmounts runs bridge → gearmand → worker with
+// metrics, health and latency on, and scrapes /metrics: N inserts are N
+// events published and N jobs done, each with a commit→handler latency;
+// an always-failing update of a 3-attempt policy counts failed 3,
+// retried 2, dead-lettered 1.
+func TestMetricsMoveByTheRightAmounts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gm := testenv.Gearman(t)
+	db, cfg, ns := itemsEnv(t, gm)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.Default()
@@ -305,23 +313,8 @@ func TestWorkerReadinessFollowsGearmand(t *testing.T) {
 func TestBridgeReadinessFollowsGearmand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	db, dsn := testenv.DB(t)
-	if err := migrations.UpRowgear(ctx, db); err != nil {
-		t.Fatal(err)
-	}
 	g := testenv.StartGearmand(t)
-	if _, err := db.Exec("CREATE TABLE items (id BIGINT PRIMARY KEY, n INT NOT NULL)"); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse("test.yml", []byte(fmt.Sprintf(`all:
-  server: {default: %s}
-  models: {Item: {table: items, source: binlog}}
-  database: {dsn: '%s'}
-  binlog: {server_id: %d, position: 'file:%s'}
-`, g.Addr, dsn, 100000+rand.IntN(1<<30), filepath.Join(t.TempDir(), "pos.json"))), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, cfg, _ := itemsEnv(t, g.Addr)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ob, err := observe.NewBridge()
 	if err != nil {
