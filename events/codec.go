@@ -75,12 +75,16 @@ func Encode(e *Envelope) ([]byte, error) {
 		b = append(b, `,"pos":`...)
 		b = AppendString(b, e.Pos)
 	}
+	if e.Seq != "" {
+		b = append(b, `,"seq":`...)
+		b = AppendString(b, e.Seq)
+	}
 	return append(b, '}'), nil
 }
 
 // sizeHint estimates the encoded length, so Encode allocates once.
 func (e *Envelope) sizeHint() int {
-	n := 160 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos)
+	n := 170 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos) + len(e.Seq)
 	n += e.PK.sizeHint() + e.Row.sizeHint() + e.Old.sizeHint()
 	for _, c := range e.Modified {
 		n += len(c) + 3
@@ -212,11 +216,12 @@ const (
 	fModified
 	fTS
 	fPos
+	fSeq
 	nFields
 )
 
 var fieldNames = [nFields]string{"v", "id", "source", "schema", "table", "model",
-	"op", "pk", "row", "old", "modified", "ts", "pos"}
+	"op", "pk", "row", "old", "modified", "ts", "pos", "seq"}
 
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {
@@ -276,7 +281,7 @@ func Decode(data []byte) (*Envelope, error) {
 	for i := fID; i < nFields; i++ {
 		if sc.fields[i].val.end == 0 {
 			switch i {
-			case fOld, fModified, fPos: // optional; validate checks old and pos
+			case fOld, fModified, fPos, fSeq: // optional; validate checks old and pos
 				continue
 			}
 			return nil, malformed(fieldNames[i], "missing")
@@ -332,6 +337,8 @@ func (p *parser) field(e *Envelope, i int, sc *syntax) error {
 		e.TS, err = parseTS(p.strAt(f.val))
 	case fPos:
 		e.Pos = p.strAt(f.val)
+	case fSeq:
+		e.Seq = p.strAt(f.val)
 	}
 	return err
 }

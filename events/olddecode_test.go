@@ -85,7 +85,7 @@ func oldDecode(data []byte) (*Envelope, error) {
 	for i := fID; i < nFields; i++ {
 		if raw[i].e == 0 {
 			switch i {
-			case fOld, fModified, fPos: // optional; validate checks old and pos
+			case fOld, fModified, fPos, fSeq: // optional; validate checks old and pos
 				continue
 			}
 			return nil, malformed(fieldNames[i], "missing")
@@ -140,6 +140,8 @@ func (p *oldParser) field(e *Envelope, i int) error {
 		e.TS, err = parseTS(p.str())
 	case fPos:
 		e.Pos = p.str()
+	case fSeq:
+		e.Seq = p.str()
 	}
 	return err
 }

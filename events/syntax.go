@@ -272,6 +272,8 @@ func (sc *syntax) fieldIndex(key span) int {
 		return fTS
 	case "pos":
 		return fPos
+	case "seq":
+		return fSeq
 	}
 	return -1
 }
