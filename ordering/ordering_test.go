@@ -1,0 +1,172 @@
+package ordering_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
+	"github.com/rowgear/rowgear/ordering"
+)
+
+// A rolled-back insert, update or delete runs no handler, whichever the
+// source; the committed changes around them run theirs once.
+func TestRollbackRunsNoHandler(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.work(4)
+	w.exec("INSERT INTO items_t (id, v) VALUES (2, 1)")
+	w.exec("INSERT INTO items_b (id, v) VALUES (2, 1)")
+	c := w.session()
+	for _, tab := range []string{"items_t", "items_b"} {
+		run(t, c,
+			"BEGIN", "INSERT INTO "+tab+" (id, v) VALUES (1, 100)", "ROLLBACK",
+			"BEGIN", "UPDATE "+tab+" SET v = 101 WHERE id = 2", "ROLLBACK",
+			"BEGIN", "DELETE FROM "+tab+" WHERE id = 2", "ROLLBACK")
+	}
+	w.marker(2, 7)
+	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	for _, m := range models {
+		got := w.applied(m)
+		if len(got) != 2 || got[0].op != "insert" || got[0].v != 1 || got[1].op != "update" || got[1].v != 7 {
+			t.Errorf("%s applied %+v; want insert v=1 then update v=7 only", m, got)
+		}
+	}
+	if n := w.count("SELECT COUNT(*) FROM rowgear_gate"); n != 0 {
+		t.Errorf("%d gate rows left", n)
+	}
+	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs"); n != 0 {
+		t.Errorf("%d failed jobs", n)
+	}
+}
+
+// A transaction that commits long after its write: its handler runs after
+// the commit, and Refresh finds the row. The trigger's job arrives at once
+// and the worker waits on the gate row; the binlog's arrives at the commit.
+func TestLateCommitRunsAfterCommit(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.work(4)
+	w.exec("INSERT INTO items_t (id, v) VALUES (9, 0)")
+	w.exec("INSERT INTO items_b (id, v) VALUES (9, 0)")
+	c := w.session()
+	run(t, c, "BEGIN", "INSERT INTO items_t (id, v) VALUES (1, 5)", "INSERT INTO items_b (id, v) VALUES (1, 5)")
+	testenv.Eventually(t, 20*time.Second, "a worker waiting on the trigger event's gate row", func() bool {
+		return w.count("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT digest FROM%' AND DB = DATABASE()") > 0
+	})
+	w.marker(9, 1) // the pipeline runs meanwhile: later commits are handled
+	if got := w.count("SELECT COUNT(*) FROM applied_log WHERE item_id = 1"); got != 0 {
+		t.Fatalf("%d handlers ran before the commit", got)
+	}
+	run(t, c, "COMMIT")
+	testenv.Eventually(t, 30*time.Second, "both inserts handled", func() bool {
+		return w.count("SELECT COUNT(*) FROM applied_log WHERE item_id = 1") == 2
+	})
+	for _, m := range models {
+		for _, a := range w.applied(m) {
+			if a.id == 1 && (!a.refreshed.Valid || a.refreshed.Int64 != 5) {
+				t.Errorf("%s: Refresh in the insert handler gave %v, want v=5", m, a.refreshed)
+			}
+		}
+	}
+	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs"); n != 0 {
+		t.Errorf("%d failed jobs", n)
+	}
+}
+
+// 200 autocommit inserts per source, handlers that Refresh: none ends as a
+// dead letter (before the commit gate, some did: ErrNotFound).
+func TestAutocommitInsertsRefresh(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.work(4)
+	for i := 1; i <= 200; i++ {
+		w.exec("INSERT INTO items_t (id, v) VALUES (?, ?)", i, i)
+		w.exec("INSERT INTO items_b (id, v) VALUES (?, ?)", i, i)
+	}
+	testenv.Eventually(t, 60*time.Second, "400 inserts handled", func() bool {
+		return w.count("SELECT COUNT(*) FROM applied_log") >= 400
+	})
+	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	if n := w.count("SELECT COUNT(*) FROM applied_log WHERE refreshed_v IS NULL OR refreshed_v <> v"); n != 0 {
+		t.Errorf("%d handlers did not Refresh the committed row", n)
+	}
+	if n := w.count("SELECT COUNT(*) FROM applied_log"); n != 400 {
+		t.Errorf("%d handlers ran, want 400", n)
+	}
+	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs"); n != 0 {
+		t.Errorf("%d failed jobs (dead letters or retries)", n)
+	}
+}
+
+// An SQL account can call the UDF with any payload. A made-up trigger
+// event never runs: with a made-up seq its gate row is missing (dropped as
+// rolled back); with the seq of a real, committed gate row its digest does
+// not match (dead-lettered with ErrForged).
+func TestForgedTriggerEventsDoNotRun(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.exec("INSERT INTO items_t (id, v) VALUES (1, 1)") // committed; its job waits: no worker yet
+	var gate uint64
+	if err := w.db.QueryRow("SELECT MAX(id) FROM rowgear_gate").Scan(&gate); err != nil {
+		t.Fatal(err)
+	}
+	forged := func(id string, seq uint64, v int) string {
+		return fmt.Sprintf(`{"v": 1, "id": "%s", "source": "trigger", "schema": "x", "table": "items_t", "model": "ItemT", "op": "delete", "pk": {"id": 1}, "row": {"id": 1, "v": %d, "note": ""}, "modified": [], "ts": "2026-11-28T00:00:00.000000Z", "seq": "%020d"}`, id, v, seq)
+	}
+	w.forge(fn(w, "ItemT", "delete"), forged("forged-real-gate", gate, 666), "forged-real-gate")
+	w.forge(fn(w, "ItemT", "delete"), forged("forged-no-gate", gate+1000, 667), "forged-no-gate")
+	w.work(2)
+	testenv.Eventually(t, 30*time.Second, "the real insert handled", func() bool { return len(w.applied("ItemT")) == 1 })
+	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	if got := w.applied("ItemT"); len(got) != 1 || got[0].op != "insert" {
+		t.Errorf("applied %+v; want the real insert only", got)
+	}
+	// The forgery that named a live gate row is kept as a dead letter, if
+	// it ran before the real event removed the gate row.
+	var errs string
+	w.db.QueryRow("SELECT COALESCE(GROUP_CONCAT(errors), '') FROM rowgear_failed_jobs").Scan(&errs)
+	if errs != "" && !strings.Contains(errs, "does not match its commit gate") {
+		t.Errorf("failed jobs: %s", errs)
+	}
+}
+
+// Once records an event id in the caller's transaction: true the first
+// time, false once committed, and nothing if rolled back.
+func TestOnce(t *testing.T) {
+	t.Parallel()
+	w, _ := testenv.DB(t)
+	ctx := context.Background()
+	if err := migrations.Up(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := ordering.Once(ctx, tx, "ev-1")
+		if err != nil || first != want {
+			t.Fatalf("run %d: Once = %v, %v; want %v", i, first, err, want)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, _ := w.BeginTx(ctx, nil)
+	if first, err := ordering.Once(ctx, tx, "ev-2"); !first || err != nil {
+		t.Fatalf("ev-2: %v %v", first, err)
+	}
+	tx.Rollback()
+	tx, _ = w.BeginTx(ctx, nil)
+	defer tx.Rollback()
+	if first, err := ordering.Once(ctx, tx, "ev-2"); !first || err != nil {
+		t.Fatalf("ev-2 after a rollback: %v %v; want true", first, err)
+	}
+	if _, err := ordering.Once(ctx, tx, strings.Repeat("x", 65)); err == nil {
+		t.Error("a 65-byte id was taken")
+	}
+}
