@@ -136,8 +136,8 @@ func (w *world) work(concurrency int) {
 // applied is one line of applied_log.
 type applied struct {
 	model, op, eventID string
-	id, v             int64
-	refreshed         sql.NullInt64
+	id, v              int64
+	refreshed          sql.NullInt64
 }
 
 func (w *world) applied(model string) []applied {
