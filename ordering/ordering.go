@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rowgear/rowgear/config"
@@ -40,7 +41,9 @@ type Orderer struct {
 	log       *slog.Logger
 	unordered map[string]bool   // model → skips per-row ordering
 	gateTable map[string]string // model → qualified gate table, when not the default
-	isolation sql.IsolationLevel
+
+	rcOnce sync.Once
+	txOpts *sql.TxOptions // nil when the connections are READ COMMITTED already
 }
 
 // Option configures an Orderer.
@@ -97,8 +100,7 @@ func New(db *sql.DB, opts ...Option) (*Orderer, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil database", ErrOption)
 	}
-	o := &Orderer{db: db, log: slog.Default(), unordered: map[string]bool{}, gateTable: map[string]string{},
-		isolation: sql.LevelReadCommitted}
+	o := &Orderer{db: db, log: slog.Default(), unordered: map[string]bool{}, gateTable: map[string]string{}}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -144,76 +146,79 @@ func isRowEvent(fn string) bool {
 // run handles one event in a transaction that holds the gate row (shared)
 // and the row's seq (exclusive) until the handler has returned.
 func (o *Orderer) run(ctx context.Context, next gearman.Handler, job *gearman.Job, ev *events.Envelope, gated, ordered bool) (any, error) {
-	tx, err := o.db.BeginTx(ctx, &sql.TxOptions{Isolation: o.isolation})
+	tx, err := o.db.BeginTx(ctx, o.txOptions(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("ordering: event %s: begin: %w", ev.ID, err)
 	}
 	defer tx.Rollback()
-	var gate uint64
 	if gated {
-		var ok bool
-		if gate, ok, err = o.verify(ctx, tx, job, ev); err != nil || !ok {
+		if ok, err := o.verify(ctx, tx, job, ev); err != nil || !ok {
 			return nil, err
 		}
 	}
-	var key []byte
 	if ordered {
-		key = rowKey(ev)
-		last, err := lockRow(ctx, tx, key, ev.Model)
+		newer, last, err := claim(ctx, tx, rowKey(ev), ev)
 		if err != nil {
 			return nil, fmt.Errorf("ordering: event %s: locking its row: %w", ev.ID, err)
 		}
-		if ev.Seq <= last {
+		if !newer {
 			o.log.Debug("event skipped: a newer event of its row was applied", "event", ev.ID,
 				"function", job.Function, "seq", ev.Seq, "applied", last)
-			return nil, o.finish(ctx, tx, ev, gate, nil)
+			return nil, commit(tx, ev)
 		}
 	}
 	out, err := next(ctx, job)
 	if err != nil {
-		return out, err // rolled back: the gate row stays for the retry
+		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
-	return out, o.finish(ctx, tx, ev, gate, key)
+	return out, commit(tx, ev)
+}
+
+// txOptions asks for READ COMMITTED, where gap locks cannot make two
+// events of new rows deadlock, unless the connections are so already (a
+// DSN with tx_isolation='READ-COMMITTED'), which saves a round trip per
+// event.
+func (o *Orderer) txOptions(ctx context.Context) *sql.TxOptions {
+	o.rcOnce.Do(func() {
+		o.txOpts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+		var level string
+		if err := o.db.QueryRowContext(ctx, "SELECT @@SESSION.tx_isolation").Scan(&level); err == nil && level == "READ-COMMITTED" {
+			o.txOpts = nil
+		}
+	})
+	return o.txOpts
 }
 
 // verify waits for the writer's transaction to end (the shared lock on its
 // gate row) and checks the payload against the gate's digest. ok is false
 // when the event must not run: its writer rolled back (or it already ran).
-func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *events.Envelope) (gate uint64, ok bool, err error) {
-	gate, err = strconv.ParseUint(ev.Seq, 10, 64)
+func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *events.Envelope) (ok bool, err error) {
+	gate, err := strconv.ParseUint(ev.Seq, 10, 64)
 	if err != nil {
-		return 0, false, retry.Permanent(fmt.Errorf("event %s: seq %q: %w", ev.ID, ev.Seq, ErrForged))
+		return false, retry.Permanent(fmt.Errorf("event %s: seq %q: %w", ev.ID, ev.Seq, ErrForged))
 	}
+	// The DELETE waits for the writer's transaction like a shared-lock read
+	// (a unique-key lookup never reads around a lock), and saves a round
+	// trip: a failing handler rolls it back.
 	var digest []byte
-	err = tx.QueryRowContext(ctx, "SELECT digest FROM "+o.gate(ev.Model)+" WHERE id = ? LOCK IN SHARE MODE", gate).Scan(&digest)
+	err = tx.QueryRowContext(ctx, "DELETE FROM "+o.gate(ev.Model)+" WHERE id = ? RETURNING digest", gate).Scan(&digest)
 	if errors.Is(err, sql.ErrNoRows) {
 		o.log.Debug("event dropped: its transaction rolled back, or it was applied already", "event", ev.ID,
 			"function", job.Function, "seq", ev.Seq)
-		return 0, false, nil
+		return false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("ordering: event %s: waiting for its commit: %w", ev.ID, err)
+		return false, fmt.Errorf("ordering: event %s: waiting for its commit: %w", ev.ID, err)
 	}
 	if want, ok := payloadDigest(job.Workload, ev.Seq); !ok || !bytes.Equal(digest, want[:]) {
 		o.log.Warn("trigger event does not match its commit gate: not run", "event", ev.ID,
 			"function", job.Function, "seq", ev.Seq)
-		return 0, false, retry.Permanent(fmt.Errorf("event %s (%s): %w", ev.ID, job.Function, ErrForged))
+		return false, retry.Permanent(fmt.Errorf("event %s (%s): %w", ev.ID, job.Function, ErrForged))
 	}
-	return gate, true, nil
+	return true, nil
 }
 
-// finish records the applied seq, removes the gate row and commits.
-func (o *Orderer) finish(ctx context.Context, tx *sql.Tx, ev *events.Envelope, gate uint64, key []byte) error {
-	if key != nil {
-		if _, err := tx.ExecContext(ctx, "UPDATE rowgear_row_seq SET seq = ? WHERE row_key = ?", ev.Seq, key); err != nil {
-			return fmt.Errorf("ordering: event %s: recording its seq: %w", ev.ID, err)
-		}
-	}
-	if gate != 0 {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+o.gate(ev.Model)+" WHERE id = ?", gate); err != nil {
-			return fmt.Errorf("ordering: event %s: removing its gate row: %w", ev.ID, err)
-		}
-	}
+func commit(tx *sql.Tx, ev *events.Envelope) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("ordering: event %s: commit: %w", ev.ID, err)
 	}
@@ -227,16 +232,35 @@ func (o *Orderer) gate(model string) string {
 	return triggers.GateTable
 }
 
-// lockRow returns the last applied seq of key ("" for a new row), holding
-// its lock until the transaction ends: one event of a row at a time, in
-// every worker process.
-func lockRow(ctx context.Context, tx *sql.Tx, key []byte, model string) (string, error) {
-	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, '')", key, model); err != nil {
-		return "", err
+// claim sets the row's applied seq to ev's when ev is newer, holding the
+// row's lock until the transaction ends: one event of a row at a time, in
+// every worker process. last is the seq that was there.
+func claim(ctx context.Context, tx *sql.Tx, key []byte, ev *events.Envelope) (newer bool, last string, err error) {
+	// The common case, a row seen before, in one statement.
+	res, err := tx.ExecContext(ctx, "UPDATE rowgear_row_seq SET seq = ? WHERE row_key = ? AND seq < ?", ev.Seq, key, ev.Seq)
+	if err != nil {
+		return false, "", err
 	}
-	var last string
-	err := tx.QueryRowContext(ctx, "SELECT seq FROM rowgear_row_seq WHERE row_key = ? FOR UPDATE", key).Scan(&last)
-	return last, err
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, "", err
+	}
+	res, err = tx.ExecContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, ?)", key, ev.Model, ev.Seq)
+	if err != nil {
+		return false, "", err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, "", err
+	}
+	// The row is there and was not older, as far as the UPDATE could tell:
+	// read it under its lock, then decide.
+	if err := tx.QueryRowContext(ctx, "SELECT seq FROM rowgear_row_seq WHERE row_key = ? FOR UPDATE", key).Scan(&last); err != nil {
+		return false, "", err
+	}
+	if ev.Seq <= last {
+		return false, last, nil
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE rowgear_row_seq SET seq = ? WHERE row_key = ?", ev.Seq, key)
+	return err == nil, last, err
 }
 
 // rowKey identifies a row: model, source and primary key (sorted columns,

@@ -29,10 +29,16 @@ func TestRollbackRunsNoHandler(t *testing.T) {
 	}
 	w.marker(2, 7)
 	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	// The committed insert may be skipped: when the marker's update ran
+	// first, it is older (last-writer-wins).
 	for _, m := range models {
 		got := w.applied(m)
-		if len(got) != 2 || got[0].op != "insert" || got[0].v != 1 || got[1].op != "update" || got[1].v != 7 {
-			t.Errorf("%s applied %+v; want insert v=1 then update v=7 only", m, got)
+		ok := len(got) > 0 && got[len(got)-1].op == "update" && got[len(got)-1].v == 7
+		for i, a := range got[:max(len(got)-1, 0)] {
+			ok = ok && i == 0 && a.op == "insert" && a.v == 1
+		}
+		if !ok {
+			t.Errorf("%s applied %+v; want [insert v=1,] update v=7 only", m, got)
 		}
 	}
 	if n := w.count("SELECT COUNT(*) FROM rowgear_gate"); n != 0 {
@@ -55,7 +61,7 @@ func TestLateCommitRunsAfterCommit(t *testing.T) {
 	c := w.session()
 	run(t, c, "BEGIN", "INSERT INTO items_t (id, v) VALUES (1, 5)", "INSERT INTO items_b (id, v) VALUES (1, 5)")
 	testenv.Eventually(t, 20*time.Second, "a worker waiting on the trigger event's gate row", func() bool {
-		return w.count("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT digest FROM%' AND DB = DATABASE()") > 0
+		return w.count("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DELETE FROM rowgear_gate%' AND DB = DATABASE()") > 0
 	})
 	w.marker(9, 1) // the pipeline runs meanwhile: later commits are handled
 	if got := w.count("SELECT COUNT(*) FROM applied_log WHERE item_id = 1"); got != 0 {
