@@ -44,7 +44,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
 	db, dsn := testenv.DB(t)
-	if err := migrations.Up(ctx, db); err != nil {
+	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(ordertest.Schema); err != nil {

@@ -146,7 +146,7 @@ func TestOnce(t *testing.T) {
 	t.Parallel()
 	w, _ := testenv.DB(t)
 	ctx := context.Background()
-	if err := migrations.Up(ctx, w); err != nil {
+	if err := migrations.UpRowgear(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range []bool{true, false} {

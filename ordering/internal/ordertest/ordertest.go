@@ -146,8 +146,8 @@ func Run(ctx context.Context, cfg *config.Config, concurrency int, stateDir stri
 	}
 	w := gearman.NewWorker(servers, gearman.WithConcurrency(concurrency), gearman.WithMaxJobs(0),
 		gearman.WithIdleTimeout(-1), gearman.WithLogger(log))
-	mw := ord.Middleware()
-	if _, err := reg.Mount(mount{w, func(fn string, h gearman.Handler) gearman.Handler { return guard.Wrap(fn, mw(h)) }}, cfg, "", db); err != nil {
+	reg.Use(guard.Middleware, ord.Middleware()) // as the rowgear worker wires them
+	if _, err := reg.Mount(w, cfg, "", db); err != nil {
 		return err
 	}
 	gctx, stop := context.WithCancel(ctx)
@@ -158,10 +158,3 @@ func Run(ctx context.Context, cfg *config.Config, concurrency int, stateDir stri
 	<-done
 	return err
 }
-
-type mount struct {
-	w    *gearman.Worker
-	wrap func(string, gearman.Handler) gearman.Handler
-}
-
-func (m mount) Register(fn string, h gearman.Handler) { m.w.Register(fn, m.wrap(fn, h)) }
