@@ -3,9 +3,15 @@
 // migrations, and checks installed triggers for drift.
 //
 // A trigger builds the events.Envelope in SQL with JSON_OBJECT, writing each
-// column in the form events documents, and submits it with
-// gman_do_background('<namespace>.<Model>.<op>', payload, id). An UPDATE that
-// changes none of the model's columns submits nothing.
+// column in the form events documents, writes its commit gate (a row in
+// GateTable holding the envelope's SHA-256, inside the writer's
+// transaction), appends the gate row's id to the envelope as seq, and
+// submits it with gman_do_background('<namespace>.<Model>.<op>', payload,
+// id). Package ordering's worker middleware runs the event only once the
+// gate row is committed, and verifies the digest. An UPDATE that changes
+// none of the model's columns submits nothing; one that changes the primary
+// key submits a delete of the old key and an insert of the new one when the
+// model takes both events.
 //
 // TIMESTAMP columns are converted to UTC from their stored epoch value
 // (UNIX_TIMESTAMP, then added to 1970-01-01), not with
