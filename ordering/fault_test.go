@@ -122,15 +122,9 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 		}
 		rs.Close()
 	}
-	if n := w.count("SELECT COUNT(*) FROM (SELECT event_id FROM applied_log GROUP BY event_id HAVING COUNT(*) > 1) x"); n != 0 {
-		t.Errorf("%d events applied more than once", n)
-	}
-	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'dead'"); n != 0 {
-		t.Errorf("%d dead letters", n)
-	}
-	if n := w.count("SELECT COUNT(*) FROM rowgear_gate"); n != 0 {
-		t.Errorf("%d gate rows left", n)
-	}
+	w.zero("SELECT COUNT(*) FROM (SELECT event_id FROM applied_log GROUP BY event_id HAVING COUNT(*) > 1) x", "events applied more than once")
+	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'dead'", "dead letters")
+	w.zero("SELECT COUNT(*) FROM rowgear_gate", "gate rows left")
 	logs := a.out.String() + b.out.String()
 	failed := strings.Count(logs, "retry scheduled")
 	applied := w.count("SELECT COUNT(*) FROM applied_log")

@@ -167,6 +167,14 @@ func (w *world) count(q string, args ...any) int {
 	return n
 }
 
+// zero reports an error unless query counts 0: "<count> <what>".
+func (w *world) zero(query, what string) {
+	w.t.Helper()
+	if n := w.count(query); n != 0 {
+		w.t.Errorf("%d %s", n, what)
+	}
+}
+
 // settled: gearmand holds no job of this namespace and no retry waits.
 func (w *world) settled() bool {
 	w.t.Helper()

@@ -41,12 +41,8 @@ func TestRollbackRunsNoHandler(t *testing.T) {
 			t.Errorf("%s applied %+v; want [insert v=1,] update v=7 only", m, got)
 		}
 	}
-	if n := w.count("SELECT COUNT(*) FROM rowgear_gate"); n != 0 {
-		t.Errorf("%d gate rows left", n)
-	}
-	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs"); n != 0 {
-		t.Errorf("%d failed jobs", n)
-	}
+	w.zero("SELECT COUNT(*) FROM rowgear_gate", "gate rows left")
+	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs", "failed jobs")
 }
 
 // A transaction that commits long after its write: its handler runs after
@@ -78,9 +74,7 @@ func TestLateCommitRunsAfterCommit(t *testing.T) {
 			}
 		}
 	}
-	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs"); n != 0 {
-		t.Errorf("%d failed jobs", n)
-	}
+	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs", "failed jobs")
 }
 
 // 200 autocommit inserts per source, handlers that Refresh: none ends as a
@@ -97,15 +91,11 @@ func TestAutocommitInsertsRefresh(t *testing.T) {
 		return w.count("SELECT COUNT(*) FROM applied_log") >= 400
 	})
 	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
-	if n := w.count("SELECT COUNT(*) FROM applied_log WHERE refreshed_v IS NULL OR refreshed_v <> v"); n != 0 {
-		t.Errorf("%d handlers did not Refresh the committed row", n)
-	}
+	w.zero("SELECT COUNT(*) FROM applied_log WHERE refreshed_v IS NULL OR refreshed_v <> v", "handlers did not Refresh the committed row")
 	if n := w.count("SELECT COUNT(*) FROM applied_log"); n != 400 {
 		t.Errorf("%d handlers ran, want 400", n)
 	}
-	if n := w.count("SELECT COUNT(*) FROM rowgear_failed_jobs"); n != 0 {
-		t.Errorf("%d failed jobs (dead letters or retries)", n)
-	}
+	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs", "failed jobs (dead letters or retries)")
 }
 
 // An SQL account can call the UDF with any payload. A made-up trigger
