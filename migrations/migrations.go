@@ -1,7 +1,8 @@
 // Package migrations holds rowgear's own goose SQL migrations, embedded: the
 // failed-jobs and crash tables of package retry (00001), binlogbridge's
-// position table (00002) and the gearman UDFs the triggers call (00003, last,
-// so a server without the UDF's library can still go up to 00002). They are
+// position table (00002), the gearman UDFs the triggers call (00003) and
+// package ordering's commit-gate, row-seq and applied-event tables (00010;
+// after 00003, so a server without the UDF's library stops before it). They are
 // versioned in their own table, rowgear_migrations, apart from the
 // application's migrations (goose's goose_db_version by default), so an
 // application numbers its own from 00001 and one `migrate up` applies both

@@ -90,18 +90,19 @@ func TestBothSetsUpStatusDown(t *testing.T) {
 	if err := Status(ctx, db, &sb, own, app); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(sb.String(), "Pending"); n != 5 {
-		t.Errorf("status before Up: %d pending, want 5:\n%s", n, sb.String())
+	if n := strings.Count(sb.String(), "Pending"); n != 6 {
+		t.Errorf("status before Up: %d pending, want 6:\n%s", n, sb.String())
 	}
 	res, err := Up(ctx, db, own, app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 5 || version(t, db, own) != 3 || version(t, db, app) != 2 {
-		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want 5, 3, 2", len(res), version(t, db, own), version(t, db, app))
+	if len(res) != 6 || version(t, db, own) != 10 || version(t, db, app) != 2 {
+		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want 6, 10, 2", len(res), version(t, db, own), version(t, db, app))
 	}
-	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position"); n != 5 {
-		t.Errorf("after Up: %d of 5 tables", n)
+	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position",
+		"rowgear_gate", "rowgear_row_seq", "rowgear_applied"); n != 8 {
+		t.Errorf("after Up: %d of 8 tables", n)
 	}
 	sb.Reset()
 	if err := Status(ctx, db, &sb, own, app); err != nil {
@@ -117,7 +118,7 @@ func TestBothSetsUpStatusDown(t *testing.T) {
 	if err := DownTo(ctx, db, app, 0); err != nil {
 		t.Fatal(err)
 	}
-	if version(t, db, app) != 0 || version(t, db, own) != 3 || tables(t, db, "notes", "more_notes") != 0 {
+	if version(t, db, app) != 0 || version(t, db, own) != 10 || tables(t, db, "notes", "more_notes") != 0 {
 		t.Errorf("after the app's DownTo(0): versions app %d, rowgear %d", version(t, db, app), version(t, db, own))
 	}
 }
