@@ -128,8 +128,8 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	logs := a.out.String() + b.out.String()
 	failed := strings.Count(logs, "retry scheduled")
 	applied := w.count("SELECT COUNT(*) FROM applied_log")
-	t.Logf("%d events written, %d applied (the others superseded by a newer one of their row), %d random failures retried",
-		2*rows*(updates+1), applied, failed)
+	t.Logf("%d events written, %d applied (the others superseded by a newer one of their row), %d random failures retried, %d redeliveries of applied events stopped by Once",
+		2*rows*(updates+1), applied, failed, w.count("SELECT COUNT(*) FROM once_skipped"))
 	if failed == 0 {
 		t.Errorf("no handler failed: the test did not test retries\n%s", logs)
 	}

@@ -29,6 +29,7 @@ CREATE TABLE applied_log (
   model VARCHAR(16) NOT NULL, item_id INT NOT NULL, op VARCHAR(8) NOT NULL, v INT NOT NULL,
   event_id VARBINARY(64) NOT NULL, refreshed_v INT NULL,
   KEY (model, item_id, n));
+CREATE TABLE once_skipped (event_id VARBINARY(64) NOT NULL);
 `
 
 // ItemT is items_t, source trigger.
@@ -94,7 +95,11 @@ func apply(ctx context.Context, r *dispatch.Record, id int64, v *int64, refresh 
 	}
 	defer tx.Rollback()
 	first, err := ordering.Once(ctx, tx, ev.ID)
-	if err != nil || !first {
+	if err != nil {
+		return err
+	}
+	if !first { // a redelivery after this event's effects committed
+		_, err := r.DB().ExecContext(ctx, "INSERT INTO once_skipped VALUES (?)", ev.ID)
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO applied_log (model, item_id, op, v, event_id, refreshed_v) VALUES (?, ?, ?, ?, ?, ?)",
