@@ -40,7 +40,8 @@
 // that id in a transaction of its own. InnoDB makes that wait until the
 // writer's transaction ends (bounded by innodb_lock_wait_timeout, 50 s by
 // default: a writer holding its transaction longer makes the job fail and
-// be retried). Row there: committed; its digest must match the payload, or
+// be retried). While it waits, the event holds one of the worker's
+// --concurrency slots: long write transactions want more slots. Row there: committed; its digest must match the payload, or
 // the job fails with ErrForged (permanent: it ends as a dead letter, for an
 // operator to see). Row absent: rolled back, or applied already; the event
 // is dropped (logged at debug). A failing handler rolls the DELETE back, so
