@@ -133,6 +133,8 @@ func TestForgedTriggerEventsDoNotRun(t *testing.T) {
 	}
 	w.forge(fn(w, "ItemT", "delete"), forged("forged-real-gate", gate, 666), "forged-real-gate")
 	w.forge(fn(w, "ItemT", "delete"), forged("forged-no-gate", gate+1000, 667), "forged-no-gate")
+	noSeq := strings.Replace(forged("forged-no-seq", 0, 668), `, "seq": "00000000000000000000"`, "", 1)
+	w.forge(fn(w, "ItemT", "delete"), noSeq, "forged-no-seq")
 	w.work(2)
 	testenv.Eventually(t, 30*time.Second, "the real insert handled", func() bool { return len(w.applied("ItemT")) == 1 })
 	testenv.Eventually(t, 30*time.Second, "every job of the namespace done", w.settled)
@@ -141,8 +143,9 @@ func TestForgedTriggerEventsDoNotRun(t *testing.T) {
 	}
 	var errs string
 	w.db.QueryRow("SELECT COALESCE(GROUP_CONCAT(job_key, ': ', errors), '') FROM rowgear_failed_jobs WHERE state = 'dead'").Scan(&errs)
-	if !strings.HasPrefix(errs, "forged-real-gate: ") || !strings.Contains(errs, "does not match its commit gate") || strings.Contains(errs, "forged-no-gate") {
-		t.Errorf("dead letters: %q; want forged-real-gate's, with ErrForged", errs)
+	if !strings.Contains(errs, "forged-real-gate: ") || !strings.Contains(errs, "does not match its commit gate") ||
+		!strings.Contains(errs, "forged-no-seq: ") || !strings.Contains(errs, "has no seq") || strings.Contains(errs, "forged-no-gate") {
+		t.Errorf("dead letters: %q; want forged-real-gate's with ErrForged and forged-no-seq's with ErrNoSeq", errs)
 	}
 	if n := w.count("SELECT COUNT(*) FROM rowgear_gate WHERE id = ?", gate); n != 1 {
 		t.Errorf("the real gate row the forgery named is gone")
@@ -195,6 +198,36 @@ func TestOnce(t *testing.T) {
 	}
 	if _, err := ordering.Once(ctx, tx, strings.Repeat("x", 65)); err == nil {
 		t.Error("a 65-byte id was taken")
+	}
+}
+
+// Purge deletes Once records and gate rows older than its age, no others.
+func TestPurge(t *testing.T) {
+	t.Parallel()
+	db, _ := testenv.DB(t)
+	ctx := context.Background()
+	if err := migrations.UpRowgear(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO rowgear_applied (event_id, applied_at) VALUES ('old', NOW() - INTERVAL 2 DAY), ('new', NOW())",
+		"INSERT INTO rowgear_gate (digest, created_at) VALUES (REPEAT('a', 32), NOW() - INTERVAL 2 DAY), (REPEAT('b', 32), NOW())",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := ordering.Purge(ctx, db, 24*time.Hour)
+	if err != nil || n != 2 {
+		t.Fatalf("Purge = %d, %v; want 2", n, err)
+	}
+	var left int
+	db.QueryRow("SELECT (SELECT COUNT(*) FROM rowgear_applied WHERE event_id = 'new') + (SELECT COUNT(*) FROM rowgear_gate WHERE digest = REPEAT('b', 32))").Scan(&left)
+	if left != 2 {
+		t.Errorf("%d of the 2 recent rows left", left)
+	}
+	if _, err := ordering.Purge(ctx, db, 0); err == nil {
+		t.Error("Purge(0) was taken")
 	}
 }
 
