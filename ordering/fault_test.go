@@ -85,9 +85,7 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 		testenv.Eventually(t, 120*time.Second, fmt.Sprintf("%d/3 of the writes", frac), func() bool {
 			return done.Load() >= int64(len(all)*frac/3)
 		})
-		testenv.Eventually(t, 60*time.Second, "worker A to be running handlers", func() bool {
-			return w.count("SELECT COUNT(*) FROM applied_log") > 0
-		})
+		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
 		a.cmd.Process.Kill()
 		a = w.spawn(bin, stateA)
 	}

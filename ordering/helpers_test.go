@@ -175,6 +175,22 @@ func (w *world) zero(query, what string) {
 	}
 }
 
+// running is how many jobs of this namespace workers hold.
+func (w *world) running() int {
+	w.t.Helper()
+	st, err := testenv.Status(context.Background(), testenv.Gearman(w.t))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	n := 0
+	for fn, s := range st {
+		if strings.HasPrefix(fn, w.ns+".") {
+			n += s.Running
+		}
+	}
+	return n
+}
+
 // settled: gearmand holds no job of this namespace and no retry waits.
 func (w *world) settled() bool {
 	w.t.Helper()
