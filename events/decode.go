@@ -190,36 +190,26 @@ func (w *walker) field(e *Envelope, i int) error {
 			s = tok.String()
 		}
 	}
+	strs := [nFields]*string{fID: &e.ID, fSource: &e.Source, fSchema: &e.Schema, fTable: &e.Table,
+		fModel: &e.Model, fOp: &e.Op, fPos: &e.Pos}
 	var err error
-	switch i {
-	case fV:
+	switch {
+	case strs[i] != nil:
+		*strs[i] = s
+	case i == fV:
 		var v jsontext.Value
 		v, err = w.dec.ReadValue()
 		w.v = string(v)
-	case fID:
-		e.ID = s
-	case fSource:
-		e.Source = s
-	case fSchema:
-		e.Schema = s
-	case fTable:
-		e.Table = s
-	case fModel:
-		e.Model = s
-	case fOp:
-		e.Op = s
-	case fPK:
+	case i == fPK:
 		e.PK, err = w.row(i)
-	case fRow:
+	case i == fRow:
 		e.Row, err = w.row(i)
-	case fOld:
+	case i == fOld:
 		e.Old, err = w.row(i)
-	case fModified:
+	case i == fModified:
 		e.Modified, err = w.strings(i)
-	case fTS:
+	case i == fTS:
 		e.TS, w.errs[i] = parseTS(s)
-	case fPos:
-		e.Pos = s
 	}
 	if err != nil {
 		return w.syntax(err)
@@ -260,9 +250,10 @@ func (w *walker) row(i int) (Row, error) {
 // list the same names in the same order (Encode sorts them), so the search
 // starts after the previous match.
 func (w *walker) column(tok jsontext.Token) string {
+	name := tok.String() // does not escape: no copy
 	for j := range w.names {
 		k := (w.next + j) % len(w.names)
-		if w.names[k] == tok.String() { // does not escape: no copy
+		if w.names[k] == name {
 			w.next = k + 1
 			return w.names[k]
 		}
