@@ -33,32 +33,36 @@ import (
 // shape. A syntax error anywhere in data is reported before any error about
 // the envelope's content.
 func Decode(data []byte) (*Envelope, error) {
-	st := decoders.Get().(*decodeState)
-	defer st.release()
-	w := walker{dec: &st.dec, data: data}
 	if !utf8.Valid(data) {
+		w := walker{data: data}
 		return nil, w.syntax(nil)
 	}
+	st := decoders.Get().(*decodeState)
+	defer st.release()
 	// Decode checks repeated names where they matter. jsontext refuses
 	// invalid UTF-8, but also a \u escape of half a surrogate pair, which
-	// JSON allows and a JSON column may hold: utf8.Valid checks the former.
+	// JSON allows and a JSON column may hold: utf8.Valid checked the former.
 	st.buf.Write(data)
 	st.dec.Reset(&st.buf, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	w.vals = make([]byte, 0, len(data))
-	return w.envelope()
+	w := walker{dec: &st.dec, data: data, vals: make([]byte, 0, len(data)), names: st.names[:0]}
+	e, err := w.envelope()
+	st.names = w.names // its storage, for the next Decode
+	return e, err
 }
 
 // decodeState is a pooled decoder: it parses straight from buf, which holds
 // a copy of the payload (jsontext reads a bytes.Buffer in place).
 type decodeState struct {
-	buf bytes.Buffer
-	dec jsontext.Decoder
+	buf   bytes.Buffer
+	dec   jsontext.Decoder
+	names []string // walker.names' storage
 }
 
 var decoders = sync.Pool{New: func() any { return new(decodeState) }}
 
 func (st *decodeState) release() {
 	st.buf.Reset()
+	clear(st.names)             // keep no envelope's strings alive
 	if st.buf.Cap() <= 64<<10 { // do not keep a huge payload's buffer
 		decoders.Put(st)
 	}

@@ -265,8 +265,8 @@ func TestDecodeMatchesReference(t *testing.T) {
 // rows with their column names, the value buffer, modified.
 func TestDecodeAllocs(t *testing.T) {
 	data := []byte(sampleJSON)
-	if n := testing.AllocsPerRun(100, func() { _, _ = Decode(data) }); n > 40 {
-		t.Errorf("Decode makes %v allocations, want at most 40", n)
+	if n := testing.AllocsPerRun(100, func() { _, _ = Decode(data) }); n > 25 {
+		t.Errorf("Decode makes %v allocations, want at most 25", n)
 	}
 }
 
