@@ -13,7 +13,6 @@ import (
 
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/models"
 )
 
 // Interop with PHP's pecl gearman (Debian's php-gearman), as teams
@@ -39,8 +38,8 @@ func TestPHPClientCallsGoWorker(t *testing.T) {
 	addr := testenv.Gearman(t)
 	fnHash, fnRev, fnEcho := testenv.Name(t, "hash"), testenv.Name(t, "reverse"), testenv.Name(t, "echo")
 	w := gearman.NewWorker([]string{addr})
-	w.Register(fnHash, models.Hash)
-	w.Register(fnRev, models.Reverse)
+	w.Register(fnHash, hash)
+	w.Register(fnRev, reverse)
 	w.Register(fnEcho, func(_ context.Context, j *gearman.Job) (any, error) {
 		var in phpItem
 		if err := j.Decode(&in); err != nil {
