@@ -78,8 +78,9 @@ type walker struct {
 	v    string // the raw number of field v
 	errs [nFields]error
 
-	names []string // column names seen so far, see column
-	next  int      // where column starts its search
+	names  []string // column names of the rows read so far, see column
+	shared int      // how many of names come from earlier rows
+	next   int      // where column starts its search
 }
 
 func (w *walker) envelope() (*Envelope, error) {
@@ -228,6 +229,7 @@ func (w *walker) row(i int) (Row, error) {
 		return nil, err
 	}
 	r := make(Row, 8)
+	w.shared, w.next = len(w.names), 0
 	for w.dec.PeekKind() != '}' {
 		tok, err := w.dec.ReadToken()
 		if err != nil {
@@ -250,13 +252,13 @@ func (w *walker) row(i int) (Row, error) {
 }
 
 // column returns the column name tok, sharing the string with an earlier
-// row of the envelope when it has the same column: pk, row and old mostly
-// list the same names in the same order (Encode sorts them), so the search
-// starts after the previous match.
+// row of the envelope (w.names[:w.shared]) when it has the same column: pk,
+// row and old mostly list the same names in the same order (Encode sorts
+// them), so the search starts after the previous match.
 func (w *walker) column(tok jsontext.Token) string {
 	name := tok.String() // does not escape: no copy
-	for j := range w.names {
-		k := (w.next + j) % len(w.names)
+	for j := range w.shared {
+		k := (w.next + j) % w.shared
 		if w.names[k] == name {
 			w.next = k + 1
 			return w.names[k]
@@ -264,7 +266,6 @@ func (w *walker) column(tok jsontext.Token) string {
 	}
 	s := tok.String()
 	w.names = append(w.names, s)
-	w.next = len(w.names)
 	return s
 }
 
