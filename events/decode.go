@@ -17,21 +17,21 @@ import (
 // exactly (case included), and an unknown field (the empty name "" too), a
 // repeated field or row column, a missing or empty required field, a value
 // of the wrong JSON type, an unknown op or source, invalid UTF-8 and data
-// after the envelope are
-// all errors wrapping ErrMalformed and naming the field. A version other
-// than 1 gives ErrVersion before anything but the JSON syntax and repeated
-// fields is checked. Inside a column's value (a JSON column) repeated names
-// are kept, as MariaDB's JSON_VALID accepts them, and so is a \u escape of
-// half a surrogate pair, which JSON allows.
+// after the envelope are all errors wrapping ErrMalformed and naming the
+// field. A version other than 1 gives ErrVersion before anything but the
+// JSON syntax and repeated fields is checked. Inside a column's value (a
+// JSON column) repeated names are kept, as MariaDB's JSON_VALID accepts
+// them. A \u escape of half a surrogate pair, which JSON allows, stays as it
+// is in a column's value and reads as U+FFFD in a field.
 //
 // Row values come back compacted; TS comes back in UTC, truncated to
 // microseconds. The envelope does not alias data.
 //
-// The JSON syntax, UTF-8 and nesting depth are checked by
-// github.com/go-json-experiment/json's jsontext (the code behind
-// encoding/json/v2); Decode walks its tokens and checks the envelope's
-// shape. A syntax error anywhere in data is reported before any error about
-// the envelope's content.
+// UTF-8 is checked first (utf8.Valid), then the JSON syntax and nesting
+// depth by github.com/go-json-experiment/json's jsontext (the code behind
+// encoding/json/v2), whose tokens Decode walks to check the envelope. A
+// syntax error anywhere in data is reported before any error about the
+// envelope's content.
 func Decode(data []byte) (*Envelope, error) {
 	if !utf8.Valid(data) {
 		w := walker{data: data}
