@@ -19,6 +19,7 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/observe"
+	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/retry"
 )
 
@@ -127,7 +128,20 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 	} else if db != nil {
 		log.Warn("retries and dead letters are off (--no-retry): a failed job is reported to gearmand only")
 	}
+	if db != nil {
+		// Row events run after their commit only, in commit order per row
+		// (package ordering); inside the guard, so a failed event is retried.
+		if err := a.checkMigrated(ctx, db, 10); err != nil {
+			return err
+		}
+		ord, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		reg.Use(ord.Middleware())
+	}
 	reg.Use(a.mws...)
+	reg.Use(ow.HandlerStart) // innermost: commit → handler latency ends here
 	fns, err := reg.Mount(w, cfg, f.set, db)
 	if err != nil {
 		return err

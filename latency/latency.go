@@ -37,11 +37,13 @@ package latency
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +60,8 @@ type Tracker struct {
 	sample     func(source string, d time.Duration)
 	interval   time.Duration
 	giveUp     time.Duration
+
+	inner atomic.Bool // HandlerStart is mounted
 
 	mu      sync.Mutex
 	pending []pending
@@ -124,19 +128,59 @@ func New(db *sql.DB, opts ...Option) (*Tracker, error) {
 	return t, nil
 }
 
-// Middleware notes the start of each row event's handler; its signature
-// is dispatch.Middleware's.
+// Middleware measures each first run of a row event: mount it outermost,
+// before the retry guard, so that it sees the payload as gearmand delivered
+// it (a retried run carries the guard's header and is not measured) and the
+// run's outcome (a run left to gearmand is not measured: its next run is).
+// The handler's start is when HandlerStart, mounted innermost, saw the run
+// through; without it, when this middleware did. Its signature is
+// dispatch.Middleware's.
 func (t *Tracker) Middleware(next gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, job *gearman.Job) (any, error) {
-		t.note(job.Workload, time.Now())
+		entered := time.Now()
+		w := job.Workload
+		if len(w) == 0 || w[0] != '{' { // not a first-run envelope (a retry, a plain job)
+			return next(ctx, job)
+		}
+		s := &slot{}
+		out, err := next(context.WithValue(ctx, slotKey{}, s), job)
+		if errors.Is(err, gearman.ErrRequeue) {
+			return out, err
+		}
+		start := s.start
+		if !s.reached {
+			if t.inner.Load() { // mounted, and not reached: no handler ran (an event skipped)
+				return out, err
+			}
+			start = entered
+		}
+		t.note(w, start)
+		return out, err
+	}
+}
+
+// HandlerStart notes when a run reaches the application's handler, past
+// the retry guard and ordering's wait for the writer's commit: mount it
+// innermost. Its signature is dispatch.Middleware's.
+func (t *Tracker) HandlerStart(next gearman.Handler) gearman.Handler {
+	t.inner.Store(true)
+	return func(ctx context.Context, job *gearman.Job) (any, error) {
+		if s, ok := ctx.Value(slotKey{}).(*slot); ok && !s.reached {
+			s.start, s.reached = time.Now(), true
+		}
 		return next(ctx, job)
 	}
 }
 
+// slot carries a run's handler start from HandlerStart out to Middleware.
+type slot struct {
+	start   time.Time
+	reached bool
+}
+
+type slotKey struct{}
+
 func (t *Tracker) note(w []byte, start time.Time) {
-	if len(w) == 0 || w[0] != '{' { // not a first-run envelope (a retry, a plain job)
-		return
-	}
 	env, err := events.Decode(w)
 	if err != nil {
 		return // the handler reports it

@@ -8,7 +8,8 @@
 // Each program gets its own prometheus.Registry, never the global one.
 //
 // A worker mounts Worker.Middleware on its registry (outermost, so that it
-// sees each run as gearmand does) and passes Worker.ConnObserver and
+// sees each run as gearmand does) and Worker.HandlerStart innermost (when
+// the application's handler starts), and passes Worker.ConnObserver and
 // Worker.RetryObserver to the gearman worker and the retry guard; the bridge
 // passes Bridge.Metrics to bridge.WithObserver.
 package observe
@@ -118,6 +119,13 @@ func NewWorker(servers []string, db *sql.DB, opts ...latency.Option) (*Worker, e
 // latency of row events; its signature is dispatch.Middleware's.
 func (w *Worker) Middleware(next gearman.Handler) gearman.Handler {
 	return w.Metrics.Middleware(w.Latency.Middleware(next))
+}
+
+// HandlerStart notes when a run reaches the application's handler (past the
+// retry guard and ordering): mount it innermost, after every other
+// middleware. Its signature is dispatch.Middleware's.
+func (w *Worker) HandlerStart(next gearman.Handler) gearman.Handler {
+	return w.Latency.HandlerStart(next)
 }
 
 // ConnObserver is for gearman.WithConnObserver.

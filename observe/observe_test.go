@@ -183,7 +183,7 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	guard := retry.NewGuard(retry.NewStore(db), client, cfg.RetryFor,
 		append(ow.RetryOptions(), retry.WithLogger(log), retry.WithPollInterval(20*time.Millisecond))...)
 	// As the worker command does: the observation outermost, then the guard.
-	reg.Use(ow.Middleware, guard.Middleware)
+	reg.Use(ow.Middleware, guard.Middleware, ow.HandlerStart)
 	if _, err := reg.Mount(w, cfg, "", db); err != nil {
 		t.Fatal(err)
 	}

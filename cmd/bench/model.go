@@ -96,20 +96,27 @@ func (b *bench) modelConfig(ns, gearmand, table, source string) *config.Config {
 	}
 }
 
-// guarded mounts handlers wrapped by the retry guard, as dbworker does,
-// and by the commit → handler latency middleware when mw is set.
+// guarded mounts handlers as the worker command does: the commit → handler
+// latency middleware (outer, when set) around the retry guard (when set)
+// around the middleware mw (when set) around the latency's handler start.
 type guarded struct {
-	w  *gearman.Worker
-	g  *retry.Guard
-	mw func(gearman.Handler) gearman.Handler
+	w                *gearman.Worker
+	g                *retry.Guard
+	mw, outer, inner func(gearman.Handler) gearman.Handler
 }
 
 func (x guarded) Register(fn string, h gearman.Handler) {
-	if x.g != nil {
-		h = x.g.Wrap(fn, h)
+	if x.outer != nil {
+		h = x.inner(h)
 	}
 	if x.mw != nil {
 		h = x.mw(h)
+	}
+	if x.g != nil {
+		h = x.g.Wrap(fn, h)
+	}
+	if x.outer != nil {
+		h = x.outer(h)
 	}
 	x.w.Register(fn, h)
 }
@@ -118,6 +125,11 @@ func (x guarded) Register(fn string, h gearman.Handler) {
 // (with the retry guard and its crash journal when guard is set). With
 // b.latency set, the latency middleware notes each handler start.
 func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency int, guard bool) (*gearman.Worker, func(), error) {
+	return b.itemWorkerMW(ctx, cfg, concurrency, guard, nil)
+}
+
+// itemWorkerMW is itemWorker with mw (nil: none) inside the retry guard.
+func (b *bench) itemWorkerMW(ctx context.Context, cfg *config.Config, concurrency int, guard bool, mw func(gearman.Handler) gearman.Handler) (*gearman.Worker, func(), error) {
 	reg := dispatch.NewRegistry()
 	if err := dispatch.Register[Item](reg, "Item"); err != nil {
 		return nil, nil, err
@@ -125,9 +137,9 @@ func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency 
 	addrs := cfg.Servers["default"]
 	w := gearman.NewWorker(addrs, gearman.WithConcurrency(concurrency), gearman.WithLogger(b.log),
 		gearman.WithClientID("bench"))
-	on := guarded{w: w}
+	on := guarded{w: w, mw: mw}
 	if b.latency != nil {
-		on.mw = b.latency.Middleware
+		on.outer, on.inner = b.latency.Middleware, b.latency.HandlerStart
 	}
 	cleanup := func() {}
 	if guard {
