@@ -56,6 +56,12 @@ type Bridge struct {
 	handler   *handler
 	snaps     *snapshots
 	signalKey string // "schema.rowgear_snapshots": watched for requests and watermarks
+
+	observer     Observer
+	heartbeat    time.Duration
+	heartbeatSet bool
+	stallAfter   time.Duration
+	obs          obs
 }
 
 // Option configures a Bridge.
@@ -101,6 +107,12 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
 	for _, o := range opts {
 		o(b)
+	}
+	if !b.heartbeatSet {
+		b.heartbeat = 250 * time.Millisecond
+	}
+	if b.stallAfter <= 0 {
+		b.stallAfter = 30 * time.Second
 	}
 	if b.namespace == "" {
 		b.namespace = config.DefaultNamespace

@@ -28,10 +28,15 @@
 // come as [before, after] pairs. `ts` is the binlog event's timestamp
 // (whole seconds), `pos` is "file:logpos" of the rows event, and the id is
 // "file:logpos:rowindex": the same on every replay, and used as the gearman
-// unique key. Values take the forms of events/doc.go, byte for byte those
-// the triggers write (checked on one table of every column type, coltypes
-// in triggers/testdata): DECIMAL keeps its scale, times are text, TIMESTAMP
-// is in UTC, FLOAT and DOUBLE are written as MariaDB writes them, unsigned
+// unique key. `seq` is "<file number>:<logpos>:<rowindex>", fixed width, so
+// that byte order is binlog order across files (package ordering orders a
+// row's events by it). An update that changes the primary key is published
+// as a delete of the old key and an insert of the new one (ids suffixed :d
+// and :i) when the model takes both; otherwise as an update. Values take
+// the forms of events/doc.go, byte for byte those the triggers write
+// (checked on one table of every column type, coltypes in
+// triggers/testdata): DECIMAL keeps its scale, times are text, TIMESTAMP is
+// in UTC, FLOAT and DOUBLE are written as MariaDB writes them, unsigned
 // integers stay exact, UUID and INET4/INET6 are their text.
 //
 // Schema changes. Each row is decoded with the schema it was written with:
@@ -106,13 +111,12 @@
 //   - gearmand queues jobs per function (<namespace>.<Model>.<op>), so an
 //     insert, its update and its delete are in three different queues; and
 //     with several workers (or one worker running jobs concurrently) jobs of
-//     one function also run in parallel. Handlers therefore must not rely on
-//     seeing a row's changes in commit order. Compare `pos` (same file:
-//     larger logpos is later) or re-read the row when order matters.
+//     one function also run in parallel. The worker's ordering middleware
+//     (package ordering) restores commit order per row: it skips an event
+//     older, by `seq`, than one already applied to its row.
 //   - A change can arrive twice (after a crash, a kill or a lost
 //     connection); it keeps its `id`, so handlers can deduplicate on it.
-//   - An update that changes the primary key is queued by its new key: it
-//     may overtake earlier changes queued under the old key.
+//   - A primary-key change's delete and insert are queued by their own keys.
 //
 // Visibility. --verbose logs each published event (function, id, pos).
 // Every binlog.stats_interval (default 10 s) one line gives the saved-able

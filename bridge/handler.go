@@ -110,8 +110,12 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 	models := h.b.models[key]
 	watched := h.b.snaps.watching(key)
 	if len(models) == 0 && !watched {
+		if string(e.Table.Table) == HeartbeatTable && string(e.Table.Schema) == h.b.dsn.DBName {
+			h.onHeartbeat(header, e)
+		}
 		return nil
 	}
+	read := time.Now()
 	h.seen(header)
 	act, ok := action(header.EventType)
 	if !ok {
@@ -146,27 +150,73 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 			h.b.snaps.observe(key, meta, [][]json.RawMessage{before, after})
 		}
 		id := eventID(pos, i/step)
+		seq := eventSeq(h.file, header.LogPos, i/step)
 		for _, m := range models {
-			if !m.events[act] {
-				continue
-			}
-			env := meta.envelope(m, act, before, after)
-			if env == nil {
-				continue // an update that changed none of the model's columns
-			}
-			env.ID, env.Pos, env.TS = id, pos, ts
-			payload, err := events.Encode(env)
-			if err != nil {
-				return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
-			}
-			j := &job{fn: events.FuncName(h.b.namespace, m.name, act), id: id, pos: pos, payload: payload}
-			h.b.tracker.add(j, header.Timestamp)
-			if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
-				return err
+			for _, env := range meta.envelopes(m, act, before, after) {
+				env.ID, env.Pos, env.TS, env.Seq, env.ReadAt = id, pos, ts, seq, read
+				if env.Op != act { // a half of a split primary-key change
+					env.ID = splitID(id, env.Op)
+				}
+				payload, err := events.Encode(env)
+				if err != nil {
+					return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
+				}
+				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload,
+					table: string(e.Table.Table), op: env.Op, read: read}
+				h.b.tracker.add(j, header.Timestamp)
+				if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// envelopes returns the events of one row change for model md: none when
+// md does not take op or an update changed none of its columns; a delete
+// of the old key and an insert of the new one for an update that changed
+// the primary key, when md takes both (package ordering orders by key).
+func (m *tableMeta) envelopes(md *model, op string, before, after []json.RawMessage) []*events.Envelope {
+	if op == events.OpUpdate && md.events[events.OpInsert] && md.events[events.OpDelete] && m.pkChanged(before, after) {
+		return []*events.Envelope{m.envelope(md, events.OpDelete, before, nil), m.envelope(md, events.OpInsert, nil, after)}
+	}
+	if !md.events[op] {
+		return nil
+	}
+	if env := m.envelope(md, op, before, after); env != nil {
+		return []*events.Envelope{env}
+	}
+	return nil
+}
+
+func (m *tableMeta) pkChanged(before, after []json.RawMessage) bool {
+	for _, i := range m.pk {
+		if i < len(before) && i < len(after) && string(before[i]) != string(after[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitID is the id of one half of a split primary-key change.
+func splitID(id, op string) string {
+	id += ":" + op[:1]
+	if len(id) > events.MaxIDLen {
+		sum := sha256.Sum256([]byte(id))
+		id = "h:" + hex.EncodeToString(sum[:])[:events.MaxIDLen-2]
+	}
+	return id
+}
+
+// eventSeq orders the events of one row: "<file number>:<pos>:<row>",
+// fixed width so that byte order is commit order, across binlog files.
+func eventSeq(file string, pos uint32, row int) string {
+	n := file[strings.LastIndexByte(file, '.')+1:]
+	if len(n) < 10 {
+		n = strings.Repeat("0", 10-len(n)) + n
+	}
+	return fmt.Sprintf("%s:%010d:%06d", n, pos, row)
 }
 
 // meta returns the metadata of the rows tm describes, built once per table

@@ -143,9 +143,10 @@ func (b *Bridge) syncerConfig() (replication.BinlogSyncerConfig, error) {
 }
 
 // decodes reports whether rows of the table key matter: a published model's,
-// the snapshot table, or a table a snapshot reads.
+// the snapshot table, a table a snapshot reads, or the heartbeat table.
 func (b *Bridge) decodes(key string) bool {
-	return b.models[key] != nil || key == b.signalKey || b.snaps.watching(key)
+	return b.models[key] != nil || key == b.signalKey || b.snaps.watching(key) ||
+		b.obs.hbOn.Load() && key == b.dsn.DBName+"."+HeartbeatTable
 }
 
 // checkServer refuses a server whose binlog the bridge cannot decode
