@@ -228,6 +228,7 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 	}
 	pos := h.file + ":" + strconv.FormatUint(uint64(header.LogPos), 10)
 	ts := time.Unix(int64(header.Timestamp), 0).UTC()
+	read := time.Now()
 	for i, r := range chunk {
 		if w.changed[r.key] {
 			continue
@@ -242,12 +243,14 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 			}
 		}
 		env := &events.Envelope{V: events.Version, Source: events.SourceBinlog, Schema: w.md.schema, Table: w.md.table,
-			Model: w.md.name, Op: events.OpSnapshot, PK: r.pk, Row: row, ID: eventID(pos, i), Pos: pos, TS: ts}
+			Model: w.md.name, Op: events.OpSnapshot, PK: r.pk, Row: row, ID: eventID(pos, i), Pos: pos, TS: ts,
+			Seq: eventSeq(h.file, header.LogPos, i), ReadAt: read} // ordered at the high watermark
 		payload, err := events.Encode(env)
 		if err != nil {
 			return fmt.Errorf("%w: snapshot of %s at %s: %w", errFatal, w.table, pos, err)
 		}
-		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, events.OpSnapshot), id: env.ID, pos: pos, payload: payload}
+		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, events.OpSnapshot), id: env.ID, pos: pos, payload: payload,
+			table: w.md.table, op: events.OpSnapshot, read: read}
 		h.b.tracker.add(j, header.Timestamp)
 		if err := h.b.subs.enqueue(h.ctx, shardOf(env.Schema, env.Table, r.key), j); err != nil {
 			return err

@@ -181,7 +181,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 	for _, ev := range got.events() {
 		if ev.Op == events.OpSnapshot {
 			snaps++
-			if ev.Modified != nil || ev.Old != nil || ev.Source != events.SourceBinlog {
+			if ev.Modified != nil || ev.Old != nil || ev.Source != events.SourceBinlog || ev.Seq == "" {
 				t.Errorf("snapshot event %s: %+v", ev.ID, ev)
 			}
 		}
