@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -222,20 +219,8 @@ func TestSnapshotRefusesTableWithoutKey(t *testing.T) {
 // ends equal to the table.
 func TestSnapshotKill9(t *testing.T) {
 	const n = 20000
-	dir := t.TempDir()
-	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
-	defer testenv.RemoveBuilds()
-	m := testenv.StartMariaDB(t)
-	g := testenv.StartGearmand(t)
-	db := m.DB("app")
-	e := newEnvOn(t, db, m.DSN+"app", g.Addr, map[string]string{"Item": "items"})
-	e.yml = fmt.Sprintf("all:\n  namespace: %s\n  server:\n    default: %s\n  models:\n    Item: {table: items, source: binlog}\n"+
-		"  database:\n    dsn: '%s'\n  binlog:\n    server_id: %d\n    stats_interval: 1s\n",
-		e.ns, g.Addr, m.DSN+"app", 100000+rand.IntN(1<<30))
-	cfgPath := filepath.Join(dir, "gearman.yml")
-	if err := os.WriteFile(cfgPath, []byte(e.yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e, g, start := procEnv(t)
+	db := e.db
 	e.snapshotTable()
 	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) NOT NULL)")
 	for i := 0; i < n; i += 1000 {
@@ -246,20 +231,6 @@ func TestSnapshotKill9(t *testing.T) {
 		e.exec("INSERT INTO items VALUES " + strings.Join(vals, ","))
 	}
 	got := e.collectOn(g.Addr, "Item")
-	logf, err := os.Create(filepath.Join(dir, "bridge.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
 	progress := func() bridge.SnapshotProgress {
 		all, err := bridge.Snapshots(context.Background(), db)
 		if err != nil || len(all) != 1 {
