@@ -15,6 +15,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 )
 
@@ -188,7 +189,10 @@ func (b *Bridge) newModel(name string) (*model, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: no model %s in the models section", ErrConfig, name)
 	}
-	m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}}
+	m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}, snapshotAs: events.OpSnapshot}
+	if mc.SnapshotAs == events.OpInsert {
+		m.snapshotAs = events.OpInsert
+	}
 	if m.schema == "" {
 		m.schema = b.dsn.DBName
 	}

@@ -80,9 +80,11 @@
 // twice, never skipped. A model whose live changes the triggers publish is
 // snapshotted the same way (the bridge watches its table without
 // publishing its changes). A table without a primary key is refused, the
-// request marked failed with the reason. Not there yet: dbworker has no
-// TriggerSnapshot (nor a "snapshot as insert" model option), so the
-// snapshot jobs wait in gearmand for a worker of their function.
+// request marked failed with the reason. With models.<Model>.snapshot:
+// insert the rows go out as op insert (every column in modified) to
+// <Model>.insert, for TriggerInsert. Not there yet: dbworker has no
+// TriggerSnapshot, so op snapshot jobs wait in gearmand for a worker of
+// their function.
 //
 // Delivery: at least once, never a gap. The position (file:pos, plus the
 // GTID set whenever the stream has one — MariaDB always does) is saved only

@@ -21,11 +21,12 @@ import (
 
 // model is one configured model the bridge publishes.
 type model struct {
-	name    string
-	schema  string
-	table   string
-	events  map[string]bool
-	columns map[string]bool // nil: all
+	name       string
+	schema     string
+	table      string
+	events     map[string]bool
+	columns    map[string]bool // nil: all
+	snapshotAs string          // events.OpSnapshot, or events.OpInsert (models.<Model>.snapshot)
 }
 
 // handler turns binlog events into jobs and checkpoints. The stream loop

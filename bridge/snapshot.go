@@ -95,6 +95,7 @@ type snapshots struct {
 type window struct {
 	table   string // "schema.table"
 	md      *model
+	cols    []string        // the table's columns, in order (modified of a snapshot as insert)
 	open    bool            // the low watermark went by
 	changed map[string]bool // keys of rows changed since
 	chunk   []snapRow       // set before the high watermark is written
@@ -243,14 +244,17 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 			}
 		}
 		env := &events.Envelope{V: events.Version, Source: events.SourceBinlog, Schema: w.md.schema, Table: w.md.table,
-			Model: w.md.name, Op: events.OpSnapshot, PK: r.pk, Row: row, ID: eventID(pos, i), Pos: pos, TS: ts,
+			Model: w.md.name, Op: w.md.snapshotAs, PK: r.pk, Row: row, ID: eventID(pos, i), Pos: pos, TS: ts,
 			Seq: eventSeq(h.file, header.LogPos, i), ReadAt: read} // ordered at the high watermark
+		if env.Op == events.OpInsert {
+			env.Modified = w.cols
+		}
 		payload, err := events.Encode(env)
 		if err != nil {
 			return fmt.Errorf("%w: snapshot of %s at %s: %w", errFatal, w.table, pos, err)
 		}
-		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, events.OpSnapshot), id: env.ID, pos: pos, payload: payload,
-			table: w.md.table, op: events.OpSnapshot, read: read}
+		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, env.Op), id: env.ID, pos: pos, payload: payload,
+			table: w.md.table, op: env.Op, read: read}
 		h.b.tracker.add(j, header.Timestamp)
 		if err := h.b.subs.enqueue(h.ctx, shardOf(env.Schema, env.Table, r.key), j); err != nil {
 			return err
@@ -370,6 +374,12 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
+	var cols []string
+	for _, c := range t.Columns {
+		if md.columns == nil || md.columns[c.Name] {
+			cols = append(cols, c.Name)
+		}
+	}
 	if chunkSize <= 0 {
 		chunkSize = 1000
 	}
@@ -399,7 +409,7 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 	began, startDone := time.Now(), done
 	for maxKey.Valid {
 		wid := gearman.NewID()
-		w := &window{table: key, md: md, changed: map[string]bool{}, done: make(chan Position, 1)}
+		w := &window{table: key, md: md, cols: cols, changed: map[string]bool{}, done: make(chan Position, 1)}
 		s.mu.Lock()
 		s.windows[wid] = w
 		s.mu.Unlock()

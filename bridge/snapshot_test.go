@@ -302,3 +302,25 @@ func TestSnapshotOfTriggerModel(t *testing.T) {
 		t.Errorf("snapshot rows %v", rows)
 	}
 }
+
+// TestSnapshotAsInsert: with models.<Model>.snapshot: insert the rows read
+// come as inserts, every column modified, for TriggerInsert.
+func TestSnapshotAsInsert(t *testing.T) {
+	e := newEnv(t, nil)
+	e.yml = strings.Replace(e.yml, "  models:\n", "  models:\n    Item: {table: items, source: binlog, snapshot: insert, columns: [id, note]}\n", 1)
+	e.snapshotTable()
+	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) NOT NULL)")
+	e.exec("INSERT INTO items VALUES (1, 10, 'a'), (2, 20, 'b')")
+	got := e.collect("Item")
+	e.startBridge()
+	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.snapshotDone(id, 30*time.Second)
+	for _, ev := range got.wait(t, 2, 30*time.Second) {
+		if ev.Op != events.OpInsert || !slices.Equal(ev.Modified, []string{"id", "note"}) || len(ev.Row) != 2 {
+			t.Errorf("snapshot as insert: op %s modified %v row %s", ev.Op, ev.Modified, rowString(ev.Row))
+		}
+	}
+}
