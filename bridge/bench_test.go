@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func BenchmarkBridgeVsCanal(b *testing.B) {
 		}
 		canalRate = measureCanal(b, br, start, benchRows)
 		bridgeRate = measureBridge(b, br, benchRows)
-		snapRate = measureSnapshot(b, br, db)
+		snapRate = measureSnapshot(b, br, db, benchRows)
 		br.Close()
 	}
 	b.ReportMetric(canalRate, "canal_rows/s")
@@ -119,29 +120,63 @@ func measureBridge(b *testing.B, br *Bridge, rows int) float64 {
 	return rate
 }
 
+// writerLatency runs single-row UPDATEs of the table, 200 a second, until
+// stop is closed, and returns their slowest and 99th-percentile durations.
+func writerLatency(db *sql.DB, rows int, stop <-chan struct{}) (maxD, p99 time.Duration) {
+	var ds []time.Duration
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			slices.Sort(ds)
+			if len(ds) == 0 {
+				return 0, 0
+			}
+			return ds[len(ds)-1], ds[len(ds)*99/100]
+		case <-tick.C:
+		}
+		t0 := time.Now()
+		db.Exec("UPDATE items SET n = n + 1 WHERE id = ?", (i*7919)%rows)
+		ds = append(ds, time.Since(t0))
+	}
+}
+
 // measureSnapshot runs the bridge again and snapshots the table: rows
-// published per second.
-func measureSnapshot(b *testing.B, br *Bridge, db *sql.DB) float64 {
+// published per second, and a writer's latency before and during it.
+func measureSnapshot(b *testing.B, br *Bridge, db *sql.DB, rows int) float64 {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- br.Run(ctx) }()
+	stop := make(chan struct{})
+	time.AfterFunc(2*time.Second, func() { close(stop) })
+	maxBefore, p99Before := writerLatency(db, rows, stop)
+	stop = make(chan struct{})
+	type lat struct{ max, p99 time.Duration }
+	during := make(chan lat, 1)
+	go func() { m, p := writerLatency(db, rows, stop); during <- lat{m, p} }()
 	t0 := time.Now()
 	id, err := RequestSnapshot(ctx, db, "Item", 1000)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rows int64
+	var snapRows int64
 	testenv.Eventually(b, 5*time.Minute, "the snapshot to end", func() bool {
 		all, err := Snapshots(ctx, db)
 		for _, s := range all {
 			if s.ID == id && s.Status == "done" {
-				rows = s.RowsDone
+				snapRows = s.RowsDone
 				return true
 			}
 		}
 		return err != nil
 	})
-	rate := float64(rows) / time.Since(t0).Seconds()
+	rate := float64(snapRows) / time.Since(t0).Seconds()
+	close(stop)
+	d := <-during
+	b.ReportMetric(float64(maxBefore.Microseconds())/1000, "writer_max_ms_before")
+	b.ReportMetric(float64(d.max.Microseconds())/1000, "writer_max_ms_during")
+	b.Logf("writer UPDATE before the snapshot: max %v p99 %v; during it: max %v p99 %v", maxBefore, p99Before, d.max, d.p99)
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
