@@ -1,7 +1,9 @@
 -- The gearman UDFs the triggers call: the statements of udf/install.sql
 -- (Down: udf/uninstall.sql). rowgear_udf.so must be in the server's plugin_dir
--- (make -C udf install). Functions are server-wide, not per database: Down
--- breaks the triggers of every database on the server.
+-- (make -C udf install). Up is safe to run while the application writes.
+-- Functions are server-wide, not per database: Down breaks the triggers of
+-- every database on the server (ERROR 1122 until FLUSH TABLES); never run
+-- Down to upgrade the library: replace the .so and restart (udf/README.md).
 
 -- +goose Up
 CREATE FUNCTION IF NOT EXISTS gman_do_background RETURNS STRING SONAME 'rowgear_udf.so';
