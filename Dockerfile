@@ -1,5 +1,6 @@
-# rowgear's Go programs: dbworker (worker daemon, migrate, triggers),
-# binlogbridge and the demo writer, on a small Debian image.
+# The example application (examples/blog: dbworker with its models and
+# migrations, the demo writer) and rowgear's binlogbridge, on a small Debian
+# image.
 #
 #   docker build -t rowgear .
 #   docker run --rm rowgear dbworker -h
@@ -14,7 +15,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ \
-      ./cmd/dbworker ./cmd/binlogbridge ./cmd/demo
+      ./examples/blog/cmd/dbworker ./cmd/binlogbridge ./examples/blog/cmd/demo
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -23,7 +24,7 @@ RUN apt-get update \
  && useradd --system --home-dir /app --shell /usr/sbin/nologin rowgear \
  && install -d -o rowgear /var/lib/rowgear
 COPY --from=build /out/ /usr/local/bin/
-COPY config/gearman.yml /app/config/gearman.yml
+COPY examples/blog/config/gearman.yml /app/config/gearman.yml
 WORKDIR /app
 ENV ROWGEAR_CONFIG=/app/config/gearman.yml
 # dbworker's crash journals: a volume, so a restarted worker finds them.

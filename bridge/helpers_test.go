@@ -17,6 +17,7 @@ import (
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
 
 	_ "github.com/go-sql-driver/mysql"
 )
@@ -40,6 +41,11 @@ func newEnv(t *testing.T, models map[string]string) *env {
 }
 
 func newEnvOn(t *testing.T, db *sql.DB, dsn, gm string, models map[string]string) *env {
+	// rowgear's tables, the position table among them (not the UDF: a
+	// private server may not have its library).
+	if err := migrations.UpTo(context.Background(), db, migrations.Rowgear(), 2); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, db: db, dsn: dsn, gearman: gm, ns: testenv.Name(t, "ns"),
 		posFile: filepath.Join(t.TempDir(), "position.json")}
 	e.yml = fmt.Sprintf("all:\n  namespace: %s\n  server:\n    default: %s\n  models:\n", e.ns, gm)

@@ -67,22 +67,23 @@ type Store interface {
 const PositionTable = "rowgear_binlog_position"
 
 // TableStore keeps the position in PositionTable of the source database,
-// keyed by the bridge's server id. The table is created if absent.
+// keyed by the bridge's server id. rowgear's migrations create the table
+// (`migrate up`).
 type TableStore struct {
 	db       *sql.DB
 	serverID uint32
 }
 
-// NewTableStore creates PositionTable if needed.
+// NewTableStore checks that PositionTable exists.
 func NewTableStore(ctx context.Context, db *sql.DB, serverID uint32) (*TableStore, error) {
-	_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS `"+PositionTable+"` ("+
-		"server_id INT UNSIGNED NOT NULL PRIMARY KEY, "+
-		"binlog_file VARCHAR(512) NOT NULL, binlog_pos BIGINT UNSIGNED NOT NULL, "+
-		"gtid_set TEXT NOT NULL, "+
-		"updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)"+
-		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES "+
+		"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", PositionTable).Scan(&n)
 	if err != nil {
-		return nil, fmt.Errorf("%w: create %s: %w", ErrStore, PositionTable, err)
+		return nil, fmt.Errorf("%w: looking for %s: %w", ErrStore, PositionTable, err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: table %s does not exist in the source database: run `migrate up` first", ErrStore, PositionTable)
 	}
 	return &TableStore{db: db, serverID: serverID}, nil
 }

@@ -2,8 +2,9 @@ package config
 
 import (
 	"cmp"
-	"flag"
 	"os"
+
+	"github.com/spf13/pflag"
 )
 
 // Flags are the command-line flags every rowgear command uses to find its
@@ -14,7 +15,7 @@ type Flags struct {
 }
 
 // Register adds --file and --env to fs.
-func (f *Flags) Register(fs *flag.FlagSet) {
+func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.File, "file", cmp.Or(os.Getenv("ROWGEAR_CONFIG"), "config/gearman.yml"), "path of gearman.yml (env ROWGEAR_CONFIG)")
 	fs.StringVar(&f.Env, "env", cmp.Or(os.Getenv("ROWGEAR_ENV"), "prod"), "environment section merged over all: (env ROWGEAR_ENV)")
 }

@@ -125,6 +125,13 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, error) {
 		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Msg = m[2]
+			// yaml.v3 names the line of the block an indentation error
+			// breaks, not the line that breaks it: name the first line
+			// without which the file still parses.
+			if bad := firstBadLine(data); bad > e.Line {
+				e.Msg = fmt.Sprintf("%s (a line indented unlike its neighbours? the block starts at line %d)", e.Msg, e.Line)
+				e.Line = bad
+			}
 		}
 		return nil, e
 	}
@@ -133,6 +140,19 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, error) {
 		return nil, &Error{File: d.file, Line: extra.Line, Msg: "more than one YAML document"}
 	}
 	return d.normalize(&doc, "")
+}
+
+// firstBadLine returns the number of the first line at which the file's
+// prefix stops parsing as YAML, or 0.
+func firstBadLine(data []byte) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for n := 1; n <= len(lines); n++ {
+		var v yaml.Node
+		if yaml.Unmarshal(bytes.Join(lines[:n], nil), &v) != nil {
+			return n
+		}
+	}
+	return 0
 }
 
 // maxNodes bounds the tree after alias expansion (billion laughs).

@@ -17,8 +17,6 @@ import (
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/migrations"
-	"github.com/rowgear/rowgear/models"
 )
 
 // logs captures what the example models report.
@@ -105,10 +103,7 @@ func setup(t *testing.T, yml string) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	e.db = db
-	if err := migrations.UpTo(context.Background(), db, 1); err != nil { // the articles table
-		t.Fatal(err)
-	}
-	for _, ddl := range []string{
+	for _, ddl := range []string{articlesDDL,
 		"CREATE TABLE notes (owner VARCHAR(20) NOT NULL, num BIGINT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (owner, num))"} {
 		if _, err := db.Exec(ddl); err != nil {
 			t.Fatal(err)
@@ -120,9 +115,8 @@ func setup(t *testing.T, yml string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	models.Log = slog.New(e.logs)
-	e.reg = dispatch.NewRegistry()
-	if err := models.Register(e.reg); err != nil {
+	e.reg = dispatch.NewRegistry(dispatch.WithLogger(slog.New(e.logs)))
+	if err := registerArticle(e.reg); err != nil {
 		t.Fatal(err)
 	}
 	if err := dispatch.Register[Note](e.reg, "Note"); err != nil {
@@ -182,14 +176,14 @@ func (e *env) send(model, op string, rec any, old any, modified ...string) strin
 	return ev.ID
 }
 
-func (e *env) insertArticle(title string) *models.Article {
+func (e *env) insertArticle(title string) *Article {
 	e.t.Helper()
 	res, err := e.db.Exec("INSERT INTO articles (title, body) VALUES (?, 'body')", title)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	id, _ := res.LastInsertId()
-	a := &models.Article{ID: uint64(id)}
+	a := &Article{ID: uint64(id)}
 	if err := e.db.QueryRow("SELECT title, body, created_at FROM articles WHERE id = ?", id).Scan(&a.Title, &a.Body, &a.CreatedAt); err != nil {
 		e.t.Fatal(err)
 	}
@@ -207,15 +201,8 @@ func TestRowEventsReachArticleHandlers(t *testing.T) {
 	a.Title = "second"
 	id = e.send("Article", events.OpUpdate, a, &old, "title")
 	r := e.logs.wait(t, "Article.TriggerUpdate", func(r map[string]any) bool { return r["event"] == id })
-	if r["title"] != "second" || r["reindex"] != true || fmt.Sprint(r["modified"]) != "[title]" || r["id"] != a.ID {
+	if r["title"] != "second" || fmt.Sprint(r["modified"]) != "[title]" || r["id"] != a.ID {
 		t.Fatalf("TriggerUpdate got %v", r)
-	}
-	b := *a
-	b.Body = "new body"
-	id = e.send("Article", events.OpUpdate, &b, a, "body")
-	r = e.logs.wait(t, "Article.TriggerUpdate", func(r map[string]any) bool { return r["event"] == id })
-	if r["reindex"] != false {
-		t.Fatalf("body-only update asked for a reindex: %v", r)
 	}
 	id = e.send("Article", events.OpDelete, a, nil)
 	e.logs.wait(t, "Article.TriggerDelete", func(r map[string]any) bool { return r["event"] == id && r["id"] == a.ID })
@@ -319,15 +306,15 @@ func TestRecordAndTableJobs(t *testing.T) {
 		e.db.QueryRow("SELECT COUNT(*) FROM articles WHERE id = ? AND published_at IS NOT NULL", b.ID).Scan(&n)
 		return n == 1
 	})
-	res, err = e.jobs.Task(ctx, &models.ArticleTable{}, "buildFeed")
+	res, err = e.jobs.Task(ctx, &ArticleTable{}, "buildFeed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var feed []models.FeedItem
+	var feed []FeedItem
 	if err := res.Decode(&feed); err != nil {
 		t.Fatal(err)
 	}
-	if len(feed) != 2 || !slices.ContainsFunc(feed, func(f models.FeedItem) bool { return f.ID == a.ID && f.Title == "to publish" }) {
+	if len(feed) != 2 || !slices.ContainsFunc(feed, func(f FeedItem) bool { return f.ID == a.ID && f.Title == "to publish" }) {
 		t.Fatalf("feed = %+v", feed)
 	}
 	// Publishing a deleted article: the job fails, naming why.
@@ -343,7 +330,7 @@ func TestRecordAndTableJobs(t *testing.T) {
 		func() error { _, err := e.jobs.TaskBackground(ctx, b, "publish", "yes", false); return err },
 		func() error { _, err := e.jobs.TaskBackground(ctx, b, "publsh", true, false); return err },
 		func() error {
-			_, err := e.jobs.TaskBackground(ctx, models.ArticleTable{}, "publish", true, false)
+			_, err := e.jobs.TaskBackground(ctx, ArticleTable{}, "publish", true, false)
 			return err
 		},
 	} {

@@ -25,7 +25,8 @@ type Worker interface {
 var ErrUnknownSet = errors.New("dispatch: unknown worker set")
 
 // Mount registers on w the gearman functions of worker set `set` of cfg and
-// returns their names, sorted. A `worker:` set mounts plain functions; a
+// returns their names, sorted, each handler wrapped in the middleware of
+// Use. A `worker:` set mounts plain functions; a
 // `doctrine:`/`dbworker:` set mounts its models' events and jobs; an empty
 // set mounts every configured model with every event and job. It refuses
 // (ErrConfig) when the config and the registrations disagree: a model with
@@ -38,7 +39,7 @@ func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) (
 	}
 	names := make([]string, 0, len(plan))
 	for fn, h := range plan {
-		w.Register(fn, r.wrap(h, db))
+		w.Register(fn, r.chain(r.wrap(h, db)))
 		names = append(names, fn)
 	}
 	sort.Strings(names)
@@ -172,7 +173,7 @@ func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *sou
 	if ev.Model != m.name || ev.Op != op {
 		return fmt.Errorf("%w: event %s is a %s.%s event, sent to %s", ErrPayload, ev.ID, ev.Model, ev.Op, j.Function)
 	}
-	rec := reflect.New(m.typ)
+	rec := m.newRecord()
 	if err := ev.Row.Scan(rec.Interface()); err != nil {
 		return fmt.Errorf("%w: event %s: %w", ErrPayload, ev.ID, err)
 	}
@@ -225,7 +226,7 @@ func runRecordJob(ctx context.Context, j *gearman.Job, m *model, jb *job, src *s
 	if err != nil {
 		return nil, err
 	}
-	rec := reflect.New(m.typ)
+	rec := m.newRecord()
 	if err := p.PK.Scan(rec.Interface()); err != nil {
 		return nil, fmt.Errorf("%w: %s key: %w", ErrPayload, j.Function, err)
 	}
@@ -241,7 +242,7 @@ func runTableJob(ctx context.Context, j *gearman.Job, m *model, jb *job, src *so
 	if err != nil {
 		return nil, err
 	}
-	tab := reflect.New(m.table)
+	tab := m.newTable()
 	if f := tab.Elem().FieldByName("Table"); f.IsValid() && f.Type() == tableType {
 		f.Set(reflect.ValueOf(Table{st: &tableState{db: src.db, model: m.name, table: src.table, job: j}}))
 	}

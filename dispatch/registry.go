@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sort"
 
@@ -51,17 +52,52 @@ var (
 )
 
 // Registry holds what the application's Go code provides: plain functions
-// (the seed's worker sets) and models. Build it at start-up, then Mount it.
+// (the seed's worker sets), models and middleware. Build it at start-up,
+// then Mount it.
 type Registry struct {
 	funcs  map[string]gearman.Handler
 	models map[string]*model
 	byType map[reflect.Type]*model // model struct type and table type → model
+	mws    []Middleware
+	log    *slog.Logger
 }
 
+// Middleware wraps the handler of every function Mount registers: logging,
+// metrics, retries, ordering. job.Function names the function it runs.
+type Middleware func(next gearman.Handler) gearman.Handler
+
+// RegistryOption configures a Registry.
+type RegistryOption func(*Registry)
+
+// WithLogger gives the registry the logger that Logger returns, for the
+// application's handlers; rowgear's commands pass theirs.
+func WithLogger(l *slog.Logger) RegistryOption { return func(r *Registry) { r.log = l } }
+
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{funcs: map[string]gearman.Handler{}, models: map[string]*model{},
-		byType: map[reflect.Type]*model{}}
+func NewRegistry(opts ...RegistryOption) *Registry {
+	r := &Registry{funcs: map[string]gearman.Handler{}, models: map[string]*model{},
+		byType: map[reflect.Type]*model{}, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Logger is the logger the registry was built with (slog.Default() when
+// none): hand it to the handlers that log.
+func (r *Registry) Logger() *slog.Logger { return r.log }
+
+// Use appends middleware to the chain Mount wraps around every function's
+// handler. The first one added is the outermost: it sees a job first and
+// its result last.
+func (r *Registry) Use(mw ...Middleware) { r.mws = append(r.mws, mw...) }
+
+// chain wraps h in the registry's middleware.
+func (r *Registry) chain(h gearman.Handler) gearman.Handler {
+	for i := len(r.mws) - 1; i >= 0; i-- {
+		h = r.mws[i](h)
+	}
+	return h
 }
 
 // HandleFunc registers a plain handler under the name gearman.yml's worker
@@ -76,7 +112,71 @@ type model struct {
 	recField []int // index of the embedded Record
 	ops      map[string]bool
 	jobs     map[string]*job
-	table    reflect.Type // the table struct type, if any table job
+	table    reflect.Type         // the table struct type, if any table job
+	newRec   func() reflect.Value // *T for each record; nil: a zero T
+	newTab   func() reflect.Value // *Tab for each table job; nil: a zero Tab
+	ctors    []ctor               // Constructor options, checked once the types are known
+}
+
+// ctor is a constructor given with Constructor, before Register knows whether it
+// makes records or table values.
+type ctor struct {
+	typ reflect.Type
+	fn  func() reflect.Value
+}
+
+// Constructor gives a model the constructor of its records, or of its table type:
+// each job starts from what newT returns instead of a zero value, so the
+// handlers reach the application's services (a logger, a search client)
+// through fields the constructor set, without package globals. The row's
+// columns are then decoded over it. newT must return a new value each call.
+func Constructor[T any](newT func() *T) ModelOption {
+	return func(m *model) error {
+		if newT == nil {
+			return fmt.Errorf("Constructor: nil constructor")
+		}
+		m.ctors = append(m.ctors, ctor{typ: reflect.TypeFor[T](), fn: func() reflect.Value {
+			v := newT()
+			if v == nil {
+				return reflect.New(reflect.TypeFor[T]())
+			}
+			return reflect.ValueOf(v)
+		}})
+		return nil
+	}
+}
+
+// newRecord returns a fresh *T for a job.
+func (m *model) newRecord() reflect.Value {
+	if m.newRec != nil {
+		return m.newRec()
+	}
+	return reflect.New(m.typ)
+}
+
+// newTable returns a fresh *Tab for a table job.
+func (m *model) newTable() reflect.Value {
+	if m.newTab != nil {
+		return m.newTab()
+	}
+	return reflect.New(m.table)
+}
+
+// bindCtors assigns the Constructor functions to the record or the table type.
+func (m *model) bindCtors() error {
+	for _, c := range m.ctors {
+		switch {
+		case c.typ == m.typ && m.newRec == nil:
+			m.newRec = c.fn
+		case m.table != nil && c.typ == m.table && m.newTab == nil:
+			m.newTab = c.fn
+		case c.typ == m.typ || c.typ == m.table:
+			return fmt.Errorf("Constructor: a second constructor of %v", c.typ)
+		default:
+			return fmt.Errorf("Constructor: constructor of %v, which is neither the model type %v nor its table type", c.typ, m.typ)
+		}
+	}
+	return nil
 }
 
 // job is a record or table method with typed arguments.
@@ -143,6 +243,9 @@ func Register[T any](r *Registry, name string, opts ...ModelOption) error {
 		if err := o(m); err != nil {
 			return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)
 		}
+	}
+	if err := m.bindCtors(); err != nil {
+		return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)
 	}
 	r.models[name] = m
 	r.byType[t] = m

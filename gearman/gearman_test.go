@@ -16,7 +16,6 @@ import (
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/models"
 )
 
 // startWorker runs w until the test ends and returns a channel closed when
@@ -60,8 +59,8 @@ func TestSeedReverseAndHash(t *testing.T) {
 	addr := testenv.Gearman(t)
 	fnRev, fnHash := testenv.Name(t, "reverse"), testenv.Name(t, "hash")
 	w := gearman.NewWorker([]string{addr})
-	w.Register(fnRev, models.Reverse)
-	w.Register(fnHash, models.Hash)
+	w.Register(fnRev, reverse)
+	w.Register(fnHash, hash)
 	startWorker(t, w)
 
 	c := gearman.NewClient([]string{addr})
@@ -387,7 +386,7 @@ func TestGearmanCLIJobAnsweredByOurWorker(t *testing.T) {
 	}
 	fn := testenv.Name(t, "cli")
 	w := gearman.NewWorker([]string{addr})
-	w.Register(fn, models.Reverse)
+	w.Register(fn, reverse)
 	startWorker(t, w)
 	host, port, _ := strings.Cut(addr, ":")
 	out, err := exec.CommandContext(ctxT(t), "gearman", "-h", host, "-p", port, "-f", fn, "--", "Hello!").CombinedOutput()

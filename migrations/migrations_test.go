@@ -3,20 +3,14 @@ package migrations
 import (
 	"context"
 	"database/sql"
-	"flag"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
-	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/triggers"
 )
-
-var update = flag.Bool("update", false, "rewrite 00003_article_triggers.sql from the generator")
-
-const triggersFile = "00003_article_triggers.sql"
 
 // statements returns the SQL statements of a file, without comments.
 func statements(t *testing.T, text string) []string {
@@ -39,73 +33,24 @@ func read(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestUDFMigrationIsInstallSQL keeps 00002 in step with udf/install.sql and
+// TestUDFMigrationIsInstallSQL keeps 00003 in step with udf/install.sql and
 // udf/uninstall.sql, which the udf package owns.
 func TestUDFMigrationIsInstallSQL(t *testing.T) {
-	up, down, ok := strings.Cut(read(t, "00002_gearman_udf.sql"), "-- +goose Down")
+	up, down, ok := strings.Cut(read(t, "00003_gearman_udf.sql"), "-- +goose Down")
 	if !ok {
-		t.Fatal("00002 has no Down")
+		t.Fatal("00003 has no Down")
 	}
 	if got, want := statements(t, up), statements(t, read(t, "../udf/install.sql")); !slices.Equal(got, want) {
-		t.Errorf("00002 Up:\n%s\nudf/install.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("00003 Up:\n%s\nudf/install.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if got, want := statements(t, down), statements(t, read(t, "../udf/uninstall.sql")); !slices.Equal(got, want) {
-		t.Errorf("00002 Down:\n%s\nudf/uninstall.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("00003 Down:\n%s\nudf/uninstall.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
-func articleSpecs(t *testing.T) []triggers.Spec {
+func version(t *testing.T, db *sql.DB, s Set) int64 {
 	t.Helper()
-	cfg, err := config.Load("../config/gearman.yml", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	specs, err := triggers.Specs(cfg, "Article")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return specs
-}
-
-// TestTriggersMigrationIsGenerated: 00003 is what the generator makes of
-// config/gearman.yml's Article against the schema of 00001.
-func TestTriggersMigrationIsGenerated(t *testing.T) {
-	t.Parallel()
-	db, _ := testenv.DB(t)
-	ctx := context.Background()
-	p, err := NewProvider(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	var all []triggers.Trigger
-	for _, s := range articleSpecs(t) {
-		tab, err := triggers.LoadTable(ctx, db, "", s.Table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trs, err := triggers.Generate(s, tab)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, trs...)
-	}
-	got := triggers.Migration(all)
-	if *update {
-		if err := os.WriteFile(triggersFile, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if want := read(t, triggersFile); string(got) != want {
-		t.Errorf("%s is not what the generator makes of config/gearman.yml now; run go test ./migrations -run Generated -update and review", triggersFile)
-	}
-}
-
-func version(t *testing.T, db *sql.DB) int64 {
-	t.Helper()
-	p, err := NewProvider(db)
+	p, err := s.Provider(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,81 +61,69 @@ func version(t *testing.T, db *sql.DB) int64 {
 	return v
 }
 
-func installed(t *testing.T, db *sql.DB) []string {
+func tables(t *testing.T, db *sql.DB, names ...string) (n int) {
 	t.Helper()
-	trs, err := triggers.Installed(context.Background(), db, "")
-	if err != nil {
+	q := "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('" +
+		strings.Join(names, "', '") + "')"
+	if err := db.QueryRow(q).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, tr := range trs {
-		names = append(names, tr.Name)
-	}
-	return names
+	return n
 }
 
-// TestUpStatusDown runs on the shared server, so it never goes below
-// version 2: the UDFs are server-wide and other tests are using them.
-func TestUpStatusDown(t *testing.T) {
+// app is an application's set: its own numbering from 00001, its own table.
+var app = Set{Name: "app", Table: AppTable, FS: fstest.MapFS{
+	"00001_notes.sql": {Data: []byte("-- +goose Up\nCREATE TABLE notes (id INT PRIMARY KEY);\n-- +goose Down\nDROP TABLE notes;\n")},
+	"00002_more.sql":  {Data: []byte("-- +goose Up\nCREATE TABLE more_notes (id INT PRIMARY KEY);\n-- +goose Down\nDROP TABLE more_notes;\n")},
+}}
+
+// TestBothSetsUpStatusDown: rowgear's migrations and an application's, both
+// numbered from 00001, go up together and keep separate versions. It runs
+// on the shared server, so it never rolls rowgear's 00003 (the server-wide
+// UDFs) back.
+func TestBothSetsUpStatusDown(t *testing.T) {
 	t.Parallel()
 	db, _ := testenv.DB(t) // no parseTime: Status must cope
 	ctx := context.Background()
-	p, err := NewProvider(db)
+	own := Rowgear()
+	var sb strings.Builder
+	if err := Status(ctx, db, &sb, own, app); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(sb.String(), "Pending"); n != 5 {
+		t.Errorf("status before Up: %d pending, want 5:\n%s", n, sb.String())
+	}
+	res, err := Up(ctx, db, own, app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources := p.ListSources() // others add migrations too
-	latest := sources[len(sources)-1].Version
-	var sb strings.Builder
-	if err := Status(ctx, db, &sb); err != nil {
-		t.Fatal(err)
+	if len(res) != 5 || version(t, db, own) != 3 || version(t, db, app) != 2 {
+		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want 5, 3, 2", len(res), version(t, db, own), version(t, db, app))
 	}
-	if n := strings.Count(sb.String(), "Pending"); n != len(sources) {
-		t.Errorf("status before Up: %d pending, want %d:\n%s", n, len(sources), sb.String())
-	}
-	if err := Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if v := version(t, db); v != latest {
-		t.Fatalf("version after Up = %d, want %d", v, latest)
+	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position"); n != 5 {
+		t.Errorf("after Up: %d of 5 tables", n)
 	}
 	sb.Reset()
-	if err := Status(ctx, db, &sb); err != nil {
+	if err := Status(ctx, db, &sb, own, app); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(sb.String(), "Pending") || !strings.Contains(sb.String(), triggersFile) {
-		t.Errorf("status after Up:\n%s", sb.String())
+	if out := sb.String(); strings.Contains(out, "Pending") || !strings.Contains(out, "rowgear  00003_gearman_udf.sql") ||
+		!strings.Contains(out, "app      00001_notes.sql") {
+		t.Errorf("status after Up:\n%s", out)
 	}
-	drift, err := triggers.Check(ctx, db, articleSpecs(t)...)
-	if err != nil || len(drift) != 0 {
-		t.Errorf("after Up: drift %v, err %v", drift, err)
+	if res, err := Up(ctx, db, own, app); err != nil || len(res) != 0 {
+		t.Errorf("second Up: ran %d, err %v; want nothing to do", len(res), err)
 	}
-	if got := installed(t, db); len(got) != 3 {
-		t.Errorf("triggers after Up: %v", got)
-	}
-
-	if err := Down(ctx, db); err != nil {
+	if err := DownTo(ctx, db, app, 0); err != nil {
 		t.Fatal(err)
 	}
-	if v := version(t, db); v != sources[len(sources)-2].Version {
-		t.Fatalf("version after Down = %d, want %d", v, sources[len(sources)-2].Version)
-	}
-	if err := DownTo(ctx, db, 2); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, db); len(got) != 0 {
-		t.Errorf("triggers after DownTo(2): %v", got)
-	}
-	if err := Up(ctx, db); err != nil { // and back
-		t.Fatal(err)
-	}
-	if got := installed(t, db); len(got) != 3 {
-		t.Errorf("triggers after DownTo(2), Up: %v", got)
+	if version(t, db, app) != 0 || version(t, db, own) != 3 || tables(t, db, "notes", "more_notes") != 0 {
+		t.Errorf("after the app's DownTo(0): versions app %d, rowgear %d", version(t, db, app), version(t, db, own))
 	}
 }
 
-// TestDownToZeroOnPrivateServer runs every migration up and all the way
-// down on a MariaDB of its own, whose UDFs nobody else uses.
+// TestDownToZeroOnPrivateServer runs rowgear's migrations up and all the
+// way down on a MariaDB of its own, whose UDFs nobody else uses.
 func TestDownToZeroOnPrivateServer(t *testing.T) {
 	t.Parallel()
 	// A MariaDB of its own, whose plugin dir holds a copy of the UDF.
@@ -210,27 +143,23 @@ func TestDownToZeroOnPrivateServer(t *testing.T) {
 		}
 		return out
 	}
-	tables := func() (n int) {
-		db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('articles', 'comments')").Scan(&n)
-		return n
-	}
 	for round := range 2 { // the second round shows Down left nothing behind
-		if err := Up(ctx, db); err != nil {
+		if err := UpRowgear(ctx, db); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if f := funcs(); len(f) != 7 || installed(t, db) == nil || tables() != 2 {
-			t.Fatalf("round %d after Up: functions %v, triggers %v, tables %d", round, f, installed(t, db), tables())
+		if f := funcs(); len(f) != 7 || tables(t, db, "rowgear_failed_jobs", "rowgear_binlog_position") != 2 {
+			t.Fatalf("round %d after Up: functions %v", round, f)
 		}
-		// The UDF is callable: a bad server list is refused by the UDF itself.
+		// The UDF is callable.
 		var res sql.NullString
 		if err := db.QueryRow("SELECT gman_last_error()").Scan(&res); err != nil {
 			t.Fatalf("calling the UDF: %v", err)
 		}
-		if err := DownTo(ctx, db, 0); err != nil {
+		if err := DownTo(ctx, db, Rowgear(), 0); err != nil {
 			t.Fatal(err)
 		}
-		if f, tr := funcs(), installed(t, db); len(f) != 0 || len(tr) != 0 || tables() != 0 || version(t, db) != 0 {
-			t.Fatalf("round %d after DownTo(0): functions %v, triggers %v, tables %d", round, f, tr, tables())
+		if f := funcs(); len(f) != 0 || tables(t, db, "rowgear_failed_jobs", "rowgear_binlog_position") != 0 || version(t, db, Rowgear()) != 0 {
+			t.Fatalf("round %d after DownTo(0): functions %v", round, f)
 		}
 	}
 }

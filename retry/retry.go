@@ -184,6 +184,14 @@ func (g *Guard) loadCrashes(ctx context.Context) error {
 	return nil
 }
 
+// Middleware guards next as Wrap does, for the function the job names: the
+// guard as a dispatch.Middleware (Registry.Use).
+func (g *Guard) Middleware(next gearman.Handler) gearman.Handler {
+	return func(ctx context.Context, job *gearman.Job) (any, error) {
+		return g.Wrap(job.Function, next)(ctx, job)
+	}
+}
+
 // Wrap returns h guarded for function fn.
 func (g *Guard) Wrap(fn string, h gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, job *gearman.Job) (any, error) {

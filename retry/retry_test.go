@@ -88,7 +88,7 @@ func setup(t *testing.T) *fixture {
 	db, dsn := testenv.DB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := migrations.Up(ctx, db); err != nil {
+	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{db: db, dsn: dsn, addr: testenv.Gearman(t), fn: testenv.Name(t, "job")}

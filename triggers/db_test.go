@@ -16,7 +16,6 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/migrations"
 )
 
 // coltypes runs one part of testdata/coltypes.sql: 0 the table, 1 the rows.
@@ -162,12 +161,17 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 	}
 }
 
-// articlesTable creates the example schema's articles table (migration 00001).
+// articlesTable creates the articles table of the golden files: the seed's
+// Article, as an application would define it.
 func articlesTable(t *testing.T, db *sql.DB) {
 	t.Helper()
-	if err := migrations.UpTo(context.Background(), db, 1); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, db, `CREATE TABLE articles (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  title VARCHAR(200) NOT NULL,
+  body TEXT NOT NULL,
+  published_at DATETIME(6) NULL,
+  created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`)
 }
 
 func asJSON(v any) string {

@@ -144,20 +144,23 @@ func TestQuoteString(t *testing.T) {
 	}
 }
 
-func TestNextMigrationPath(t *testing.T) {
+func TestNextMigration(t *testing.T) {
 	now := time.Date(2026, 11, 26, 23, 0, 1, 0, time.UTC)
 	dir := t.TempDir()
-	if p, err := NextMigrationPath(dir, "x", now); err != nil || p != filepath.Join(dir, "00001_x.sql") {
-		t.Errorf("empty dir: %s, %v", p, err)
+	if p, v, err := NextMigration(dir, "x", now); err != nil || p != filepath.Join(dir, "00001_x.sql") || v != 1 {
+		t.Errorf("empty dir: %s %d, %v", p, v, err)
 	}
 	for _, f := range []string{"00001_a.sql", "00003_b.sql", "notes.txt", "00009_c.go.txt"} {
 		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
 	}
-	if p, _ := NextMigrationPath(dir, "x", now); p != filepath.Join(dir, "00004_x.sql") {
-		t.Errorf("numbered dir: %s", p)
+	if p, v, _ := NextMigration(dir, "x", now); p != filepath.Join(dir, "00004_x.sql") || v != 4 {
+		t.Errorf("numbered dir: %s %d", p, v)
 	}
 	os.WriteFile(filepath.Join(dir, "20250101000000_d.sql"), nil, 0o644)
-	if p, _ := NextMigrationPath(dir, "x", now); p != filepath.Join(dir, "20261126230001_x.sql") {
-		t.Errorf("timestamped dir: %s", p)
+	if p, v, _ := NextMigration(dir, "x", now); p != filepath.Join(dir, "20261126230001_x.sql") || v != 20261126230001 {
+		t.Errorf("timestamped dir: %s %d", p, v)
+	}
+	if _, _, err := NextMigration(filepath.Join(dir, "missing"), "x", now); err == nil {
+		t.Error("a missing directory: no error")
 	}
 }

@@ -70,13 +70,14 @@ func stmt(b *bytes.Buffer, s string) {
 	b.WriteString(";\n-- +goose StatementEnd\n")
 }
 
-// NextMigrationPath returns the path of a new goose migration named name in
-// dir: numbered one past the highest version there (00004_name.sql), or,
-// when dir already uses goose's timestamp versions, stamped with now (UTC).
-func NextMigrationPath(dir, name string, now time.Time) (string, error) {
+// NextMigration returns the path and version of a new goose migration named
+// name in dir: numbered one past the highest version there (00004_name.sql),
+// or, when dir already uses goose's timestamp versions, stamped with now
+// (UTC).
+func NextMigration(dir, name string, now time.Time) (path string, version int64, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", fmt.Errorf("migrations dir: %w", err)
+		return "", 0, fmt.Errorf("migrations dir: %w", err)
 	}
 	var last int64
 	for _, e := range entries {
@@ -89,9 +90,12 @@ func NextMigrationPath(dir, name string, now time.Time) (string, error) {
 			last = v
 		}
 	}
-	file := fmt.Sprintf("%05d_%s.sql", last+1, name)
+	version = last + 1
+	file := fmt.Sprintf("%05d_%s.sql", version, name)
 	if last >= 1e13 { // 20060102150405: timestamped versions
-		file = now.UTC().Format("20060102150405") + "_" + name + ".sql"
+		stamp := now.UTC().Format("20060102150405")
+		version, _ = strconv.ParseInt(stamp, 10, 64)
+		file = stamp + "_" + name + ".sql"
 	}
-	return filepath.Join(dir, file), nil
+	return filepath.Join(dir, file), version, nil
 }

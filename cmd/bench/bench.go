@@ -70,7 +70,7 @@ func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool
 	}
 	b.db.SetMaxIdleConns(16)
 	// The retry guard's tables and the UDF's functions, as dbworker has them.
-	if err := migrations.Up(ctx, b.db); err != nil {
+	if err := migrations.UpRowgear(ctx, b.db); err != nil {
 		b.close()
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

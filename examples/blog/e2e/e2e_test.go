@@ -1,4 +1,5 @@
-// Package e2e runs rowgear's stack as docker-compose.yml describes it, but on
+// Package e2e runs the example application's stack as rowgear's
+// docker-compose.yml describes it, but on
 // this machine's private services (scripts/services) instead of containers:
 // the migrate, binlogbridge, dbworker and demo services' own commands, with
 // their environment, against a fresh database and the shared gearmand. It
@@ -32,8 +33,19 @@ import (
 )
 
 // repo is the repository root, seen from this package's directory (go test
-// runs a package's tests in its directory).
-const repo = ".."
+// runs a package's tests in its directory); example is the application's.
+const (
+	repo    = "../../.."
+	example = ".."
+)
+
+// binaries are the packages of the compose services' commands: the example
+// application's own binaries, and rowgear's binlogbridge.
+var binaries = map[string]string{
+	"dbworker":     "github.com/rowgear/rowgear/examples/blog/cmd/dbworker",
+	"demo":         "github.com/rowgear/rowgear/examples/blog/cmd/demo",
+	"binlogbridge": "github.com/rowgear/rowgear/cmd/binlogbridge",
+}
 
 // service is the part of a docker-compose service this test reads.
 type service struct {
@@ -136,7 +148,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	// Every ${VAR} without a default in config/gearman.yml, and the ones with
 	// a loopback default, must be set for the Go services.
-	yml, err := os.ReadFile(filepath.Join(repo, "config", "gearman.yml"))
+	yml, err := os.ReadFile(filepath.Join(example, "config", "gearman.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +258,11 @@ type proc struct {
 }
 
 func (s *stack) command(name string, argv []string) *exec.Cmd {
-	cmd := exec.Command(testenv.Build(s.t, "github.com/rowgear/rowgear/cmd/"+argv[0]), argv[1:]...)
+	pkg, ok := binaries[argv[0]]
+	if !ok {
+		s.t.Fatalf("service %s runs %s, which this test cannot build", name, argv[0])
+	}
+	cmd := exec.Command(testenv.Build(s.t, pkg), argv[1:]...)
 	cmd.Dir = s.dir
 	cmd.Env = s.env
 	return cmd
@@ -322,7 +338,7 @@ func (p *proc) stop(t *testing.T) {
 // functions and its replica do not meet other tests' on the shared services.
 func testConfig(t *testing.T, dir, namespace string, serverID uint32) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repo, "config", "gearman.yml"))
+	data, err := os.ReadFile(filepath.Join(example, "config", "gearman.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +419,7 @@ func TestStack(t *testing.T) {
 	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command)
 	bridge.waitFor(t, "the bridge to start", `msg="binlog bridge starting"`)
 	worker := s.start("dbworker", c.Services["dbworker"].Command)
-	worker.waitFor(t, "the worker to start", `msg="dbworker starting"`)
+	worker.waitFor(t, "the worker to start", `msg="worker starting"`)
 
 	exec1 := func(q string, args ...any) int64 {
 		t.Helper()
@@ -461,7 +477,7 @@ func TestStack(t *testing.T) {
 	bridge.stop(t)
 	worker.stop(t)
 	bridge.waitFor(t, "the bridge to save its position", `msg="binlog bridge stopped"`)
-	worker.waitFor(t, "the worker to report", `msg="dbworker stopped"`)
+	worker.waitFor(t, "the worker to report", `msg="worker stopped"`)
 	if failed := regexp.MustCompile(`msg="job failed".*`).FindString(worker.out.String()); failed != "" {
 		t.Errorf("a job failed: %s", failed)
 	}
@@ -469,7 +485,7 @@ func TestStack(t *testing.T) {
 
 // ownNamespaceTriggers gives the trigger-sourced models triggers that submit
 // to this test's namespace, the way an application with a namespace of its
-// own does it: migration 00003 holds the example's triggers generated for the
+// own does it: the example's migration 00002 holds its triggers generated for the
 // default namespace (rowgear, what the compose stack runs), so generate a
 // migration replacing them from the config and the live schema, apply it,
 // and check that nothing drifted.
@@ -479,9 +495,9 @@ func ownNamespaceTriggers(t *testing.T, s *stack) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(repo, "migrations", "*.sql"))
+	files, err := filepath.Glob(filepath.Join(example, "migrations", "*.sql"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no migrations in %s/migrations (%v)", repo, err)
+		t.Fatalf("no migrations in %s/migrations (%v)", example, err)
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -1,7 +1,8 @@
-package models
+package blog
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/rowgear/rowgear/dispatch"
@@ -12,6 +13,7 @@ import (
 // binlogbridge), not from triggers: the handlers cannot tell the difference.
 type Comment struct {
 	dispatch.Record
+	log *slog.Logger // set by Register's constructor
 
 	ID        uint64    `db:"id,pk"`
 	ArticleID uint64    `db:"article_id"`
@@ -22,7 +24,7 @@ type Comment struct {
 
 // TriggerInsert runs for each new comment.
 func (c *Comment) TriggerInsert(ctx context.Context) error {
-	Log.InfoContext(ctx, "Comment.TriggerInsert", "id", c.ID, "article_id", c.ArticleID,
+	c.log.InfoContext(ctx, "Comment.TriggerInsert", "id", c.ID, "article_id", c.ArticleID,
 		"author", c.Author, "source", c.Event().Source, "event", c.Event().ID)
 	return nil
 }
@@ -30,7 +32,7 @@ func (c *Comment) TriggerInsert(ctx context.Context) error {
 // TriggerUpdate runs for each changed comment; modified names the changed
 // columns.
 func (c *Comment) TriggerUpdate(ctx context.Context, modified []string) error {
-	Log.InfoContext(ctx, "Comment.TriggerUpdate", "id", c.ID, "article_id", c.ArticleID,
+	c.log.InfoContext(ctx, "Comment.TriggerUpdate", "id", c.ID, "article_id", c.ArticleID,
 		"author", c.Author, "modified", modified, "source", c.Event().Source, "event", c.Event().ID)
 	return nil
 }
@@ -38,7 +40,7 @@ func (c *Comment) TriggerUpdate(ctx context.Context, modified []string) error {
 // TriggerDelete runs for each deleted comment (a ghost record: it carries
 // the deleted row).
 func (c *Comment) TriggerDelete(ctx context.Context) error {
-	Log.InfoContext(ctx, "Comment.TriggerDelete", "id", c.ID, "article_id", c.ArticleID,
+	c.log.InfoContext(ctx, "Comment.TriggerDelete", "id", c.ID, "article_id", c.ArticleID,
 		"author", c.Author, "source", c.Event().Source, "event", c.Event().ID)
 	return nil
 }

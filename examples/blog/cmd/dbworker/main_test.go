@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 }
 
 func dbworker(t *testing.T) string {
-	return testenv.Build(t, "github.com/rowgear/rowgear/cmd/dbworker")
+	return testenv.Build(t, "github.com/rowgear/rowgear/examples/blog/cmd/dbworker")
 }
 
 // seedConfig is the seed README's example1, pointed at addr.
@@ -166,7 +166,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-h: %v\n%s", err, out)
 	}
-	for _, f := range []string{"-config", "-count", "-timeout", "-verbose", "-concurrency", "-env", "-file", "-server", "-job-timeout", "migrate", "triggers"} {
+	for _, f := range []string{"--config", "--count", "--timeout", "--verbose", "--concurrency", "--env", "--file", "--server", "--job-timeout", "migrate", "triggers", "dead", "bridge"} {
 		if !strings.Contains(string(out), f) {
 			t.Errorf("-h does not mention %s:\n%s", f, out)
 		}

@@ -1,7 +1,4 @@
-// Package models is rowgear's example application: the Article model of the
-// seed README, with trigger handlers, a record job and a table job, and the
-// seed's Worker1 functions.
-package models
+package blog
 
 import (
 	"context"
@@ -13,12 +10,10 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 )
 
-// Log is where the example handlers report what they do.
-var Log = slog.Default()
-
 // Article is a row of the articles table.
 type Article struct {
 	dispatch.Record
+	log *slog.Logger // set by Register's constructor
 
 	ID          uint64     `db:"id,pk"`
 	Title       string     `db:"title"`
@@ -29,7 +24,7 @@ type Article struct {
 
 // TriggerInsert runs for each new article.
 func (a *Article) TriggerInsert(ctx context.Context) error {
-	Log.InfoContext(ctx, "Article.TriggerInsert", "id", a.ID, "title", a.Title, "event", a.Event().ID)
+	a.log.InfoContext(ctx, "Article.TriggerInsert", "id", a.ID, "title", a.Title, "event", a.Event().ID)
 	return nil
 }
 
@@ -37,7 +32,7 @@ func (a *Article) TriggerInsert(ctx context.Context) error {
 // columns. Only a new title needs the search index refreshed.
 func (a *Article) TriggerUpdate(ctx context.Context, modified []string) error {
 	reindex := slices.Contains(modified, "title")
-	Log.InfoContext(ctx, "Article.TriggerUpdate", "id", a.ID, "title", a.Title,
+	a.log.InfoContext(ctx, "Article.TriggerUpdate", "id", a.ID, "title", a.Title,
 		"modified", modified, "reindex", reindex, "event", a.Event().ID)
 	return nil
 }
@@ -45,7 +40,7 @@ func (a *Article) TriggerUpdate(ctx context.Context, modified []string) error {
 // TriggerDelete runs for each deleted article. The record is a ghost: it
 // carries the deleted row, and Refresh would find nothing.
 func (a *Article) TriggerDelete(ctx context.Context) error {
-	Log.InfoContext(ctx, "Article.TriggerDelete", "id", a.ID, "title", a.Title, "event", a.Event().ID)
+	a.log.InfoContext(ctx, "Article.TriggerDelete", "id", a.ID, "title", a.Title, "event", a.Event().ID)
 	return nil
 }
 
@@ -60,13 +55,14 @@ func (a *Article) Publish(ctx context.Context, tweet, ping bool) (time.Time, err
 		return time.Time{}, fmt.Errorf("publish article %d: %w", a.ID, err)
 	}
 	a.PublishedAt = &now
-	Log.InfoContext(ctx, "Article.Publish", "id", a.ID, "title", a.Title, "tweet", tweet, "ping", ping)
+	a.log.InfoContext(ctx, "Article.Publish", "id", a.ID, "title", a.Title, "tweet", tweet, "ping", ping)
 	return now, nil
 }
 
 // ArticleTable is the articles table: the seed's ArticleTable class.
 type ArticleTable struct {
 	dispatch.Table
+	log *slog.Logger
 }
 
 // FeedItem is one entry of the article feed.
@@ -91,19 +87,24 @@ func (t *ArticleTable) BuildFeed(ctx context.Context) ([]FeedItem, error) {
 		}
 		feed = append(feed, it)
 	}
-	Log.InfoContext(ctx, "ArticleTable.BuildFeed", "items", len(feed))
+	t.log.InfoContext(ctx, "ArticleTable.BuildFeed", "items", len(feed))
 	return feed, rows.Err()
 }
 
 // Register binds the example application to reg: the seed's Worker1
-// functions, the Comment model and the Article model with its jobs.
+// functions, the Comment model and the Article model with its jobs. The
+// handlers log through reg.Logger(), which their constructors hand them.
 func Register(reg *dispatch.Registry) error {
+	log := reg.Logger()
 	reg.HandleFunc("Worker1.reverse", Reverse)
 	reg.HandleFunc("Worker1.hash", Hash)
-	if err := dispatch.Register[Comment](reg, "Comment"); err != nil {
+	if err := dispatch.Register[Comment](reg, "Comment",
+		dispatch.Constructor(func() *Comment { return &Comment{log: log} })); err != nil {
 		return err
 	}
 	return dispatch.Register[Article](reg, "Article",
+		dispatch.Constructor(func() *Article { return &Article{log: log} }),
+		dispatch.Constructor(func() *ArticleTable { return &ArticleTable{log: log} }),
 		dispatch.RecordJob("publish", (*Article).Publish),
 		dispatch.TableJob("buildFeed", (*ArticleTable).BuildFeed))
 }

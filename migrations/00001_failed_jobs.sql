@@ -3,7 +3,7 @@
 -- history; and the crash counts of jobs whose worker process died.
 
 -- +goose Up
-CREATE TABLE rowgear_failed_jobs (
+CREATE TABLE IF NOT EXISTS rowgear_failed_jobs (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   state ENUM('retry', 'dead') NOT NULL,
   function VARCHAR(255) NOT NULL,
@@ -17,7 +17,7 @@ CREATE TABLE rowgear_failed_jobs (
   KEY rowgear_failed_jobs_due (state, due_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE rowgear_job_crashes (
+CREATE TABLE IF NOT EXISTS rowgear_job_crashes (
   function VARCHAR(255) NOT NULL,
   job_key VARCHAR(64) NOT NULL,
   crashes INT NOT NULL,

@@ -1,0 +1,97 @@
+package rowgear
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rowgear/rowgear/bridge"
+)
+
+type bridgeFlags struct {
+	start       string
+	verbose     bool
+	concurrency int
+	allModels   bool
+}
+
+// bridgeCmd is binlogbridge: the `bridge` command of an application, and the
+// root command of the binlogbridge binary, which needs no application code.
+func (a *App) bridgeCmd(c *common, use string) *cobra.Command {
+	var f bridgeFlags
+	cmd := &cobra.Command{
+		Use:   use + " [flags]",
+		Short: "publish the committed row changes of binlog-sourced models as gearman jobs",
+		Long: `Publishes the committed row changes of the models with source: binlog (all
+models with --all-models) as gearman jobs <namespace>.<Model>.<op>. The
+position is saved (binlog.position: a table in the source database, created
+by ` + "`migrate up`" + `, or file:PATH) only once gearmand has acknowledged every job
+before it; a restart resumes from it. SIGINT/SIGTERM: stop reading, flush,
+save, exit 0. See package bridge.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.bridge(cmd.Context(), c, &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.start, "start", "current", "first start only, when no position is saved: current (end of the binlog), FILE:POS or gtid:SET")
+	fl.BoolVar(&f.verbose, "verbose", false, "log every published event (and canal's own info lines)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
+	fl.BoolVar(&f.allModels, "all-models", false, "publish every model in models:, whatever its source")
+	return cmd
+}
+
+func (a *App) bridge(ctx context.Context, c *common, f *bridgeFlags) error {
+	startPos, err := bridge.ParseStart(f.start)
+	if err != nil {
+		return usageErr("--start: %v", err)
+	}
+	if f.concurrency < 0 {
+		return usageErr("--concurrency %d: want 1 or more", f.concurrency)
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	log := a.log()
+	opts := []bridge.Option{bridge.WithLogger(log), bridge.WithVerbose(f.verbose),
+		bridge.WithAllModels(f.allModels), bridge.WithStart(startPos)}
+	if c.dsn != "" {
+		opts = append(opts, bridge.WithDSN(c.dsn))
+	}
+	if f.concurrency > 0 {
+		opts = append(opts, bridge.WithConcurrency(f.concurrency))
+	}
+	b, err := bridge.New(ctx, cfg, opts...)
+	if err != nil {
+		return fmt.Errorf("starting the bridge: %w", err)
+	}
+	defer b.Close()
+	if err := b.Run(ctx); err != nil {
+		return fmt.Errorf("binlog bridge: %w", err)
+	}
+	return nil
+}
+
+// BridgeMain is the main of the binlogbridge binary: the bridge command
+// alone, which needs no application code (only gearman.yml's models
+// section). It exits like Main.
+func BridgeMain() {
+	a, err := New(WithName("binlogbridge"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var c common
+	root := a.bridgeCmd(&c, a.name)
+	root.Flags().StringVar(&c.dsn, "dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
+	c.cf.Register(root.Flags())
+	a.setup(root)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root.SetArgs(os.Args[1:])
+	code := a.exitCode(root.ExecuteContext(ctx))
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,138 @@
+package rowgear_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/internal/testenv"
+)
+
+// cli runs an application's command line in-process.
+func cli(t *testing.T, args ...string) (code int, out string) {
+	t.Helper()
+	var buf bytes.Buffer
+	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&buf, &buf),
+		rowgear.WithRegister(func(reg *dispatch.Registry) error {
+			reg.HandleFunc("Worker1.reverse", nil)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code = app.Exit(context.Background(), args)
+	return code, buf.String()
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gearman.yml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestHelpOnEveryCommand: -h exits 0 and lists the command's flags.
+func TestHelpOnEveryCommand(t *testing.T) {
+	for cmd, flags := range map[string][]string{
+		"":                  {"--config", "--count", "--timeout", "--verbose", "--concurrency", "--file", "--env", "--dsn", "--server", "--state-dir", "migrate", "triggers", "dead", "bridge"},
+		"migrate":           {"--dir", "--rowgear", "--file", "--env", "--dsn", "up", "down", "status"},
+		"triggers":          {"generate", "check", "--file"},
+		"triggers generate": {"--out", "--force", "--config", "--dsn"},
+		"triggers check":    {"--config", "--dsn"},
+		"dead":              {"list", "retry", "purge"},
+		"dead list":         {"--dsn", "--file"},
+		"dead retry":        {"--all", "--server"},
+		"dead purge":        {"--older-than"},
+		"bridge":            {"--start", "--concurrency", "--all-models", "--verbose", "--dsn"},
+	} {
+		args := append(strings.Fields(cmd), "-h")
+		code, out := cli(t, args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d\n%s", args, code, out)
+		}
+		for _, f := range flags {
+			if !strings.Contains(out, f) {
+				t.Errorf("%v does not mention %s:\n%s", args, f, out)
+			}
+		}
+	}
+}
+
+// TestFlagsBeforeOrAfterTheVerb: one grammar, `command [flags] [args]`,
+// with the shared flags accepted anywhere.
+func TestFlagsBeforeOrAfterTheVerb(t *testing.T) {
+	_, dsn := testenv.DB(t)
+	file := writeFile(t, "all:\n  database: {dsn: '"+dsn+"'}\n")
+	for _, args := range [][]string{
+		{"--file", file, "migrate", "status"},
+		{"migrate", "--file", file, "status"},
+		{"migrate", "status", "--file=" + file},
+		{"migrate", "status", "--dsn", dsn},
+	} {
+		code, out := cli(t, args...)
+		if code != 0 || !strings.Contains(out, "Pending") || !strings.Contains(out, "00001_failed_jobs.sql") {
+			t.Errorf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+}
+
+// TestErrorsPointAtTheCause: each mistake is named as what it is.
+func TestErrorsPointAtTheCause(t *testing.T) {
+	_, dsn := testenv.DB(t)
+	good := "all:\n  worker:\n    example1:\n      reverse: [Worker1, reverse]\n" +
+		"prod:\n  database: {dsn: '" + dsn + "'}\n  doctrine:\n    example2:\n      Article: ~\n"
+	cfg := writeFile(t, good)
+	wrongPassword := strings.Replace(dsn, "root@", "root:wrong@", 1)
+	indent := writeFile(t, "all:\n  server:\n    default: 127.0.0.1:4730\n  worker:\n    example1:\n      reverse: [Worker1, reverse]\n     hash: [Worker1, hash]\n")
+	for _, c := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"--file", cfg, "--env", "dev", "--config=example2"}, 1,
+			[]string{`set "example2"`, "env dev", "example1"}},
+		{[]string{"--file", cfg, "--config=nosuch"}, 1, []string{`set "nosuch"`, "env prod", "example1, example2"}},
+		{[]string{"migrate", "status", "--dsn", wrongPassword}, 1, []string{"connecting to database", "failed", "Access denied"}},
+		{[]string{"dead", "list", "--dsn", dsn}, 1, []string{"rowgear's migrations are not applied", "app migrate up"}},
+		{[]string{"--file", indent, "--config=example1"}, 1, []string{indent + ":7:"}},
+		{[]string{"migrate", "sideways"}, 2, []string{`unknown command "sideways"`, "see app -h"}},
+		{[]string{"--count=x"}, 2, []string{"--count", "see app -h"}},
+		{[]string{"dead", "retry"}, 2, []string{"name the ids, or --all"}},
+	} {
+		code, out := cli(t, c.args...)
+		if code != c.code {
+			t.Errorf("%v: exit %d, want %d\n%s", c.args, code, c.code, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", c.args, w, out)
+			}
+		}
+	}
+}
+
+func TestOptionsCheckThemselves(t *testing.T) {
+	for name, opt := range map[string]rowgear.Option{
+		"nil register":       rowgear.WithRegister(nil),
+		"nil migrations":     rowgear.WithMigrations(nil, "."),
+		"missing dir":        rowgear.WithMigrations(os.DirFS(t.TempDir()), "nosuch"),
+		"rowgear's table":    rowgear.WithMigrationsTable("rowgear_migrations"),
+		"nil middleware":     rowgear.WithMiddleware(nil),
+		"empty name":         rowgear.WithName(""),
+		"nil output":         rowgear.WithOutput(nil, os.Stderr),
+		"nil logger":         rowgear.WithLogger(nil),
+		"empty table":        rowgear.WithMigrationsTable(""),
+		"migrations is file": rowgear.WithMigrations(os.DirFS("."), "go.mod"),
+	} {
+		if _, err := rowgear.New(opt); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

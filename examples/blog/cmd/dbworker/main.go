@@ -1,0 +1,18 @@
+// Command dbworker is the example application's binary: rowgear's commands
+// (worker sets, migrate, triggers, dead, bridge) with the blog's models and
+// migrations. `dbworker --config=example2 --count=0 --timeout=-1 --verbose`
+// runs its models; `dbworker -h` lists the commands.
+package main
+
+import (
+	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/examples/blog"
+)
+
+func main() {
+	rowgear.Main(
+		rowgear.WithName("dbworker"),
+		rowgear.WithRegister(blog.Register),
+		rowgear.WithMigrations(blog.Migrations, "migrations"),
+	)
+}

@@ -1,0 +1,26 @@
+package gearman_test
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/rowgear/rowgear/gearman"
+)
+
+// reverse is the seed's Worker1::reverse: the workload reversed, sent raw.
+func reverse(_ context.Context, job *gearman.Job) (any, error) {
+	r := []rune(string(job.Workload))
+	for i, k := 0, len(r)-1; i < k; i, k = i+1, k-1 {
+		r[i], r[k] = r[k], r[i]
+	}
+	return string(r), nil
+}
+
+// hash is the seed's Worker1::hash: md5 and sha1 of the workload, as an
+// array.
+func hash(_ context.Context, job *gearman.Job) (any, error) {
+	m, s := md5.Sum(job.Workload), sha1.Sum(job.Workload)
+	return []string{hex.EncodeToString(m[:]), hex.EncodeToString(s[:])}, nil
+}

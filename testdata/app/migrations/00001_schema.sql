@@ -1,0 +1,32 @@
+-- The notes application's schema: its own first migration.
+
+-- +goose Up
+CREATE TABLE tasks (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  title VARCHAR(200) NOT NULL,
+  done BOOL NOT NULL DEFAULT 0
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE tickets (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  subject VARCHAR(200) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE settings (helpdesk_down BOOL NOT NULL) ENGINE=InnoDB;
+INSERT INTO settings VALUES (0);
+
+CREATE TABLE handled (
+  n BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  model VARCHAR(20) NOT NULL,
+  op VARCHAR(10) NOT NULL,
+  row_id BIGINT NOT NULL,
+  source VARCHAR(10) NOT NULL,
+  event_id VARCHAR(64) NOT NULL,
+  note VARCHAR(100) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- +goose Down
+DROP TABLE handled;
+DROP TABLE settings;
+DROP TABLE tickets;
+DROP TABLE tasks;
