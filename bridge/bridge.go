@@ -26,6 +26,10 @@ var (
 	ErrStart = errors.New("bridge: bad start position")
 	// ErrStore: the position could not be loaded or saved.
 	ErrStore = errors.New("bridge: position store")
+	// ErrBinlogGone: the server no longer has the binlog the saved position
+	// points into (MariaDB/MySQL error 1236: purged, or RESET MASTER, or
+	// another server). Retrying cannot help; Run returns it with what to do.
+	ErrBinlogGone = errors.New("bridge: the saved binlog position is gone from the server")
 	// errFatal marks stream errors a restart cannot fix (an envelope that
 	// does not encode, a table without primary key): Run returns them.
 	errFatal = errors.New("bridge: fatal")
@@ -52,9 +56,11 @@ type Bridge struct {
 	dsnOverride  string
 	client       *gearman.Client
 
-	tracker *tracker
-	subs    *submitters
-	handler *handler
+	tracker  *tracker
+	subs     *submitters
+	handler  *handler
+	sourceID uint32 // @@server_id of the source server, part of event ids
+	history  string // Position.History of this run, part of event ids
 }
 
 // Option configures a Bridge.

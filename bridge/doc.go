@@ -47,6 +47,13 @@
 // the source database (one row per server_id, created if absent), or in a
 // file with binlog.position: file:PATH. A restart resumes from it, so jobs
 // acknowledged after the last save are published again with the same ids.
+// An id is "file:pos:row@server_id.history": history is a random tag chosen
+// when the bridge starts without a saved position and saved with it, so a
+// new binlog history (RESET MASTER, a rebuilt server) whose file:pos repeat
+// an old one's never reuses the id of a job still queued from the old one.
+// When the server answers ERROR 1236 (the saved position's binlog purged or
+// reset), Run returns ErrBinlogGone, one line saying how to recover; it
+// does not retry.
 // With nothing saved, the first run starts at the current end of the binlog
 // (or --start) and saves that at once. When gearmand is down or refuses
 // jobs, the submitters retry with backoff and canal is held back (its

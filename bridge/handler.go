@@ -60,7 +60,7 @@ func (h *handler) OnPosSynced(header *replication.EventHeader, pos mysql.Positio
 		// file but is no transaction boundary (its pos is 4, not ours).
 		return nil
 	}
-	p := Position{File: pos.Name, Pos: pos.Pos}
+	p := Position{File: pos.Name, Pos: pos.Pos, History: h.b.history}
 	if set != nil {
 		p.GTID = set.String()
 	}
@@ -107,7 +107,7 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		if err != nil {
 			return fmt.Errorf("%s at %s: %w", e.Table, pos, err)
 		}
-		id := eventID(pos, i/step)
+		id := eventID(pos, i/step, h.b.sourceID, h.b.history)
 		for _, m := range models {
 			if !m.events[e.Action] {
 				continue
@@ -145,11 +145,15 @@ func (h *handler) meta(t *schema.Table) (*tableMeta, error) {
 	return m, nil
 }
 
-// eventID is "<file>:<logpos>:<row index>": deterministic, so a replayed
-// event keeps its id. Hashed in the unlikely case it passes gearman's
-// 64-byte unique-key limit.
-func eventID(pos string, row int) string {
-	id := pos + ":" + strconv.Itoa(row)
+// eventID is "<file>:<logpos>:<row index>@<server_id>.<history>":
+// deterministic, so a replayed event keeps its id; the server's id and the
+// history (see Position.History) keep it unique when binlog file names and
+// offsets repeat (RESET MASTER, a rebuilt server, a failover to a server
+// whose files have the same names), which gearmand would otherwise merge
+// with a still-queued job of the same unique key. Hashed in the unlikely
+// case it passes gearman's 64-byte unique-key limit.
+func eventID(pos string, row int, serverID uint32, history string) string {
+	id := pos + ":" + strconv.Itoa(row) + "@" + strconv.FormatUint(uint64(serverID), 10) + "." + history
 	if len(id) > events.MaxIDLen {
 		sum := sha256.Sum256([]byte(id))
 		id = "h:" + hex.EncodeToString(sum[:])[:events.MaxIDLen-2]

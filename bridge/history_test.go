@@ -1,0 +1,117 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/testenv"
+)
+
+// queued is gearmand's count of jobs waiting for fn.
+func queued(t *testing.T, addr, fn string) int {
+	t.Helper()
+	st, err := testenv.Status(context.Background(), addr)
+	if err != nil {
+		t.Fatalf("gearmand status: %v", err)
+	}
+	return st[fn].Total
+}
+
+// TestResetMasterKeepsIDsUnique: jobs of the old binlog history wait in
+// gearmand (no worker) while the server's binlog is reset. The bridge
+// refuses to go on from its saved position (ERROR 1236: one error, no
+// retry loop); restarted afresh, it publishes the new changes, which sit
+// at the very file:pos of the queued old ones, under new ids: gearmand
+// merges nothing and every change reaches the handler.
+func TestResetMasterKeepsIDsUnique(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	g := testenv.StartGearmand(t)
+	db := m.DB("app")
+	e := newEnvOn(t, db, m.DSN+"app", g.Addr, map[string]string{"Article": "articles"})
+	e.exec("CREATE TABLE articles (id INT PRIMARY KEY, title VARCHAR(100))")
+	fn := events.FuncName(e.ns, "Article", "insert")
+	write := func() {
+		for _, id := range []string{"1", "2", "3"} {
+			e.exec("INSERT INTO articles VALUES (" + id + ", 'same')")
+		}
+	}
+
+	// History 1: three inserts, queued, no worker.
+	e.exec("RESET MASTER")
+	r := e.startBridge()
+	write()
+	testenv.Eventually(t, 30*time.Second, "3 queued jobs", func() bool { return queued(t, g.Addr, fn) == 3 })
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The server's binlog is reset; the same rows are written again.
+	e.exec("DELETE FROM articles")
+	e.exec("RESET MASTER")
+
+	// From the saved position the bridge stops with ErrBinlogGone, once.
+	var logs bytes.Buffer
+	b, err := bridge.New(context.Background(), e.config(), bridge.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = b.Run(ctx)
+	b.Close()
+	if !errors.Is(err, bridge.ErrBinlogGone) {
+		t.Fatalf("Run after RESET MASTER: %v, want ErrBinlogGone", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"ERROR 1236", "delete the saved position", e.posFile, "--start=current", "re-snapshot"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error is not one line: %q", msg)
+	}
+	if strings.Contains(logs.String(), "restarting") {
+		t.Errorf("the bridge retried:\n%s", logs.String())
+	}
+
+	// The operator's recovery: forget the position, start at the end.
+	if err := os.Remove(e.posFile); err != nil {
+		t.Fatal(err)
+	}
+	e.startBridge()
+	write()
+	testenv.Eventually(t, 30*time.Second, "6 queued jobs", func() bool { return queued(t, g.Addr, fn) == 6 })
+
+	got := e.collect("Article")
+	evs := got.wait(t, 6, 30*time.Second)
+	var positions []string
+	for _, ev := range evs {
+		if len(ev.ID) > events.MaxIDLen {
+			t.Errorf("id %q is longer than %d bytes", ev.ID, events.MaxIDLen)
+		}
+		if !strings.HasPrefix(ev.ID, ev.Pos+":") {
+			t.Errorf("id %q does not start with its position %q", ev.ID, ev.Pos)
+		}
+		positions = append(positions, ev.Pos)
+	}
+	// Both histories put their rows at the same positions: file:pos:row
+	// alone would have given the new changes the old ones' ids.
+	slices.Sort(positions)
+	distinct := slices.Compact(slices.Clone(positions))
+	if len(distinct) != 3 {
+		t.Fatalf("positions %v: want each of 3 positions twice (same file:pos in both histories)", positions)
+	}
+	if n := got.distinct(); n != 6 {
+		t.Fatalf("%d distinct events reached the handler, want 6", n)
+	}
+}
