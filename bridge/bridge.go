@@ -265,8 +265,11 @@ func (b *Bridge) canalConfig() *canal.Config {
 	return c
 }
 
-// canalLogHandler keeps canal's info chatter for --verbose and demotes the
-// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug.
+// canalLogHandler keeps canal's info chatter for --verbose, demotes the
+// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug,
+// writes errors as their one-line text (slog's text handler would print
+// canal's traced errors with their stack), and drops canal's report of
+// ERROR 1236 and the failed kill after it: Run reports that itself, once.
 type canalLogHandler struct {
 	slog.Handler
 	verbose bool
@@ -283,7 +286,24 @@ func (h canalLogHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		r.Level = slog.LevelDebug
 	}
-	return h.Handler.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	drop := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok {
+			var me *mysql.MyError
+			if errors.As(err, &me) && (me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG ||
+				me.Code == mysql.ER_NO_SUCH_THREAD) {
+				drop = true
+			}
+			a = slog.String(a.Key, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	if drop && !h.verbose {
+		return nil
+	}
+	return h.Handler.Handle(ctx, out)
 }
 
 func (h canalLogHandler) WithAttrs(as []slog.Attr) slog.Handler {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -80,8 +82,27 @@ func TestResetMasterKeepsIDsUnique(t *testing.T) {
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error is not one line: %q", msg)
 	}
-	if strings.Contains(logs.String(), "restarting") {
-		t.Errorf("the bridge retried:\n%s", logs.String())
+	// One report: the error Run returns; no retries, no stack traces.
+	if l := logs.String(); strings.Contains(l, "restarting") || strings.Contains(l, "1236") || strings.Contains(l, ".go:") {
+		t.Errorf("the bridge's log repeats the error, retries or has stack traces:\n%s", l)
+	}
+
+	// The binlogbridge command: that one line on stderr, exit status 1.
+	yml := filepath.Join(t.TempDir(), "gearman.yml")
+	if err := os.WriteFile(yml, []byte(e.yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge"), "--file", yml, "--env", "test")
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	t.Logf("binlogbridge stderr:\n%s", stderr.String())
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("binlogbridge: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	if n := strings.Count(stderr.String(), "1236"); n != 1 || strings.Contains(stderr.String(), ".go:") {
+		t.Errorf("binlogbridge's stderr names ERROR 1236 %d times, want once, without stack traces:\n%s", n, stderr.String())
 	}
 
 	// The operator's recovery: forget the position, start at the end.
