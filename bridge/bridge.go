@@ -115,7 +115,11 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	}
 	rawDSN := cfg.Database.DSN
 	if b.dsnOverride != "" {
-		rawDSN = b.dsnOverride
+		// A --dsn without a password takes database.password_file's.
+		var err error
+		if rawDSN, err = cfg.Database.WithPassword(b.dsnOverride); err != nil {
+			return nil, fmt.Errorf("%w: --dsn: %w", ErrConfig, err)
+		}
 	}
 	dsn, err := gomysql.ParseDSN(rawDSN)
 	if err != nil {
