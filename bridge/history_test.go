@@ -136,3 +136,46 @@ func TestResetMasterKeepsIDsUnique(t *testing.T) {
 		t.Fatalf("%d distinct events reached the handler, want 6", n)
 	}
 }
+
+// TestGearmandKill9WithQueuedJobs names the loss of gearmand's memory
+// queue and shows the SQLite queue (scripts/services' and the compose
+// stack's) has none: the bridge publishes rows nobody works yet, saves its
+// position past them, gearmand is killed (SIGKILL) and restarted, then a
+// worker starts.
+func TestGearmandKill9WithQueuedJobs(t *testing.T) {
+	const n = 300
+	for _, q := range []struct {
+		name string
+		args []string
+	}{
+		{"sqlite", []string{"--queue-type=libsqlite3", "--libsqlite3-db=" + t.TempDir() + "/queue.sqlite"}},
+		{"memory", nil},
+	} {
+		t.Run(q.name, func(t *testing.T) {
+			g := testenv.StartGearmand(t, q.args...)
+			db, dsn := testenv.DB(t)
+			e := newEnvOn(t, db, dsn, g.Addr, map[string]string{"Item": "items"})
+			e.exec("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20))")
+			r := e.startBridge()
+			e.insertRows("items", 0, n, 10)
+			fn := events.FuncName(e.ns, "Item", "insert")
+			testenv.Eventually(t, 60*time.Second, "every row queued", func() bool { return queued(t, g.Addr, fn) == n })
+			if err := r.stop(); err != nil { // saves the position past every job
+				t.Fatal(err)
+			}
+			g.Kill()
+			g.Start()
+			got := e.collectOn(g.Addr, "Item")
+			switch q.name {
+			case "sqlite":
+				got.wait(t, n, 60*time.Second)
+			case "memory":
+				// Nothing to wait for: the queue is gone with the process.
+				if k := queued(t, g.Addr, fn); k != 0 || got.distinct() != 0 {
+					t.Fatalf("memory queue: %d jobs after SIGKILL, want 0 (all %d lost)", max(k, got.distinct()), n)
+				}
+				t.Logf("memory queue: %d of %d queued jobs lost with gearmand", n, n)
+			}
+		})
+	}
+}

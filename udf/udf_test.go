@@ -1215,9 +1215,23 @@ func gooseUp(t testing.TB) []string {
 	}
 	up, _, _ := strings.Cut(string(b), "-- +goose Down")
 	_, up, _ = strings.Cut(up, "-- +goose Up")
+	// Statements end with ';' at the end of a line, except between goose's
+	// StatementBegin and StatementEnd, which enclose one statement.
 	var out []string
+	var block []string
+	in := false
 	for _, l := range strings.Split(up, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "-- +goose StatementBegin":
+			in = true
+		case l == "-- +goose StatementEnd":
+			in = false
+			out = append(out, strings.Join(block, "\n"))
+			block = nil
+		case in:
+			block = append(block, l)
+		case l != "" && !strings.HasPrefix(l, "--"):
 			out = append(out, strings.TrimSuffix(l, ";"))
 		}
 	}

@@ -1,0 +1,176 @@
+// Package mariadb_test checks the compose stack's MariaDB accounts
+// (accounts.sh, run by entrypoint.sh) against a real MariaDB: each program
+// runs with its own account and password file, as docker-compose.yml runs
+// it, and cannot do what it does not need.
+package mariadb_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.RemoveBuilds()
+	os.Exit(code)
+}
+
+const repo = "../.."
+
+func TestAccountsLeastPrivilege(t *testing.T) {
+	g := testenv.StartGearmand(t)
+	m := testenv.StartMariaDB(t, testenv.WithUDF(""), testenv.WithServerEnv("ROWGEAR_GEARMAN_SERVERS="+g.Addr),
+		testenv.WithArgs("--log-bin-trust-function-creators=1"))
+	root := m.DB("")
+	ctx := context.Background()
+
+	// What entrypoint.sh's init file does, as root: the UDF functions, then
+	// the accounts.
+	passwords := map[string]string{"MIGRATE": "m-pw", "BRIDGE": "b'pw", "WORKER": `w\pw`, "APP": "a-pw"}
+	stmts := lines(t, filepath.Join(repo, "udf", "install.sql"))
+	cmd := exec.Command(filepath.Join(repo, "docker", "mariadb", "accounts.sh"), "rowgear")
+	cmd.Env = os.Environ()
+	for role, pw := range passwords {
+		cmd.Env = append(cmd.Env, "ROWGEAR_DB_PASSWORD_"+role+"="+pw)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("accounts.sh: %v", err)
+	}
+	stmts = append(stmts, strings.Split(strings.TrimSpace(string(out)), "\n")...)
+	for range 2 { // idempotent: it runs at every start
+		for _, s := range stmts {
+			if _, err := root.Exec(s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+	}
+
+	// Each program: its DSN without password, its password in a file.
+	dir := t.TempDir()
+	env := func(role string) []string {
+		f := filepath.Join(dir, role)
+		if err := os.WriteFile(f, []byte(passwords[strings.ToUpper(role)]+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		return append(os.Environ(),
+			"ROWGEAR_CONFIG="+filepath.Join(repo, "examples", "blog", "config", "gearman.yml"),
+			"ROWGEAR_GEARMAN="+g.Addr,
+			fmt.Sprintf("ROWGEAR_DATABASE_DSN=rowgear_%s@tcp(%s)/rowgear", role, m.Addr),
+			"ROWGEAR_DB_PASSWORD_FILE="+f)
+	}
+	open := func(role string) *sql.DB {
+		cfg := mysql.NewConfig()
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "rowgear_"+role, passwords[strings.ToUpper(role)], "tcp", m.Addr, "rowgear"
+		db, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbworker := testenv.Build(t, "github.com/rowgear/rowgear/examples/blog/cmd/dbworker")
+
+	// migrate: rowgear's migrations and the application's, triggers too.
+	mig := exec.Command(dbworker, "migrate", "up")
+	mig.Env = env("migrate")
+	if out, err := mig.CombinedOutput(); err != nil {
+		t.Fatalf("dbworker migrate up as rowgear_migrate: %v\n%s", err, out)
+	}
+
+	// binlogbridge, with the table store.
+	bridge := exec.Command(testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge"))
+	bridge.Env = env("bridge")
+	var bridgeOut testenv.Buffer
+	bridge.Stdout, bridge.Stderr = &bridgeOut, &bridgeOut
+	if err := bridge.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bridge.Process.Kill(); bridge.Wait() })
+	app, worker, bridgeDB, migrate := open("app"), open("worker"), open("bridge"), open("migrate")
+	testenv.Eventually(t, 30*time.Second, "the bridge to save its start position", func() bool {
+		var n int
+		return root.QueryRow("SELECT COUNT(*) FROM rowgear.rowgear_binlog_position").Scan(&n) == nil && n == 1
+	})
+
+	// The application writes: a strict trigger queues Article.insert, the
+	// bridge publishes Comment.insert.
+	mustExec(t, app, "INSERT INTO articles (title, body) VALUES ('t', 'b')")
+	mustExec(t, app, "INSERT INTO comments (article_id, author, body) VALUES (1, 'ann', 'hi')")
+	testenv.Eventually(t, 30*time.Second, "both jobs queued in gearmand", func() bool {
+		st, err := testenv.Status(ctx, g.Addr)
+		return err == nil && st["rowgear.Article.insert"].Total == 1 && st["rowgear.Comment.insert"].Total == 1
+	})
+	// The worker's DML.
+	mustExec(t, worker, "UPDATE articles SET published_at = NOW(6) WHERE id = 1")
+	mustExec(t, worker, "DELETE FROM rowgear_failed_jobs WHERE id = 0")
+
+	// And what each cannot do.
+	for _, c := range []struct {
+		who  string
+		db   *sql.DB
+		stmt string
+	}{
+		{"app", app, "SELECT COUNT(*) FROM mysql.user"},
+		{"app", app, "CREATE TABLE x (id INT)"},
+		{"app", app, "SELECT gman_servers_set('127.0.0.1:1')"}, // runs, but read-only: checked below
+		{"worker", worker, "DROP TABLE articles"},
+		{"worker", worker, "CREATE TABLE x (id INT)"},
+		{"worker", worker, "CREATE DATABASE other"},
+		{"bridge", bridgeDB, "UPDATE articles SET title = 'x'"},
+		{"bridge", bridgeDB, "DELETE FROM comments"},
+		{"migrate", migrate, "CREATE FUNCTION gman_evil RETURNS STRING SONAME 'rowgear_udf.so'"},
+		{"migrate", migrate, "CREATE DATABASE other"},
+		{"migrate", migrate, "SELECT COUNT(*) FROM mysql.user"},
+	} {
+		var v sql.NullString
+		err := c.db.QueryRow(c.stmt).Scan(&v)
+		if strings.HasPrefix(c.stmt, "SELECT gman_servers_set") {
+			if err != nil || v.Valid {
+				t.Errorf("%s: %s = %v, %v; want NULL (read-only)", c.who, c.stmt, v, err)
+			}
+			continue
+		}
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || (me.Number != 1044 && me.Number != 1142 && me.Number != 1227) {
+			t.Errorf("%s: %s: %v, want access denied", c.who, c.stmt, err)
+		}
+	}
+	if t.Failed() {
+		t.Logf("bridge output:\n%s", bridgeOut.String())
+	}
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func lines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
