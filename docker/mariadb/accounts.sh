@@ -35,6 +35,10 @@ account() { # name password grant...
 }
 
 echo "CREATE DATABASE IF NOT EXISTS $dbq CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+# Older stacks had one account, rowgear, with ALL ON *.* and the default
+# password rowgear. Locked, not dropped: the triggers it created name it as
+# their DEFINER and keep running.
+echo "ALTER USER IF EXISTS 'rowgear'@'%' ACCOUNT LOCK;"
 account rowgear_migrate "$ROWGEAR_DB_PASSWORD_MIGRATE" "ALL PRIVILEGES ON $dbq.*" "SELECT ON mysql.func"
 # CREATE in the table grant lets it be granted before migrate creates the table.
 account rowgear_bridge "$ROWGEAR_DB_PASSWORD_BRIDGE" "REPLICATION SLAVE, BINLOG MONITOR ON *.*" \

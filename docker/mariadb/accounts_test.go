@@ -36,6 +36,10 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	root := m.DB("")
 	ctx := context.Background()
 
+	// The single account of older stacks, which the new start-up locks.
+	mustExec(t, root, "CREATE USER 'rowgear'@'%' IDENTIFIED BY 'rowgear'")
+	mustExec(t, root, "GRANT ALL ON *.* TO 'rowgear'@'%'")
+
 	// What entrypoint.sh's init file does, as root: the UDF functions, then
 	// the accounts.
 	passwords := map[string]string{"MIGRATE": "m-pw", "BRIDGE": "b'pw", "WORKER": `w\pw`, "APP": "a-pw"}
@@ -147,6 +151,14 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 		if !errors.As(err, &me) || (me.Number != 1044 && me.Number != 1142 && me.Number != 1227) {
 			t.Errorf("%s: %s: %v, want access denied", c.who, c.stmt, err)
 		}
+	}
+	old, err := sql.Open("mysql", "rowgear:rowgear@tcp("+m.Addr+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Ping(); err == nil {
+		t.Error("the old rowgear account with the default password still logs in")
 	}
 	if t.Failed() {
 		t.Logf("bridge output:\n%s", bridgeOut.String())
