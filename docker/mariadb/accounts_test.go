@@ -29,46 +29,92 @@ func TestMain(m *testing.M) {
 
 const repo = "../.."
 
+// entrypoint runs entrypoint.sh with its paths under dir and a stand-in
+// for mariadbd that keeps the init file it was given; it returns that file.
+func entrypoint(t *testing.T, dir string, env ...string) string {
+	t.Helper()
+	datadir := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(datadir, "mysql"), 0o755); err != nil { // initialised: no install-db
+		t.Fatal(err)
+	}
+	kept := filepath.Join(dir, "init.sql")
+	stub := filepath.Join(dir, "mariadbd")
+	script := "#!/bin/sh\nfor a; do case $a in --init-file=*) cp \"${a#--init-file=}\" " + kept + ";; esac; done\n"
+	if err := os.WriteFile(stub, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(repo, "docker", "mariadb", "entrypoint.sh"))
+	cmd.Env = append(os.Environ(), "ROWGEAR_DATADIR="+datadir, "ROWGEAR_SECRETS_DIR="+filepath.Join(dir, "secrets"),
+		"ROWGEAR_INIT_DIR="+filepath.Join(dir, "run"), "ROWGEAR_INSTALL_SQL="+filepath.Join(repo, "udf", "install.sql"),
+		"ROWGEAR_ACCOUNTS="+filepath.Join(repo, "docker", "mariadb", "accounts.sh"), "ROWGEAR_MARIADBD="+stub)
+	cmd.Env = append(cmd.Env, env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("entrypoint.sh: %v\n%s", err, out)
+	}
+	return kept
+}
+
 func TestAccountsLeastPrivilege(t *testing.T) {
 	g := testenv.StartGearmand(t)
-	m := testenv.StartMariaDB(t, testenv.WithUDF(""), testenv.WithServerEnv("ROWGEAR_GEARMAN_SERVERS="+g.Addr),
-		testenv.WithArgs("--log-bin-trust-function-creators=1"))
-	root := m.DB("")
-	ctx := context.Background()
-
-	// The single account of older stacks, which the new start-up locks.
-	mustExec(t, root, "CREATE USER 'rowgear'@'%' IDENTIFIED BY 'rowgear'")
-	mustExec(t, root, "GRANT ALL ON *.* TO 'rowgear'@'%'")
-
-	// What entrypoint.sh's init file does, as root: the UDF functions, then
-	// the accounts.
-	passwords := map[string]string{"MIGRATE": "m-pw", "BRIDGE": "b'pw", "WORKER": `w\pw`, "APP": "a-pw"}
-	stmts := lines(t, filepath.Join(repo, "udf", "install.sql"))
-	cmd := exec.Command(filepath.Join(repo, "docker", "mariadb", "accounts.sh"), "rowgear")
-	cmd.Env = os.Environ()
-	for role, pw := range passwords {
-		cmd.Env = append(cmd.Env, "ROWGEAR_DB_PASSWORD_"+role+"="+pw)
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("accounts.sh: %v", err)
-	}
-	stmts = append(stmts, strings.Split(strings.TrimSpace(string(out)), "\n")...)
-	for range 2 { // idempotent: it runs at every start
-		for _, s := range stmts {
-			if _, err := root.Exec(s); err != nil {
-				t.Fatalf("%s: %v", s, err)
-			}
-		}
-	}
-
-	// Each program: its DSN without password, its password in a file.
 	dir := t.TempDir()
-	env := func(role string) []string {
-		f := filepath.Join(dir, role)
-		if err := os.WriteFile(f, []byte(passwords[strings.ToUpper(role)]+"\n"), 0o400); err != nil {
+	// The first start generates the passwords; the next keeps them, or
+	// takes one from the environment.
+	entrypoint(t, dir)
+	secret := func(role string) string {
+		b, err := os.ReadFile(filepath.Join(dir, "secrets", role, "password"))
+		if err != nil {
 			t.Fatal(err)
 		}
+		return strings.TrimSpace(string(b))
+	}
+	first := map[string]string{}
+	for _, role := range []string{"migrate", "bridge", "worker", "app"} {
+		if first[role] = secret(role); len(first[role]) < 20 {
+			t.Fatalf("%s: generated password %q", role, first[role])
+		}
+	}
+	if first["app"] == first["worker"] {
+		t.Fatal("two accounts got the same password")
+	}
+	init := entrypoint(t, dir, "ROWGEAR_DB_PASSWORD_APP=chosen'pw\\")
+	passwords := map[string]string{}
+	for role, pw := range first {
+		passwords[role] = pw
+	}
+	passwords["app"] = "chosen'pw\\"
+	for role, pw := range passwords {
+		if got := secret(role); got != pw {
+			t.Fatalf("%s: password after a restart %q, want %q", role, got, pw)
+		}
+	}
+
+	// mariadbd with that init file, as the container runs it, on a server
+	// where the single account of older stacks exists; restarted once, as
+	// the init file runs at every start.
+	initSQL, err := os.ReadFile(init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withOld := filepath.Join(dir, "init-with-old-account.sql")
+	if err := os.WriteFile(withOld, append([]byte("CREATE USER IF NOT EXISTS 'rowgear'@'%' IDENTIFIED BY 'rowgear';\n"+
+		"GRANT ALL ON *.* TO 'rowgear'@'%';\n"), initSQL...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.StartMariaDB(t, testenv.WithUDF(""), testenv.WithServerEnv("ROWGEAR_GEARMAN_SERVERS="+g.Addr),
+		testenv.WithArgs("--log-bin-trust-function-creators=1", "--init-file="+withOld))
+	m.Stop()
+	m.Start()
+	root := m.DB("")
+	ctx := context.Background()
+	var funcs int
+	if err := root.QueryRow("SELECT COUNT(*) FROM mysql.func").Scan(&funcs); err != nil || funcs != 7 {
+		t.Fatalf("the init file created %d UDF functions (%v), want 7: see %s", funcs, err, m.ErrorLog())
+	}
+
+	// Each program: its DSN without password, its password file (the one
+	// the entrypoint wrote, as its container mounts it).
+	env := func(role string) []string {
+		f := filepath.Join(dir, "secrets", role, "password")
 		return append(os.Environ(),
 			"ROWGEAR_CONFIG="+filepath.Join(repo, "examples", "blog", "config", "gearman.yml"),
 			"ROWGEAR_GEARMAN="+g.Addr,
@@ -77,7 +123,7 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	}
 	open := func(role string) *sql.DB {
 		cfg := mysql.NewConfig()
-		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "rowgear_"+role, passwords[strings.ToUpper(role)], "tcp", m.Addr, "rowgear"
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "rowgear_"+role, passwords[role], "tcp", m.Addr, "rowgear"
 		db, err := sql.Open("mysql", cfg.FormatDSN())
 		if err != nil {
 			t.Fatal(err)
@@ -170,19 +216,4 @@ func mustExec(t *testing.T, db *sql.DB, q string) {
 	if _, err := db.Exec(q); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
-}
-
-func lines(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
-			out = append(out, l)
-		}
-	}
-	return out
 }

@@ -14,11 +14,15 @@
 #
 # Env: ROWGEAR_DB_NAME (rowgear). ROWGEAR_GEARMAN_SERVERS and the other
 # ROWGEAR_* variables of udf/README.md are read by the UDF inside mariadbd.
+# The paths can be moved for docker/mariadb/accounts_test.go, which runs
+# this script: ROWGEAR_DATADIR, ROWGEAR_SECRETS_DIR, ROWGEAR_INIT_DIR,
+# ROWGEAR_INSTALL_SQL, ROWGEAR_ACCOUNTS, ROWGEAR_MARIADBD.
 set -euo pipefail
 
 db=${ROWGEAR_DB_NAME:-rowgear}
-datadir=/var/lib/mysql
-secrets=/run/rowgear-secrets
+datadir=${ROWGEAR_DATADIR:-/var/lib/mysql}
+secrets=${ROWGEAR_SECRETS_DIR:-/run/rowgear-secrets}
+initdir=${ROWGEAR_INIT_DIR:-/run/mysqld}
 
 if [ ! -d "$datadir/mysql" ]; then
 	echo "rowgear-mariadb: initialising $datadir" >&2
@@ -40,15 +44,15 @@ for role in migrate bridge worker app; do
 	export "$var=$(head -n 1 "$f")"
 done
 
-mkdir -p /run/mysqld
-chown mysql:mysql /run/mysqld
-init=/run/mysqld/rowgear-init.sql
+mkdir -p "$initdir"
+chown mysql:mysql "$initdir"
+init=$initdir/rowgear-init.sql
 {
-	grep -v '^--' /usr/share/rowgear/install.sql
-	rowgear-accounts "$db"
+	grep -v '^--' "${ROWGEAR_INSTALL_SQL:-/usr/share/rowgear/install.sql}"
+	"${ROWGEAR_ACCOUNTS:-rowgear-accounts}" "$db"
 } >"$init"
 chown mysql:mysql "$init"
 chmod 0600 "$init"
 unset ROWGEAR_DB_PASSWORD_MIGRATE ROWGEAR_DB_PASSWORD_BRIDGE ROWGEAR_DB_PASSWORD_WORKER ROWGEAR_DB_PASSWORD_APP
 
-exec mariadbd --user=mysql --init-file="$init" "$@"
+exec "${ROWGEAR_MARIADBD:-mariadbd}" --user=mysql --init-file="$init" "$@"
