@@ -3,6 +3,7 @@ module github.com/rowgear/rowgear
 go 1.26.8
 
 require (
+	github.com/go-json-experiment/json v1.27.2
 	github.com/go-mysql-org/go-mysql v1.16.0
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/mikespook/gearman-go v0.0.0-20220520031403-2a518e866145

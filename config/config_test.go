@@ -550,38 +550,6 @@ func TestLoadNamesFile(t *testing.T) {
 	wantErr(t, err, path+":2: all.bogus: unknown section")
 }
 
-// The example application's gearman.yml, with no variables set (defaults)
-// and with the real environment (as the demo runs it).
-func TestRepoGearmanYML(t *testing.T) {
-	c, err := Loader{LookupEnv: lookup(nil)}.Load("gearman.yml", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eq(t, "Servers", c.Servers, map[string][]string{"default": {"127.0.0.1:4730"}})
-	eq(t, "Workers", c.Workers, map[string]WorkerSet{"example1": {"reverse": {"Worker1", "reverse"}, "hash": {"Worker1", "hash"}}})
-	eq(t, "DBWorkers", c.DBWorkers, map[string]DBWorkerSet{"example2": {
-		"Article": {AllEvents: true, Jobs: []string{"buildFeed", "publish"}},
-		"Comment": {AllEvents: true},
-	}})
-	eq(t, "Models", c.Models, map[string]Model{
-		"Article": {Table: "articles", Events: []string{"insert", "update", "delete"}, Source: "trigger"},
-		"Comment": {Table: "comments", Events: []string{"insert", "update", "delete"}, Source: "binlog"},
-	})
-	eq(t, "Database", c.Database, Database{DSN: "root@tcp(127.0.0.1:3307)/rowgear"})
-	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, StatsInterval: 10 * time.Second})
-	eq(t, "Triggers", c.Triggers, Triggers{Mode: "strict"})
-
-	c, err = Loader{LookupEnv: lookup(map[string]string{"ROWGEAR_GEARMAN": "10.0.0.5:4800"})}.Load("gearman.yml", "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eq(t, "Servers", c.Servers["default"], []string{"10.0.0.5:4800"})
-
-	if _, err := Load("gearman.yml", "dev"); err != nil {
-		t.Fatalf("Load with the process environment: %v", err)
-	}
-}
-
 func TestMoreErrors(t *testing.T) {
 	// Alias expansion is bounded (billion laughs).
 	bomb := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"

@@ -7,10 +7,23 @@ import (
 	"github.com/rowgear/rowgear/config"
 )
 
-// Load the example application's gearman.yml for the prod environment and
+// Parse a gearman.yml in the seed's format for the prod environment and
 // look up what `--config=example1` and `--config=example2` run.
-func ExampleLoad() {
-	c, err := config.Load("gearman.yml", "prod")
+func ExampleParse() {
+	yml := `all:
+  worker:
+    example1:
+      reverse: [Worker1, reverse]
+      hash: [Worker1, hash]
+  doctrine:
+    example2:
+      Article: [buildFeed, publish, ~]
+  models:
+    Article: {table: articles, events: [insert, update, delete], source: trigger}
+  triggers:
+    mode: strict
+`
+	c, err := config.Parse("config/gearman.yml", []byte(yml), "prod")
 	if err != nil {
 		log.Fatal(err)
 	}

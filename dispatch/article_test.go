@@ -2,7 +2,7 @@ package dispatch_test
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -29,36 +29,33 @@ type Article struct {
 	CreatedAt   time.Time  `db:"created_at"`
 }
 
-func (a *Article) report(ctx context.Context, what string, attrs ...any) {
+// report logs what a handler got; event is the row event's id.
+func (a *Article) report(ctx context.Context, what string, attrs ...any) error {
+	if ev := a.Event(); ev != nil {
+		attrs = append(attrs, "event", ev.ID)
+	}
 	a.log.InfoContext(ctx, "Article."+what, append([]any{"id", a.ID, "title", a.Title}, attrs...)...)
-}
-
-func (a *Article) TriggerInsert(ctx context.Context) error {
-	a.report(ctx, "TriggerInsert", "event", a.Event().ID)
 	return nil
 }
+
+func (a *Article) TriggerInsert(ctx context.Context) error { return a.report(ctx, "TriggerInsert") }
 
 func (a *Article) TriggerUpdate(ctx context.Context, modified []string) error {
-	a.report(ctx, "TriggerUpdate", "modified", modified, "event", a.Event().ID)
-	return nil
+	return a.report(ctx, "TriggerUpdate", "modified", modified)
 }
 
-func (a *Article) TriggerDelete(ctx context.Context) error {
-	a.report(ctx, "TriggerDelete", "event", a.Event().ID)
-	return nil
-}
+func (a *Article) TriggerDelete(ctx context.Context) error { return a.report(ctx, "TriggerDelete") }
 
-// Publish is a record job.
-func (a *Article) Publish(ctx context.Context, tweet, ping bool) (time.Time, error) {
-	if err := a.Refresh(ctx); err != nil {
-		return time.Time{}, err
+// Publish is a record job: it stamps published_at and returns the stamp.
+func (a *Article) Publish(ctx context.Context, tweet, ping bool) (at time.Time, err error) {
+	if err = a.Refresh(ctx); err == nil {
+		at = time.Now().UTC().Truncate(time.Microsecond)
+		_, err = a.DB().ExecContext(ctx, "UPDATE articles SET published_at = ? WHERE id = ?", at, a.ID)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	if _, err := a.DB().ExecContext(ctx, "UPDATE articles SET published_at = ? WHERE id = ?", now, a.ID); err != nil {
-		return time.Time{}, fmt.Errorf("publish article %d: %w", a.ID, err)
+	if err == nil {
+		err = a.report(ctx, "Publish", "tweet", tweet, "ping", ping)
 	}
-	a.report(ctx, "Publish", "tweet", tweet, "ping", ping)
-	return now, nil
+	return at, err
 }
 
 type ArticleTable struct {
@@ -70,22 +67,12 @@ type FeedItem struct {
 	Title string `json:"title"`
 }
 
-// BuildFeed is a table job: the published articles.
-func (t *ArticleTable) BuildFeed(ctx context.Context) ([]FeedItem, error) {
-	rows, err := t.DB().QueryContext(ctx, "SELECT id, title FROM "+t.Name()+" WHERE published_at IS NOT NULL ORDER BY id")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	feed := []FeedItem{}
-	for rows.Next() {
-		var it FeedItem
-		if err := rows.Scan(&it.ID, &it.Title); err != nil {
-			return nil, err
-		}
-		feed = append(feed, it)
-	}
-	return feed, rows.Err()
+// BuildFeed is a table job: the published articles, as MariaDB lists them.
+func (t *ArticleTable) BuildFeed(ctx context.Context) (json.RawMessage, error) {
+	var feed json.RawMessage
+	err := t.DB().QueryRowContext(ctx, "SELECT COALESCE(JSON_ARRAYAGG(JSON_OBJECT('id', id, 'title', title)), '[]') FROM "+
+		t.Name()+" WHERE published_at IS NOT NULL").Scan(&feed)
+	return feed, err
 }
 
 func registerArticle(reg *dispatch.Registry) error {

@@ -43,7 +43,7 @@ type Failure struct {
 }
 
 // header travels in front of a re-submitted job's workload; handlers never
-// see it. Its magic differs from gearman's serialization marker.
+// see it. Its magic starts with a NUL byte, which no JSON workload does.
 type header struct {
 	Key     string    `json:"key"` // the first run's unique key (event id)
 	Attempt int       `json:"attempt"`

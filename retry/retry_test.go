@@ -166,11 +166,10 @@ func TestFailTwiceThenSucceedRespectsBackoff(t *testing.T) {
 			t.Fatalf("a handler saw payload %q: the retry header leaked", p)
 		}
 	}
-	// The guard deletes the row once the third run has succeeded, which may
-	// be just after the handler returned.
-	testenv.Eventually(t, 10*time.Second, "no retry row left", func() bool {
-		es, _ := retry.NewStore(f.db).List(context.Background(), "")
-		return len(es) == 0
+	// The third run succeeded; its row goes once that run has ended.
+	testenv.Eventually(t, 10*time.Second, "the retried job's row to be deleted", func() bool {
+		es, err := retry.NewStore(f.db).List(context.Background(), "")
+		return err == nil && len(es) == 0
 	})
 }
 

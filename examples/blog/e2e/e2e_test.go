@@ -251,13 +251,7 @@ type stack struct {
 }
 
 // proc is a running service.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *testenv.Buffer
-	done chan struct{}
-	err  error
-}
+type proc struct{ *testenv.Proc }
 
 func (s *stack) command(name string, argv []string) *exec.Cmd {
 	pkg, ok := binaries[argv[0]]
@@ -284,20 +278,7 @@ func (s *stack) run(name string, argv []string) string {
 // start starts a long-running service; it is stopped at cleanup.
 func (s *stack) start(name string, argv []string) *proc {
 	s.t.Helper()
-	p := &proc{name: name, cmd: s.command(name, argv), out: &testenv.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		s.t.Fatalf("service %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	s.t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if s.t.Failed() {
-			s.t.Logf("%s output:\n%s", name, p.out)
-		}
-	})
-	return p
+	return &proc{testenv.StartProc(s.t, name, s.command(name, argv))}
 }
 
 // waitFor waits until the process's output matches re.
@@ -306,16 +287,16 @@ func (p *proc) waitFor(t *testing.T, what, re string) []string {
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if m := rx.FindStringSubmatch(p.out.String()); m != nil {
+		if m := rx.FindStringSubmatch(p.Out.String()); m != nil {
 			return m
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before %s; output:\n%s", p.name, p.err, what, p.out)
+		case <-p.Done():
+			t.Fatalf("%s exited (%v) before %s; output:\n%s", p.Name, p.Err(), what, p.Out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: timed out waiting for %s (/%s/); output:\n%s", p.name, what, re, p.out)
+			t.Fatalf("%s: timed out waiting for %s (/%s/); output:\n%s", p.Name, what, re, p.Out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -324,14 +305,9 @@ func (p *proc) waitFor(t *testing.T, what, re string) []string {
 // stop sends SIGTERM, as `docker-compose stop` does, and wants exit 0.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not stop within 30 s of SIGTERM; output:\n%s", p.name, p.out)
-	}
-	if p.err != nil {
-		t.Fatalf("%s exited with %v after SIGTERM; output:\n%s", p.name, p.err, p.out)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("%s exited with %v after SIGTERM; output:\n%s", p.Name, err, p.Out)
 	}
 }
 
@@ -458,8 +434,8 @@ func TestStack(t *testing.T) {
 	exec1("DELETE FROM comments WHERE id = ?", cm)
 	worker.waitFor(t, "Comment.delete (binlog) to reach its handler",
 		fmt.Sprintf(`msg=Comment\.TriggerDelete id=%d .*source=binlog`, cm))
-	if strings.Contains(bridge.out.String(), "Article.") {
-		t.Errorf("binlogbridge published Article events, whose source is trigger:\n%s", bridge.out)
+	if strings.Contains(bridge.Out.String(), "Article.") {
+		t.Errorf("binlogbridge published Article events, whose source is trigger:\n%s", bridge.Out)
 	}
 
 	// The demo writer: record job publish and table job buildFeed from
@@ -483,7 +459,7 @@ func TestStack(t *testing.T) {
 	worker.stop(t)
 	bridge.waitFor(t, "the bridge to save its position", `msg="binlog bridge stopped"`)
 	worker.waitFor(t, "the worker to report", `msg="worker stopped"`)
-	if failed := regexp.MustCompile(`msg="job failed".*`).FindString(worker.out.String()); failed != "" {
+	if failed := regexp.MustCompile(`msg="job failed".*`).FindString(worker.Out.String()); failed != "" {
 		t.Errorf("a job failed: %s", failed)
 	}
 }

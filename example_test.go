@@ -1,0 +1,46 @@
+package rowgear_test
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"log"
+
+	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/gearman"
+)
+
+var appMigrations embed.FS // //go:embed migrations/*.sql in an application
+
+// An application's whole main: its registration and its migrations; rowgear
+// gives it every command (worker sets, migrate, triggers, dead, bridge).
+func ExampleMain() {
+	register := func(reg *dispatch.Registry) error {
+		// dispatch.Register[Article](reg, "Article", dispatch.Constructor(…), dispatch.RecordJob(…))
+		reg.Use(func(next gearman.Handler) gearman.Handler { return next }) // logging, metrics …
+		return nil
+	}
+	rowgear.Main(
+		rowgear.WithRegister(register),
+		rowgear.WithMigrations(appMigrations, "migrations"),
+	)
+}
+
+// Exit returns the process's exit code: 0 for -h on any command, 2 for a
+// command line that does not parse, 1 for a failure.
+func ExampleApp_Exit() {
+	app, err := rowgear.New(rowgear.WithName("notes"), rowgear.WithOutput(io.Discard, io.Discard))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	fmt.Println(app.Exit(ctx, []string{"migrate", "up", "-h"}))
+	fmt.Println(app.Exit(ctx, []string{"migrate", "sideways"}))
+	fmt.Println(app.Exit(ctx, []string{"dead", "list", "--file", "/nonexistent/gearman.yml"}))
+	// Output:
+	// 0
+	// 2
+	// 1
+}
