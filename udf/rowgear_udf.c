@@ -153,25 +153,33 @@ static long env_long(const char *name, long def, long lo, long hi)
 	return def;
 }
 
+/* An invalid allowlist allows nothing. */
+static void functions_invalid_locked(void)
+{
+	for (int i = 0; i < g_npatterns; i++)
+		free(g_patterns[i]);
+	g_npatterns = -1;
+}
+
 /* Splits the function allowlist into fnmatch patterns. */
 static void functions_init_locked(const char *list)
 {
 	g_functions = strdup(list);
 	g_npatterns = 0;
 	if (!g_functions) {
-		g_npatterns = -1;
+		functions_invalid_locked();
 		return;
 	}
 	for (const char *p = list;;) {
 		const char *e = strchr(p, ',');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		if (len == 0 || len > GEARMAN_FUNCTION_MAX_SIZE || g_npatterns == MAX_PATTERNS) {
-			g_npatterns = -1;
+			functions_invalid_locked();
 			return;
 		}
 		char *pat = strndup(p, len);
 		if (!pat) {
-			g_npatterns = -1;
+			functions_invalid_locked();
 			return;
 		}
 		for (char *q = pat; *q; q++)
