@@ -147,7 +147,7 @@ func TestApplicationOutsideRowgear(t *testing.T) {
 	n := newNotes(t)
 	n.generate()
 	out := n.mustRun("migrate", "up") // one migrate up: rowgear's tables, the schema, the triggers
-	for _, m := range []string{"00001_failed_jobs.sql", "00003_gearman_udf.sql", "00001_schema.sql", "00002_rowgear_triggers.sql"} {
+	for _, m := range []string{"00001_failed_jobs.sql", "00099_gearman_udf.sql", "00001_schema.sql", "00002_rowgear_triggers.sql"} {
 		if !strings.Contains(out, m) {
 			t.Errorf("migrate up did not run %s:\n%s", m, out)
 		}

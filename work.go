@@ -18,6 +18,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/retry"
 )
 
@@ -116,6 +117,18 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 		reg.Use(guard.Middleware)
 	} else if db != nil {
 		log.Warn("retries and dead letters are off (--no-retry): a failed job is reported to gearmand only")
+	}
+	if db != nil {
+		// Row events run after their commit only, in commit order per row
+		// (package ordering); inside the guard, so a failed event is retried.
+		if err := a.checkMigrated(ctx, db, 10); err != nil {
+			return err
+		}
+		ord, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		reg.Use(ord.Middleware())
 	}
 	reg.Use(a.mws...)
 	fns, err := reg.Mount(w, cfg, f.set, db)

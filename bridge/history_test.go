@@ -106,6 +106,10 @@ func TestResetMasterKeepsIDsUnique(t *testing.T) {
 	}
 
 	// The operator's recovery: forget the position, start at the end.
+	saved, _, err := bridge.FileStore{Path: e.posFile}.Load(context.Background())
+	if err != nil || saved.History == "" {
+		t.Fatalf("the first history's position: %+v, %v", saved, err)
+	}
 	if err := os.Remove(e.posFile); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +138,23 @@ func TestResetMasterKeepsIDsUnique(t *testing.T) {
 	}
 	if n := got.distinct(); n != 6 {
 		t.Fatalf("%d distinct events reached the handler, want 6", n)
+	}
+	// Per-row ordering compares seq: every event of the new history must
+	// order after every event of the old one, though its positions are
+	// the same.
+	var oldMax, newMin string
+	for _, ev := range evs {
+		if strings.HasSuffix(ev.ID, "."+saved.History) {
+			oldMax = max(oldMax, ev.Seq)
+		} else if newMin == "" || ev.Seq < newMin {
+			newMin = ev.Seq
+		}
+		if len(ev.Seq) > events.MaxSeqLen {
+			t.Errorf("seq %q is longer than %d bytes", ev.Seq, events.MaxSeqLen)
+		}
+	}
+	if oldMax == "" || newMin == "" || newMin <= oldMax {
+		t.Fatalf("seq of the new history (from %q) does not order after the old one's (up to %q)", newMin, oldMax)
 	}
 }
 

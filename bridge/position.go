@@ -18,11 +18,13 @@ type Position struct {
 	File string `json:"file"`           // binlog file name, e.g. "binlog.000003"
 	Pos  uint32 `json:"pos"`            // offset in File
 	GTID string `json:"gtid,omitempty"` // GTID set; when set, it is what a restart resumes from
-	// History names the binlog history the bridge follows: random, chosen
-	// when the bridge starts without a saved position (a first start, or
-	// after RESET MASTER / a rebuilt server made the operator start
-	// afresh), and part of every event id, so that file:pos reused by a
-	// new history never gives an id of the old one.
+	// History names the binlog history the bridge follows: the time it
+	// started (tenths of a second) and random bits, chosen when the bridge
+	// starts without a saved position (a first start, or after RESET
+	// MASTER / a rebuilt server made the operator start afresh). It is part
+	// of every event id, so that file:pos reused by a new history never
+	// gives an id of the old one, and its start leads every seq, so that
+	// the new history's events order after the old one's.
 	History string `json:"history,omitempty"`
 }
 

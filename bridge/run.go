@@ -121,11 +121,17 @@ func (b *Bridge) startPosition(ctx context.Context) (Position, error) {
 	return p, nil
 }
 
-// newHistory returns a fresh Position.History: 48 random bits in hex.
+// historyStartLen is the length of a history's start time, the part of it
+// that orders events (see eventSeq).
+const historyStartLen = 11
+
+// newHistory returns a fresh Position.History: when it starts, in tenths
+// of a second since 1970 (11 digits: seq takes digits only, and 40 bytes
+// at most), then 16 random bits in hex, so that two starts never share one.
 func newHistory() string {
-	var b [6]byte
+	var b [2]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return fmt.Sprintf("%0*d%s", historyStartLen, time.Now().UnixMilli()/100, hex.EncodeToString(b[:]))
 }
 
 // currentPosition asks the server for the end of its binlog.

@@ -94,6 +94,9 @@ type Model struct {
 	Columns []string
 	// Source is "trigger" (default) or "binlog".
 	Source string
+	// Unordered: `ordered: false`, the model's events skip the per-row
+	// ordering of package ordering (they still pass the commit gate).
+	Unordered bool
 }
 
 // Database is where models live.

@@ -516,8 +516,14 @@ func (d *decoder) model(n *yaml.Node, path string) (Model, error) {
 			if err := d.oneOf(p.v, kp, &m.Source, "trigger", "binlog"); err != nil {
 				return Model{}, err
 			}
+		case "ordered":
+			var ordered bool
+			if err := p.v.Decode(&ordered); err != nil || p.v.ShortTag() != "!!bool" {
+				return Model{}, d.errorf(p.v, kp, "want true or false, got %q", p.v.Value)
+			}
+			m.Unordered = !ordered
 		default:
-			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source)")
+			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source, ordered)")
 		}
 	}
 	if m.Table == "" {

@@ -72,12 +72,16 @@ func Encode(e *Envelope) ([]byte, error) {
 		b = append(b, `,"pos":`...)
 		b = AppendString(b, e.Pos)
 	}
+	if e.Seq != "" {
+		b = append(b, `,"seq":`...)
+		b = AppendString(b, e.Seq)
+	}
 	return append(b, '}'), nil
 }
 
 // sizeHint estimates the encoded length, so Encode allocates once.
 func (e *Envelope) sizeHint() int {
-	n := 160 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos)
+	n := 170 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos) + len(e.Seq)
 	n += e.PK.sizeHint() + e.Row.sizeHint() + e.Old.sizeHint()
 	for _, c := range e.Modified {
 		n += len(c) + 3
@@ -209,11 +213,12 @@ const (
 	fModified
 	fTS
 	fPos
+	fSeq
 	nFields
 )
 
 var fieldNames = [nFields]string{"v", "id", "source", "schema", "table", "model",
-	"op", "pk", "row", "old", "modified", "ts", "pos"}
+	"op", "pk", "row", "old", "modified", "ts", "pos", "seq"}
 
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {

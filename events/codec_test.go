@@ -312,3 +312,25 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// seq is optional, round-trips, and holds digits and ':' only.
+func TestSeq(t *testing.T) {
+	e := sample()
+	e.Seq = "00000000000000000042"
+	b, err := Encode(e)
+	if err != nil || !strings.HasSuffix(string(b), `,"seq":"00000000000000000042"}`) {
+		t.Fatalf("Encode: %s, %v", b, err)
+	}
+	// As the trigger sends it: appended after ts, with MariaDB's spacing.
+	spaced := strings.TrimSuffix(sampleJSON, "}") + `, "seq": "0000000004:0000001234:000002"}`
+	d, err := Decode([]byte(spaced))
+	if err != nil || d.Seq != "0000000004:0000001234:000002" {
+		t.Fatalf("Decode: %+v, %v", d, err)
+	}
+	for _, bad := range []string{`"x1"`, `"-1"`, `"` + strings.Repeat("1", 41) + `"`, `12`} {
+		in := strings.TrimSuffix(sampleJSON, "}") + `,"seq":` + bad + "}"
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "seq") {
+			t.Errorf("seq %s: err = %v, want ErrMalformed naming seq", bad, err)
+		}
+	}
+}

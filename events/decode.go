@@ -152,7 +152,7 @@ func (w *walker) envelope() (*Envelope, error) {
 	}
 	for i := fID; i < nFields; i++ {
 		switch {
-		case !seen[i] && (i == fOld || i == fModified || i == fPos):
+		case !seen[i] && (i == fOld || i == fModified || i == fPos || i == fSeq):
 			// optional; validate checks old and pos
 		case !seen[i]:
 			return nil, malformed(fieldNames[i], "missing")
@@ -196,7 +196,7 @@ func (w *walker) field(e *Envelope, i int) error {
 		}
 	}
 	strs := [nFields]*string{fID: &e.ID, fSource: &e.Source, fSchema: &e.Schema, fTable: &e.Table,
-		fModel: &e.Model, fOp: &e.Op, fPos: &e.Pos}
+		fModel: &e.Model, fOp: &e.Op, fPos: &e.Pos, fSeq: &e.Seq}
 	var err error
 	switch {
 	case strs[i] != nil:

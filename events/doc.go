@@ -7,7 +7,8 @@
 //	{"v":1, "id":"…", "source":"trigger|binlog", "schema":"app", "table":"articles",
 //	 "model":"Article", "op":"insert|update|delete",
 //	 "pk":{"id":42}, "row":{…}, "old":{…}, "modified":["title"],
-//	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234"}
+//	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234",
+//	 "seq":"0000000004:0000001234:000000"}
 //
 // Fields (v, id, source, schema, table, model, op, pk, row and ts are
 // required; Decode refuses anything else, see there):
@@ -25,6 +26,11 @@
 //     Triggers: UTC_TIMESTAMP(6) at the row change. Binlog: the commit's
 //     timestamp (whole seconds; the binlog keeps no more).
 //   - pos: binlog source only: "file:pos" or the GTID set.
+//   - seq: orders the events of one row (same model, primary key and source):
+//     a later commit has a greater seq, compared as bytes. Triggers: the id
+//     of the commit-gate row the trigger wrote, 20 digits (package ordering
+//     verifies it). Binlog: "<file number>:<position>:<row>", 10, 10 and 6
+//     digits. Optional (triggers generated before the commit gate have none).
 //
 // # Column values
 //

@@ -11,14 +11,14 @@ import (
 	"github.com/rowgear/rowgear/bridge"
 )
 
-// contention: section 5. Strict trigger writes while binlogbridge publishes
+// contention: section 6. Strict trigger writes while binlogbridge publishes
 // a backlog, on SQLite-queue gearmands (the compose stack's queue): first
 // with the bridge on the triggers' gearmand, then on a gearmand of its own
 // (the compose stack's layout). A SQLite queue writes jobs one at a time,
 // so a busy bridge can hold a trigger's submit past the UDF timeout, which
 // fails the write. Figures: failed strict writes, and the slowest write.
 func (b *bench) contention(ctx context.Context) error {
-	const sec = "5"
+	const sec = "6"
 	dur := 2 * b.maxTime
 	for i, layout := range []string{"one gearmand for both", "the bridge on its own gearmand"} {
 		gTrig, err := b.gearmand("sqlite")

@@ -86,17 +86,29 @@ func (b *bench) modelConfig(ns, gearmand, table, source string) *config.Config {
 	}
 }
 
-// guarded mounts handlers wrapped by the retry guard, as dbworker does.
+// guarded mounts handlers wrapped by the retry guard, as dbworker does,
+// around the middleware mw when set.
 type guarded struct {
-	w *gearman.Worker
-	g *retry.Guard
+	w  *gearman.Worker
+	g  *retry.Guard
+	mw func(gearman.Handler) gearman.Handler
 }
 
-func (x guarded) Register(fn string, h gearman.Handler) { x.w.Register(fn, x.g.Wrap(fn, h)) }
+func (x guarded) Register(fn string, h gearman.Handler) {
+	if x.mw != nil {
+		h = x.mw(h)
+	}
+	x.w.Register(fn, x.g.Wrap(fn, h))
+}
 
 // itemWorker returns a worker running the Item model as dbworker mounts it
 // (with the retry guard and its crash journal when guard is set).
 func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency int, guard bool) (*gearman.Worker, func(), error) {
+	return b.itemWorkerMW(ctx, cfg, concurrency, guard, nil)
+}
+
+// itemWorkerMW is itemWorker with mw (nil: none) inside the retry guard.
+func (b *bench) itemWorkerMW(ctx context.Context, cfg *config.Config, concurrency int, guard bool, mw func(gearman.Handler) gearman.Handler) (*gearman.Worker, func(), error) {
 	reg := dispatch.NewRegistry()
 	if err := dispatch.Register[Item](reg, "Item"); err != nil {
 		return nil, nil, err
@@ -117,7 +129,7 @@ func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency 
 		if err := g.Recover(ctx); err != nil {
 			return nil, nil, err
 		}
-		on = guarded{w, g}
+		on = guarded{w, g, mw}
 		cleanup = func() { j.Close(); client.Close() }
 	}
 	if _, err := reg.Mount(on, cfg, "", b.db); err != nil {

@@ -8,15 +8,22 @@
 #                    them as root: see entrypoint.sh)
 #   rowgear_bridge   binlogbridge: REPLICATION SLAVE and BINLOG MONITOR,
 #                    SELECT on DB, and writes to its position table only
-#   rowgear_worker   dbworker: SELECT, INSERT, UPDATE, DELETE on DB
-#   rowgear_app      the application (the demo writer): the same DML
+#   rowgear_worker   dbworker: SELECT, INSERT, UPDATE, DELETE on DB (its
+#                    handlers', retries' and commit gate's tables)
+#   rowgear_app      the application (the demo writer): the same DML on the
+#                    application's own TABLES only. Nothing on rowgear's
+#                    tables: an account that can write rowgear_gate can
+#                    forge trigger events (the triggers run as their
+#                    definer, rowgear_migrate, and need nothing of it).
 #
-# Usage: accounts.sh DB, with the passwords in ROWGEAR_DB_PASSWORD_MIGRATE,
+# Usage: accounts.sh DB [TABLES], TABLES the application's tables, comma-
+# separated (none: the app account gets no table), with the passwords in ROWGEAR_DB_PASSWORD_MIGRATE,
 # _BRIDGE, _WORKER and _APP. docker/mariadb/entrypoint.sh runs it at every
 # start; docker/mariadb/accounts_test.go runs it against a real MariaDB.
 set -euo pipefail
 
-db=${1:?usage: accounts.sh DB}
+db=${1:?usage: accounts.sh DB [TABLES]}
+tables=${2:-}
 str() {
 	local s=${1//\\/\\\\}
 	printf "'%s'" "${s//\'/\'\'}"
@@ -44,4 +51,10 @@ account rowgear_migrate "$ROWGEAR_DB_PASSWORD_MIGRATE" "ALL PRIVILEGES ON $dbq.*
 account rowgear_bridge "$ROWGEAR_DB_PASSWORD_BRIDGE" "REPLICATION SLAVE, BINLOG MONITOR ON *.*" \
 	"SELECT ON $dbq.*" "CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_position\`"
 account rowgear_worker "$ROWGEAR_DB_PASSWORD_WORKER" "SELECT, INSERT, UPDATE, DELETE ON $dbq.*"
-account rowgear_app "$ROWGEAR_DB_PASSWORD_APP" "SELECT, INSERT, UPDATE, DELETE ON $dbq.*"
+app=()
+IFS=, read -ra names <<<"$tables"
+for t in "${names[@]}"; do
+	# CREATE lets the grant precede the migration that creates the table.
+	[ -n "$t" ] && app+=("SELECT, INSERT, UPDATE, DELETE, CREATE ON $dbq.\`${t//\`/\`\`}\`")
+done
+account rowgear_app "$ROWGEAR_DB_PASSWORD_APP" "${app[@]}"

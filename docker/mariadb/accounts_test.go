@@ -47,6 +47,7 @@ func entrypoint(t *testing.T, dir string, env ...string) string {
 	cmd.Env = append(os.Environ(), "ROWGEAR_DATADIR="+datadir, "ROWGEAR_SECRETS_DIR="+filepath.Join(dir, "secrets"),
 		"ROWGEAR_INIT_DIR="+filepath.Join(dir, "run"), "ROWGEAR_INSTALL_SQL="+filepath.Join(repo, "udf", "install.sql"),
 		"ROWGEAR_ACCOUNTS="+filepath.Join(repo, "docker", "mariadb", "accounts.sh"), "ROWGEAR_MARIADBD="+stub)
+	cmd.Env = append(cmd.Env, "ROWGEAR_APP_TABLES=articles,comments")
 	cmd.Env = append(cmd.Env, env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("entrypoint.sh: %v\n%s", err, out)
@@ -175,6 +176,8 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	}{
 		{"app", app, "SELECT COUNT(*) FROM mysql.user"},
 		{"app", app, "CREATE TABLE x (id INT)"},
+		{"app", app, "INSERT INTO rowgear_gate (id, digest) VALUES (1, 'forged')"},
+		{"app", app, "SELECT COUNT(*) FROM rowgear_failed_jobs"},
 		{"app", app, "SELECT gman_servers_set('127.0.0.1:1')"}, // runs, but read-only: checked below
 		{"worker", worker, "DROP TABLE articles"},
 		{"worker", worker, "CREATE TABLE x (id INT)"},

@@ -12,7 +12,8 @@
 # program's container mounts too (it reads it with ROWGEAR_DB_PASSWORD_FILE).
 # No default password exists; root logs in only through the local socket.
 #
-# Env: ROWGEAR_DB_NAME (rowgear). ROWGEAR_GEARMAN_SERVERS and the other
+# Env: ROWGEAR_DB_NAME (rowgear), ROWGEAR_APP_TABLES (the application's
+# tables, comma-separated: the only ones rowgear_app may use). ROWGEAR_GEARMAN_SERVERS and the other
 # ROWGEAR_* variables of udf/README.md are read by the UDF inside mariadbd.
 # The paths can be moved for docker/mariadb/accounts_test.go, which runs
 # this script: ROWGEAR_DATADIR, ROWGEAR_SECRETS_DIR, ROWGEAR_INIT_DIR,
@@ -49,7 +50,7 @@ chown mysql:mysql "$initdir"
 init=$initdir/rowgear-init.sql
 {
 	grep -v '^--' "${ROWGEAR_INSTALL_SQL:-/usr/share/rowgear/install.sql}"
-	"${ROWGEAR_ACCOUNTS:-rowgear-accounts}" "$db"
+	"${ROWGEAR_ACCOUNTS:-rowgear-accounts}" "$db" "${ROWGEAR_APP_TABLES:-}"
 } >"$init"
 chown mysql:mysql "$init"
 chmod 0600 "$init"
