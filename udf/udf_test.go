@@ -29,6 +29,7 @@ import (
 	"github.com/mikespook/gearman-go/worker"
 
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -1379,6 +1380,10 @@ func TestGeneratedStrictTriggerNamesServer(t *testing.T) {
 	if _, err := db.Exec("INSERT INTO articles VALUES (1, 'a')"); err != nil {
 		t.Fatal(err)
 	}
+	// The trigger writes its commit gate row into rowgear's table.
+	if err := migrations.UpTo(ctx, db, migrations.Rowgear(), 10); err != nil {
+		t.Fatal(err)
+	}
 	tab, err := triggers.LoadTable(ctx, db, "", "articles")
 	if err != nil {
 		t.Fatal(err)
@@ -1389,11 +1394,11 @@ func TestGeneratedStrictTriggerNamesServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	const call = "), rowgear_id)"
+	const call = "rowgear_payload, rowgear_id)"
 	if len(trs) != 1 || strings.Count(trs[0].Create, call) != 1 {
 		t.Fatalf("cannot find the gman_do_background call in %v", trs)
 	}
-	if _, err := db.Exec(strings.Replace(trs[0].Create, call, "), rowgear_id, '"+dead+"')", 1)); err != nil {
+	if _, err := db.Exec(strings.Replace(trs[0].Create, call, "rowgear_payload, rowgear_id, '"+dead+"')", 1)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = db.Exec("UPDATE articles SET title = 'b' WHERE id = 1")
