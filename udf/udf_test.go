@@ -641,6 +641,7 @@ func TestArguments(t *testing.T) {
 		{[]any{fn, "w", nil, "127.0.0.1:99999"}, "port '99999' is not a number 1..65535"},
 		{[]any{fn, "w", nil, "127.0.0.1:0"}, "port '0' is not a number 1..65535"},
 		{[]any{fn, "w", nil, "127.0.0.1:"}, "port '' is not a number"},
+		{[]any{fn, "w", nil, ":99999"}, "invalid server ':99999': no host"},
 		{[]any{fn, "w", nil, ":"}, "invalid server ':': no host"},
 		{[]any{fn, "w", nil, "::::"}, "invalid server '::::': no host"},
 		{[]any{fn, "w", nil, "fe80::1:4730"}, "write IPv6 addresses in brackets"},
@@ -660,6 +661,13 @@ func TestArguments(t *testing.T) {
 		if failures(t, c) <= before {
 			t.Errorf("%q: not counted in gman_failures()", b.args)
 		}
+	}
+	// An IPv6 address in brackets parses (nothing listens there: the
+	// failure is the connection's, not the list's).
+	if _, ok := submit(t, c, "gman_do_background", fn, "w", nil, fmt.Sprintf("[::1]:%d", testenv.FreePort(t))); ok {
+		t.Error("a handle from [::1], where nothing listens")
+	} else if e := lastError(t, c); strings.Contains(e, "invalid server") {
+		t.Errorf("[::1]:port refused as invalid: %s", e)
 	}
 	// Empty workload, numbers coerced to strings.
 	if _, ok := submit(t, c, "gman_do_background", fn, "", nil, g.Addr); !ok {
