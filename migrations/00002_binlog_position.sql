@@ -9,9 +9,6 @@ CREATE TABLE IF NOT EXISTS rowgear_binlog_position (
   gtid_set TEXT NOT NULL,
   updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
--- The binlog history the position belongs to (bridge.Position.History),
--- part of every event id; added to tables of older bridges too.
-ALTER TABLE rowgear_binlog_position ADD COLUMN IF NOT EXISTS history VARCHAR(32) NOT NULL DEFAULT '';
 
 -- +goose Down
 DROP TABLE IF EXISTS rowgear_binlog_position;

@@ -98,15 +98,15 @@ func TestBothSetsUpStatusDown(t *testing.T) {
 	if err := Status(ctx, db, &sb, own, app); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(sb.String(), "Pending"); n != 6 {
-		t.Errorf("status before Up: %d pending, want 6:\n%s", n, sb.String())
+	if n := strings.Count(sb.String(), "Pending"); n != 7 {
+		t.Errorf("status before Up: %d pending, want 7:\n%s", n, sb.String())
 	}
 	res, err := Up(ctx, db, own, app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 6 || version(t, db, own) != 99 || version(t, db, app) != 2 {
-		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want 6, 99, 2", len(res), version(t, db, own), version(t, db, app))
+	if len(res) != 7 || version(t, db, own) != 99 || version(t, db, app) != 2 {
+		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want 7, 99, 2", len(res), version(t, db, own), version(t, db, app))
 	}
 	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position",
 		"rowgear_gate", "rowgear_row_seq", "rowgear_applied"); n != 8 {
