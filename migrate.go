@@ -66,7 +66,7 @@ func (a *App) migrate(ctx context.Context, c *common, verb, dir string, own bool
 	case "status":
 		return migrations.Status(ctx, db, out, sets...)
 	case "up":
-		res, err := migrations.Up(ctx, db, sets...)
+		res, err := migrations.UpProgress(ctx, db, a.stderr, sets...)
 		report(out, res)
 		if err == nil && len(res) == 0 {
 			fmt.Fprintln(out, "no migrations to run: every migration is applied")

@@ -61,6 +61,12 @@ type Bridge struct {
 	handler  *handler
 	sourceID uint32 // @@server_id of the source server, part of event ids
 	history  string // Position.History of this run, part of event ids
+
+	observer     Observer
+	heartbeat    time.Duration
+	heartbeatSet bool
+	stallAfter   time.Duration
+	obs          obs
 }
 
 // Option configures a Bridge.
@@ -106,6 +112,12 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
 	for _, o := range opts {
 		o(b)
+	}
+	if !b.heartbeatSet {
+		b.heartbeat = 250 * time.Millisecond
+	}
+	if b.stallAfter <= 0 {
+		b.stallAfter = 30 * time.Second
 	}
 	if b.namespace == "" {
 		b.namespace = config.DefaultNamespace
@@ -257,6 +269,9 @@ func (b *Bridge) canalConfig() *canal.Config {
 	c.Flavor = b.flavor()
 	c.Dump.ExecutionPath = "" // binlog only, no mysqldump
 	c.IncludeTableRegex = b.Tables()
+	if b.obs.hbOn.Load() {
+		c.IncludeTableRegex = append(c.IncludeTableRegex, b.heartbeatRegex())
+	}
 	// Value forms of events/doc.go: DECIMAL as canal's exact string (not
 	// UseDecimal's trimmed one), times as strings (not ParseTime), TIMESTAMP
 	// rendered in UTC.

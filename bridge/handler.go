@@ -80,8 +80,12 @@ func (h *handler) seen(header *replication.EventHeader) {
 func (h *handler) OnRow(e *canal.RowsEvent) error {
 	models := h.b.models[e.Table.Schema+"."+e.Table.Name]
 	if len(models) == 0 {
+		if e.Table.Name == HeartbeatTable && e.Table.Schema == h.b.dsn.DBName {
+			h.onHeartbeat(e)
+		}
 		return nil
 	}
+	read := time.Now()
 	h.seen(e.Header)
 	meta, err := h.meta(e.Table)
 	if err != nil {
@@ -112,7 +116,7 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		seq := eventSeq(h.b.history, h.file, e.Header.LogPos, i/step)
 		for _, m := range models {
 			for _, env := range meta.envelopes(m, e.Action, before, after) {
-				env.ID, env.Pos, env.TS, env.Seq = id, pos, ts, seq
+				env.ID, env.Pos, env.TS, env.Seq, env.ReadAt = id, pos, ts, seq, read
 				if env.Op != e.Action { // a half of a split primary-key change
 					env.ID = splitID(id, env.Op)
 				}
@@ -120,7 +124,8 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 				if err != nil {
 					return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
 				}
-				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload}
+				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload,
+					table: e.Table.Name, op: env.Op, read: read}
 				h.b.tracker.add(j, e.Header.Timestamp)
 				if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
 					return err

@@ -47,6 +47,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
+	b.subs.observer = b.observer
 	// Submitters outlive ctx: after it ends they still drain what was read.
 	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSubs()
@@ -55,9 +56,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	saved := start
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(ctx)
-	wg.Add(2)
+	b.obs.hbOn.Store(b.startHeartbeat(ctx))
+	b.obs.running.Store(true)
+	defer b.obs.running.Store(false)
+	wg.Add(3)
 	go func() { defer wg.Done(); saved = b.saveLoop(bg, saved) }()
 	go func() { defer wg.Done(); b.statsLoop(bg) }()
+	go func() { defer wg.Done(); b.observeLoop(bg) }()
 
 	runErr := b.stream(ctx, start)
 

@@ -76,12 +76,16 @@ func Encode(e *Envelope) ([]byte, error) {
 		b = append(b, `,"seq":`...)
 		b = AppendString(b, e.Seq)
 	}
+	if !e.ReadAt.IsZero() {
+		b = append(b, `,"read_at":`...)
+		b = e.ReadAt.UTC().AppendFormat(b, tsLayout)
+	}
 	return append(b, '}'), nil
 }
 
 // sizeHint estimates the encoded length, so Encode allocates once.
 func (e *Envelope) sizeHint() int {
-	n := 170 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos) + len(e.Seq)
+	n := 200 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos) + len(e.Seq)
 	n += e.PK.sizeHint() + e.Row.sizeHint() + e.Old.sizeHint()
 	for _, c := range e.Modified {
 		n += len(c) + 3
@@ -214,11 +218,12 @@ const (
 	fTS
 	fPos
 	fSeq
+	fReadAt
 	nFields
 )
 
 var fieldNames = [nFields]string{"v", "id", "source", "schema", "table", "model",
-	"op", "pk", "row", "old", "modified", "ts", "pos", "seq"}
+	"op", "pk", "row", "old", "modified", "ts", "pos", "seq", "read_at"}
 
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {

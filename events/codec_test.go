@@ -334,3 +334,30 @@ func TestSeq(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAtRoundTrip: read_at, binlog only, survives Encode and Decode.
+func TestReadAtRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 28, 9, 0, 0, 123456000, time.UTC)
+	e := &Envelope{V: 1, ID: "binlog.000001:4:0", Source: SourceBinlog, Schema: "s", Table: "t",
+		Model: "M", Op: OpDelete, PK: Row{"id": raw(`1`)}, Row: Row{"id": raw(`1`)},
+		TS: at.Truncate(time.Second), Pos: "binlog.000001:4", ReadAt: at}
+	b, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(b)
+	if err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if !d.ReadAt.Equal(at) {
+		t.Errorf("read_at %v, want %v", d.ReadAt, at)
+	}
+	bad := strings.Replace(string(b), `"read_at":"2026-11-28T09:00:00.123456Z"`, `"read_at":"yesterday"`, 1)
+	if _, err := Decode([]byte(bad)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "read_at") {
+		t.Errorf("bad read_at: %v", err)
+	}
+	e.Source, e.Pos, e.ID = SourceTrigger, "", "x"
+	if _, err := Encode(e); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "read_at") {
+		t.Errorf("read_at on a trigger event: %v", err)
+	}
+}

@@ -152,8 +152,8 @@ func (w *walker) envelope() (*Envelope, error) {
 	}
 	for i := fID; i < nFields; i++ {
 		switch {
-		case !seen[i] && (i == fOld || i == fModified || i == fPos || i == fSeq):
-			// optional; validate checks old and pos
+		case !seen[i] && (i == fOld || i == fModified || i == fPos || i == fSeq || i == fReadAt):
+			// optional; validate checks old, pos and read_at
 		case !seen[i]:
 			return nil, malformed(fieldNames[i], "missing")
 		case w.errs[i] != nil:
@@ -215,6 +215,10 @@ func (w *walker) field(e *Envelope, i int) error {
 		e.Modified, err = w.strings(i)
 	case i == fTS:
 		e.TS, w.errs[i] = parseTS(s)
+	case i == fReadAt:
+		if e.ReadAt, err = parseTS(s); err != nil {
+			w.errs[i], err = malformed(name, "not RFC 3339: %q", s), nil
+		}
 	}
 	if err != nil {
 		return w.syntax(err)

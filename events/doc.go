@@ -34,6 +34,10 @@
 //     without a saved position, in tenths of a second, so a new binlog
 //     history's events order after an old one's). Optional (triggers
 //     generated before the commit gate have none).
+//   - read_at: binlog source only, optional: when binlogbridge read the
+//     change from the binlog, by its clock, RFC 3339 in UTC with
+//     microseconds. Not deterministic (a replay reads again); package
+//     latency bounds the commit time with it.
 //
 // # Column values
 //

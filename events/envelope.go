@@ -57,6 +57,10 @@ type Envelope struct {
 	// greater Seq, compared as bytes (see the package documentation).
 	// Empty in events from triggers generated before the commit gate.
 	Seq string
+	// ReadAt is when binlogbridge read the change, by its clock (µs);
+	// binlog source only, optional. Package latency bounds the commit time
+	// with it.
+	ReadAt time.Time
 }
 
 // MaxSeqLen is the longest Seq.
@@ -133,6 +137,9 @@ func (e *Envelope) validate() error {
 	}
 	if e.Pos != "" && e.Source != SourceBinlog {
 		return malformed("pos", "only allowed for source %q", SourceBinlog)
+	}
+	if !e.ReadAt.IsZero() && e.Source != SourceBinlog {
+		return malformed("read_at", "only allowed for source %q", SourceBinlog)
 	}
 	if len(e.Seq) > MaxSeqLen {
 		return malformed("seq", "%d bytes, at most %d allowed", len(e.Seq), MaxSeqLen)

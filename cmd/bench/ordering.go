@@ -115,7 +115,7 @@ func (b *bench) orderingPath(ctx context.Context) error {
 			}
 			mw = o.Middleware()
 		}
-		newRecorder(false)
+		newRecorder()
 		w, cleanup, err := b.itemWorkerMW(ctx, cfg, 4, true, mw)
 		if err != nil {
 			return err

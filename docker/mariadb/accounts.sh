@@ -7,7 +7,8 @@
 #                    which functions exist; the server's start-up creates
 #                    them as root: see entrypoint.sh)
 #   rowgear_bridge   binlogbridge: REPLICATION SLAVE and BINLOG MONITOR,
-#                    SELECT on DB, and writes to its position table only
+#                    SELECT on DB, and writes to its position and heartbeat
+#                    tables only
 #   rowgear_worker   dbworker: SELECT, INSERT, UPDATE, DELETE on DB (its
 #                    handlers', retries' and commit gate's tables)
 #   rowgear_app      the application (the demo writer): the same DML on the
@@ -49,7 +50,8 @@ echo "ALTER USER IF EXISTS 'rowgear'@'%' ACCOUNT LOCK;"
 account rowgear_migrate "$ROWGEAR_DB_PASSWORD_MIGRATE" "ALL PRIVILEGES ON $dbq.*" "SELECT ON mysql.func"
 # CREATE in the table grant lets it be granted before migrate creates the table.
 account rowgear_bridge "$ROWGEAR_DB_PASSWORD_BRIDGE" "REPLICATION SLAVE, BINLOG MONITOR ON *.*" \
-	"SELECT ON $dbq.*" "CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_position\`"
+	"SELECT ON $dbq.*" "CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_position\`" \
+	"CREATE, INSERT, UPDATE, DELETE ON $dbq.\`rowgear_heartbeat\`"
 account rowgear_worker "$ROWGEAR_DB_PASSWORD_WORKER" "SELECT, INSERT, UPDATE, DELETE ON $dbq.*"
 app=()
 IFS=, read -ra names <<<"$tables"

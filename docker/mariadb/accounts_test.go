@@ -156,6 +156,11 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 		return root.QueryRow("SELECT COUNT(*) FROM rowgear.rowgear_binlog_position").Scan(&n) == nil && n == 1
 	})
 
+	testenv.Eventually(t, 30*time.Second, "the bridge's heartbeats", func() bool {
+		var n int
+		return root.QueryRow("SELECT COUNT(*) FROM rowgear.rowgear_heartbeat").Scan(&n) == nil && n > 0
+	})
+
 	// The application writes: a strict trigger queues Article.insert, the
 	// bridge publishes Comment.insert.
 	mustExec(t, app, "INSERT INTO articles (title, body) VALUES ('t', 'b')")

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,6 +137,9 @@ func TestComposeConfig(t *testing.T) {
 	health("mariadb", "mariadb-admin ping")
 	health("gearmand", "gearadmin")
 	health("gearmand-binlog", "gearadmin")
+	for svc, bin := range map[string]string{"binlogbridge": "binlogbridge", "dbworker": "dbworker"} {
+		health(svc, bin+" probe http://127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"]+"/readyz")
+	}
 
 	// The commands the stack test runs are the compose services' commands.
 	for svc, cmd := range map[string][]string{
@@ -275,10 +279,13 @@ func (s *stack) run(name string, argv []string) string {
 	return string(out)
 }
 
-// start starts a long-running service; it is stopped at cleanup.
-func (s *stack) start(name string, argv []string) *proc {
+// start starts a long-running service, with env added to the stack's; it
+// is stopped at cleanup.
+func (s *stack) start(name string, argv []string, env ...string) *proc {
 	s.t.Helper()
-	return &proc{testenv.StartProc(s.t, name, s.command(name, argv))}
+	cmd := s.command(name, argv)
+	cmd.Env = append(cmd.Env, env...)
+	return &proc{testenv.StartProc(s.t, name, cmd)}
 }
 
 // waitFor waits until the process's output matches re.
@@ -372,6 +379,9 @@ func TestStack(t *testing.T) {
 		}
 	}
 	for k := range c.Services["dbworker"].Environment {
+		if k == "ROWGEAR_HEALTH_ADDR" { // a container's own loopback: each service gets a free port below
+			continue
+		}
 		v, ok := local[k]
 		if !ok {
 			t.Fatalf("docker-compose.yml sets %s for dbworker; this test does not know its local value", k)
@@ -397,10 +407,27 @@ func TestStack(t *testing.T) {
 	s.run("migrate", c.Services["migrate"].Command)
 	ownNamespaceTriggers(t, s)
 
-	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command)
+	// Each long-running service serves /readyz on a port of its own here
+	// (in compose, on its container's loopback).
+	ports := map[string]string{}
+	for _, svc := range []string{"binlogbridge", "dbworker"} {
+		ports[svc] = strconv.Itoa(testenv.FreePort(t))
+	}
+	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command, "ROWGEAR_HEALTH_ADDR="+ports["binlogbridge"])
 	bridge.waitFor(t, "the bridge to start", `msg="binlog bridge starting"`)
-	worker := s.start("dbworker", c.Services["dbworker"].Command)
+	worker := s.start("dbworker", c.Services["dbworker"].Command, "ROWGEAR_HEALTH_ADDR="+ports["dbworker"])
 	worker.waitFor(t, "the worker to start", `msg="worker starting"`)
+	// Their compose healthchecks pass.
+	for svc, port := range ports {
+		test := c.Services[svc].Healthcheck.Test[1:] // after "CMD"
+		argv := make([]string, len(test))
+		for i, a := range test {
+			argv[i] = strings.Replace(a, "127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"], "127.0.0.1:"+port, 1)
+		}
+		testenv.Eventually(t, 20*time.Second, svc+"'s healthcheck to pass", func() bool {
+			return s.command(svc+" healthcheck", argv).Run() == nil
+		})
+	}
 
 	exec1 := func(q string, args ...any) int64 {
 		t.Helper()
