@@ -26,6 +26,10 @@ var (
 	ErrStart = errors.New("bridge: bad start position")
 	// ErrStore: the position could not be loaded or saved.
 	ErrStore = errors.New("bridge: position store")
+	// ErrBinlogGone: the server no longer has the binlog the saved position
+	// points into (MariaDB/MySQL error 1236: purged, or RESET MASTER, or
+	// another server). Retrying cannot help; Run returns it with what to do.
+	ErrBinlogGone = errors.New("bridge: the saved binlog position is gone from the server")
 	// errFatal marks stream errors a restart cannot fix (an envelope that
 	// does not encode, a table without primary key): Run returns them.
 	errFatal = errors.New("bridge: fatal")
@@ -57,6 +61,8 @@ type Bridge struct {
 	handler   *handler
 	snaps     *snapshots
 	signalKey string // "schema.rowgear_snapshots": watched for requests and watermarks
+	sourceID  uint32 // @@server_id of the source server, part of event ids
+	history   string // Position.History of this run, part of event ids
 
 	observer     Observer
 	heartbeat    time.Duration
@@ -123,7 +129,11 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	}
 	rawDSN := cfg.Database.DSN
 	if b.dsnOverride != "" {
-		rawDSN = b.dsnOverride
+		// A --dsn without a password takes database.password_file's.
+		var err error
+		if rawDSN, err = cfg.Database.WithPassword(b.dsnOverride); err != nil {
+			return nil, fmt.Errorf("%w: --dsn: %w", ErrConfig, err)
+		}
 	}
 	dsn, err := gomysql.ParseDSN(rawDSN)
 	if err != nil {
@@ -286,7 +296,10 @@ func (b *Bridge) replicationLogger() *slog.Logger {
 	return slog.New(verboseOnly{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "binlog")}), b.verbose})
 }
 
-// verboseOnly passes warnings and errors, and the rest with --verbose.
+// verboseOnly keeps go-mysql's info chatter for --verbose, writes errors as
+// their one-line text (slog's text handler would print traced errors with
+// their stack), and drops go-mysql's report of ERROR 1236 and the failed
+// kill after it: Run reports that itself, once.
 type verboseOnly struct {
 	slog.Handler
 	verbose bool
@@ -294,6 +307,27 @@ type verboseOnly struct {
 
 func (h verboseOnly) Enabled(ctx context.Context, l slog.Level) bool {
 	return (h.verbose || l >= slog.LevelWarn) && h.Handler.Enabled(ctx, l)
+}
+
+func (h verboseOnly) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	drop := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok {
+			var me *mysql.MyError
+			if errors.As(err, &me) && (me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG ||
+				me.Code == mysql.ER_NO_SUCH_THREAD) {
+				drop = true
+			}
+			a = slog.String(a.Key, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	if drop && !h.verbose {
+		return nil
+	}
+	return h.Handler.Handle(ctx, out)
 }
 
 func (h verboseOnly) WithAttrs(as []slog.Attr) slog.Handler {

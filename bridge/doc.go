@@ -27,10 +27,11 @@
 // Events. One event per row: a RowsEvent may carry many rows, update rows
 // come as [before, after] pairs. `ts` is the binlog event's timestamp
 // (whole seconds), `pos` is "file:logpos" of the rows event, and the id is
-// "file:logpos:rowindex": the same on every replay, and used as the gearman
-// unique key. `seq` is "<file number>:<logpos>:<rowindex>", fixed width, so
-// that byte order is binlog order across files (package ordering orders a
-// row's events by it). An update that changes the primary key is published
+// "file:logpos:rowindex@server_id.history" (see Delivery): the same on every
+// replay, and used as the gearman unique key. `seq` is
+// "<history start>:<file number>:<logpos>:<rowindex>", fixed width, so that
+// byte order is binlog order across files and histories (package ordering
+// orders a row's events by it). An update that changes the primary key is published
 // as a delete of the old key and an insert of the new one (ids suffixed :d
 // and :i) when the model takes both; otherwise as an update. Values take
 // the forms of events/doc.go, byte for byte those the triggers write
@@ -93,6 +94,14 @@
 // the source database (one row per server_id, created if absent), or in a
 // file with binlog.position: file:PATH. A restart resumes from it, so jobs
 // acknowledged after the last save are published again with the same ids.
+// An id is "file:pos:row@server_id.history": history (Position.History) is
+// the start time and random bits of a bridge that starts without a saved
+// position, saved with it, so a new binlog history (RESET MASTER, a rebuilt
+// server) whose file:pos repeat an old one's never reuses the id of a job
+// still queued from the old one, and its seq orders after the old one's.
+// When the server answers ERROR 1236 (the saved position's binlog purged or
+// reset), Run returns ErrBinlogGone, one line saying how to recover; it
+// does not retry.
 // With nothing saved, the first run starts at the current end of the binlog
 // (or --start) and saves that at once. When gearmand is down or refuses
 // jobs, the submitters retry with backoff and the reader is held back (its

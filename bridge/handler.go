@@ -66,7 +66,7 @@ func (h *handler) OnPosSynced(header *replication.EventHeader, pos mysql.Positio
 		// file but is no transaction boundary (its pos is 4, not ours).
 		return nil
 	}
-	p := Position{File: pos.Name, Pos: pos.Pos}
+	p := Position{File: pos.Name, Pos: pos.Pos, History: h.b.history}
 	if set != nil {
 		p.GTID = set.String()
 	}
@@ -150,8 +150,8 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 		if watched {
 			h.b.snaps.observe(key, meta, [][]json.RawMessage{before, after})
 		}
-		id := eventID(pos, i/step)
-		seq := eventSeq(h.file, header.LogPos, i/step)
+		id := eventID(pos, i/step, h.b.sourceID, h.b.history)
+		seq := eventSeq(h.b.history, h.file, header.LogPos, i/step)
 		for _, m := range models {
 			for _, env := range meta.envelopes(m, act, before, after) {
 				env.ID, env.Pos, env.TS, env.Seq, env.ReadAt = id, pos, ts, seq, read
@@ -210,14 +210,17 @@ func splitID(id, op string) string {
 	return id
 }
 
-// eventSeq orders the events of one row: "<file number>:<pos>:<row>",
-// fixed width so that byte order is commit order, across binlog files.
-func eventSeq(file string, pos uint32, row int) string {
+// eventSeq orders the events of one row:
+// "<history start>:<file number>:<pos>:<row>", fixed width so that byte
+// order is commit order, across binlog files and across histories (after
+// RESET MASTER positions start again from the beginning; the new history's
+// later start keeps its events after the old ones). 40 bytes.
+func eventSeq(history, file string, pos uint32, row int) string {
 	n := file[strings.LastIndexByte(file, '.')+1:]
 	if len(n) < 10 {
 		n = strings.Repeat("0", 10-len(n)) + n
 	}
-	return fmt.Sprintf("%s:%010d:%06d", n, pos, row)
+	return fmt.Sprintf("%.*s:%s:%010d:%06d", historyStartLen, history, n, pos, row)
 }
 
 // meta returns the metadata of the rows tm describes, built once per table
@@ -243,11 +246,15 @@ func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
 	return m, nil
 }
 
-// eventID is "<file>:<logpos>:<row index>": deterministic, so a replayed
-// event keeps its id. Hashed in the unlikely case it passes gearman's
-// 64-byte unique-key limit.
-func eventID(pos string, row int) string {
-	id := pos + ":" + strconv.Itoa(row)
+// eventID is "<file>:<logpos>:<row index>@<server_id>.<history>":
+// deterministic, so a replayed event keeps its id; the server's id and the
+// history (see Position.History) keep it unique when binlog file names and
+// offsets repeat (RESET MASTER, a rebuilt server, a failover to a server
+// whose files have the same names), which gearmand would otherwise merge
+// with a still-queued job of the same unique key. Hashed in the unlikely
+// case it passes gearman's 64-byte unique-key limit.
+func eventID(pos string, row int, serverID uint32, history string) string {
+	id := pos + ":" + strconv.Itoa(row) + "@" + strconv.FormatUint(uint64(serverID), 10) + "." + history
 	if len(id) > events.MaxIDLen {
 		sum := sha256.Sum256([]byte(id))
 		id = "h:" + hex.EncodeToString(sum[:])[:events.MaxIDLen-2]

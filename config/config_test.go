@@ -521,7 +521,7 @@ func TestErrors(t *testing.T) {
 
 		// database
 		{"database bad dsn", "all:\n  database:\n    dsn: root@127.0.0.1/db\n", "", "t.yml:3: all.database.dsn: want a go-sql-driver DSN"},
-		{"database typo", "all:\n  database:\n    url: x\n", "", "t.yml:3: all.database.url: unknown key (want dsn)"},
+		{"database typo", "all:\n  database:\n    url: x\n", "", "t.yml:3: all.database.url: unknown key (want dsn, password_file)"},
 
 		// binlog
 		{"binlog flavor", "all:\n  binlog:\n    flavor: postgres\n", "", `t.yml:3: all.binlog.flavor: want mariadb or mysql, got "postgres"`},

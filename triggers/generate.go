@@ -243,7 +243,7 @@ func (g gen) body(op string) (string, error) {
 	fmt.Fprintf(&b, "  DECLARE %s CHAR(36) CHARACTER SET ascii;\n", varID)
 	fmt.Fprintf(&b, "  DECLARE %s LONGTEXT CHARACTER SET utf8mb4;\n", varPayload)
 	if g.mode == Strict {
-		fmt.Fprintf(&b, "  DECLARE %s VARCHAR(128);\n", varError)
+		fmt.Fprintf(&b, "  DECLARE %s VARCHAR(512);\n", varError)
 	}
 	indent := "  "
 	var modified string
@@ -340,8 +340,10 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 	call := fmt.Sprintf("gman_do_background(%s, %s, %s)", quoteString(fn), varPayload, varID)
 	if g.mode == Strict {
 		fmt.Fprintf(b, "%sIF %s IS NULL THEN\n", indent, call)
-		// MESSAGE_TEXT takes a variable or literal, at most 128 characters.
-		fmt.Fprintf(b, "%s  SET %s = LEFT(CONCAT(%s, IFNULL(gman_last_error(), 'unknown error')), 128);\n",
+		// MESSAGE_TEXT takes a variable or literal, at most 512 characters in
+		// MariaDB (MySQL 8 cuts at 128: the UDF's reason starts with the
+		// server and the code).
+		fmt.Fprintf(b, "%s  SET %s = LEFT(CONCAT(%s, IFNULL(gman_last_error(), 'unknown error')), 512);\n",
 			indent, varError, quoteString("rowgear: submitting "+fn+" failed: "))
 		fmt.Fprintf(b, "%s  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = %s;\n", indent, varError)
 		fmt.Fprintf(b, "%sEND IF;\n", indent)

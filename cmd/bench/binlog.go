@@ -70,10 +70,10 @@ func (h *countRows) OnRow(e *canal.RowsEvent) error { h.n.Add(int64(len(e.Rows))
 
 // startBridge runs a bridge publishing the Item model of table to
 // gearmand addr, from start (nil: the end of the binlog).
-func (b *bench) startBridge(ctx context.Context, ns, addr, table string, start *bridge.Position) (*bridge.Bridge, func() error, error) {
+func (b *bench) startBridge(ctx context.Context, ns, addr, table string, start *bridge.Position, more ...bridge.Option) (*bridge.Bridge, func() error, error) {
 	cfg := b.modelConfig(ns, addr, table, "binlog")
 	cfg.Binlog = bridgeBinlog(filepath.Join(b.dir, ns+"-pos.json"))
-	opts := []bridge.Option{bridge.WithLogger(b.log)}
+	opts := append([]bridge.Option{bridge.WithLogger(b.log)}, more...)
 	if start != nil {
 		opts = append(opts, bridge.WithStart(start))
 	}

@@ -108,7 +108,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	got := strings.Fields(string(out))
 	slices.Sort(got)
-	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "mariadb", "migrate"}
+	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "gearmand-binlog", "mariadb", "migrate"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("docker-compose config --services = %v, want %v", got, want)
 	}
@@ -123,9 +123,10 @@ func TestComposeConfig(t *testing.T) {
 	dep("mariadb", "gearmand", "service_healthy")
 	dep("migrate", "mariadb", "service_healthy")
 	for _, s := range []string{"binlogbridge", "dbworker"} {
-		dep(s, "gearmand", "service_healthy")
+		dep(s, "gearmand-binlog", "service_healthy")
 		dep(s, "migrate", "service_completed_successfully")
 	}
+	dep("dbworker", "gearmand", "service_healthy")
 	health := func(svc, want string) {
 		t.Helper()
 		h := c.Services[svc].Healthcheck
@@ -135,6 +136,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	health("mariadb", "mariadb-admin ping")
 	health("gearmand", "gearadmin")
+	health("gearmand-binlog", "gearadmin")
 	for svc, bin := range map[string]string{"binlogbridge": "binlogbridge", "dbworker": "dbworker"} {
 		health(svc, bin+" probe http://127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"]+"/readyz")
 	}
@@ -192,7 +194,7 @@ func TestComposeConfig(t *testing.T) {
 		}
 	}
 	// Persistent state on named volumes.
-	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman"} {
+	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman", "gearmand-binlog": "/var/lib/gearman"} {
 		ok := false
 		for _, v := range c.Services[svc].Volumes {
 			name, p, _ := strings.Cut(v, ":")
@@ -366,6 +368,9 @@ func TestStack(t *testing.T) {
 		"ROWGEAR_CONFIG":       cfgPath,
 		"ROWGEAR_GEARMAN":      gearmand,
 		"ROWGEAR_DATABASE_DSN": dsn,
+		// The local root has no password; the compose accounts and their
+		// password files are tested in docker/mariadb.
+		"ROWGEAR_DB_PASSWORD_FILE": "",
 	}
 	var env []string
 	for _, kv := range os.Environ() {

@@ -16,7 +16,7 @@ CREATE TRIGGER `rowgear_articles_insert` AFTER INSERT ON `articles` FOR EACH ROW
 BEGIN
   DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
   DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
-  DECLARE rowgear_error VARCHAR(128);
+  DECLARE rowgear_error VARCHAR(512);
   SET rowgear_id = UUID();
   SET rowgear_payload = JSON_OBJECT(
         'v', 1,
@@ -39,7 +39,7 @@ BEGIN
   INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
   SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
   IF gman_do_background('rowgear.Article.insert', rowgear_payload, rowgear_id) IS NULL THEN
-    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
   END IF;
 END;
@@ -49,7 +49,7 @@ CREATE TRIGGER `rowgear_articles_update` AFTER UPDATE ON `articles` FOR EACH ROW
 BEGIN
   DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
   DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
-  DECLARE rowgear_error VARCHAR(128);
+  DECLARE rowgear_error VARCHAR(512);
   DECLARE rowgear_modified LONGTEXT CHARACTER SET utf8mb4;
   SET rowgear_modified = CONCAT_WS(',',
     IF(NOT (OLD.`id` <=> NEW.`id`), '"id"', NULL),
@@ -82,7 +82,7 @@ BEGIN
       INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
       SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
       IF gman_do_background('rowgear.Article.delete', rowgear_payload, rowgear_id) IS NULL THEN
-        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
       END IF;
       SET rowgear_id = UUID();
@@ -107,7 +107,7 @@ BEGIN
       INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
       SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
       IF gman_do_background('rowgear.Article.insert', rowgear_payload, rowgear_id) IS NULL THEN
-        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
       END IF;
     ELSE
@@ -139,7 +139,7 @@ BEGIN
       INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
       SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
       IF gman_do_background('rowgear.Article.update', rowgear_payload, rowgear_id) IS NULL THEN
-        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.update failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.update failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
       END IF;
     END IF;
@@ -151,7 +151,7 @@ CREATE TRIGGER `rowgear_articles_delete` AFTER DELETE ON `articles` FOR EACH ROW
 BEGIN
   DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
   DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
-  DECLARE rowgear_error VARCHAR(128);
+  DECLARE rowgear_error VARCHAR(512);
   SET rowgear_id = UUID();
   SET rowgear_payload = JSON_OBJECT(
         'v', 1,
@@ -173,7 +173,7 @@ BEGIN
   INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
   SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
   IF gman_do_background('rowgear.Article.delete', rowgear_payload, rowgear_id) IS NULL THEN
-    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
   END IF;
 END;
