@@ -43,11 +43,22 @@ func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []s
 		return err
 	}
 	defer db.Close()
+	// An application binary knows its models' Go types: refuse a snapshot
+	// whose rows no handler would take (the bare binlogbridge cannot tell).
+	reg, err := a.registry(a.log())
+	if err != nil {
+		return err
+	}
 	ids := map[int64]bool{}
 	for _, m := range models {
 		if cfg != nil {
 			if _, ok := cfg.Models[m]; !ok {
 				return usageErr("model %s is not in the models: section of %s", m, cfg.File)
+			}
+			if len(reg.Models()) > 0 {
+				if _, err := reg.SnapshotHandler(cfg, m); err != nil {
+					return usageErr("snapshot of %s: %v", m, err)
+				}
 			}
 		}
 		id, err := bridge.RequestSnapshot(ctx, db, m, chunk)

@@ -103,10 +103,13 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 			return fmt.Errorf("%w: model %s emits %s (models.%s.events) but *%v has no %s method",
 				ErrConfig, name, op, name, m.typ, handlerName(op))
 		}
-		if !emits && m.ops[op] {
+		if !emits && m.ops[op] && (op != events.OpInsert || mc.SnapshotAs != events.OpInsert) {
 			return fmt.Errorf("%w: *%v has %s but models.%s.events does not emit %s",
 				ErrConfig, m.typ, handlerName(op), name, op)
 		}
+	}
+	if err := checkSnapshot(m, mc, name); err != nil {
+		return err
 	}
 	ops := slices.Clone(mj.Events)
 	if mj.AllEvents {
@@ -118,7 +121,23 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 		}
 		plan[events.FuncName(cfg.Namespace, name, op)] = binding{model: m, cfg: mc, op: op}
 	}
+	// A snapshot's rows come with all the events (`~`) or when the set
+	// names snapshot; as inserts when the model says so.
+	if mj.AllEvents || slices.Contains(mj.Jobs, events.OpSnapshot) {
+		op := events.OpSnapshot
+		if mc.SnapshotAs == events.OpInsert {
+			op = events.OpInsert
+		}
+		if m.ops[op] {
+			plan[events.FuncName(cfg.Namespace, name, op)] = binding{model: m, cfg: mc, op: op}
+		} else if !mj.AllEvents {
+			return fmt.Errorf("%w: %s: model %s: *%v has no TriggerSnapshot", ErrConfig, where, name, m.typ)
+		}
+	}
 	for _, jn := range mj.Jobs {
+		if jn == events.OpSnapshot {
+			continue
+		}
 		j := m.jobs[jn]
 		if j == nil {
 			return fmt.Errorf("%w: %s: model %s has no job %q (registered: %s)",
@@ -127,6 +146,61 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 		plan[events.FuncName(cfg.Namespace, name, jn)] = binding{model: m, cfg: mc, job: j}
 	}
 	return nil
+}
+
+// checkSnapshot cross-checks how the bridge sends the model's snapshot rows
+// with the handlers of its Go type.
+func checkSnapshot(m *model, mc config.Model, name string) error {
+	if mc.SnapshotAs != events.OpInsert {
+		return nil
+	}
+	if m.ops[events.OpSnapshot] {
+		return fmt.Errorf("%w: *%v has TriggerSnapshot but models.%s.snapshot: insert sends snapshot rows to TriggerInsert",
+			ErrConfig, m.typ, name)
+	}
+	if !m.ops[events.OpInsert] {
+		return fmt.Errorf("%w: models.%s.snapshot: insert sends snapshot rows to TriggerInsert, which *%v does not have",
+			ErrConfig, name, m.typ)
+	}
+	return nil
+}
+
+// SnapshotHandler reports which handler of model would get the rows of a
+// snapshot of it under cfg: "TriggerSnapshot", or "TriggerInsert" with
+// models.<Model>.snapshot: insert. It returns an ErrConfig error when the
+// model's Go type has neither: such a snapshot's jobs would wait in
+// gearmand for a worker that never comes. `bridge snapshot` asks it before
+// requesting a snapshot.
+func (r *Registry) SnapshotHandler(cfg *config.Config, model string) (string, error) {
+	m := r.models[model]
+	if m == nil {
+		return "", fmt.Errorf("%w: model %s has no Go type (dispatch.Register)", ErrConfig, model)
+	}
+	mc, ok := cfg.Models[model]
+	if !ok {
+		return "", fmt.Errorf("%w: model %s is not in the models: section of %s", ErrConfig, model, cfg.File)
+	}
+	if mc.SnapshotAs == events.OpInsert {
+		if err := checkSnapshot(m, mc, model); err != nil {
+			return "", err
+		}
+		return handlerName(events.OpInsert), nil
+	}
+	if !m.ops[events.OpSnapshot] {
+		return "", fmt.Errorf("%w: *%v has no TriggerSnapshot for the snapshot's rows (add one, or set models.%s.snapshot: insert to send them to TriggerInsert)",
+			ErrConfig, m.typ, model)
+	}
+	return handlerName(events.OpSnapshot), nil
+}
+
+// Models lists the registered model names, sorted.
+func (r *Registry) Models() []string {
+	names := make([]string, 0, len(r.models))
+	for n := range r.models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func handlerName(op string) string {
@@ -185,6 +259,8 @@ func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *sou
 		err = rec.Interface().(Updater).TriggerUpdate(ctx, ev.Modified)
 	case events.OpDelete:
 		err = rec.Interface().(Deleter).TriggerDelete(ctx)
+	case events.OpSnapshot:
+		err = rec.Interface().(Snapshotter).TriggerSnapshot(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("event %s (%s.%s): %w", ev.ID, m.name, op, err)

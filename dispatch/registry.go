@@ -1,9 +1,10 @@
 // Package dispatch is the model registry: it binds Go types and handlers to
 // the model names of gearman.yml, mounts them on a gearman worker as
 // <namespace>.<Model>.<op|job> functions, and decodes each job into a call:
-// a row event into TriggerInsert/TriggerUpdate/TriggerDelete on the decoded
-// record, a record job into a method on the record loaded by primary key, a
-// table job into a method on the model's table type.
+// a row event into TriggerInsert/TriggerUpdate/TriggerDelete (a snapshot's
+// row into TriggerSnapshot) on the decoded record, a record job into a
+// method on the record loaded by primary key, a table job into a method on
+// the model's table type.
 package dispatch
 
 import (
@@ -29,6 +30,14 @@ type (
 	}
 	Deleter interface {
 		TriggerDelete(ctx context.Context) error
+	}
+	// Snapshotter gets the rows a binlogbridge snapshot (backfill) reads,
+	// op snapshot: the row as it was when its chunk was read, ordered
+	// with the row's live changes (see package bridge). A model without
+	// it can take them through TriggerInsert instead, with
+	// models.<Model>.snapshot: insert.
+	Snapshotter interface {
+		TriggerSnapshot(ctx context.Context) error
 	}
 )
 
@@ -239,6 +248,7 @@ func Register[T any](r *Registry, name string, opts ...ModelOption) error {
 	m.ops[events.OpInsert] = pt.Implements(reflect.TypeFor[Inserter]())
 	m.ops[events.OpUpdate] = pt.Implements(reflect.TypeFor[Updater]())
 	m.ops[events.OpDelete] = pt.Implements(reflect.TypeFor[Deleter]())
+	m.ops[events.OpSnapshot] = pt.Implements(reflect.TypeFor[Snapshotter]())
 	for _, o := range opts {
 		if err := o(m); err != nil {
 			return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)

@@ -52,6 +52,17 @@
 // Binlog source. Only committed changes reach the binlog, in commit order;
 // seq is the event's position, "<file number>:<position>:<row>".
 //
+// Snapshots. A row a binlogbridge snapshot read (op snapshot, or op insert
+// with models.<Model>.snapshot: insert) has source binlog and the seq of
+// its chunk's high watermark: it is ordered with the row's binlog changes
+// like any of them (a change logged after the watermark wins, one logged
+// before it was already in the row read), and passes no gate, whatever
+// the model's live source. For a model whose live changes the triggers
+// publish, the row's trigger events and its snapshot event are of two
+// sources, so not ordered against each other: a snapshot event may be
+// applied after a newer trigger event of its row. Its handler should then
+// Refresh (read the row as it is now) rather than apply the image.
+//
 // Ordering. rowgear_row_seq holds the last applied seq of each row. The
 // worker's transaction sets it to the event's seq when the event is newer
 // (UPDATE … WHERE seq < ?, which takes the row's lock), runs the handler
@@ -68,7 +79,7 @@
 // (migration 00010: rowgear_gate, rowgear_row_seq, rowgear_applied). A model
 // in another schema (models.<Model>.schema) has its gate table there: run
 // the migration in that schema too. The middleware acts on row-event
-// functions (<namespace>.<Model>.insert|update|delete) only.
+// functions (<namespace>.<Model>.insert|update|delete|snapshot) only.
 //
 // Per model, in gearman.yml: `models.<Model>.ordered: false` (or
 // WithUnordered) skips the per-row ordering for speed; trigger events still

@@ -111,7 +111,8 @@ func New(db *sql.DB, opts ...Option) (*Orderer, error) {
 
 // Middleware returns the wrapper to install around every handler (for
 // instance with the registry's Use). It acts on row events only
-// (<namespace>.<Model>.insert|update|delete); other jobs pass through.
+// (<namespace>.<Model>.insert|update|delete|snapshot); other jobs pass
+// through.
 func (o *Orderer) Middleware() func(next gearman.Handler) gearman.Handler {
 	return o.Wrap
 }
@@ -140,7 +141,7 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 
 func isRowEvent(fn string) bool {
 	_, _, op, err := events.ParseFuncName(fn)
-	return err == nil && (op == events.OpInsert || op == events.OpUpdate || op == events.OpDelete)
+	return err == nil && (op == events.OpInsert || op == events.OpUpdate || op == events.OpDelete || op == events.OpSnapshot)
 }
 
 // run handles one event in a transaction that holds the gate row (shared)
