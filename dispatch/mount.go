@@ -28,10 +28,14 @@ var ErrUnknownSet = errors.New("dispatch: unknown worker set")
 // returns their names, sorted, each handler wrapped in the middleware of
 // Use. A `worker:` set mounts plain functions; a
 // `doctrine:`/`dbworker:` set mounts its models' events and jobs; an empty
-// set mounts every configured model with every event and job. It refuses
-// (ErrConfig) when the config and the registrations disagree: a model with
-// no Go type, an event the config emits that has no handler or a handler
-// for an event it does not emit, a job nobody registered.
+// set mounts every configured model with every event and job. A model
+// whose events a set takes (`~`), or whose list names snapshot, also gets
+// <Model>.snapshot when its type has TriggerSnapshot (or <Model>.insert
+// when models.<Model>.snapshot is insert). It refuses (ErrConfig) when the
+// config and the registrations disagree: a model with no Go type, an event
+// the config emits that has no handler or a handler for an event it does
+// not emit, a job nobody registered, snapshot: insert without
+// TriggerInsert or beside a TriggerSnapshot it would bypass.
 func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) ([]string, error) {
 	plan, err := r.plan(cfg, set)
 	if err != nil {

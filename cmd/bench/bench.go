@@ -37,6 +37,7 @@ type bench struct {
 	ceilings map[string]float64 // section 1 figures by key, for later sections
 	payload  []byte             // a representative envelope (section 1 and 4)
 	latency  *latency.Tracker   // commit → handler, while end-to-end sections run
+	snapRows int                // rows of section snapshot's table
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {

@@ -130,8 +130,16 @@ func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency 
 
 // itemWorkerMW is itemWorker with mw (nil: none) inside the retry guard.
 func (b *bench) itemWorkerMW(ctx context.Context, cfg *config.Config, concurrency int, guard bool, mw func(gearman.Handler) gearman.Handler) (*gearman.Worker, func(), error) {
+	return b.modelWorker(ctx, cfg, concurrency, guard, mw, func(reg *dispatch.Registry) error {
+		return dispatch.Register[Item](reg, "Item")
+	})
+}
+
+// modelWorker is itemWorkerMW with the models register registers.
+func (b *bench) modelWorker(ctx context.Context, cfg *config.Config, concurrency int, guard bool, mw func(gearman.Handler) gearman.Handler,
+	register func(*dispatch.Registry) error) (*gearman.Worker, func(), error) {
 	reg := dispatch.NewRegistry()
-	if err := dispatch.Register[Item](reg, "Item"); err != nil {
+	if err := register(reg); err != nil {
 		return nil, nil, err
 	}
 	addrs := cfg.Servers["default"]
