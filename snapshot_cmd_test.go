@@ -1,10 +1,14 @@
 package rowgear_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/internal/replica"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 )
@@ -30,5 +34,42 @@ func TestSnapshotCommand(t *testing.T) {
 	}
 	if code, out := cli(t, "bridge", "snapshot", "Nope", "--file", f, "--dsn", dsn); code != 2 || !strings.Contains(out, "model Nope is not in the models: section") {
 		t.Errorf("unknown model: exit %d\n%s", code, out)
+	}
+}
+
+// plainItem has no TriggerSnapshot.
+type plainItem struct {
+	dispatch.Record
+	ID int64 `db:"id,pk"`
+}
+
+// TestSnapshotCommandChecksHandlers: an application's `bridge snapshot`
+// refuses a model whose Go type would take none of the snapshot's rows,
+// before requesting anything.
+func TestSnapshotCommandChecksHandlers(t *testing.T) {
+	db, dsn := testenv.DB(t)
+	if _, err := migrations.Up(context.Background(), db, migrations.Rowgear()); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&buf, &buf),
+		rowgear.WithRegister(func(reg *dispatch.Registry) error {
+			if err := replica.Register(reg, "Item", &replica.Counts{}); err != nil {
+				return err
+			}
+			return dispatch.Register[plainItem](reg, "Plain")
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := writeFile(t, "all:\n  models:\n    Item: {table: items, source: binlog}\n    Plain: {table: others, source: binlog}\n")
+	if code := app.Exit(context.Background(), []string{"bridge", "snapshot", "Plain", "--file", f, "--dsn", dsn}); code != 2 ||
+		!strings.Contains(buf.String(), "has no TriggerSnapshot") {
+		t.Errorf("Plain: exit %d\n%s", code, buf.String())
+	}
+	buf.Reset()
+	if code := app.Exit(context.Background(), []string{"bridge", "snapshot", "Item", "--file", f, "--dsn", dsn}); code != 0 ||
+		!strings.Contains(buf.String(), "snapshot 1 of Item requested") {
+		t.Errorf("Item: exit %d\n%s", code, buf.String())
 	}
 }
