@@ -33,11 +33,12 @@ type bench struct {
 	db     *sql.DB
 	gms    []*benchutil.Server
 
-	figs     []*figure
-	ceilings map[string]float64 // section 1 figures by key, for later sections
-	payload  []byte             // a representative envelope (section 1 and 4)
-	latency  *latency.Tracker   // commit → handler, while end-to-end sections run
-	snapRows int                // rows of section snapshot's table
+	figs       []*figure
+	ceilings   map[string]float64 // section 1 figures by key, for later sections
+	payload    []byte             // a representative envelope (section 1 and 4)
+	latency    *latency.Tracker   // commit → handler, while end-to-end sections run
+	snapRows   int                // rows of section 7's table
+	snapBefore time.Duration      // section 7's writer measure before the snapshot
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {

@@ -50,6 +50,7 @@ func run() error {
 	sections := flag.String("sections", "1,2,3,4,5", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker, 5 commit gate and ordering, 6 strict writes under bridge load, "+
 		"7 snapshot (a --snapshot-rows table snapshotted under writes, the bridge killed twice; minutes)")
 	snapRows := flag.Int("snapshot-rows", 1000000, "rows of the table section 7 snapshots")
+	snapBefore := flag.Duration("snapshot-before", time.Minute, "how long section 7 measures the writer before the snapshot")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
@@ -73,7 +74,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	b.snapRows = *snapRows
+	b.snapRows, b.snapBefore = *snapRows, *snapBefore
 	defer b.close()
 	fmt.Printf("rowgear bench: %d rows per measurement, at most %s each; %s\n\n", *rows, *maxTime, b.machine.String())
 	began := time.Now()
