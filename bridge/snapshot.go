@@ -73,6 +73,13 @@ func Snapshots(ctx context.Context, db *sql.DB) ([]SnapshotProgress, error) {
 	return out, rows.Err()
 }
 
+// SnapshotObserver is an Observer that also takes a snapshot's progress:
+// the rows of table it has read and published so far, after each chunk
+// gearmand acknowledged (package metrics' rowgear_bridge_snapshot_rows_total).
+type SnapshotObserver interface {
+	SnapshotRows(table string, n int64)
+}
+
 // snapshots runs the bridge's snapshots, DBLog's watermark algorithm: for
 // each chunk of the table, in primary-key order, the runner writes a low
 // watermark to SnapshotTable, reads the chunk, writes a high watermark. The
@@ -447,6 +454,9 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET last_key = ?, rows_done = ?, status = ? WHERE id = ?",
 			lastKey, done, newStatus, id); err != nil {
 			return err
+		}
+		if so, ok := b.observer.(SnapshotObserver); ok {
+			so.SnapshotRows(md.table, done)
 		}
 		rate := float64(done-startDone) / time.Since(began).Seconds()
 		eta := time.Duration(0)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -306,7 +307,8 @@ func TestSnapshotAsInsert(t *testing.T) {
 	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) NOT NULL)")
 	e.exec("INSERT INTO items VALUES (1, 10, 'a'), (2, 20, 'b')")
 	got := e.collect("Item")
-	e.startBridge()
+	obs := &snapObserver{}
+	e.startBridge(bridge.WithObserver(obs))
 	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -316,5 +318,19 @@ func TestSnapshotAsInsert(t *testing.T) {
 		if ev.Op != events.OpInsert || !slices.Equal(ev.Modified, []string{"id", "note"}) || len(ev.Row) != 2 {
 			t.Errorf("snapshot as insert: op %s modified %v row %s", ev.Op, ev.Modified, rowString(ev.Row))
 		}
+	}
+	if n := obs.rows.Load(); n != 2 {
+		t.Errorf("SnapshotRows reported %d rows, want 2", n)
+	}
+}
+
+// snapObserver keeps what SnapshotRows reports.
+type snapObserver struct{ rows atomic.Int64 }
+
+func (*snapObserver) Published(string, string, time.Duration) {}
+func (*snapObserver) Progress(bridge.Progress)                {}
+func (o *snapObserver) SnapshotRows(table string, n int64) {
+	if table == "items" {
+		o.rows.Store(n)
 	}
 }

@@ -92,6 +92,9 @@ func (m *Bridge) Progress(p bridge.Progress) {
 	m.inflight.Set(float64(p.InFlight))
 }
 
+// The bridge reports snapshot progress to observers that take it.
+var _ bridge.SnapshotObserver = (*Bridge)(nil)
+
 // SnapshotRows sets the rows a snapshot of table has published.
 func (m *Bridge) SnapshotRows(table string, n int64) {
 	m.snapshot.WithLabelValues(table).Set(float64(n))

@@ -27,7 +27,7 @@
 //	                                                server's end and what the bridge read
 //	rowgear_bridge_lag_seconds                      gauge: age of the newest heartbeat read
 //	rowgear_bridge_inflight_events                  gauge: read, not yet acknowledged
-//	rowgear_bridge_snapshot_rows_total{table}       gauge: rows snapshotted (ready for snapshots)
+//	rowgear_bridge_snapshot_rows_total{table}       gauge: rows the running snapshot has published
 //
 // Commit → handler latency (package latency) registers
 // rowgear_commit_to_handler_seconds{source} on the same registry.
