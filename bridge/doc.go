@@ -91,8 +91,13 @@
 // snapshot event is source "binlog" with its high watermark's seq, so the
 // ordering middleware orders it with the row's binlog changes (for a
 // trigger-sourced model, not with its trigger events: see package
-// ordering). Measured at 1,000,000 rows under a writer, the bridge
-// SIGKILLed twice: README, Benchmarks, section 7.
+// ordering). The bridge reads a chunk only once gearmand has the previous
+// one, not once it ran: a worker slower than the live changes plus the
+// snapshot leaves the snapshot's jobs queued in gearmand (gearmand may
+// serve the live functions first), so give the workers capacity above the
+// live change rate before snapshotting a big table. Measured at 1,000,000
+// rows under a writer, the bridge SIGKILLed twice: README, Benchmarks,
+// section 7.
 //
 // Delivery: at least once, never a gap. The position (file:pos, plus the
 // GTID set whenever the stream has one — MariaDB always does) is saved only
