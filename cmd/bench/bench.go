@@ -21,6 +21,7 @@ import (
 // bench is the state of one run.
 type bench struct {
 	rows    int
+	bigRows int // section 7's transaction
 	maxTime time.Duration
 	verbose bool
 	log     *slog.Logger

@@ -2,7 +2,7 @@
 // gearmand submit rate, the trigger path, the binlog path and the worker
 // runner, each figure beside the ceiling measured in the same run.
 //
-//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6]]
+//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7]] [--big-rows N]
 //
 // It needs the private MariaDB of scripts/services (ROWGEAR_MYSQL_DSN, with
 // the UDF in its plugin dir) and gearmand installed: every gearmand it
@@ -46,7 +46,8 @@ func run() error {
 	maxTime := flag.Duration("max-time", 5*time.Second, "time cap of each measurement; a capped figure is a rate over what was done")
 	jsonOut := flag.String("json", "bench-results.json", "write the results as JSON here; empty: don't")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
-	sections := flag.String("sections", "1,2,3,4,5", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker, 5 commit gate and ordering, 6 strict writes under bridge load")
+	sections := flag.String("sections", "1,2,3,4,5", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker, 5 commit gate and ordering, 6 strict writes under bridge load, 7 one big transaction through a binlogbridge process")
+	bigRows := flag.Int("big-rows", 1000000, "section 7: rows of its one transaction")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
@@ -71,6 +72,7 @@ func run() error {
 		return err
 	}
 	defer b.close()
+	b.bigRows = *bigRows
 	fmt.Printf("rowgear bench: %d rows per measurement, at most %s each; %s\n\n", *rows, *maxTime, b.machine.String())
 	began := time.Now()
 	steps := []struct {
@@ -84,6 +86,7 @@ func run() error {
 		{"4", "worker dispatch", b.workerDispatch},
 		{"5", "commit gate and ordering", b.orderingPath},
 		{"6", "strict writes under bridge load", b.contention},
+		{"7", "one big transaction through binlogbridge", b.bigTransaction},
 	}
 	for _, s := range steps {
 		if !strings.Contains(*sections, s.key) {

@@ -79,9 +79,12 @@ func (b *bench) orderingPath(ctx context.Context) error {
 	b.add(sec, "UPDATE latency, trigger + UDF + commit gate (writer's cost)", us(2), "µs").vs("plain UPDATE µs", us(0))
 	b.add(sec, "UPDATE latency, commit gate vs no gate", us(2), "µs").vs("trigger without gate µs", us(1))
 
-	// The consumer: n events queued first, then drained by one worker (4 at
-	// once, retry guard), timed until the worker has answered them all.
-	n := min(b.rows, 4000)
+	// The consumer: per events queued first, then drained by one worker (4
+	// at once, retry guard), timed until the worker has answered them all;
+	// the modes interleaved in rounds, each mode's best round kept (the
+	// shared machine's load swings more than the modes differ).
+	const rounds = 3
+	per := min(b.rows, 4000) / rounds
 	rates := map[string]float64{}
 	// The orderer's pools: its own (ordering.OpenDB: begin, gate and claim
 	// in one round trip), and a plain one in READ COMMITTED, where each
@@ -97,54 +100,57 @@ func (b *bench) orderingPath(ctx context.Context) error {
 	}
 	defer pdb.Close()
 	pdb.SetMaxIdleConns(16)
-	for _, mode := range []string{"none", "gate-plain", "gate", "ordered-plain", "ordered"} {
-		g, err := b.gearmand("memory")
-		if err != nil {
-			return err
-		}
-		ns := "bench_ord_" + strings.ReplaceAll(mode, "-", "_")
-		if err := b.installTriggerGate(ctx, ns, "items_o_gate", g.Addr, true); err != nil {
-			return err
-		}
-		if err := b.writeUpdates(ctx, "items_o_gate", nrows, n, 4); err != nil {
-			return err
-		}
-		cfg := b.modelConfig(ns, g.Addr, "items_o_gate", "trigger")
-		var mw func(gearman.Handler) gearman.Handler
-		if mode != "none" {
-			opts := []ordering.Option{ordering.WithConfig(cfg), ordering.WithLogger(b.log)}
-			if strings.HasPrefix(mode, "gate") {
-				opts = append(opts, ordering.WithUnordered("Item"))
-			}
-			db := odb
-			if strings.HasSuffix(mode, "-plain") {
-				db = pdb
-			}
-			o, err := ordering.New(db, opts...)
+	for r := range rounds {
+		for _, mode := range []string{"none", "gate-plain", "gate", "ordered-plain", "ordered"} {
+			n := per
+			g, err := b.gearmand("memory")
 			if err != nil {
 				return err
 			}
-			mw = o.Middleware()
+			ns := fmt.Sprintf("bench_ord_%s_%d", strings.ReplaceAll(mode, "-", "_"), r)
+			if err := b.installTriggerGate(ctx, ns, "items_o_gate", g.Addr, true); err != nil {
+				return err
+			}
+			if err := b.writeUpdates(ctx, "items_o_gate", nrows, n, 4); err != nil {
+				return err
+			}
+			cfg := b.modelConfig(ns, g.Addr, "items_o_gate", "trigger")
+			var mw func(gearman.Handler) gearman.Handler
+			if mode != "none" {
+				opts := []ordering.Option{ordering.WithConfig(cfg), ordering.WithLogger(b.log)}
+				if strings.HasPrefix(mode, "gate") {
+					opts = append(opts, ordering.WithUnordered("Item"))
+				}
+				db := odb
+				if strings.HasSuffix(mode, "-plain") {
+					db = pdb
+				}
+				o, err := ordering.New(db, opts...)
+				if err != nil {
+					return err
+				}
+				mw = o.Middleware()
+			}
+			newRecorder()
+			w, cleanup, err := b.itemWorkerMW(ctx, cfg, 4, true, mw)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			stop := runWorker(ctx, w)
+			ok := waitFor(ctx, 60*time.Second, func() bool { return w.Done() >= int64(n) })
+			el := time.Since(start)
+			stop()
+			cleanup()
+			b.stopGearmand(g)
+			if !ok {
+				return fmt.Errorf("mode %s: %d of %d events done in 60 s", mode, w.Done(), n)
+			}
+			rates[mode] = max(rates[mode], float64(n)/el.Seconds())
 		}
-		newRecorder()
-		w, cleanup, err := b.itemWorkerMW(ctx, cfg, 4, true, mw)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		stop := runWorker(ctx, w)
-		ok := waitFor(ctx, 60*time.Second, func() bool { return w.Done() >= int64(n) })
-		el := time.Since(start)
-		stop()
-		cleanup()
-		b.stopGearmand(g)
-		if !ok {
-			return fmt.Errorf("mode %s: %d of %d events done in 60 s", mode, w.Done(), n)
-		}
-		rates[mode] = float64(n) / el.Seconds()
 	}
 	b.add(sec, "drain queued trigger events, no middleware (phantoms, no order)", rates["none"], "events/s").
-		note(fmt.Sprintf("%d events over %d rows, 1 worker, 4 at once", n, nrows))
+		note(fmt.Sprintf("%d events over %d rows, 1 worker, 4 at once; best of %d interleaved rounds", per, nrows, rounds))
 	b.add(sec, "drain, commit gate only (ordered: false), a round trip per statement", rates["gate-plain"], "events/s").vs("no middleware events/s", rates["none"])
 	b.add(sec, "drain, commit gate only, ordering.OpenDB pool (2 round trips)", rates["gate"], "events/s").vs("a round trip per statement", rates["gate-plain"])
 	b.add(sec, "drain, gate + per-row ordering, a round trip per statement", rates["ordered-plain"], "events/s").vs("gate only, same pool", rates["gate-plain"])
