@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/ordering"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // orderingPath: section 5. What the commit gate costs the writer (its
@@ -149,6 +154,15 @@ func (b *bench) orderingPath(ctx context.Context) error {
 			rates[mode] = max(rates[mode], float64(n)/el.Seconds())
 		}
 	}
+	alone, err := b.ordererAlone(ctx, map[string]*sql.DB{"plain": pdb, "OpenDB": odb})
+	if err != nil {
+		return err
+	}
+	b.add(sec, "orderer alone, binlog event (row claim), a round trip per statement", alone["binlog/plain"], "µs").
+		note("per event, 1 at once, no gearmand, no-op handler")
+	b.add(sec, "orderer alone, binlog event, ordering.OpenDB pool", alone["binlog/OpenDB"], "µs").vs("a round trip per statement µs", alone["binlog/plain"])
+	b.add(sec, "orderer alone, trigger event (gate + row claim), a round trip per statement", alone["trigger/plain"], "µs")
+	b.add(sec, "orderer alone, trigger event, ordering.OpenDB pool", alone["trigger/OpenDB"], "µs").vs("a round trip per statement µs", alone["trigger/plain"])
 	b.add(sec, "drain queued trigger events, no middleware (phantoms, no order)", rates["none"], "events/s").
 		note(fmt.Sprintf("%d events over %d rows, 1 worker, 4 at once; best of %d interleaved rounds", per, nrows, rounds))
 	b.add(sec, "drain, commit gate only (ordered: false), a round trip per statement", rates["gate-plain"], "events/s").vs("no middleware events/s", rates["none"])
@@ -180,4 +194,76 @@ func (b *bench) writeUpdates(ctx context.Context, table string, nrows, n, writer
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// ordererAlone times package ordering without gearmand: events handed to
+// its middleware one at a time (a no-op handler), the plain pool and
+// OpenDB's interleaved in blocks. Binlog events claim their row; trigger
+// events (a gate row each, written here as the trigger would) also pass
+// the gate. Returns µs per event by "source/pool".
+func (b *bench) ordererAlone(ctx context.Context, pools map[string]*sql.DB) (map[string]float64, error) {
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	noop := func(context.Context, *gearman.Job) (any, error) { return nil, nil }
+	const block, blocks, nrows = 200, 5, 500
+	dur := map[string]time.Duration{}
+	seq := 0
+	event := func(source string, i int) (*gearman.Job, error) {
+		seq++
+		id := strconv.Itoa(i % nrows)
+		env := &events.Envelope{V: events.Version, ID: fmt.Sprintf("alone.%d", seq), Source: source,
+			Schema: b.dbName, Table: "items_alone", Model: "Alone", Op: events.OpUpdate,
+			PK: events.Row{"id": raw(id)}, Row: events.Row{"id": raw(id), "n": raw("2")}, Old: events.Row{"id": raw(id), "n": raw("1")},
+			Modified: []string{"n"}, TS: time.Now()}
+		if source == events.SourceBinlog {
+			env.Pos = "binlog.000001:4"
+			env.Seq = fmt.Sprintf("%06d:%012d:%05d", 1, seq, 0)
+			data, err := events.Encode(env)
+			return &gearman.Job{Function: "bench_alone.Alone.update", Workload: data}, err
+		}
+		// As the trigger: the gate row holds the SHA-256 of the envelope
+		// without seq; seq (the gate id) is appended to what is sent.
+		body, err := events.Encode(env)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(body)
+		res, err := b.db.ExecContext(ctx, "INSERT INTO "+triggers.GateTable+" (digest) VALUES (?)", sum[:])
+		if err != nil {
+			return nil, err
+		}
+		gate, _ := res.LastInsertId()
+		data := append(body[:len(body)-1:len(body)-1], fmt.Sprintf(`, "seq": "%020d"}`, gate)...)
+		return &gearman.Job{Function: "bench_alone.Alone.update", Workload: data}, nil
+	}
+	for k := range blocks {
+		for _, source := range []string{events.SourceBinlog, events.SourceTrigger} {
+			for _, pool := range []string{"plain", "OpenDB"} {
+				o, err := ordering.New(pools[pool], ordering.WithLogger(b.log))
+				if err != nil {
+					return nil, err
+				}
+				h := o.Wrap(noop)
+				jobs := make([]*gearman.Job, block)
+				for i := range jobs {
+					if jobs[i], err = event(source, k*block+i); err != nil {
+						return nil, err
+					}
+				}
+				t0 := time.Now()
+				for _, j := range jobs {
+					if _, err := h(ctx, j); err != nil {
+						return nil, fmt.Errorf("orderer, %s event on the %s pool: %w", source, pool, err)
+					}
+				}
+				if k > 0 { // the first block warms up (and inserts the rows' seq)
+					dur[source+"/"+pool] += time.Since(t0)
+				}
+			}
+		}
+	}
+	us := map[string]float64{}
+	for k, d := range dur {
+		us[k] = float64(d.Microseconds()) / float64(block*(blocks-1))
+	}
+	return us, nil
 }
