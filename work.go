@@ -94,8 +94,9 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 	// their records and for the retries that keep their jobs from being
 	// lost. A plain worker set (the seed's gearman:worker) runs without it.
 	var db *sql.DB
+	var dsn string
 	if _, plain := cfg.Workers[f.set]; !plain || f.set == "" {
-		dsn, err := c.dsnOf(cfg)
+		dsn, err = c.dsnOf(cfg)
 		if err != nil {
 			return fmt.Errorf("set %s needs the database: %w", cmp.Or(f.set, "(every model)"), err)
 		}
@@ -134,7 +135,14 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 		if err := a.checkMigrated(ctx, db, 10); err != nil {
 			return err
 		}
-		ord, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+		// On its own pool: one round trip begins an event's transaction,
+		// waits for its commit gate and claims its row.
+		odb, err := ordering.OpenDB(dsn, f.concurrency)
+		if err != nil {
+			return err
+		}
+		defer odb.Close()
+		ord, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(log))
 		if err != nil {
 			return err
 		}

@@ -97,7 +97,7 @@
 // serve the live functions first), so give the workers capacity above the
 // live change rate before snapshotting a big table. Measured at 1,000,000
 // rows under a writer, the bridge SIGKILLed twice: README, Benchmarks,
-// section 7.
+// section 8.
 //
 // Delivery: at least once, never a gap. The position (file:pos, plus the
 // GTID set whenever the stream has one — MariaDB always does) is saved only

@@ -185,7 +185,11 @@ func TestSnapshotWhileWriting(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes during the snapshot; %d rows read, %d snapshot events", writes, p.RowsDone, snaps)
-	if snaps == 0 || p.RowsDone < n*9/10 {
+	// The replica's equality is the check: rows the writer never touched
+	// reach it through the snapshot alone. How many rows the chunks read
+	// depends on how many the writer deleted first, so only its presence
+	// is asserted.
+	if snaps == 0 || p.RowsDone == 0 {
 		t.Errorf("snapshot read %d rows, published %d", p.RowsDone, snaps)
 	}
 }

@@ -125,6 +125,7 @@ func (b *Bridge) syncerConfig() (replication.BinlogSyncerConfig, error) {
 		ParseTime:               false,
 		TimestampStringLocation: timeUTC,
 		HeartbeatPeriod:         heartbeatPeriod,
+		EventCacheCount:         eventCache,
 		ReadTimeout:             readTimeout,
 		MaxReconnectAttempts:    5, // then Run restarts the stream from the last checkpoint
 		Logger:                  b.replicationLogger(),

@@ -71,7 +71,9 @@
 //
 // # Wiring
 //
-//	o, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+//	odb, err := ordering.OpenDB(dsn, concurrency) // its own pool, see Cost
+//	…
+//	o, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(log))
 //	…
 //	reg.Use(o.Middleware()) // inside the retry guard: a failed event is retried
 //
@@ -85,11 +87,15 @@
 // WithUnordered) skips the per-row ordering for speed; trigger events still
 // pass the commit gate. Ordered is the default.
 //
-// Cost. Each event is a small transaction in the worker: 3 round trips for
-// a binlog event, 4 for a trigger event, plus one when the connections are
-// not READ COMMITTED already (the orderer asks for it per transaction; give
-// its *sql.DB a DSN with tx_isolation='READ-COMMITTED' to save it). The
-// writer pays one INSERT per row change inside its trigger. See the
+// Cost. Each event is a small transaction in the worker. On a pool from
+// OpenDB (what the rowgear worker uses) it takes 2 round trips: one
+// multi-statement that begins it (READ COMMITTED), deletes the gate row
+// and claims the row's seq, and the commit after the handler; the first
+// event of a row takes one more (its INSERT). On any other *sql.DB each
+// statement is a round trip of its own (and a prepared statement, 2 round
+// trips, unless the DSN has interpolateParams): 5 to 7 per event. What is
+// left is the server's work: the gate's DELETE and the seq's UPDATE are
+// writes, binlogged, ≈100–150 µs each on the README's machine; see the
 // README's benchmarks (section 5).
 //
 // # Exactly-once effects

@@ -116,7 +116,11 @@ func (w *world) exec(q string, args ...any) {
 }
 
 // work runs a worker in the test process until the test ends.
-func (w *world) work(concurrency int) {
+func (w *world) work(concurrency int) { w.workPool(concurrency, false) }
+
+// workPool is work; with plain, the orderer shares the application's pool
+// (a round trip per statement) instead of its own from OpenDB.
+func (w *world) workPool(concurrency int, plain bool) {
 	w.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -124,7 +128,7 @@ func (w *world) work(concurrency int) {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	go func() { done <- ordertest.Run(ctx, w.cfg, concurrency, w.t.TempDir(), log) }()
+	go func() { done <- ordertest.RunPool(ctx, w.cfg, concurrency, w.t.TempDir(), log, plain) }()
 	w.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && ctx.Err() == nil {

@@ -44,6 +44,10 @@ type Orderer struct {
 
 	rcOnce sync.Once
 	txOpts *sql.TxOptions // nil when the connections are READ COMMITTED already
+
+	multiMu    sync.Mutex
+	multiKnown bool // the probe had an answer
+	multiOK    bool // db runs several statements, with placeholders, per round trip
 }
 
 // Option configures an Orderer.
@@ -135,6 +139,9 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 		if !gated && !ordered {
 			return next(ctx, job)
 		}
+		if o.multi(ctx) {
+			return o.runMulti(ctx, next, job, ev, gated, ordered)
+		}
 		return o.run(ctx, next, job, ev, gated, ordered)
 	}
 }
@@ -194,9 +201,9 @@ func (o *Orderer) txOptions(ctx context.Context) *sql.TxOptions {
 // gate row) and checks the payload against the gate's digest. ok is false
 // when the event must not run: its writer rolled back (or it already ran).
 func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *events.Envelope) (ok bool, err error) {
-	gate, err := strconv.ParseUint(ev.Seq, 10, 64)
+	gate, err := gateID(ev)
 	if err != nil {
-		return false, retry.Permanent(fmt.Errorf("event %s: seq %q: %w", ev.ID, ev.Seq, ErrForged))
+		return false, err
 	}
 	// The DELETE waits for the writer's transaction like a shared-lock read
 	// (a unique-key lookup never reads around a lock), and saves a round
@@ -204,12 +211,31 @@ func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *
 	var digest []byte
 	err = tx.QueryRowContext(ctx, "DELETE FROM "+o.gate(ev.Model)+" WHERE id = ? RETURNING digest", gate).Scan(&digest)
 	if errors.Is(err, sql.ErrNoRows) {
-		o.log.Debug("event dropped: its transaction rolled back, or it was applied already", "event", ev.ID,
-			"function", job.Function, "seq", ev.Seq)
-		return false, nil
+		return o.checkGate(job, ev, false, nil)
 	}
 	if err != nil {
 		return false, fmt.Errorf("ordering: event %s: waiting for its commit: %w", ev.ID, err)
+	}
+	return o.checkGate(job, ev, true, digest)
+}
+
+// gateID is the id of a trigger event's gate row: its seq.
+func gateID(ev *events.Envelope) (uint64, error) {
+	gate, err := strconv.ParseUint(ev.Seq, 10, 64)
+	if err != nil {
+		return 0, retry.Permanent(fmt.Errorf("event %s: seq %q: %w", ev.ID, ev.Seq, ErrForged))
+	}
+	return gate, nil
+}
+
+// checkGate judges what the gate's DELETE … RETURNING found: no row (the
+// writer rolled back, or the event ran already: not to run), or a digest
+// that must be the payload's.
+func (o *Orderer) checkGate(job *gearman.Job, ev *events.Envelope, found bool, digest []byte) (ok bool, err error) {
+	if !found {
+		o.log.Debug("event dropped: its transaction rolled back, or it was applied already", "event", ev.ID,
+			"function", job.Function, "seq", ev.Seq)
+		return false, nil
 	}
 	if want, ok := payloadDigest(job.Workload, ev.Seq); !ok || !bytes.Equal(digest, want[:]) {
 		o.log.Warn("trigger event does not match its commit gate: not run", "event", ev.ID,
@@ -236,7 +262,7 @@ func (o *Orderer) gate(model string) string {
 // claim sets the row's applied seq to ev's when ev is newer, holding the
 // row's lock until the transaction ends: one event of a row at a time, in
 // every worker process. last is the seq that was there.
-func claim(ctx context.Context, tx *sql.Tx, key []byte, ev *events.Envelope) (newer bool, last string, err error) {
+func claim(ctx context.Context, tx execQuerier, key []byte, ev *events.Envelope) (newer bool, last string, err error) {
 	// The common case, a row seen before, in one statement.
 	res, err := tx.ExecContext(ctx, "UPDATE rowgear_row_seq SET seq = ? WHERE row_key = ? AND seq < ?", ev.Seq, key, ev.Seq)
 	if err != nil {
@@ -245,15 +271,20 @@ func claim(ctx context.Context, tx *sql.Tx, key []byte, ev *events.Envelope) (ne
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		return n == 1, "", err
 	}
-	res, err = tx.ExecContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, ?)", key, ev.Model, ev.Seq)
+	return claimNew(ctx, tx, key, ev)
+}
+
+// claimNew is claim after an UPDATE that changed nothing: the row is new
+// (inserted with ev's seq), or it is there and was not older as far as the
+// UPDATE could tell: read it under its lock, then decide.
+func claimNew(ctx context.Context, tx execQuerier, key []byte, ev *events.Envelope) (newer bool, last string, err error) {
+	res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, ?)", key, ev.Model, ev.Seq)
 	if err != nil {
 		return false, "", err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		return n == 1, "", err
 	}
-	// The row is there and was not older, as far as the UPDATE could tell:
-	// read it under its lock, then decide.
 	if err := tx.QueryRowContext(ctx, "SELECT seq FROM rowgear_row_seq WHERE row_key = ? FOR UPDATE", key).Scan(&last); err != nil {
 		return false, "", err
 	}

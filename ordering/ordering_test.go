@@ -2,6 +2,8 @@ package ordering_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,36 +19,43 @@ import (
 )
 
 // A rolled-back insert, update or delete runs no handler, whichever the
-// source; the committed changes around them run theirs once.
+// source; the committed changes around them run theirs once. With the
+// orderer on its own pool (one round trip to begin, gate and claim) and on
+// the application's (a round trip per statement).
 func TestRollbackRunsNoHandler(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t)
-	w.work(4)
-	w.exec("INSERT INTO items_t (id, v) VALUES (2, 1)")
-	w.exec("INSERT INTO items_b (id, v) VALUES (2, 1)")
-	c := w.session()
-	for _, tab := range []string{"items_t", "items_b"} {
-		run(t, c,
-			"BEGIN", "INSERT INTO "+tab+" (id, v) VALUES (1, 100)", "ROLLBACK",
-			"BEGIN", "UPDATE "+tab+" SET v = 101 WHERE id = 2", "ROLLBACK",
-			"BEGIN", "DELETE FROM "+tab+" WHERE id = 2", "ROLLBACK")
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.workPool(4, plain)
+			w.exec("INSERT INTO items_t (id, v) VALUES (2, 1)")
+			w.exec("INSERT INTO items_b (id, v) VALUES (2, 1)")
+			c := w.session()
+			for _, tab := range []string{"items_t", "items_b"} {
+				run(t, c,
+					"BEGIN", "INSERT INTO "+tab+" (id, v) VALUES (1, 100)", "ROLLBACK",
+					"BEGIN", "UPDATE "+tab+" SET v = 101 WHERE id = 2", "ROLLBACK",
+					"BEGIN", "DELETE FROM "+tab+" WHERE id = 2", "ROLLBACK")
+			}
+			w.marker(2, 7)
+			testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+			// The committed insert may be skipped: when the marker's update ran
+			// first, it is older (last-writer-wins).
+			for _, m := range models {
+				got := w.applied(m)
+				ok := len(got) > 0 && got[len(got)-1].op == "update" && got[len(got)-1].v == 7
+				for i, a := range got[:max(len(got)-1, 0)] {
+					ok = ok && i == 0 && a.op == "insert" && a.v == 1
+				}
+				if !ok {
+					t.Errorf("%s applied %+v; want [insert v=1,] update v=7 only", m, got)
+				}
+			}
+			w.zero("SELECT COUNT(*) FROM rowgear_gate", "gate rows left")
+			w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs", "failed jobs")
+		})
 	}
-	w.marker(2, 7)
-	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
-	// The committed insert may be skipped: when the marker's update ran
-	// first, it is older (last-writer-wins).
-	for _, m := range models {
-		got := w.applied(m)
-		ok := len(got) > 0 && got[len(got)-1].op == "update" && got[len(got)-1].v == 7
-		for i, a := range got[:max(len(got)-1, 0)] {
-			ok = ok && i == 0 && a.op == "insert" && a.v == 1
-		}
-		if !ok {
-			t.Errorf("%s applied %+v; want [insert v=1,] update v=7 only", m, got)
-		}
-	}
-	w.zero("SELECT COUNT(*) FROM rowgear_gate", "gate rows left")
-	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs", "failed jobs")
 }
 
 // A transaction that commits long after its write: its handler runs after
@@ -264,5 +273,37 @@ func TestPrimaryKeyChangeIsDeleteAndInsert(t *testing.T) {
 		if got := strings.Join(moved, ", "); got != "insert v=2, update v=3" && got != "update v=3" {
 			t.Errorf("%s key 1000: %s; want [insert v=2,] update v=3", m, got)
 		}
+	}
+}
+
+// The orderer takes its one-round-trip path on a pool from OpenDB, and
+// the statement-per-round-trip one on a plain pool.
+func TestOpenDBPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	plain, dsn := testenv.DB(t)
+	own, err := ordering.OpenDB(dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	for _, c := range []struct {
+		name string
+		db   *sql.DB
+		want bool
+	}{{"OpenDB", own, true}, {"plain", plain, false}} {
+		o, err := ordering.New(c.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.Multi(ctx); got != c.want {
+			t.Errorf("%s pool: one round trip = %v; want %v", c.name, got, c.want)
+		}
+	}
+	if _, err := ordering.OpenDB(dsn, 0); !errors.Is(err, ordering.ErrOption) {
+		t.Errorf("OpenDB(idle 0) = %v; want ErrOption", err)
+	}
+	if _, err := ordering.OpenDB("not a dsn", 1); err == nil {
+		t.Error("OpenDB(bad dsn): no error")
 	}
 }

@@ -21,6 +21,7 @@ import (
 // bench is the state of one run.
 type bench struct {
 	rows    int
+	bigRows int // section 7's transaction
 	maxTime time.Duration
 	verbose bool
 	log     *slog.Logger
@@ -37,8 +38,8 @@ type bench struct {
 	ceilings   map[string]float64 // section 1 figures by key, for later sections
 	payload    []byte             // a representative envelope (section 1 and 4)
 	latency    *latency.Tracker   // commit → handler, while end-to-end sections run
-	snapRows   int                // rows of section 7's table
-	snapBefore time.Duration      // section 7's writer measure before the snapshot
+	snapRows   int                // rows of section 8's table
+	snapBefore time.Duration      // section 8's writer measure before the snapshot
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {

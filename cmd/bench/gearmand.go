@@ -33,8 +33,9 @@ func (b *bench) samplePayload(ns string, id int) []byte {
 }
 
 // submitBare submits up to n background jobs of fn with the bare gearman-go
-// client over conns connections, for at most d, and returns jobs/s.
-func submitBare(ctx context.Context, addr, fn string, payload []byte, n, conns int, d time.Duration) (float64, int, error) {
+// client over conns connections, for at most d, and returns jobs/s. Job i
+// (from 1) carries payload(i).
+func submitBare(ctx context.Context, addr, fn string, payload func(i int64) []byte, n, conns int, d time.Duration) (float64, int, error) {
 	clients := make([]*gc.Client, conns)
 	for i := range clients {
 		c, err := gc.New("tcp", addr)
@@ -56,8 +57,8 @@ func submitBare(ctx context.Context, addr, fn string, payload []byte, n, conns i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) && time.Now().Before(deadline) && ctx.Err() == nil {
-				if _, err := c.DoBg(fn, payload, gc.JobNormal); err != nil {
+			for i := next.Add(1); i <= int64(n) && time.Now().Before(deadline) && ctx.Err() == nil; i = next.Add(1) {
+				if _, err := c.DoBg(fn, payload(i), gc.JobNormal); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
@@ -92,7 +93,7 @@ func (b *bench) gearmandCeiling(ctx context.Context) error {
 		}
 		for _, n := range conns {
 			fn := fmt.Sprintf("bench.ceiling.%s%d", queue, n)
-			rate, done, err := submitBare(ctx, g.Addr, fn, payload, b.rows, n, b.maxTime)
+			rate, done, err := submitBare(ctx, g.Addr, fn, func(int64) []byte { return payload }, b.rows, n, b.maxTime)
 			if err != nil {
 				b.add(sec, fmt.Sprintf("gearmand %s queue, %d conn", queue, n), 0, "").note(firstLine(err.Error()))
 				break

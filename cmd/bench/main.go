@@ -2,7 +2,7 @@
 // gearmand submit rate, the trigger path, the binlog path and the worker
 // runner, each figure beside the ceiling measured in the same run.
 //
-//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7]] [--snapshot-rows N]
+//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7][,8]] [--big-rows N] [--snapshot-rows N]
 //
 // It needs the private MariaDB of scripts/services (ROWGEAR_MYSQL_DSN, with
 // the UDF in its plugin dir) and gearmand installed: every gearmand it
@@ -48,9 +48,10 @@ func run() error {
 	jsonOut := flag.String("json", "bench-results.json", "write the results as JSON here; empty: don't")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	sections := flag.String("sections", "1,2,3,4,5", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker, 5 commit gate and ordering, 6 strict writes under bridge load, "+
-		"7 snapshot (a --snapshot-rows table snapshotted under writes, the bridge killed twice; minutes)")
-	snapRows := flag.Int("snapshot-rows", 1000000, "rows of the table section 7 snapshots")
-	snapBefore := flag.Duration("snapshot-before", time.Minute, "how long section 7 measures the writer before the snapshot")
+		"7 one big transaction through a binlogbridge process, 8 snapshot (a --snapshot-rows table snapshotted under writes, the bridge killed twice; minutes)")
+	bigRows := flag.Int("big-rows", 1000000, "section 7: rows of its one transaction")
+	snapRows := flag.Int("snapshot-rows", 1000000, "rows of the table section 8 snapshots")
+	snapBefore := flag.Duration("snapshot-before", time.Minute, "how long section 8 measures the writer before the snapshot")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
@@ -76,6 +77,7 @@ func run() error {
 	}
 	b.snapRows, b.snapBefore = *snapRows, *snapBefore
 	defer b.close()
+	b.bigRows = *bigRows
 	fmt.Printf("rowgear bench: %d rows per measurement, at most %s each; %s\n\n", *rows, *maxTime, b.machine.String())
 	began := time.Now()
 	steps := []struct {
@@ -89,7 +91,8 @@ func run() error {
 		{"4", "worker dispatch", b.workerDispatch},
 		{"5", "commit gate and ordering", b.orderingPath},
 		{"6", "strict writes under bridge load", b.contention},
-		{"7", "snapshot under load, bridge killed twice", b.snapshotUnderLoad},
+		{"7", "one big transaction through binlogbridge", b.bigTransaction},
+		{"8", "snapshot under load, bridge killed twice", b.snapshotUnderLoad},
 	}
 	for _, s := range steps {
 		if !slices.Contains(strings.Split(*sections, ","), s.key) {

@@ -22,10 +22,10 @@ import (
 	"github.com/rowgear/rowgear/ordering"
 )
 
-// snapTable is section 7's source table (replica.DDL).
+// snapTable is section 8's source table (replica.DDL).
 const snapTable = "snap_items"
 
-// snapshotUnderLoad: section 7, the Done-when run of issue 13. A
+// snapshotUnderLoad: section 8, the Done-when run of issue 13. A
 // table of b.snapRows rows is snapshotted by a real binlogbridge process
 // while a writer keeps ≈500 single-row UPDATEs/s plus some DELETEs and
 // INSERTs on it; the bridge is kill -9'd at a third and at two thirds of
@@ -35,7 +35,7 @@ const snapTable = "snap_items"
 // before (for --snapshot-before) vs during the snapshot, and whether the
 // replica's checksum ends equal to the source's.
 func (b *bench) snapshotUnderLoad(ctx context.Context) error {
-	const sec = "7"
+	const sec = "8"
 	n := b.snapRows
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "bench: snapshot: "+format+"\n", args...)

@@ -10,12 +10,32 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/ordering"
 )
 
 // prequeue queues n Item update envelopes for fn on addr (8 bare
-// connections) and returns how many were queued.
-func (b *bench) prequeue(ctx context.Context, addr, fn string, n int) (int, error) {
-	_, done, err := submitBare(ctx, addr, fn, b.samplePayload("bench", 7), n, 8, 4*b.maxTime)
+// connections) and returns how many were queued. With seq, they are
+// events of 1,000 rows in commit order, each with its own seq, as the
+// bridge sends them; without, n copies of one event without seq.
+func (b *bench) prequeue(ctx context.Context, addr, fn string, n int, seq bool) (int, error) {
+	one := b.samplePayload("bench", 7)
+	payload := func(int64) []byte { return one }
+	if seq {
+		payload = func(i int64) []byte {
+			ev, err := events.Decode(b.samplePayload("bench", int(i%1000)))
+			if err != nil {
+				panic(err)
+			}
+			ev.ID = fmt.Sprintf("binlog.000001:%d:0", 1000+i)
+			ev.Seq = fmt.Sprintf("%06d:%012d:%05d", 1, 1000+i, 0)
+			data, err := events.Encode(ev)
+			if err != nil {
+				panic(err)
+			}
+			return data
+		}
+	}
+	_, done, err := submitBare(ctx, addr, fn, payload, n, 8, 4*b.maxTime)
 	return done, err
 }
 
@@ -42,21 +62,29 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 	type variant struct {
 		name        string
 		concurrency int
-		kind        string // bare, runner, dispatch, guard
+		kind        string // bare, runner, dispatch, guard, ordering
 	}
 	variants := []variant{
 		{"bare gearman-go worker, no-op", 1, "bare"},
 		{"our runner, no-op handler", 1, "runner"},
 		{"our runner + dispatch (decode, Scan, TriggerUpdate)", 1, "dispatch"},
-		{"our runner + dispatch + retry.Guard (as dbworker)", 1, "guard"},
+		{"our runner + dispatch + retry.Guard", 1, "guard"},
+		{"our runner + dispatch + retry.Guard + ordering (as dbworker)", 1, "ordering"},
 		{"bare gearman-go worker, no-op", 4, "bare"},
-		{"our runner + dispatch + retry.Guard (as dbworker)", 4, "guard"},
+		{"our runner + dispatch + retry.Guard", 4, "guard"},
+		{"our runner + dispatch + retry.Guard + ordering (as dbworker)", 4, "ordering"},
 	}
+	// The orderer on its own pool, as dbworker has it.
+	odb, err := ordering.OpenDB(b.dsn, 8)
+	if err != nil {
+		return err
+	}
+	defer odb.Close()
 	bare := map[int]float64{}
 	for i, v := range variants {
 		ns := fmt.Sprintf("bench_w%d", i)
 		fn := events.FuncName(ns, "Item", "update")
-		n, err := b.prequeue(ctx, g.Addr, fn, b.rows)
+		n, err := b.prequeue(ctx, g.Addr, fn, b.rows, v.kind == "ordering")
 		if err != nil {
 			return err
 		}
@@ -83,11 +111,24 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 			rate, got = b.drain(ctx, n, cnt.Load, func() func() { return runWorker(ctx, w) })
 		default:
 			r := newRecorder()
-			w, cleanup, err := b.itemWorker(ctx, b.modelConfig(ns, g.Addr, "items", "binlog"), v.concurrency, v.kind == "guard")
+			cfg := b.modelConfig(ns, g.Addr, "items", "binlog")
+			var mw func(gearman.Handler) gearman.Handler
+			if v.kind == "ordering" {
+				o, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(b.log))
+				if err != nil {
+					return err
+				}
+				mw = o.Middleware()
+			}
+			w, cleanup, err := b.itemWorkerMW(ctx, cfg, v.concurrency, v.kind != "dispatch", mw)
 			if err != nil {
 				return err
 			}
-			rate, got = b.drain(ctx, n, r.n.Load, func() func() { return runWorker(ctx, w) })
+			count := r.n.Load
+			if v.kind == "ordering" {
+				count = w.Done // a stale event is skipped, not handled
+			}
+			rate, got = b.drain(ctx, n, count, func() func() { return runWorker(ctx, w) })
 			cleanup()
 		}
 		name := fmt.Sprintf("jobs/s, %s, %d at once", v.name, v.concurrency)

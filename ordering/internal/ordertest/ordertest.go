@@ -118,8 +118,15 @@ func Register(reg *dispatch.Registry) error {
 }
 
 // Run runs a worker of every model of cfg until ctx ends: gearman worker →
-// retry guard → ordering → dispatch, as dbworker wires them.
+// retry guard → ordering → dispatch, as dbworker wires them (the orderer on
+// its own pool, from ordering.OpenDB).
 func Run(ctx context.Context, cfg *config.Config, concurrency int, stateDir string, log *slog.Logger) error {
+	return RunPool(ctx, cfg, concurrency, stateDir, log, false)
+}
+
+// RunPool is Run; with plain, the orderer shares the application's pool,
+// where each of its statements is a round trip of its own.
+func RunPool(ctx context.Context, cfg *config.Config, concurrency int, stateDir string, log *slog.Logger, plain bool) error {
 	servers, err := cfg.ServerAddrs("default")
 	if err != nil {
 		return err
@@ -133,7 +140,14 @@ func Run(ctx context.Context, cfg *config.Config, concurrency int, stateDir stri
 	if err := Register(reg); err != nil {
 		return err
 	}
-	ord, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+	odb := db
+	if !plain {
+		if odb, err = ordering.OpenDB(cfg.Database.DSN, concurrency); err != nil {
+			return err
+		}
+		defer odb.Close()
+	}
+	ord, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(log))
 	if err != nil {
 		return err
 	}
