@@ -121,9 +121,11 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 			if err != nil {
 				return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
 			}
-			j := &job{fn: events.FuncName(h.b.namespace, m.name, e.Action), id: id, pos: pos, payload: payload}
+			shard := meta.shard(env)
+			j := &job{fn: events.FuncName(h.b.namespace, m.name, e.Action), id: id, pos: pos, payload: payload,
+				key: strconv.FormatUint(shard, 16)}
 			h.b.tracker.add(j, e.Header.Timestamp)
-			if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
+			if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
 				return err
 			}
 		}
