@@ -16,9 +16,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,6 +333,63 @@ func TestComposeStack(t *testing.T) {
 		}
 		s.awaitHandled(after, 3*time.Minute)
 		t.Logf("after the gearmand restart: 20 articles and 20 comments handled; %d strict trigger writes refused first", refused)
+	})
+
+	s.phase(t, "kill one of two gearmands under load", func(t *testing.T) {
+		if !slices.Contains(s.gearmands(), "gearmand2") {
+			t.Fatalf("docker-compose.yml has no gearmand2 (gearmands: %v)", s.gearmands())
+		}
+		// A writer inserts all through the kill and the restart. A strict
+		// write refused (the trigger could queue its job nowhere) is not
+		// committed: it is counted, and must not happen while one gearmand
+		// is up.
+		w := &written{}
+		var refused atomic.Int64
+		var firstRefusal atomic.Value
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				err := w.write(ctx, db, "failover", i)
+				var me *mysql.MySQLError
+				switch {
+				case errors.As(err, &me) && me.Number == 1644:
+					refused.Add(1)
+					firstRefusal.CompareAndSwap(nil, err.Error())
+				case err != nil && ctx.Err() == nil:
+					done <- err
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			done <- nil
+		}()
+		rows := func() int { a, _ := w.snapshot(); return len(a) }
+		await(t, time.Minute, "50 rows written before the kill", func() bool { return rows() >= 50 })
+		s.compose(time.Minute, "kill", "gearmand2") // SIGKILL
+		atKill := rows()
+		await(t, 2*time.Minute, "200 rows written with gearmand2 down", func() bool { return rows() >= atKill+200 })
+		s.compose(3*time.Minute, "start", "gearmand2")
+		atStart := rows()
+		await(t, 2*time.Minute, "100 rows written after the restart", func() bool { return rows() >= atStart+100 })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("the writer failed: %v", err)
+		}
+		arts, coms := w.snapshot()
+		h := s.awaitHandled(w, 5*time.Minute)
+		t.Logf("gearmand2 killed after %d rows, back after %d, %d in all: every article and comment handled (%d and %d more than once); %d strict writes refused",
+			atKill, atStart, len(arts), dups(h.ids["Article.TriggerInsert"], arts), dups(h.ids["Comment.TriggerInsert"], coms), refused.Load())
+		if n := refused.Load(); n > 0 {
+			t.Errorf("%d strict trigger writes were refused while gearmand was up; the first: %v", n, firstRefusal.Load())
+		}
+		// The bridge's log says which server went down, and when it was
+		// back.
+		await(t, time.Minute, "binlogbridge to log gearmand2 down and up again", func() bool {
+			l := s.logs("binlogbridge")
+			return strings.Contains(l, `msg="gearman server down" server=gearmand2:4730`) &&
+				strings.Contains(l, `msg="gearman server up" server=gearmand2:4730`)
+		})
 	})
 
 	s.phase(t, "down -v", func(t *testing.T) {

@@ -15,10 +15,15 @@
 //     source (Comment);
 //   - `docker-compose restart binlogbridge dbworker` while a writer inserts
 //     rows loses no row event: every row written is handled;
-//   - with dbworker stopped, rows written are queued in gearmand; after
+//   - with dbworker stopped, rows written are queued in the gearmands; after
 //     `docker-compose kill gearmand` (SIGKILL) and a start, the SQLite queue
-//     on its volume still holds every one of them, and a started dbworker
-//     handles them all;
+//     on its volume still holds every one of them, a started dbworker
+//     handles them all, and rows written after it are handled too (a strict
+//     write refused right after the restart is counted and reported);
+//   - with dbworker running and a writer inserting rows, gearmand2 (one of
+//     the two gearmands) is killed and later started again: no strict
+//     trigger write is refused, every row is handled, and binlogbridge logs
+//     the server down and up again;
 //   - `docker-compose down -v` leaves no container, network or volume of the
 //     project.
 //

@@ -107,7 +107,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	got := strings.Fields(string(out))
 	slices.Sort(got)
-	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "mariadb", "migrate"}
+	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "gearmand2", "mariadb", "migrate"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("docker-compose config --services = %v, want %v", got, want)
 	}
@@ -120,9 +120,11 @@ func TestComposeConfig(t *testing.T) {
 		}
 	}
 	dep("mariadb", "gearmand", "service_healthy")
+	dep("mariadb", "gearmand2", "service_healthy")
 	dep("migrate", "mariadb", "service_healthy")
 	for _, s := range []string{"binlogbridge", "dbworker"} {
 		dep(s, "gearmand", "service_healthy")
+		dep(s, "gearmand2", "service_healthy")
 		dep(s, "migrate", "service_completed_successfully")
 	}
 	health := func(svc, want string) {
@@ -134,6 +136,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	health("mariadb", "mariadb-admin ping")
 	health("gearmand", "gearadmin")
+	health("gearmand2", "gearadmin")
 
 	// The commands the stack test runs are the compose services' commands.
 	for svc, cmd := range map[string][]string{
@@ -188,7 +191,7 @@ func TestComposeConfig(t *testing.T) {
 		}
 	}
 	// Persistent state on named volumes.
-	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman"} {
+	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman", "gearmand2": "/var/lib/gearman"} {
 		ok := false
 		for _, v := range c.Services[svc].Volumes {
 			name, p, _ := strings.Cut(v, ":")
