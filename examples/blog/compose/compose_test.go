@@ -205,6 +205,55 @@ func (w *written) writeN(t *testing.T, db *sql.DB, phase string, n int) {
 	}
 }
 
+// bgWriter writes rows in the background (write, every 10 ms) until
+// stopped.
+type bgWriter struct {
+	w       *written
+	cancel  context.CancelFunc
+	done    chan error
+	refused atomic.Int64 // strict writes refused (SQLSTATE 45000, error 1644)
+	first   atomic.Value // the first refusal's text
+}
+
+func startWriter(db *sql.DB, phase string) *bgWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	bw := &bgWriter{w: &written{}, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			err := bw.w.write(ctx, db, phase, i)
+			var me *mysql.MySQLError
+			switch {
+			case errors.As(err, &me) && me.Number == 1644:
+				bw.refused.Add(1)
+				bw.first.CompareAndSwap(nil, err.Error())
+			case err != nil && ctx.Err() == nil:
+				bw.done <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		bw.done <- nil
+	}()
+	return bw
+}
+
+func (bw *bgWriter) rows() int { a, _ := bw.w.snapshot(); return len(a) }
+
+// stop ends the writer and returns what it wrote. A refused strict write
+// (the trigger could queue its job on no gearmand) fails the test: a
+// gearmand was up all along.
+func (bw *bgWriter) stop(t *testing.T) *written {
+	t.Helper()
+	bw.cancel()
+	if err := <-bw.done; err != nil {
+		t.Fatalf("the writer failed: %v", err)
+	}
+	if n := bw.refused.Load(); n > 0 {
+		t.Errorf("%d strict trigger writes were refused while a gearmand was up; the first: %v", n, bw.first.Load())
+	}
+	return bw.w
+}
+
 // TestComposeStack is the compose end-to-end test; see the package doc.
 func TestComposeStack(t *testing.T) {
 	s := newStack(t)
@@ -263,31 +312,13 @@ func TestComposeStack(t *testing.T) {
 	s.phase(t, "restart bridge and worker", func(t *testing.T) {
 		// A writer inserts rows all through the restart; each row's event
 		// must reach its handler.
-		w := &written{}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			for i := 0; ; i++ {
-				if ctx.Err() != nil {
-					done <- nil
-					return
-				}
-				if err := w.write(ctx, db, "restart", i); err != nil && ctx.Err() == nil {
-					done <- err
-					return
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-		await(t, time.Minute, "rows written before the restart", func() bool { a, _ := w.snapshot(); return len(a) >= 20 })
+		bw := startWriter(db, "restart")
+		await(t, time.Minute, "rows written before the restart", func() bool { return bw.rows() >= 20 })
 		s.compose(3*time.Minute, "restart", "binlogbridge", "dbworker")
 		s.awaitReady(t)
-		before, _ := w.snapshot()
-		await(t, time.Minute, "rows written after the restart", func() bool { a, _ := w.snapshot(); return len(a) >= len(before)+20 })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("the writer failed during the restart: %v", err)
-		}
+		before := bw.rows()
+		await(t, time.Minute, "rows written after the restart", func() bool { return bw.rows() >= before+20 })
+		w := bw.stop(t)
 		arts, coms := w.snapshot()
 		h := s.awaitHandled(w, 3*time.Minute)
 		t.Logf("restart: %d articles and %d comments written, all handled (%d and %d handled more than once)",
@@ -339,50 +370,20 @@ func TestComposeStack(t *testing.T) {
 		if !slices.Contains(s.gearmands(), "gearmand2") {
 			t.Fatalf("docker-compose.yml has no gearmand2 (gearmands: %v)", s.gearmands())
 		}
-		// A writer inserts all through the kill and the restart. A strict
-		// write refused (the trigger could queue its job nowhere) is not
-		// committed: it is counted, and must not happen while one gearmand
-		// is up.
-		w := &written{}
-		var refused atomic.Int64
-		var firstRefusal atomic.Value
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				err := w.write(ctx, db, "failover", i)
-				var me *mysql.MySQLError
-				switch {
-				case errors.As(err, &me) && me.Number == 1644:
-					refused.Add(1)
-					firstRefusal.CompareAndSwap(nil, err.Error())
-				case err != nil && ctx.Err() == nil:
-					done <- err
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			done <- nil
-		}()
-		rows := func() int { a, _ := w.snapshot(); return len(a) }
-		await(t, time.Minute, "50 rows written before the kill", func() bool { return rows() >= 50 })
+		// A writer inserts all through the kill and the restart.
+		bw := startWriter(db, "failover")
+		await(t, time.Minute, "50 rows written before the kill", func() bool { return bw.rows() >= 50 })
 		s.compose(time.Minute, "kill", "gearmand2") // SIGKILL
-		atKill := rows()
-		await(t, 2*time.Minute, "200 rows written with gearmand2 down", func() bool { return rows() >= atKill+200 })
+		atKill := bw.rows()
+		await(t, 2*time.Minute, "200 rows written with gearmand2 down", func() bool { return bw.rows() >= atKill+200 })
 		s.compose(3*time.Minute, "start", "gearmand2")
-		atStart := rows()
-		await(t, 2*time.Minute, "100 rows written after the restart", func() bool { return rows() >= atStart+100 })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("the writer failed: %v", err)
-		}
+		atStart := bw.rows()
+		await(t, 2*time.Minute, "100 rows written after the restart", func() bool { return bw.rows() >= atStart+100 })
+		w := bw.stop(t)
 		arts, coms := w.snapshot()
 		h := s.awaitHandled(w, 5*time.Minute)
-		t.Logf("gearmand2 killed after %d rows, back after %d, %d in all: every article and comment handled (%d and %d more than once); %d strict writes refused",
-			atKill, atStart, len(arts), dups(h.ids["Article.TriggerInsert"], arts), dups(h.ids["Comment.TriggerInsert"], coms), refused.Load())
-		if n := refused.Load(); n > 0 {
-			t.Errorf("%d strict trigger writes were refused while gearmand was up; the first: %v", n, firstRefusal.Load())
-		}
+		t.Logf("gearmand2 killed after %d rows, back after %d, %d in all: every article and comment handled (%d and %d more than once); no strict write refused",
+			atKill, atStart, len(arts), dups(h.ids["Article.TriggerInsert"], arts), dups(h.ids["Comment.TriggerInsert"], coms))
 		// The bridge's log says which server went down, and when it was
 		// back.
 		await(t, time.Minute, "binlogbridge to log gearmand2 down and up again", func() bool {
