@@ -3,6 +3,7 @@ package gearman_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -128,13 +129,15 @@ func TestKillOneOfTwoServers(t *testing.T) {
 	g1, g2 := sqliteGearmand(t), sqliteGearmand(t)
 	fn := testenv.Name(t, "failover")
 	s := newSeen()
-	w := gearman.NewWorker([]string{g1.Addr, g2.Addr}, gearman.WithConcurrency(4))
+	var logs testenv.Buffer // the worker's and the client's
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	w := gearman.NewWorker([]string{g1.Addr, g2.Addr}, gearman.WithConcurrency(4), gearman.WithLogger(log))
 	w.Register(fn, s.handler("w"))
 	startWorker(t, w)
 
 	// A long response timeout: a loaded machine must not pass for a dead server.
 	c := gearman.NewClient([]string{g1.Addr, g2.Addr}, gearman.WithConnections(8),
-		gearman.WithResponseTimeout(30*time.Second))
+		gearman.WithResponseTimeout(30*time.Second), gearman.WithClientLogger(log))
 	defer c.Close()
 	const nKeys, perKey = 50, 40 // 2,000 jobs
 	var keys []string
@@ -196,6 +199,15 @@ func TestKillOneOfTwoServers(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // past the client's retry interval soon
 		return false
 	})
+	// The logs say which server went down and came back.
+	testenv.Eventually(t, 20*time.Second, "the worker to log its reconnection to "+g1.Addr, func() bool {
+		return strings.Contains(logs.String(), `msg="gearman worker connected again" server=`+g1.Addr)
+	})
+	for _, want := range []string{`msg="gearman server down" server=` + g1.Addr, `msg="gearman server up" server=` + g1.Addr} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the client's log has no %s", want)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv := 0
