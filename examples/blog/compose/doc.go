@@ -23,7 +23,10 @@
 //   - with dbworker running and a writer inserting rows, gearmand2 (one of
 //     the two gearmands) is killed and later started again: no strict
 //     trigger write is refused, every row is handled, and binlogbridge logs
-//     the server down and up again;
+//     the server down and up again; then the same with gearmand, the UDF's
+//     first server, whose refused writes are counted and reported (the UDF
+//     does not always move to gearmand2, see the README) while every
+//     committed row must be handled;
 //   - `docker-compose down -v` leaves no container, network or volume of the
 //     project.
 //
