@@ -16,12 +16,6 @@ import (
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.RemoveBuilds()
-	os.Exit(code)
-}
-
 // notes is the application of testdata/app: its own module (a go.mod with a
 // replace to this checkout), models on tables rowgear never names, its own
 // migrations numbered from 00001 and its own main. Each test works on a copy
@@ -116,24 +110,9 @@ func (n *notes) mustRun(args ...string) string {
 }
 
 // start runs the application in the background until the test ends.
-func (n *notes) start(args ...string) *testenv.Buffer {
+func (n *notes) start(args ...string) *testenv.Proc {
 	n.t.Helper()
-	out := &testenv.Buffer{}
-	cmd := n.command(args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	n.t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if n.t.Failed() {
-			n.t.Logf("notes %s:\n%s", strings.Join(args, " "), out)
-		}
-	})
-	return out
+	return testenv.StartProc(n.t, "notes "+strings.Join(args, " "), n.command(args...))
 }
 
 func (n *notes) exec(q string, args ...any) {
@@ -168,7 +147,7 @@ func TestApplicationOutsideRowgear(t *testing.T) {
 	n := newNotes(t)
 	n.generate()
 	out := n.mustRun("migrate", "up") // one migrate up: rowgear's tables, the schema, the triggers
-	for _, m := range []string{"00001_failed_jobs.sql", "00003_gearman_udf.sql", "00001_schema.sql", "00002_rowgear_triggers.sql"} {
+	for _, m := range []string{"00001_failed_jobs.sql", "00099_gearman_udf.sql", "00001_schema.sql", "00002_rowgear_triggers.sql"} {
 		if !strings.Contains(out, m) {
 			t.Errorf("migrate up did not run %s:\n%s", m, out)
 		}

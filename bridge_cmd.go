@@ -17,6 +17,7 @@ type bridgeFlags struct {
 	verbose     bool
 	concurrency int
 	allModels   bool
+	obs         bridgeObsFlags // metrics, health, heartbeats (observe_cmd.go)
 }
 
 // bridgeCmd is binlogbridge: the `bridge` command of an application, and the
@@ -40,6 +41,7 @@ save, exit 0. See package bridge.`,
 	fl.BoolVar(&f.verbose, "verbose", false, "log every published event (and canal's own info lines)")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
 	fl.BoolVar(&f.allModels, "all-models", false, "publish every model in models:, whatever its source")
+	f.obs.register(fl)
 	return cmd
 }
 
@@ -64,11 +66,18 @@ func (a *App) bridge(ctx context.Context, c *common, f *bridgeFlags) error {
 	if f.concurrency > 0 {
 		opts = append(opts, bridge.WithConcurrency(f.concurrency))
 	}
+	ob, opts, err := f.obs.options(opts)
+	if err != nil {
+		return err
+	}
 	b, err := bridge.New(ctx, cfg, opts...)
 	if err != nil {
 		return fmt.Errorf("starting the bridge: %w", err)
 	}
 	defer b.Close()
+	if err := ob.Start(ctx, f.obs.Flags, b, log); err != nil {
+		return err
+	}
 	if err := b.Run(ctx); err != nil {
 		return fmt.Errorf("binlog bridge: %w", err)
 	}
@@ -88,6 +97,7 @@ func BridgeMain() {
 	root := a.bridgeCmd(&c, a.name)
 	root.Flags().StringVar(&c.dsn, "dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
 	c.cf.Register(root.Flags())
+	root.AddCommand(probeCmd())
 	a.setup(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root.SetArgs(os.Args[1:])

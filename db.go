@@ -15,10 +15,11 @@ import (
 	"github.com/rowgear/rowgear/migrations"
 )
 
-// dsnOf is --dsn, or database.dsn of the config.
+// dsnOf is --dsn (with the password of database.password_file when it has
+// none), or database.dsn of the config.
 func (c *common) dsnOf(cfg *config.Config) (string, error) {
 	if c.dsn != "" {
-		return c.dsn, nil
+		return cfg.Database.WithPassword(c.dsn)
 	}
 	if cfg.Database.DSN == "" {
 		return "", fmt.Errorf("%s has no database.dsn (env %s); set it or pass --dsn", cfg.File, cfg.Env)
@@ -33,7 +34,7 @@ func (c *common) open(ctx context.Context) (*sql.DB, *config.Config, error) {
 		return nil, nil, err
 	}
 	dsn := c.dsn
-	if dsn == "" {
+	if cfg != nil {
 		if dsn, err = c.dsnOf(cfg); err != nil {
 			return nil, nil, err
 		}

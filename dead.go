@@ -118,7 +118,7 @@ func (a *App) deadRetry(ctx context.Context, c *common, store *retry.Store, serv
 	}
 	gc := gearman.NewClient(servers)
 	defer gc.Close()
-	n, err := retry.NewGuard(store, gc, cfg.RetryFor).Replay(ctx, ids...)
+	n, err := retry.NewGuard(store, gc, cfg.RetryFor).ReplayProgress(ctx, a.stderr, ids...)
 	fmt.Fprintf(a.stdout, "re-submitted %d\n", n)
 	return err
 }

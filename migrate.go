@@ -9,6 +9,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/migrations"
 )
 
@@ -35,9 +36,14 @@ rowgear_migrations), then the application's (version table ` + a.migTable + `).
 }
 
 // sets returns rowgear's migrations and the application's (from dir when
-// given).
-func (a *App) sets(dir string) []migrations.Set {
-	sets := []migrations.Set{migrations.Rowgear()}
+// given). Without a trigger-sourced model in cfg, rowgear's UDF migration is
+// left out: a binlog-only application needs no UDF on its server.
+func (a *App) sets(cfg *config.Config, dir string) []migrations.Set {
+	own := migrations.Rowgear()
+	if cfg != nil && !hasTriggerModel(cfg) {
+		own = own.WithoutUDF()
+	}
+	sets := []migrations.Set{own}
 	app := migrations.Set{Name: "app", FS: a.migrations, Table: a.migTable}
 	if dir != "" {
 		app.FS = os.DirFS(dir)
@@ -49,18 +55,18 @@ func (a *App) sets(dir string) []migrations.Set {
 }
 
 func (a *App) migrate(ctx context.Context, c *common, verb, dir string, own bool) error {
-	db, _, err := c.open(ctx)
+	db, cfg, err := c.open(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", verb, err)
 	}
 	defer db.Close()
-	sets := a.sets(dir)
+	sets := a.sets(cfg, dir)
 	out := a.stdout
 	switch verb {
 	case "status":
 		return migrations.Status(ctx, db, out, sets...)
 	case "up":
-		res, err := migrations.Up(ctx, db, sets...)
+		res, err := migrations.UpProgress(ctx, db, a.stderr, sets...)
 		report(out, res)
 		if err == nil && len(res) == 0 {
 			fmt.Fprintln(out, "no migrations to run: every migration is applied")
@@ -85,6 +91,15 @@ func (a *App) migrate(ctx context.Context, c *common, verb, dir string, own bool
 		return fmt.Errorf("migrate down (%s): %w", s.Name, err)
 	}
 	return nil
+}
+
+func hasTriggerModel(cfg *config.Config) bool {
+	for _, m := range cfg.Models {
+		if m.Source != "binlog" {
+			return true
+		}
+	}
+	return false
 }
 
 func report(w io.Writer, res []*goose.MigrationResult) {

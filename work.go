@@ -18,6 +18,8 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/observe"
+	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/retry"
 )
 
@@ -31,6 +33,7 @@ type workFlags struct {
 	jobTimeout  time.Duration
 	stateDir    string
 	noRetry     bool
+	obs         observe.Flags
 }
 
 // workCmd is the root command: run a worker set.
@@ -63,6 +66,7 @@ SIGINT/SIGTERM: stop taking jobs, let running ones finish, exit 0.`,
 	fl.StringVar(&f.stateDir, "state-dir", cmp.Or(os.Getenv("ROWGEAR_STATE_DIR"), filepath.Join(os.TempDir(), "rowgear-dbworker")),
 		"directory of the crash journals, shared by the workers of one host (env ROWGEAR_STATE_DIR); each application (database and namespace) has its own sub-directory")
 	fl.BoolVar(&f.noRetry, "no-retry", false, "report failures to gearmand only: no retries, no dead letters")
+	f.obs.Register(fl)
 	return cmd
 }
 
@@ -86,10 +90,6 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 	if err != nil {
 		return err
 	}
-	w := gearman.NewWorker(servers, gearman.WithConcurrency(f.concurrency), gearman.WithMaxJobs(f.count),
-		gearman.WithIdleTimeout(time.Duration(f.timeout)*time.Second), gearman.WithVerbose(f.verbose),
-		gearman.WithLogger(log), gearman.WithJobTimeout(f.jobTimeout), gearman.WithClientID(a.name))
-
 	// Models (row events, record and table jobs) need the database, for
 	// their records and for the retries that keep their jobs from being
 	// lost. A plain worker set (the seed's gearman:worker) runs without it.
@@ -104,22 +104,49 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 		}
 		defer db.Close()
 	}
+	// Metrics, commit→handler latency and readiness (package observe): the
+	// outermost middleware, so that it sees each run as gearmand does.
+	ow, err := observe.NewWorker(servers, db)
+	if err != nil {
+		return err
+	}
+	reg.Use(ow.Middleware)
+	w := gearman.NewWorker(servers, append(ow.WorkerOptions(), gearman.WithConcurrency(f.concurrency), gearman.WithMaxJobs(f.count),
+		gearman.WithIdleTimeout(time.Duration(f.timeout)*time.Second), gearman.WithVerbose(f.verbose),
+		gearman.WithLogger(log), gearman.WithJobTimeout(f.jobTimeout), gearman.WithClientID(a.name))...)
 	var guard *retry.Guard
 	if db != nil && !f.noRetry {
 		if err := a.checkMigrated(ctx, db, 1); err != nil {
 			return err
 		}
-		if guard, err = a.newGuard(ctx, cfg, db, servers, f.stateDir, log); err != nil {
+		if guard, err = a.newGuard(ctx, cfg, db, servers, f.stateDir, log, ow.RetryOptions()...); err != nil {
 			return err
 		}
-		// Outermost: a retried job runs the application's middleware again.
+		// Outermost but for the observation: a retried job runs the
+		// application's middleware again.
 		reg.Use(guard.Middleware)
 	} else if db != nil {
 		log.Warn("retries and dead letters are off (--no-retry): a failed job is reported to gearmand only")
 	}
+	if db != nil {
+		// Row events run after their commit only, in commit order per row
+		// (package ordering); inside the guard, so a failed event is retried.
+		if err := a.checkMigrated(ctx, db, 10); err != nil {
+			return err
+		}
+		ord, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		reg.Use(ord.Middleware())
+	}
 	reg.Use(a.mws...)
+	reg.Use(ow.HandlerStart) // innermost: commit → handler latency ends here
 	fns, err := reg.Mount(w, cfg, f.set, db)
 	if err != nil {
+		return err
+	}
+	if err := ow.Start(ctx, f.obs, log); err != nil {
 		return err
 	}
 	log.Info("worker starting", "set", f.set, "servers", servers, "functions", fns,
@@ -176,14 +203,14 @@ func checkSet(cfg *config.Config, set string) error {
 
 // newGuard opens this application's crash journal, records what dead
 // workers left in it, and returns the guard of this worker's jobs.
-func (a *App) newGuard(ctx context.Context, cfg *config.Config, db *sql.DB, servers []string, stateDir string, log *slog.Logger) (*retry.Guard, error) {
+func (a *App) newGuard(ctx context.Context, cfg *config.Config, db *sql.DB, servers []string, stateDir string, log *slog.Logger, opts ...retry.Option) (*retry.Guard, error) {
 	j, err := retry.OpenJournal(filepath.Join(stateDir, journalKey(cfg)))
 	if err != nil {
 		return nil, err
 	}
 	g := retry.NewGuard(retry.NewStore(db), gearman.NewClient(servers, gearman.WithClientLogger(log)), cfg.RetryFor,
-		retry.WithJournal(j), retry.WithLogger(log),
-		retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
+		append([]retry.Option{retry.WithJournal(j), retry.WithLogger(log),
+			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction)}, opts...)...)
 	if err := g.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering crashed jobs: %w", err)
 	}

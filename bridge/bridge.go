@@ -26,6 +26,10 @@ var (
 	ErrStart = errors.New("bridge: bad start position")
 	// ErrStore: the position could not be loaded or saved.
 	ErrStore = errors.New("bridge: position store")
+	// ErrBinlogGone: the server no longer has the binlog the saved position
+	// points into (MariaDB/MySQL error 1236: purged, or RESET MASTER, or
+	// another server). Retrying cannot help; Run returns it with what to do.
+	ErrBinlogGone = errors.New("bridge: the saved binlog position is gone from the server")
 	// errFatal marks stream errors a restart cannot fix (an envelope that
 	// does not encode, a table without primary key): Run returns them.
 	errFatal = errors.New("bridge: fatal")
@@ -52,9 +56,17 @@ type Bridge struct {
 	dsnOverride  string
 	client       *gearman.Client
 
-	tracker *tracker
-	subs    *submitters
-	handler *handler
+	tracker  *tracker
+	subs     *submitters
+	handler  *handler
+	sourceID uint32 // @@server_id of the source server, part of event ids
+	history  string // Position.History of this run, part of event ids
+
+	observer     Observer
+	heartbeat    time.Duration
+	heartbeatSet bool
+	stallAfter   time.Duration
+	obs          obs
 }
 
 // Option configures a Bridge.
@@ -101,6 +113,12 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	for _, o := range opts {
 		o(b)
 	}
+	if !b.heartbeatSet {
+		b.heartbeat = 250 * time.Millisecond
+	}
+	if b.stallAfter <= 0 {
+		b.stallAfter = 30 * time.Second
+	}
 	if b.namespace == "" {
 		b.namespace = config.DefaultNamespace
 	}
@@ -109,7 +127,11 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	}
 	rawDSN := cfg.Database.DSN
 	if b.dsnOverride != "" {
-		rawDSN = b.dsnOverride
+		// A --dsn without a password takes database.password_file's.
+		var err error
+		if rawDSN, err = cfg.Database.WithPassword(b.dsnOverride); err != nil {
+			return nil, fmt.Errorf("%w: --dsn: %w", ErrConfig, err)
+		}
 	}
 	dsn, err := gomysql.ParseDSN(rawDSN)
 	if err != nil {
@@ -250,6 +272,9 @@ func (b *Bridge) canalConfig() *canal.Config {
 	c.Flavor = b.flavor()
 	c.Dump.ExecutionPath = "" // binlog only, no mysqldump
 	c.IncludeTableRegex = b.Tables()
+	if b.obs.hbOn.Load() {
+		c.IncludeTableRegex = append(c.IncludeTableRegex, b.heartbeatRegex())
+	}
 	// Value forms of events/doc.go: DECIMAL as canal's exact string (not
 	// UseDecimal's trimmed one), times as strings (not ParseTime), TIMESTAMP
 	// rendered in UTC.
@@ -262,8 +287,11 @@ func (b *Bridge) canalConfig() *canal.Config {
 	return c
 }
 
-// canalLogHandler keeps canal's info chatter for --verbose and demotes the
-// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug.
+// canalLogHandler keeps canal's info chatter for --verbose, demotes the
+// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug,
+// writes errors as their one-line text (slog's text handler would print
+// canal's traced errors with their stack), and drops canal's report of
+// ERROR 1236 and the failed kill after it: Run reports that itself, once.
 type canalLogHandler struct {
 	slog.Handler
 	verbose bool
@@ -280,7 +308,24 @@ func (h canalLogHandler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		r.Level = slog.LevelDebug
 	}
-	return h.Handler.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	drop := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok {
+			var me *mysql.MyError
+			if errors.As(err, &me) && (me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG ||
+				me.Code == mysql.ER_NO_SUCH_THREAD) {
+				drop = true
+			}
+			a = slog.String(a.Key, strings.ReplaceAll(err.Error(), "\n", " "))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	if drop && !h.verbose {
+		return nil
+	}
+	return h.Handler.Handle(ctx, out)
 }
 
 func (h canalLogHandler) WithAttrs(as []slog.Attr) slog.Handler {

@@ -25,8 +25,13 @@
 // Events. One event per row: a RowsEvent may carry many rows, update rows
 // come as [before, after] pairs. `ts` is the binlog event's timestamp
 // (whole seconds), `pos` is "file:logpos" of the rows event, and the id is
-// "file:logpos:rowindex": the same on every replay, and used as the gearman
-// unique key. Values take the forms of events/doc.go (canal is run without
+// "file:logpos:rowindex@server_id.history" (see Delivery): the same on every
+// replay, and used as the gearman unique key. `seq` is
+// "<history start>:<file number>:<logpos>:<rowindex>", fixed width, so that
+// byte order is binlog order across files and histories (package ordering
+// orders a row's events by it). An update that changes the primary key is published
+// as a delete of the old key and an insert of the new one (ids suffixed :d
+// and :i) when the model takes both; otherwise as an update. Values take the forms of events/doc.go (canal is run without
 // UseDecimal or ParseTime, so DECIMAL keeps its scale and times are text;
 // TIMESTAMP is rendered in UTC; MariaDB's JSON columns are found by their
 // json_valid check; unsigned integers stay exact).
@@ -47,6 +52,14 @@
 // the source database (one row per server_id, created if absent), or in a
 // file with binlog.position: file:PATH. A restart resumes from it, so jobs
 // acknowledged after the last save are published again with the same ids.
+// An id is "file:pos:row@server_id.history": history (Position.History) is
+// the start time and random bits of a bridge that starts without a saved
+// position, saved with it, so a new binlog history (RESET MASTER, a rebuilt
+// server) whose file:pos repeat an old one's never reuses the id of a job
+// still queued from the old one, and its seq orders after the old one's.
+// When the server answers ERROR 1236 (the saved position's binlog purged or
+// reset), Run returns ErrBinlogGone, one line saying how to recover; it
+// does not retry.
 // With nothing saved, the first run starts at the current end of the binlog
 // (or --start) and saves that at once. When gearmand is down or refuses
 // jobs, the submitters retry with backoff and canal is held back (its
@@ -67,13 +80,12 @@
 //   - gearmand queues jobs per function (<namespace>.<Model>.<op>), so an
 //     insert, its update and its delete are in three different queues; and
 //     with several workers (or one worker running jobs concurrently) jobs of
-//     one function also run in parallel. Handlers therefore must not rely on
-//     seeing a row's changes in commit order. Compare `pos` (same file:
-//     larger logpos is later) or re-read the row when order matters.
+//     one function also run in parallel. The worker's ordering middleware
+//     (package ordering) restores commit order per row: it skips an event
+//     older, by `seq`, than one already applied to its row.
 //   - A change can arrive twice (after a crash, a kill or a lost
 //     connection); it keeps its `id`, so handlers can deduplicate on it.
-//   - An update that changes the primary key is queued by its new key: it
-//     may overtake earlier changes queued under the old key.
+//   - A primary-key change's delete and insert are queued by their own keys.
 //
 // Visibility. --verbose logs each published event (function, id, pos).
 // Every binlog.stats_interval (default 10 s) one line gives the saved-able

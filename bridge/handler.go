@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +61,7 @@ func (h *handler) OnPosSynced(header *replication.EventHeader, pos mysql.Positio
 		// file but is no transaction boundary (its pos is 4, not ours).
 		return nil
 	}
-	p := Position{File: pos.Name, Pos: pos.Pos}
+	p := Position{File: pos.Name, Pos: pos.Pos, History: h.b.history}
 	if set != nil {
 		p.GTID = set.String()
 	}
@@ -79,8 +80,12 @@ func (h *handler) seen(header *replication.EventHeader) {
 func (h *handler) OnRow(e *canal.RowsEvent) error {
 	models := h.b.models[e.Table.Schema+"."+e.Table.Name]
 	if len(models) == 0 {
+		if e.Table.Name == HeartbeatTable && e.Table.Schema == h.b.dsn.DBName {
+			h.onHeartbeat(e)
+		}
 		return nil
 	}
+	read := time.Now()
 	h.seen(e.Header)
 	meta, err := h.meta(e.Table)
 	if err != nil {
@@ -107,30 +112,78 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 		if err != nil {
 			return fmt.Errorf("%s at %s: %w", e.Table, pos, err)
 		}
-		id := eventID(pos, i/step)
+		id := eventID(pos, i/step, h.b.sourceID, h.b.history)
+		seq := eventSeq(h.b.history, h.file, e.Header.LogPos, i/step)
 		for _, m := range models {
-			if !m.events[e.Action] {
-				continue
-			}
-			env := meta.envelope(m, e.Action, before, after)
-			if env == nil {
-				continue // an update that changed none of the model's columns
-			}
-			env.ID, env.Pos, env.TS = id, pos, ts
-			payload, err := events.Encode(env)
-			if err != nil {
-				return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
-			}
-			shard := meta.shard(env)
-			j := &job{fn: events.FuncName(h.b.namespace, m.name, e.Action), id: id, pos: pos, payload: payload,
-				key: strconv.FormatUint(shard, 16)}
-			h.b.tracker.add(j, e.Header.Timestamp)
-			if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
-				return err
+			for _, env := range meta.envelopes(m, e.Action, before, after) {
+				env.ID, env.Pos, env.TS, env.Seq, env.ReadAt = id, pos, ts, seq, read
+				if env.Op != e.Action { // a half of a split primary-key change
+					env.ID = splitID(id, env.Op)
+				}
+				payload, err := events.Encode(env)
+				if err != nil {
+					return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
+				}
+				shard := meta.shard(env)
+				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload,
+					table: e.Table.Name, op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
+				h.b.tracker.add(j, e.Header.Timestamp)
+				if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// envelopes returns the events of one row change for model md: none when
+// md does not take op or an update changed none of its columns; a delete
+// of the old key and an insert of the new one for an update that changed
+// the primary key, when md takes both (package ordering orders by key).
+func (m *tableMeta) envelopes(md *model, op string, before, after []json.RawMessage) []*events.Envelope {
+	if op == events.OpUpdate && md.events[events.OpInsert] && md.events[events.OpDelete] && m.pkChanged(before, after) {
+		return []*events.Envelope{m.envelope(md, events.OpDelete, before, nil), m.envelope(md, events.OpInsert, nil, after)}
+	}
+	if !md.events[op] {
+		return nil
+	}
+	if env := m.envelope(md, op, before, after); env != nil {
+		return []*events.Envelope{env}
+	}
+	return nil
+}
+
+func (m *tableMeta) pkChanged(before, after []json.RawMessage) bool {
+	for _, i := range m.pk {
+		if i < len(before) && i < len(after) && string(before[i]) != string(after[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitID is the id of one half of a split primary-key change.
+func splitID(id, op string) string {
+	id += ":" + op[:1]
+	if len(id) > events.MaxIDLen {
+		sum := sha256.Sum256([]byte(id))
+		id = "h:" + hex.EncodeToString(sum[:])[:events.MaxIDLen-2]
+	}
+	return id
+}
+
+// eventSeq orders the events of one row:
+// "<history start>:<file number>:<pos>:<row>", fixed width so that byte
+// order is commit order, across binlog files and across histories (after
+// RESET MASTER positions start again from the beginning; the new history's
+// later start keeps its events after the old ones). 40 bytes.
+func eventSeq(history, file string, pos uint32, row int) string {
+	n := file[strings.LastIndexByte(file, '.')+1:]
+	if len(n) < 10 {
+		n = strings.Repeat("0", 10-len(n)) + n
+	}
+	return fmt.Sprintf("%.*s:%s:%010d:%06d", historyStartLen, history, n, pos, row)
 }
 
 // meta returns the metadata of canal's current version of t.
@@ -147,11 +200,15 @@ func (h *handler) meta(t *schema.Table) (*tableMeta, error) {
 	return m, nil
 }
 
-// eventID is "<file>:<logpos>:<row index>": deterministic, so a replayed
-// event keeps its id. Hashed in the unlikely case it passes gearman's
-// 64-byte unique-key limit.
-func eventID(pos string, row int) string {
-	id := pos + ":" + strconv.Itoa(row)
+// eventID is "<file>:<logpos>:<row index>@<server_id>.<history>":
+// deterministic, so a replayed event keeps its id; the server's id and the
+// history (see Position.History) keep it unique when binlog file names and
+// offsets repeat (RESET MASTER, a rebuilt server, a failover to a server
+// whose files have the same names), which gearmand would otherwise merge
+// with a still-queued job of the same unique key. Hashed in the unlikely
+// case it passes gearman's 64-byte unique-key limit.
+func eventID(pos string, row int, serverID uint32, history string) string {
+	id := pos + ":" + strconv.Itoa(row) + "@" + strconv.FormatUint(uint64(serverID), 10) + "." + history
 	if len(id) > events.MaxIDLen {
 		sum := sha256.Sum256([]byte(id))
 		id = "h:" + hex.EncodeToString(sum[:])[:events.MaxIDLen-2]

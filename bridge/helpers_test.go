@@ -43,7 +43,7 @@ func newEnv(t *testing.T, models map[string]string) *env {
 func newEnvOn(t *testing.T, db *sql.DB, dsn, gm string, models map[string]string) *env {
 	// rowgear's tables, the position table among them (not the UDF: a
 	// private server may not have its library).
-	if err := migrations.UpTo(context.Background(), db, migrations.Rowgear(), 2); err != nil {
+	if err := migrations.UpTo(context.Background(), db, migrations.Rowgear(), 20); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, dsn: dsn, gearman: gm, ns: testenv.Name(t, "ns"),

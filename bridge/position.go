@@ -18,6 +18,14 @@ type Position struct {
 	File string `json:"file"`           // binlog file name, e.g. "binlog.000003"
 	Pos  uint32 `json:"pos"`            // offset in File
 	GTID string `json:"gtid,omitempty"` // GTID set; when set, it is what a restart resumes from
+	// History names the binlog history the bridge follows: the time it
+	// started (tenths of a second) and random bits, chosen when the bridge
+	// starts without a saved position (a first start, or after RESET
+	// MASTER / a rebuilt server made the operator start afresh). It is part
+	// of every event id, so that file:pos reused by a new history never
+	// gives an id of the old one, and its start leads every seq, so that
+	// the new history's events order after the old one's.
+	History string `json:"history,omitempty"`
 }
 
 // String is "file:pos", followed by " gtid:SET" when there is a GTID set.
@@ -91,8 +99,8 @@ func NewTableStore(ctx context.Context, db *sql.DB, serverID uint32) (*TableStor
 // Load implements Store.
 func (s *TableStore) Load(ctx context.Context) (Position, bool, error) {
 	var p Position
-	err := s.db.QueryRowContext(ctx, "SELECT binlog_file, binlog_pos, gtid_set FROM `"+PositionTable+
-		"` WHERE server_id = ?", s.serverID).Scan(&p.File, &p.Pos, &p.GTID)
+	err := s.db.QueryRowContext(ctx, "SELECT binlog_file, binlog_pos, gtid_set, history FROM `"+PositionTable+
+		"` WHERE server_id = ?", s.serverID).Scan(&p.File, &p.Pos, &p.GTID, &p.History)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Position{}, false, nil
 	}
@@ -104,9 +112,10 @@ func (s *TableStore) Load(ctx context.Context) (Position, bool, error) {
 
 // Save implements Store.
 func (s *TableStore) Save(ctx context.Context, p Position) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO `"+PositionTable+"` (server_id, binlog_file, binlog_pos, gtid_set) "+
-		"VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE binlog_file = VALUES(binlog_file), "+
-		"binlog_pos = VALUES(binlog_pos), gtid_set = VALUES(gtid_set)", s.serverID, p.File, p.Pos, p.GTID)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO `"+PositionTable+"` (server_id, binlog_file, binlog_pos, gtid_set, history) "+
+		"VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE binlog_file = VALUES(binlog_file), "+
+		"binlog_pos = VALUES(binlog_pos), gtid_set = VALUES(gtid_set), history = VALUES(history)",
+		s.serverID, p.File, p.Pos, p.GTID, p.History)
 	if err != nil {
 		return fmt.Errorf("%w: save: %w", ErrStore, err)
 	}

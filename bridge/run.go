@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,10 +30,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !strings.EqualFold(image, "FULL") {
 		return fmt.Errorf("%w: the server has binlog_row_image=%s, the bridge needs FULL", ErrConfig, image)
 	}
+	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.server_id").Scan(&b.sourceID); err != nil {
+		return fmt.Errorf("server_id: %w", err)
+	}
 	start, err := b.startPosition(ctx)
 	if err != nil {
 		return err
 	}
+	b.history = start.History
 	b.log.Info("binlog bridge starting", "position", start.String(), "tables", b.Tables(),
 		"gearman", b.servers, "concurrency", b.concurrency)
 
@@ -41,6 +47,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
+	b.subs.observer = b.observer
 	// Submitters outlive ctx: after it ends they still drain what was read.
 	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSubs()
@@ -49,9 +56,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	saved := start
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(ctx)
-	wg.Add(2)
+	b.obs.hbOn.Store(b.startHeartbeat(ctx))
+	b.obs.running.Store(true)
+	defer b.obs.running.Store(false)
+	wg.Add(3)
 	go func() { defer wg.Done(); saved = b.saveLoop(bg, saved) }()
 	go func() { defer wg.Done(); b.statsLoop(bg) }()
+	go func() { defer wg.Done(); b.observeLoop(bg) }()
 
 	runErr := b.stream(ctx, start)
 
@@ -93,6 +104,14 @@ func (b *Bridge) startPosition(ctx context.Context) (Position, error) {
 		if b.start != nil {
 			b.log.Info("a saved position exists; --start is ignored", "saved", p.String())
 		}
+		if p.History == "" {
+			// Saved by a bridge before histories: its events had ids
+			// without one, so any new history is distinct from them.
+			p.History = newHistory()
+			if err := b.store.Save(ctx, p); err != nil {
+				return Position{}, err
+			}
+		}
 		return p, nil
 	}
 	if b.start != nil {
@@ -100,10 +119,24 @@ func (b *Bridge) startPosition(ctx context.Context) (Position, error) {
 	} else if p, err = b.currentPosition(ctx); err != nil {
 		return Position{}, err
 	}
+	p.History = newHistory()
 	if err := b.store.Save(ctx, p); err != nil {
 		return Position{}, err
 	}
 	return p, nil
+}
+
+// historyStartLen is the length of a history's start time, the part of it
+// that orders events (see eventSeq).
+const historyStartLen = 11
+
+// newHistory returns a fresh Position.History: when it starts, in tenths
+// of a second since 1970 (11 digits: seq takes digits only, and 40 bytes
+// at most), then 16 random bits in hex, so that two starts never share one.
+func newHistory() string {
+	var b [2]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%0*d%s", historyStartLen, time.Now().UnixMilli()/100, hex.EncodeToString(b[:]))
 }
 
 // currentPosition asks the server for the end of its binlog.
@@ -155,6 +188,9 @@ func (b *Bridge) stream(ctx context.Context, start Position) error {
 		if errors.Is(err, errFatal) {
 			return err
 		}
+		if gone := binlogGone(err); gone != "" {
+			return b.goneError(pos, gone)
+		}
 		if time.Since(began) > time.Minute {
 			backoff = time.Second
 		}
@@ -166,6 +202,33 @@ func (b *Bridge) stream(ctx context.Context, start Position) error {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// binlogGone returns the server's message when err is its ERROR 1236
+// (ER_MASTER_FATAL_ERROR_READING_BINLOG): the binlog the position points
+// into is purged, reset, or was never on this server.
+func binlogGone(err error) string {
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+		return me.Message
+	}
+	return ""
+}
+
+// goneError is ErrBinlogGone as one line: what happened and how to recover.
+func (b *Bridge) goneError(pos Position, msg string) error {
+	where := "the position file"
+	if ts, ok := b.store.(*TableStore); ok {
+		where = fmt.Sprintf("its row: DELETE FROM %s WHERE server_id = %d", PositionTable, ts.serverID)
+	} else if fs, ok := b.store.(FileStore); ok {
+		where = "the file " + fs.Path
+	}
+	return fmt.Errorf("%w: the server answered ERROR 1236 (%s) for position %s. The changes between it and the "+
+		"server's oldest binlog can no longer be read (binlog purged while the bridge was down, RESET MASTER, "+
+		"or another server). To recover: delete the saved position (%s), restart the bridge with "+
+		"--start=current (or a FILE:POS / gtid:SET the server still has, see SHOW BINARY LOGS), and "+
+		"re-snapshot the binlog models' tables for the changes missed in between",
+		ErrBinlogGone, strings.ReplaceAll(msg, "\n", " "), pos.String(), where)
 }
 
 func (b *Bridge) runCanal(ctx context.Context, pos Position) error {

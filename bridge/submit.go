@@ -17,6 +17,8 @@ type job struct {
 	key         string // the row's: picks its gearmand when there are several
 	payload     []byte
 	batch       *batch
+	table, op   string    // for the observer
+	read        time.Time // when the bridge read it
 }
 
 // batch groups the jobs of the binlog between two synced positions (one
@@ -102,6 +104,7 @@ type submitters struct {
 	published atomic.Int64 // jobs acknowledged by gearmand
 	inflight  atomic.Int64 // jobs enqueued, not yet acknowledged
 	failing   atomic.Bool  // gearmand refused the last submit
+	observer  Observer
 }
 
 const queueLen = 512
@@ -183,6 +186,9 @@ func (s *submitters) submit(ctx context.Context, j *job) bool {
 	j.batch.pending.Add(-1)
 	s.inflight.Add(-1)
 	s.published.Add(1)
+	if s.observer != nil {
+		s.observer.Published(j.table, j.op, time.Since(j.read))
+	}
 	if s.verbose {
 		s.log.Info("published", "fn", j.fn, "id", j.id, "pos", j.pos)
 	}

@@ -4,8 +4,11 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // DefaultServer is where the "default" connection points when gearman.yml
@@ -91,11 +94,40 @@ type Model struct {
 	Columns []string
 	// Source is "trigger" (default) or "binlog".
 	Source string
+	// Unordered: `ordered: false`, the model's events skip the per-row
+	// ordering of package ordering (they still pass the commit gate).
+	Unordered bool
 }
 
 // Database is where models live.
 type Database struct {
-	DSN string // go-sql-driver/mysql form: user:pass@tcp(host:port)/db
+	// DSN in go-sql-driver/mysql form: user:pass@tcp(host:port)/db. With
+	// PasswordFile, the password read from it (never written in the file
+	// or on a command line, where `ps` shows it).
+	DSN string
+	// PasswordFile is database.password_file, else the environment's
+	// ROWGEAR_DB_PASSWORD_FILE: a file holding the password (a trailing
+	// newline is dropped), read when the config is loaded.
+	PasswordFile string
+
+	password string // read from PasswordFile
+}
+
+// WithPassword returns dsn with the password of PasswordFile when dsn has
+// none (a --dsn flag, say); dsn unchanged otherwise.
+func (d Database) WithPassword(dsn string) (string, error) {
+	if d.PasswordFile == "" || dsn == "" {
+		return dsn, nil
+	}
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("config: DSN: %w", err)
+	}
+	if mc.Passwd != "" {
+		return dsn, nil
+	}
+	mc.Passwd = d.password
+	return mc.FormatDSN(), nil
 }
 
 // Binlog configures binlogbridge.

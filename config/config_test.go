@@ -165,6 +165,18 @@ func TestModels(t *testing.T) {
 	eq(t, "Comment", c.Models["Comment"], Model{Table: "comments", Schema: "blog", Events: []string{"insert", "update", "delete"}, Source: "binlog"})
 }
 
+// models.<Model>.ordered: false opts out of per-row ordering.
+func TestModelOrdered(t *testing.T) {
+	c := mustParse(t, "all:\n  models:\n    A: {table: a, ordered: false}\n    B: {table: b, ordered: true}\n    C: {table: c}\n", "", nil)
+	if !c.Models["A"].Unordered || c.Models["B"].Unordered || c.Models["C"].Unordered {
+		t.Errorf("Unordered: A %v, B %v, C %v; want true, false, false", c.Models["A"].Unordered, c.Models["B"].Unordered, c.Models["C"].Unordered)
+	}
+	_, err := parse(t, "all:\n  models:\n    A: {table: a, ordered: maybe}\n", "", nil)
+	if err == nil || !strings.Contains(err.Error(), "t.yml:3: all.models.A.ordered: want true or false") {
+		t.Errorf("ordered: maybe: err = %v", err)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	for _, yml := range []string{"", "# nothing\n", "all:\n", "all: ~\n", "prod:\n  namespace: x\n"} {
 		c := mustParse(t, yml, "", nil)
@@ -491,13 +503,13 @@ func TestErrors(t *testing.T) {
 		{"model bad source", "all:\n  models:\n    Article: {table: a, source: cdc}\n", "", `t.yml:3: all.models.Article.source: want trigger or binlog, got "cdc"`},
 		{"model bad table", "all:\n  models:\n    Article: {table: my table}\n", "", `t.yml:3: all.models.Article.table: want a name of letters, digits, _ or $ (at most 64), got "my table"`},
 		{"model bad column", "all:\n  models:\n    Article: {table: a, columns: [id, \"x;y\"]}\n", "", `t.yml:3: all.models.Article.columns[1]: want a column name, got "x;y"`},
-		{"model typo", "all:\n  models:\n    Article:\n      table: a\n      tabel: b\n", "", "t.yml:5: all.models.Article.tabel: unknown key (want table, schema, events, columns, source)"},
+		{"model typo", "all:\n  models:\n    Article:\n      table: a\n      tabel: b\n", "", "t.yml:5: all.models.Article.tabel: unknown key (want table, schema, events, columns, source, ordered)"},
 		{"model bad name", "all:\n  models:\n    article-x: {table: a}\n", "", "t.yml:3: all.models.article-x: want a model name"},
 		{"two models one table", "all:\n  models:\n    A: {table: t}\n    B: {table: t}\n", "", "t.yml:4: all.models.B.table: table t is already the table of model A"},
 
 		// database
 		{"database bad dsn", "all:\n  database:\n    dsn: root@127.0.0.1/db\n", "", "t.yml:3: all.database.dsn: want a go-sql-driver DSN"},
-		{"database typo", "all:\n  database:\n    url: x\n", "", "t.yml:3: all.database.url: unknown key (want dsn)"},
+		{"database typo", "all:\n  database:\n    url: x\n", "", "t.yml:3: all.database.url: unknown key (want dsn, password_file)"},
 
 		// binlog
 		{"binlog flavor", "all:\n  binlog:\n    flavor: postgres\n", "", `t.yml:3: all.binlog.flavor: want mariadb or mysql, got "postgres"`},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -515,8 +516,14 @@ func (d *decoder) model(n *yaml.Node, path string) (Model, error) {
 			if err := d.oneOf(p.v, kp, &m.Source, "trigger", "binlog"); err != nil {
 				return Model{}, err
 			}
+		case "ordered":
+			var ordered bool
+			if err := p.v.Decode(&ordered); err != nil || p.v.ShortTag() != "!!bool" {
+				return Model{}, d.errorf(p.v, kp, "want true or false, got %q", p.v.Value)
+			}
+			m.Unordered = !ordered
 		default:
-			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source)")
+			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source, ordered)")
 		}
 	}
 	if m.Table == "" {
@@ -530,15 +537,30 @@ func (d *decoder) database(n *yaml.Node, c *Config) error {
 	if err != nil {
 		return err
 	}
+	var dsnNode *yaml.Node
 	for _, p := range ps {
 		kp := join("database", p.k.Value)
+		if p.k.Value == "password_file" {
+			v, ok, err := d.scalar(p.v, kp, "a file name")
+			if err != nil {
+				return err
+			}
+			if ok && v != "" {
+				if c.Database.password, err = readPassword(v); err != nil {
+					return d.errorf(p.v, kp, "%v", err)
+				}
+				c.Database.PasswordFile = v
+			}
+			continue
+		}
 		if p.k.Value != "dsn" {
-			return d.errorf(p.k, kp, "unknown key (want dsn)")
+			return d.errorf(p.k, kp, "unknown key (want dsn, password_file)")
 		}
 		v, ok, err := d.scalar(p.v, kp, "a DSN")
 		if err != nil || !ok {
 			return err
 		}
+		dsnNode = p.v
 		// Checked now so a typo is reported with its line, not at first
 		// connect; the message never includes the DSN (it may hold a password).
 		if _, err := mysql.ParseDSN(v); err != nil {
@@ -546,7 +568,35 @@ func (d *decoder) database(n *yaml.Node, c *Config) error {
 		}
 		c.Database.DSN = v
 	}
+	if c.Database.PasswordFile == "" {
+		if f, ok := d.lookup("ROWGEAR_DB_PASSWORD_FILE"); ok && f != "" {
+			var err error
+			if c.Database.password, err = readPassword(f); err != nil {
+				return fmt.Errorf("%s: ROWGEAR_DB_PASSWORD_FILE: %w", d.file, err)
+			}
+			c.Database.PasswordFile = f
+		}
+	}
+	dsn, err := c.Database.WithPassword(c.Database.DSN)
+	if err != nil {
+		return d.errorf(dsnNode, "database.dsn", "%v", err)
+	}
+	c.Database.DSN = dsn
 	return nil
+}
+
+// readPassword reads a password file: its content without the trailing
+// newline; an empty file is an error (a missing secret, not a password).
+func readPassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("password file %s is empty", path)
+	}
+	return pw, nil
 }
 
 var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "stats_interval"}

@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -66,22 +67,12 @@ type FeedItem struct {
 	Title string `json:"title"`
 }
 
-// BuildFeed is a table job: the published articles.
-func (t *ArticleTable) BuildFeed(ctx context.Context) ([]FeedItem, error) {
-	rows, err := t.DB().QueryContext(ctx, "SELECT id, title FROM "+t.Name()+" WHERE published_at IS NOT NULL ORDER BY id")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	feed := []FeedItem{}
-	for rows.Next() {
-		var it FeedItem
-		if err := rows.Scan(&it.ID, &it.Title); err != nil {
-			return nil, err
-		}
-		feed = append(feed, it)
-	}
-	return feed, rows.Err()
+// BuildFeed is a table job: the published articles, as MariaDB lists them.
+func (t *ArticleTable) BuildFeed(ctx context.Context) (json.RawMessage, error) {
+	var feed json.RawMessage
+	err := t.DB().QueryRowContext(ctx, "SELECT COALESCE(JSON_ARRAYAGG(JSON_OBJECT('id', id, 'title', title)), '[]') FROM "+
+		t.Name()+" WHERE published_at IS NOT NULL").Scan(&feed)
+	return feed, err
 }
 
 func registerArticle(reg *dispatch.Registry) error {

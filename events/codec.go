@@ -1,13 +1,10 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -75,12 +72,20 @@ func Encode(e *Envelope) ([]byte, error) {
 		b = append(b, `,"pos":`...)
 		b = AppendString(b, e.Pos)
 	}
+	if e.Seq != "" {
+		b = append(b, `,"seq":`...)
+		b = AppendString(b, e.Seq)
+	}
+	if !e.ReadAt.IsZero() {
+		b = append(b, `,"read_at":`...)
+		b = e.ReadAt.UTC().AppendFormat(b, tsLayout)
+	}
 	return append(b, '}'), nil
 }
 
 // sizeHint estimates the encoded length, so Encode allocates once.
 func (e *Envelope) sizeHint() int {
-	n := 160 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos)
+	n := 200 + len(e.ID) + len(e.Schema) + len(e.Table) + len(e.Model) + len(e.Pos) + len(e.Seq)
 	n += e.PK.sizeHint() + e.Row.sizeHint() + e.Old.sizeHint()
 	for _, c := range e.Modified {
 		n += len(c) + 3
@@ -212,11 +217,13 @@ const (
 	fModified
 	fTS
 	fPos
+	fSeq
+	fReadAt
 	nFields
 )
 
 var fieldNames = [nFields]string{"v", "id", "source", "schema", "table", "model",
-	"op", "pk", "row", "old", "modified", "ts", "pos"}
+	"op", "pk", "row", "old", "modified", "ts", "pos", "seq", "read_at"}
 
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {
@@ -225,173 +232,4 @@ func fieldIndex(name string) int {
 		}
 	}
 	return -1
-}
-
-// Decode parses a version-1 envelope. It is strict: field names match
-// exactly (case included), and an unknown or repeated field, a missing or
-// empty required one, a value of the wrong JSON type, an unknown op or
-// source, invalid UTF-8 and data after the envelope are all errors wrapping
-// ErrMalformed and naming the field. A version other than 1 gives ErrVersion
-// before anything else is checked.
-//
-// Row values come back compacted; TS comes back in UTC, truncated to
-// microseconds. The envelope does not alias data.
-func Decode(data []byte) (*Envelope, error) {
-	// One pass checks the syntax, as json.Valid and utf8.Valid did, and
-	// finds the fields; see syntax.go.
-	sc := syntax{b: data}
-	if !sc.check() {
-		return nil, syntaxError(data)
-	}
-	if sc.badUTF8 {
-		return nil, fmt.Errorf("%w: invalid UTF-8", ErrMalformed)
-	}
-	// One copy as string and one as bytes: field strings and column names are
-	// substrings of s, column values sub-slices of b. Two allocations in all.
-	s := string(data)
-	p := parser{s: s, b: []byte(s)}
-	if c := p.peek(); c != '{' {
-		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformed, typeName(c))
-	}
-	if sc.repeated.end != 0 {
-		return nil, malformed(p.strAt(sc.repeated), "repeated")
-	}
-	// The version decides what the rest means: check it first.
-	fv := sc.fields[fV].val
-	if fv.end == 0 {
-		return nil, malformed("v", "missing")
-	}
-	v := s[fv.start:fv.end]
-	if typeName(v[0]) != "number" {
-		return nil, malformed("v", "want a number, got %s", typeName(v[0]))
-	}
-	if n, err := strconv.Atoi(v); err != nil || n != Version {
-		return nil, fmt.Errorf("%w: v is %s, want %d", ErrVersion, v, Version)
-	}
-	if sc.unknown.end != 0 {
-		return nil, malformed(p.strAt(sc.unknown), "unknown field")
-	}
-
-	e := &Envelope{V: Version}
-	for i := fID; i < nFields; i++ {
-		if sc.fields[i].val.end == 0 {
-			switch i {
-			case fOld, fModified, fPos: // optional; validate checks old and pos
-				continue
-			}
-			return nil, malformed(fieldNames[i], "missing")
-		}
-		if err := p.field(e, i, &sc); err != nil {
-			return nil, err
-		}
-	}
-	if err := e.validate(); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-// field decodes field i of e, found by the syntax pass sc.
-func (p *parser) field(e *Envelope, i int, sc *syntax) error {
-	f := &sc.fields[i]
-	p.i = f.val.start
-	name := fieldNames[i]
-	want := "string"
-	switch i {
-	case fPK, fRow, fOld:
-		want = "object"
-	case fModified:
-		want = "array"
-	}
-	if got := typeName(p.peek()); got != want {
-		return malformed(name, "want %s, got %s", want, got)
-	}
-	var err error
-	switch i {
-	case fID:
-		e.ID = p.strAt(f.val)
-	case fSource:
-		e.Source = intern(p.strAt(f.val))
-	case fSchema:
-		e.Schema = p.strAt(f.val)
-	case fTable:
-		e.Table = p.strAt(f.val)
-	case fModel:
-		e.Model = p.strAt(f.val)
-	case fOp:
-		e.Op = intern(p.strAt(f.val))
-	case fPK:
-		e.PK, err = p.row(name, f, sc)
-	case fRow:
-		e.Row, err = p.row(name, f, sc)
-	case fOld:
-		e.Old, err = p.row(name, f, sc)
-	case fModified:
-		e.Modified, err = p.strings(name)
-	case fTS:
-		e.TS, err = parseTS(p.strAt(f.val))
-	case fPos:
-		e.Pos = p.strAt(f.val)
-	}
-	return err
-}
-
-func parseTS(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, malformed("ts", "not RFC 3339: %q", s)
-	}
-	// Canonical form: what Encode writes, so a decoded envelope re-encodes
-	// to an equal one.
-	return t.UTC().Truncate(time.Microsecond), nil
-}
-
-// intern returns the package constant equal to s, so that frequent values
-// share one string.
-func intern(s string) string {
-	for _, c := range [...]string{OpInsert, OpUpdate, OpDelete, SourceTrigger, SourceBinlog} {
-		if s == c {
-			return c
-		}
-	}
-	return s
-}
-
-// syntaxError explains why data is not a single JSON value. Only on the
-// error path, so it may be slow.
-func syntaxError(data []byte) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return fmt.Errorf("%w: empty payload", ErrMalformed)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var v json.RawMessage
-	if err := dec.Decode(&v); err == nil {
-		return fmt.Errorf("%w: trailing data after the envelope, which ends at offset %d", ErrMalformed, dec.InputOffset())
-	}
-	err := json.Unmarshal(data, &v)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("%w: invalid JSON at offset %d: %w", ErrMalformed, se.Offset, err)
-	}
-	return fmt.Errorf("%w: invalid JSON: %w", ErrMalformed, err)
-}
-
-func typeName(c byte) string {
-	switch c {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	case 0:
-		return "nothing"
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return "number"
-	}
-	return "invalid JSON"
 }

@@ -167,9 +167,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"v 0", edit(`"v":1,`, `"v":0,`), ErrVersion, "v is 0"},
 		{"v 1.0", edit(`"v":1,`, `"v":1.0,`), ErrVersion, "v is 1.0"},
 		{"v huge", edit(`"v":1,`, `"v":100000000000000000000,`), ErrVersion, "v is"},
-		{"v string", edit(`"v":1,`, `"v":"1",`), ErrMalformed, "v: want a number, got string"},
-		{"unknown field", edit(`"v":1,`, `"v":1,"extra":0,`), ErrMalformed, "extra: unknown field"},
-		{"field case", edit(`"id":`, `"ID":`), ErrMalformed, "ID: unknown field"},
+		{"v string", edit(`"v":1,`, `"v":"1",`), ErrMalformed, "v: want number, got string"},
+		{"unknown field", edit(`"v":1,`, `"v":1,"extra":0,`), ErrMalformed, `unknown field "extra"`},
+		{"empty field name", edit(`"v":1,`, `"v":1,"":0,`), ErrMalformed, `unknown field ""`},
+		{"field case", edit(`"id":`, `"ID":`), ErrMalformed, `unknown field "ID"`},
 		{"repeated field", edit(`"v":1,`, `"v":1,"table":"x",`), ErrMalformed, "table: repeated"},
 		{"id missing", edit(`"id":"0b6c3c1e-cb3a-11ef-9d4f-0242ac120002",`, ``), ErrMalformed, "id: missing"},
 		{"id empty", edit(`"id":"0b6c3c1e-cb3a-11ef-9d4f-0242ac120002"`, `"id":""`), ErrMalformed, "id: empty"},
@@ -309,5 +310,54 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// seq is optional, round-trips, and holds digits and ':' only.
+func TestSeq(t *testing.T) {
+	e := sample()
+	e.Seq = "00000000000000000042"
+	b, err := Encode(e)
+	if err != nil || !strings.HasSuffix(string(b), `,"seq":"00000000000000000042"}`) {
+		t.Fatalf("Encode: %s, %v", b, err)
+	}
+	// As the trigger sends it: appended after ts, with MariaDB's spacing.
+	spaced := strings.TrimSuffix(sampleJSON, "}") + `, "seq": "0000000004:0000001234:000002"}`
+	d, err := Decode([]byte(spaced))
+	if err != nil || d.Seq != "0000000004:0000001234:000002" {
+		t.Fatalf("Decode: %+v, %v", d, err)
+	}
+	for _, bad := range []string{`"x1"`, `"-1"`, `"` + strings.Repeat("1", 41) + `"`, `12`} {
+		in := strings.TrimSuffix(sampleJSON, "}") + `,"seq":` + bad + "}"
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "seq") {
+			t.Errorf("seq %s: err = %v, want ErrMalformed naming seq", bad, err)
+		}
+	}
+}
+
+// TestReadAtRoundTrip: read_at, binlog only, survives Encode and Decode.
+func TestReadAtRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 28, 9, 0, 0, 123456000, time.UTC)
+	e := &Envelope{V: 1, ID: "binlog.000001:4:0", Source: SourceBinlog, Schema: "s", Table: "t",
+		Model: "M", Op: OpDelete, PK: Row{"id": raw(`1`)}, Row: Row{"id": raw(`1`)},
+		TS: at.Truncate(time.Second), Pos: "binlog.000001:4", ReadAt: at}
+	b, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(b)
+	if err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if !d.ReadAt.Equal(at) {
+		t.Errorf("read_at %v, want %v", d.ReadAt, at)
+	}
+	bad := strings.Replace(string(b), `"read_at":"2026-11-28T09:00:00.123456Z"`, `"read_at":"yesterday"`, 1)
+	if _, err := Decode([]byte(bad)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "read_at") {
+		t.Errorf("bad read_at: %v", err)
+	}
+	e.Source, e.Pos, e.ID = SourceTrigger, "", "x"
+	if _, err := Encode(e); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "read_at") {
+		t.Errorf("read_at on a trigger event: %v", err)
 	}
 }

@@ -7,7 +7,8 @@
 //	{"v":1, "id":"…", "source":"trigger|binlog", "schema":"app", "table":"articles",
 //	 "model":"Article", "op":"insert|update|delete",
 //	 "pk":{"id":42}, "row":{…}, "old":{…}, "modified":["title"],
-//	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234"}
+//	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234",
+//	 "seq":"17643024001:0000000004:0000001234:000000"}
 //
 // Fields (v, id, source, schema, table, model, op, pk, row and ts are
 // required; Decode refuses anything else, see there):
@@ -25,6 +26,18 @@
 //     Triggers: UTC_TIMESTAMP(6) at the row change. Binlog: the commit's
 //     timestamp (whole seconds; the binlog keeps no more).
 //   - pos: binlog source only: "file:pos" or the GTID set.
+//   - seq: orders the events of one row (same model, primary key and source):
+//     a later commit has a greater seq, compared as bytes. Triggers: the id
+//     of the commit-gate row the trigger wrote, 20 digits (package ordering
+//     verifies it). Binlog: "<history start>:<file number>:<position>:<row>",
+//     11, 10, 10 and 6 digits (the history starts when binlogbridge starts
+//     without a saved position, in tenths of a second, so a new binlog
+//     history's events order after an old one's). Optional (triggers
+//     generated before the commit gate have none).
+//   - read_at: binlog source only, optional: when binlogbridge read the
+//     change from the binlog, by its clock, RFC 3339 in UTC with
+//     microseconds. Not deterministic (a replay reads again); package
+//     latency bounds the commit time with it.
 //
 // # Column values
 //

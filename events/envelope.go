@@ -53,7 +53,18 @@ type Envelope struct {
 	Modified []string  // changed columns (update), all columns (insert), none (delete)
 	TS       time.Time // when the change happened; encoded in UTC with µs
 	Pos      string    // binlog position, binlog source only
+	// Seq orders the events of one row of one source: a later commit has a
+	// greater Seq, compared as bytes (see the package documentation).
+	// Empty in events from triggers generated before the commit gate.
+	Seq string
+	// ReadAt is when binlogbridge read the change, by its clock (µs);
+	// binlog source only, optional. Package latency bounds the commit time
+	// with it.
+	ReadAt time.Time
 }
+
+// MaxSeqLen is the longest Seq.
+const MaxSeqLen = 40
 
 // malformed builds an error naming the offending field.
 func malformed(field, format string, args ...any) error {
@@ -126,6 +137,17 @@ func (e *Envelope) validate() error {
 	}
 	if e.Pos != "" && e.Source != SourceBinlog {
 		return malformed("pos", "only allowed for source %q", SourceBinlog)
+	}
+	if !e.ReadAt.IsZero() && e.Source != SourceBinlog {
+		return malformed("read_at", "only allowed for source %q", SourceBinlog)
+	}
+	if len(e.Seq) > MaxSeqLen {
+		return malformed("seq", "%d bytes, at most %d allowed", len(e.Seq), MaxSeqLen)
+	}
+	for i := 0; i < len(e.Seq); i++ {
+		if c := e.Seq[i]; (c < '0' || c > '9') && c != ':' {
+			return malformed("seq", "%q: want digits and ':' only", e.Seq)
+		}
 	}
 	for _, f := range [...]struct{ name, v string }{
 		{"id", e.ID}, {"schema", e.Schema}, {"table", e.Table}, {"pos", e.Pos},

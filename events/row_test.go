@@ -242,6 +242,7 @@ func TestScanLooseForms(t *testing.T) {
 func TestStructErrors(t *testing.T) {
 	type noTag struct{ A int }
 	type unexported struct {
+		//lint:ignore U1000 the field is what Columns must refuse
 		a int `db:"a"`
 	}
 	type dup struct {

@@ -52,3 +52,49 @@ func ExampleQueue() {
 	}
 	fmt.Println(string(m.Data))
 }
+
+// What travels and how it decodes: strings raw, other values as plain JSON
+// (what PHP's json_encode and json_decode speak); the decode target's type
+// decides how a payload is read.
+func ExampleUnserialize() {
+	b, _ := gearman.Serialize([]string{"5a10", "c4c7"})
+	fmt.Printf("%s\n", b)
+	b, _ = gearman.Serialize("Hello!")
+	fmt.Printf("%s\n", b)
+
+	php := []byte(`{"md5":"5a10","n":2,"path":"a\/b","name":"\u00e9"}`) // json_encode output
+	var h struct {
+		MD5  string `json:"md5"`
+		N    int    `json:"n"`
+		Path string `json:"path"`
+		Name string `json:"name"`
+	}
+	fmt.Println(gearman.Unserialize(php, &h), h)
+
+	var s string // a string target always gets the payload raw
+	_ = gearman.Unserialize([]byte(`"quoted"`), &s)
+	fmt.Println(s)
+
+	var n int // a raw string that happens to be JSON decodes as JSON
+	_ = gearman.Unserialize([]byte("42"), &n)
+	fmt.Println(n)
+
+	var v []string // one that is not JSON does not
+	err := gearman.Unserialize([]byte("!olleH"), &v)
+	fmt.Println(errors.Is(err, gearman.ErrNotSerialized))
+
+	var a any // any: the JSON value if the payload is JSON, else the string
+	_ = gearman.Unserialize([]byte(`{"ok":true}`), &a)
+	fmt.Println(a)
+	_ = gearman.Unserialize([]byte("!olleH"), &a)
+	fmt.Println(a)
+	// Output:
+	// ["5a10","c4c7"]
+	// Hello!
+	// <nil> {5a10 2 a/b é}
+	// "quoted"
+	// 42
+	// true
+	// map[ok:true]
+	// !olleH
+}

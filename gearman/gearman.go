@@ -6,6 +6,36 @@
 // connection that fails or times out is discarded, never reused; gearmand's
 // ERROR packets reach the caller; several goroutines share a pool of
 // connections. The worker side speaks the protocol itself (see proto.go).
+//
+// # Workloads and results
+//
+// A workload (Client.Task, Client.Background, Queue.Put) or a handler's
+// result is sent as Serialize writes it:
+//
+//   - a string or a []byte: raw, byte for byte, as the seed's
+//     sfGearman::serialize did (PHP's reverse gets "Hello!", not "\"Hello!\"");
+//   - nil: an empty payload;
+//   - any other value (a struct, a slice, a map, a number, a bool, a named
+//     string type): plain JSON from encoding/json, so a PHP client or worker
+//     reads it with json_decode.
+//
+// Job.Decode, Result.Decode, Message.Decode and TaskAs read a payload as
+// Unserialize does, and there the target's type decides, never the payload:
+// *string and *[]byte get the payload raw; any other type is decoded from
+// JSON, so a PHP peer's json_encode output decodes into a struct, a slice
+// or a map. The payload itself carries no marker: a raw string that happens
+// to be JSON ("42", "true", "[1]") decodes as that JSON into a non-string
+// target, and a raw string that is not JSON gives ErrNotSerialized. *any is
+// the one guess: the JSON value when the payload is JSON, else the string.
+// Decode into the type the other side sent: a Go handler returning a named
+// string type sends JSON ("\"x\""), which decodes into that type, not into
+// *string.
+//
+// For PHP: json_encode an array or object and json_decode what comes back;
+// send and return plain strings as they are. PHP's json_encode writes an
+// empty array as [], which does not decode into a Go struct or map: use
+// (object)[] or JSON_FORCE_OBJECT where Go expects an object. Payloads that
+// older rowgear versions prefixed with "\x00RG1" still decode.
 package gearman
 
 import (
@@ -45,8 +75,9 @@ var (
 	ErrJobFailed = errors.New("gearman: job failed")
 	// ErrTimeout: a queue Get waited its whole timeout for a message.
 	ErrTimeout = errors.New("gearman: timed out")
-	// ErrNotSerialized: a payload is a raw string where a value was asked for.
-	ErrNotSerialized = errors.New("gearman: payload is not a serialized value")
+	// ErrNotSerialized: a payload that is not JSON (a raw string) was asked
+	// to decode into a value other than a string, []byte or any.
+	ErrNotSerialized = errors.New("gearman: payload is not JSON")
 )
 
 // JobError is the error of a failed foreground job; it matches ErrJobFailed.
@@ -64,13 +95,14 @@ func (e *JobError) Error() string {
 
 func (e *JobError) Unwrap() error { return ErrJobFailed }
 
-// serialMagic starts a serialized (JSON) payload. Raw strings exchanged with
-// non-Go clients never start with a NUL byte in practice, so they pass
-// untouched, as the seed's sfGearman::serialize did for PHP.
-var serialMagic = []byte("\x00RG1")
+// legacyMagic prefixed JSON values before rowgear sent plain JSON. Jobs
+// queued then (a persistent queue, dead letters) still decode.
+var legacyMagic = []byte("\x00RG1")
 
-// Serialize encodes a workload or result: []byte and string are sent raw,
-// nil as empty, anything else as a serialized JSON value.
+// Serialize encodes a workload or result: nil as empty, string and []byte
+// raw (byte for byte, never quoted), anything else as plain JSON
+// (encoding/json), which PHP's json_decode reads. See the package
+// documentation for how the other side decodes it.
 func Serialize(v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
@@ -84,30 +116,60 @@ func Serialize(v any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gearman: serialize %T: %w", v, err)
 	}
-	return append(append(make([]byte, 0, len(serialMagic)+len(b)), serialMagic...), b...), nil
+	return b, nil
 }
 
-// IsSerialized reports whether data was made by Serialize from a value.
-func IsSerialized(data []byte) bool { return bytes.HasPrefix(data, serialMagic) }
-
-// Unserialize decodes data into v. A serialized value decodes into any
-// matching Go value; a raw payload decodes only into *string or *[]byte.
+// Unserialize decodes data into v, which must be a pointer. The target's
+// type decides, never the payload:
+//
+//   - *string and *[]byte get the payload raw, byte for byte, JSON or not;
+//   - *any gets the JSON value when the payload is JSON (numbers as
+//     float64, objects as map[string]any), else the raw payload as a string,
+//     and nil for an empty payload;
+//   - any other target is decoded from JSON (encoding/json); an empty
+//     payload counts as null, which leaves a struct unchanged and sets a
+//     pointer, slice or map to nil. A payload that is not JSON gives an
+//     error wrapping ErrNotSerialized.
 func Unserialize(data []byte, v any) error {
-	if IsSerialized(data) {
-		if err := json.Unmarshal(data[len(serialMagic):], v); err != nil {
-			return fmt.Errorf("gearman: unserialize into %T: %w", v, err)
-		}
-		return nil
+	if rest, ok := bytes.CutPrefix(data, legacyMagic); ok {
+		return unmarshal(rest, v)
 	}
 	switch p := v.(type) {
 	case *string:
 		*p = string(data)
+		return nil
 	case *[]byte:
 		*p = append([]byte(nil), data...)
+		return nil
 	case *any:
-		*p = string(data)
-	default:
-		return fmt.Errorf("%w: cannot decode %d raw bytes into %T", ErrNotSerialized, len(data), v)
+		if !json.Valid(data) {
+			*p = nil
+			if len(data) > 0 {
+				*p = string(data)
+			}
+			return nil
+		}
+	}
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	if !json.Valid(data) {
+		return fmt.Errorf("%w: %d bytes starting %q cannot decode into %T", ErrNotSerialized, len(data), head(data), v)
+	}
+	return unmarshal(data, v)
+}
+
+func unmarshal(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("gearman: unserialize into %T: %w", v, err)
 	}
 	return nil
+}
+
+// head is the start of a payload, for an error message.
+func head(b []byte) []byte {
+	if len(b) > 32 {
+		return b[:32]
+	}
+	return b
 }

@@ -76,6 +76,7 @@ type Worker struct {
 	verbose     bool
 	log         *slog.Logger
 	id          string
+	onConn      func(ConnEvent)
 
 	started  atomic.Int64 // jobs reserved (counted against maxJobs)
 	done     atomic.Int64
@@ -114,6 +115,21 @@ func WithLogger(l *slog.Logger) WorkerOption { return func(w *Worker) { w.log = 
 
 // WithClientID sets the id gearmand shows in its admin "workers" list.
 func WithClientID(id string) WorkerOption { return func(w *Worker) { w.id = id } }
+
+// ConnEvent is a worker connection coming up or going down.
+type ConnEvent struct {
+	Server    string
+	Up        bool // true: connected and ready; false: an up connection was lost
+	Reconnect bool // Up again after a loss (or failed dials) on the same slot
+}
+
+// WithConnObserver calls f each time one of the worker's connections comes
+// up or an up connection goes down (failed dials are not reported): metrics
+// (reconnects) and readiness checks follow the connections through it. f
+// must be quick and safe for concurrent use.
+func WithConnObserver(f func(ConnEvent)) WorkerOption {
+	return func(w *Worker) { w.onConn = f }
+}
 
 // NewWorker returns a worker for the given "host:port" servers.
 func NewWorker(servers []string, opts ...WorkerOption) *Worker {
@@ -225,7 +241,7 @@ func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr strin
 	const minWait, maxWait = 50 * time.Millisecond, 5 * time.Second
 	backoff, requeueWait := minWait, minWait
 	var downSince time.Time // of the first failed dial in a row
-	for ctx.Err() == nil {
+	for first := true; ctx.Err() == nil; first = false {
 		c, err := w.connect(addr)
 		if err != nil {
 			if downSince.IsZero() {
@@ -242,9 +258,11 @@ func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr strin
 			downSince = time.Time{}
 		}
 		backoff = minWait
+		w.observeConn(ConnEvent{Server: addr, Up: true, Reconnect: !first})
 		answered := false
 		err = w.serve(ctx, cancel, c, sem, &answered)
 		c.close()
+		w.observeConn(ConnEvent{Server: addr})
 		if answered {
 			requeueWait = minWait
 		}
@@ -257,6 +275,12 @@ func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr strin
 			}
 			w.logger().Warn("gearman worker connection lost", "server", addr, "err", err)
 		}
+	}
+}
+
+func (w *Worker) observeConn(e ConnEvent) {
+	if w.onConn != nil {
+		w.onConn(e)
 	}
 }
 

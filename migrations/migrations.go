@@ -1,7 +1,12 @@
 // Package migrations holds rowgear's own goose SQL migrations, embedded: the
 // failed-jobs and crash tables of package retry (00001), binlogbridge's
-// position table (00002) and the gearman UDFs the triggers call (00003, last,
-// so a server without the UDF's library can still go up to 00002). They are
+// position table (00002) and its history column (00020), package
+// ordering's commit-gate, row-seq and applied-event tables (00010), and the
+// gearman UDFs the triggers call
+// (00099, last). The UDFs are needed only by trigger-sourced models: an
+// application whose models all use the binlog leaves 00099 out (see
+// WithoutUDF), so a server without the UDF's library, or a managed one, can
+// run everything else. They are
 // versioned in their own table, rowgear_migrations, apart from the
 // application's migrations (goose's goose_db_version by default), so an
 // application numbers its own from 00001 and one `migrate up` applies both
@@ -22,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -40,11 +46,22 @@ const Table = "rowgear_migrations"
 // goose's own, so a goose CLI run on the same directory agrees.
 const AppTable = goose.DefaultTablename
 
+// UDFVersion is the migration that installs the gearman UDFs.
+const UDFVersion = 99
+
 // Set is one sequence of migrations with its own version table.
 type Set struct {
-	Name  string // for messages: "rowgear" or the application's name
-	FS    fs.FS  // the .sql files, at its root
-	Table string // the version table
+	Name    string  // for messages: "rowgear" or the application's name
+	FS      fs.FS   // the .sql files, at its root
+	Table   string  // the version table
+	Exclude []int64 // versions left out (neither applied nor listed)
+}
+
+// WithoutUDF is s without the UDF migration: for an application with no
+// trigger-sourced model.
+func (s Set) WithoutUDF() Set {
+	s.Exclude = append(slices.Clone(s.Exclude), UDFVersion)
+	return s
 }
 
 // Rowgear is the set of rowgear's own migrations.
@@ -61,6 +78,7 @@ func (s Set) Provider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider
 		goose.WithStore(store{st}),
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithLogger(goose.NopLogger()),
+		goose.WithExcludeVersions(s.Exclude),
 	}, opts...)
 	p, err := goose.NewProvider(goose.DialectCustom, db, s.FS, opts...)
 	if err != nil {
@@ -106,6 +124,10 @@ func Up(ctx context.Context, db *sql.DB, sets ...Set) ([]*goose.MigrationResult,
 		res, err := p.Up(ctx)
 		all = append(all, res...)
 		if err != nil && !errors.Is(err, goose.ErrNoNextVersion) {
+			var pe *goose.PartialError
+			if errors.As(err, &pe) && pe.Failed != nil && pe.Failed.Source != nil {
+				return all, fmt.Errorf("migrations %s up: %s: %w", s.Name, pe.Failed.Source.Path, pe.Err)
+			}
 			return all, fmt.Errorf("migrations %s up: %w", s.Name, err)
 		}
 	}
@@ -132,7 +154,7 @@ func UpTo(ctx context.Context, db *sql.DB, s Set, version int64) error {
 }
 
 // DownTo rolls back every applied migration of s above version; 0 rolls
-// back all. Mind rowgear's 00003: the UDFs are server-wide, so going below
+// back all. Mind rowgear's 00099: the UDFs are server-wide, so going below
 // it breaks the triggers of every database on the server.
 func DownTo(ctx context.Context, db *sql.DB, s Set, version int64) error {
 	p, err := s.Provider(db)

@@ -33,18 +33,26 @@ func read(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestUDFMigrationIsInstallSQL keeps 00003 in step with udf/install.sql and
+// TestUDFMigrationIsInstallSQL keeps 00099 in step with udf/install.sql and
 // udf/uninstall.sql, which the udf package owns.
 func TestUDFMigrationIsInstallSQL(t *testing.T) {
-	up, down, ok := strings.Cut(read(t, "00003_gearman_udf.sql"), "-- +goose Down")
+	up, down, ok := strings.Cut(read(t, "00099_gearman_udf.sql"), "-- +goose Down")
 	if !ok {
-		t.Fatal("00003 has no Down")
+		t.Fatal("00099 has no Down")
 	}
-	if got, want := statements(t, up), statements(t, read(t, "../udf/install.sql")); !slices.Equal(got, want) {
-		t.Errorf("00003 Up:\n%s\nudf/install.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	// Up wraps install.sql's statements in a block that runs them only when
+	// a function is missing; the statements themselves are the same.
+	var creates []string
+	for _, l := range statements(t, up) {
+		if strings.HasPrefix(l, "CREATE FUNCTION ") {
+			creates = append(creates, l)
+		}
+	}
+	if got, want := creates, statements(t, read(t, "../udf/install.sql")); !slices.Equal(got, want) {
+		t.Errorf("00099 Up:\n%s\nudf/install.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if got, want := statements(t, down), statements(t, read(t, "../udf/uninstall.sql")); !slices.Equal(got, want) {
-		t.Errorf("00003 Down:\n%s\nudf/uninstall.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("00099 Down:\n%s\nudf/uninstall.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -79,35 +87,43 @@ var app = Set{Name: "app", Table: AppTable, FS: fstest.MapFS{
 
 // TestBothSetsUpStatusDown: rowgear's migrations and an application's, both
 // numbered from 00001, go up together and keep separate versions. It runs
-// on the shared server, so it never rolls rowgear's 00003 (the server-wide
+// on the shared server, so it never rolls rowgear's 00099 (the server-wide
 // UDFs) back.
 func TestBothSetsUpStatusDown(t *testing.T) {
 	t.Parallel()
 	db, _ := testenv.DB(t) // no parseTime: Status must cope
 	ctx := context.Background()
 	own := Rowgear()
+	// Teams add rowgear migrations of their own numbers: count what is there.
+	p, err := own.Provider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs := p.ListSources()
+	nOwn, latest := len(srcs), srcs[len(srcs)-1].Version
 	var sb strings.Builder
 	if err := Status(ctx, db, &sb, own, app); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(sb.String(), "Pending"); n != 5 {
-		t.Errorf("status before Up: %d pending, want 5:\n%s", n, sb.String())
+	if n := strings.Count(sb.String(), "Pending"); n != nOwn+2 {
+		t.Errorf("status before Up: %d pending, want %d:\n%s", n, nOwn+2, sb.String())
 	}
 	res, err := Up(ctx, db, own, app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 5 || version(t, db, own) != 3 || version(t, db, app) != 2 {
-		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want 5, 3, 2", len(res), version(t, db, own), version(t, db, app))
+	if len(res) != nOwn+2 || version(t, db, own) != latest || version(t, db, app) != 2 {
+		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want %d, %d, 2", len(res), version(t, db, own), version(t, db, app), nOwn+2, latest)
 	}
-	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position"); n != 5 {
-		t.Errorf("after Up: %d of 5 tables", n)
+	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position",
+		"rowgear_gate", "rowgear_row_seq", "rowgear_applied"); n != 8 {
+		t.Errorf("after Up: %d of 8 tables", n)
 	}
 	sb.Reset()
 	if err := Status(ctx, db, &sb, own, app); err != nil {
 		t.Fatal(err)
 	}
-	if out := sb.String(); strings.Contains(out, "Pending") || !strings.Contains(out, "rowgear  00003_gearman_udf.sql") ||
+	if out := sb.String(); strings.Contains(out, "Pending") || !strings.Contains(out, "rowgear  00099_gearman_udf.sql") ||
 		!strings.Contains(out, "app      00001_notes.sql") {
 		t.Errorf("status after Up:\n%s", out)
 	}
@@ -117,7 +133,7 @@ func TestBothSetsUpStatusDown(t *testing.T) {
 	if err := DownTo(ctx, db, app, 0); err != nil {
 		t.Fatal(err)
 	}
-	if version(t, db, app) != 0 || version(t, db, own) != 3 || tables(t, db, "notes", "more_notes") != 0 {
+	if version(t, db, app) != 0 || version(t, db, own) != latest || tables(t, db, "notes", "more_notes") != 0 {
 		t.Errorf("after the app's DownTo(0): versions app %d, rowgear %d", version(t, db, app), version(t, db, own))
 	}
 }
@@ -161,5 +177,27 @@ func TestDownToZeroOnPrivateServer(t *testing.T) {
 		if f := funcs(); len(f) != 0 || tables(t, db, "rowgear_failed_jobs", "rowgear_binlog_position") != 0 || version(t, db, Rowgear()) != 0 {
 			t.Fatalf("round %d after DownTo(0): functions %v", round, f)
 		}
+	}
+}
+
+// TestWithoutUDF: an application with no trigger-sourced model migrates a
+// server that has no UDF library.
+func TestWithoutUDF(t *testing.T) {
+	t.Parallel()
+	db := testenv.StartMariaDB(t, testenv.WithoutBinlog()).DB("app")
+	ctx := context.Background()
+	if err := UpRowgear(ctx, db); err == nil || !strings.Contains(err.Error(), "00099_gearman_udf.sql") {
+		t.Fatalf("Up with the UDF on a server without its library: %v, want an error naming 00099", err)
+	}
+	res, err := Up(ctx, db, Rowgear().WithoutUDF())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tables(t, db, "rowgear_failed_jobs", "rowgear_binlog_position", "rowgear_row_seq") != 3 {
+		t.Errorf("tables missing after Up without the UDF (ran %d)", len(res))
+	}
+	var sb strings.Builder
+	if err := Status(ctx, db, &sb, Rowgear().WithoutUDF()); err != nil || strings.Contains(sb.String(), "udf") || strings.Contains(sb.String(), "Pending") {
+		t.Errorf("status without the UDF (%v):\n%s", err, sb.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/progress"
 )
 
 // ErrPermanent marks an error that retrying cannot fix: the job goes
@@ -43,7 +45,7 @@ type Failure struct {
 }
 
 // header travels in front of a re-submitted job's workload; handlers never
-// see it. Its magic differs from gearman's serialization marker.
+// see it. Its magic starts with a NUL byte, which no JSON workload does.
 type header struct {
 	Key     string    `json:"key"` // the first run's unique key (event id)
 	Attempt int       `json:"attempt"`
@@ -111,6 +113,7 @@ type Guard struct {
 	journal   *Journal
 	log       *slog.Logger
 	interval  time.Duration
+	observe   func(fn string, o Outcome)
 
 	mu      sync.Mutex
 	crashes map[crashKey]int
@@ -135,6 +138,27 @@ func WithLogger(l *slog.Logger) Option { return func(g *Guard) { g.log = l } }
 
 // WithPollInterval sets how often Run looks for due retries (default 250ms).
 func WithPollInterval(d time.Duration) Option { return func(g *Guard) { g.interval = d } }
+
+// Outcome is what the guard did with a failed run.
+type Outcome string
+
+// Outcomes reported to an observer (WithObserver).
+const (
+	Retried      Outcome = "retried"       // stored, re-submitted after its backoff
+	DeadLettered Outcome = "dead_lettered" // stored as a dead letter
+)
+
+// WithObserver calls f each time a failed run of function fn is stored as
+// a retry or a dead letter (not when the store failed and the job was left
+// to gearmand): metrics count outcomes through it. f must be quick and safe
+// for concurrent use.
+func WithObserver(f func(fn string, o Outcome)) Option { return func(g *Guard) { g.observe = f } }
+
+func (g *Guard) observed(fn string, o Outcome) {
+	if g.observe != nil {
+		g.observe(fn, o)
+	}
+}
 
 // NewGuard returns a guard storing in store, re-submitting through client,
 // with policy giving each function's retry policy (config.Config.RetryFor).
@@ -323,6 +347,7 @@ func (g *Guard) fail(ctx context.Context, fn string, hdr header, payload []byte,
 		g.log.Error("cannot schedule the retry; leaving the job to gearmand", "function", fn, "key", hdr.Key, "err", err)
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
+	g.observed(fn, Retried)
 	g.log.Warn("job failed, retry scheduled", "function", fn, "key", hdr.Key,
 		"attempt", hdr.Attempt, "of", pol.Attempts, "retry_in", wait, "err", cause)
 	return cause
@@ -334,6 +359,7 @@ func (g *Guard) dead(ctx context.Context, fn string, hdr header, payload []byte,
 		g.log.Error("cannot write the dead letter; leaving the job to gearmand", "function", fn, "key", hdr.Key, "err", err)
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
+	g.observed(fn, DeadLettered)
 	g.log.Error("job dead-lettered", "function", fn, "key", hdr.Key, "attempts", hdr.Attempt, "err", cause)
 	return cause
 }
@@ -380,10 +406,35 @@ func (g *Guard) ResubmitDue(ctx context.Context) (int, error) {
 // fresh budget of attempts, keeping their error history, and deletes each
 // once gearmand acknowledged it. It returns how many went out.
 func (g *Guard) Replay(ctx context.Context, ids ...int64) (int, error) {
+	return g.replay(ctx, nil, ids)
+}
+
+// ReplayProgress is Replay reporting its progress to w (package progress:
+// a redrawn line on a terminal, plain lines elsewhere).
+func (g *Guard) ReplayProgress(ctx context.Context, w io.Writer, ids ...int64) (int, error) {
+	total := int64(len(ids))
+	if total == 0 {
+		counts, err := g.store.CountDead(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, n := range counts {
+			total += n
+		}
+	}
+	r := progress.New(w, "dead retry", total)
+	defer r.Done()
+	return g.replay(ctx, r, ids)
+}
+
+func (g *Guard) replay(ctx context.Context, r *progress.Reporter, ids []int64) (int, error) {
 	return g.store.takeDead(ctx, ids, func(e Entry) error {
 		h := header{Key: e.Key, Attempt: 1, Errors: e.Errors}
 		_, err := g.client.Background(ctx, e.Function, encode(h, e.Payload), gearman.Normal,
 			gearman.Unique(retryKey(e.Key, 100+len(e.Errors))))
+		if err == nil && r != nil {
+			r.Add(1)
+		}
 		return err
 	})
 }

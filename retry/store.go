@@ -73,6 +73,7 @@ const entryCols = "id, state, function, job_key, attempts, errors, payload, due_
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var e Entry
 	var errs []byte
+	//lint:ignore SA1019 sql.NullTime cannot scan the text a DSN without parseTime returns; these columns are UTC
 	var due, created, updated mysql.NullTime // whatever the DSN's parseTime
 	if err := sc.Scan(&e.ID, &e.State, &e.Function, &e.Key, &e.Attempts, &errs, &e.Payload,
 		&due, &created, &updated); err != nil {
@@ -113,9 +114,11 @@ func (s *Store) List(ctx context.Context, state string) ([]Entry, error) {
 // take locks up to limit rows matching where, hands each to submit, and
 // deletes those submit acknowledged, all in one transaction: a row is gone
 // only once its job is in gearmand. SKIP LOCKED lets several workers share
-// the table.
+// the table. READ COMMITTED: the scan locks the rows it takes and no
+// neighbours (REPEATABLE READ's next-key lock on the first row past the
+// retries would make a concurrent `dead retry` skip a dead letter).
 func (s *Store) take(ctx context.Context, where string, args []any, limit int, submit func(Entry) error) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, fmt.Errorf("retry: %w", err)
 	}

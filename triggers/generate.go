@@ -3,9 +3,15 @@
 // migrations, and checks installed triggers for drift.
 //
 // A trigger builds the events.Envelope in SQL with JSON_OBJECT, writing each
-// column in the form events documents, and submits it with
-// gman_do_background('<namespace>.<Model>.<op>', payload, id). An UPDATE that
-// changes none of the model's columns submits nothing.
+// column in the form events documents, writes its commit gate (a row in
+// GateTable holding the envelope's SHA-256, inside the writer's
+// transaction), appends the gate row's id to the envelope as seq, and
+// submits it with gman_do_background('<namespace>.<Model>.<op>', payload,
+// id). Package ordering's worker middleware runs the event only once the
+// gate row is committed, and verifies the digest. An UPDATE that changes
+// none of the model's columns submits nothing; one that changes the primary
+// key submits a delete of the old key and an insert of the new one when the
+// model takes both events.
 //
 // TIMESTAMP columns are converted to UTC from their stored epoch value
 // (UNIX_TIMESTAMP, then added to 1970-01-01), not with
@@ -209,10 +215,18 @@ const (
 	varID       = "rowgear_id"
 	varModified = "rowgear_modified"
 	varError    = "rowgear_error"
+	varPayload  = "rowgear_payload"
 )
 
+// GateTable is the commit-gate table the triggers write (migration 00010),
+// in the schema of the model's table.
+const GateTable = "rowgear_gate"
+
+// SeqSuffixLen is the length of what a trigger appends to the envelope it
+// hashed: `, "seq": "<20 digits>"}` in place of its closing brace.
+const SeqSuffixLen = len(`, "seq": "`) + 20 + len(`"}`)
+
 func (g gen) body(op string) (string, error) {
-	fn := events.FuncName(g.ns, g.spec.Model, op)
 	image := "NEW"
 	if op == "delete" {
 		image = "OLD"
@@ -220,8 +234,9 @@ func (g gen) body(op string) (string, error) {
 	var b strings.Builder
 	b.WriteString("BEGIN\n")
 	fmt.Fprintf(&b, "  DECLARE %s CHAR(36) CHARACTER SET ascii;\n", varID)
+	fmt.Fprintf(&b, "  DECLARE %s LONGTEXT CHARACTER SET utf8mb4;\n", varPayload)
 	if g.mode == Strict {
-		fmt.Fprintf(&b, "  DECLARE %s VARCHAR(128);\n", varError)
+		fmt.Fprintf(&b, "  DECLARE %s VARCHAR(512);\n", varError)
 	}
 	indent := "  "
 	var modified string
@@ -248,8 +263,46 @@ func (g gen) body(op string) (string, error) {
 		indent = "    "
 		modified = "JSON_EXTRACT(CONCAT('[', " + varModified + ", ']'), '$')"
 	}
-	fmt.Fprintf(&b, "%sSET %s = UUID();\n", indent, varID)
+	if op == "update" && g.splitsPKChange() {
+		// A primary-key change is a delete of the old key and an insert of
+		// the new one, so that each key's events stay in order.
+		fmt.Fprintf(&b, "%sIF %s THEN\n", indent, g.pkChanged())
+		g.send(&b, indent+"  ", "delete", "OLD", "JSON_ARRAY()")
+		g.send(&b, indent+"  ", "insert", "NEW", "JSON_ARRAY("+g.names(g.cols)+")")
+		fmt.Fprintf(&b, "%sELSE\n", indent)
+		g.send(&b, indent+"  ", op, image, modified)
+		fmt.Fprintf(&b, "%sEND IF;\n", indent)
+	} else {
+		g.send(&b, indent, op, image, modified)
+	}
+	if op == "update" {
+		b.WriteString("  END IF;\n")
+	}
+	b.WriteString("END")
+	return b.String(), nil
+}
 
+// splitsPKChange: the model receives both halves of a split PK change.
+func (g gen) splitsPKChange() bool {
+	evs := g.spec.Events
+	return len(evs) == 0 || (slices.Contains(evs, "insert") && slices.Contains(evs, "delete"))
+}
+
+// pkChanged is the SQL condition "the primary key changed".
+func (g gen) pkChanged() string {
+	conds := make([]string, len(g.pk))
+	for i, c := range g.pk {
+		conds[i] = changed(c)
+	}
+	return strings.Join(conds, " OR ")
+}
+
+// send writes the statements that submit one event: build the envelope,
+// write its gate row (the SHA-256 of the envelope) inside the writer's
+// transaction, append the gate row's id as "seq", and call the UDF.
+func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
+	fn := events.FuncName(g.ns, g.spec.Model, op)
+	fmt.Fprintf(b, "%sSET %s = UUID();\n", indent, varID)
 	in := indent + "    "
 	fields := []string{
 		"'v', 1",
@@ -268,25 +321,28 @@ func (g gen) body(op string) (string, error) {
 	fields = append(fields,
 		"'modified', "+modified,
 		"'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
-	call := fmt.Sprintf("gman_do_background(%s, JSON_OBJECT(\n%s  %s\n%s), %s)",
-		quoteString(fn), in, strings.Join(fields, ",\n"+in+"  "), in, varID)
-
+	fmt.Fprintf(b, "%sSET %s = JSON_OBJECT(\n%s  %s\n%s);\n", indent, varPayload, in,
+		strings.Join(fields, ",\n"+in+"  "), in)
+	// The gate row's id orders the events of one row: the writer holds the
+	// row's lock from here to its commit. LAST_INSERT_ID() is restored for
+	// the writer's own statements when the trigger ends.
+	fmt.Fprintf(b, "%sINSERT INTO %s (digest) VALUES (UNHEX(SHA2(%s, 256)));\n", indent, GateTable, varPayload)
+	fmt.Fprintf(b, "%sSET %s = CONCAT(LEFT(%s, CHAR_LENGTH(%s) - 1), ', \"seq\": \"', LPAD(LAST_INSERT_ID(), 20, '0'), '\"}');\n",
+		indent, varPayload, varPayload, varPayload)
+	call := fmt.Sprintf("gman_do_background(%s, %s, %s)", quoteString(fn), varPayload, varID)
 	if g.mode == Strict {
-		fmt.Fprintf(&b, "%sIF %s IS NULL THEN\n", indent, call)
-		// MESSAGE_TEXT takes a variable or literal, at most 128 characters.
-		fmt.Fprintf(&b, "%s  SET %s = LEFT(CONCAT(%s, IFNULL(gman_last_error(), 'unknown error')), 128);\n",
+		fmt.Fprintf(b, "%sIF %s IS NULL THEN\n", indent, call)
+		// MESSAGE_TEXT takes a variable or literal, at most 512 characters in
+		// MariaDB (MySQL 8 cuts at 128: the UDF's reason starts with the
+		// server and the code).
+		fmt.Fprintf(b, "%s  SET %s = LEFT(CONCAT(%s, IFNULL(gman_last_error(), 'unknown error')), 512);\n",
 			indent, varError, quoteString("rowgear: submitting "+fn+" failed: "))
-		fmt.Fprintf(&b, "%s  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = %s;\n", indent, varError)
-		fmt.Fprintf(&b, "%sEND IF;\n", indent)
+		fmt.Fprintf(b, "%s  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = %s;\n", indent, varError)
+		fmt.Fprintf(b, "%sEND IF;\n", indent)
 	} else {
 		// Lenient: a NULL result means the UDF logged and counted the failure.
-		fmt.Fprintf(&b, "%sDO %s;\n", indent, call)
+		fmt.Fprintf(b, "%sDO %s;\n", indent, call)
 	}
-	if op == "update" {
-		b.WriteString("  END IF;\n")
-	}
-	b.WriteString("END")
-	return b.String(), nil
 }
 
 // names lists the columns as SQL string literals.

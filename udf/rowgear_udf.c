@@ -19,9 +19,19 @@
  *  - Failures return NULL through *is_null, never through *error: *error
  *    would turn this row and every later row of the statement into NULL with
  *    no way for the caller to tell which rows failed.
- *  - Every wait on gearmand is bounded by the timeout (milliseconds).
+ *  - Every wait on gearmand is bounded by the timeout (milliseconds), plus
+ *    an allowance per MiB of workload (a large row needs longer to send).
+ *  - Security: MariaDB has no EXECUTE privilege for UDFs, so every SQL
+ *    account can call these functions. Nothing an SQL call does may change
+ *    what other sessions' triggers do: the server list, the timeout and the
+ *    function allowlist come from mysqld's environment at library load and
+ *    are read-only from SQL; the per-call server list is off unless the
+ *    environment allows it; only function names matching the allowlist
+ *    (row-event functions by default) are submitted.
  */
 #include <errno.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -50,8 +60,15 @@ typedef char rg_bool;
 #define RG_API __attribute__((visibility("default")))
 
 #define DEFAULT_SERVERS "127.0.0.1:4730"
+#define DEFAULT_PORT 4730
 #define DEFAULT_TIMEOUT_MS 1000
 #define MAX_TIMEOUT_MS 3600000L
+#define DEFAULT_MS_PER_MIB 1000
+#define DEFAULT_MAX_WORKLOAD (16L << 20)
+#define MAX_MAX_WORKLOAD (1L << 30)
+/* Row-event functions of any namespace: <namespace>.<Model>.<op>. */
+#define DEFAULT_FUNCTIONS "*.*.insert,*.*.update,*.*.delete"
+#define MAX_PATTERNS 64
 #define MAX_SERVERS_LEN 4096
 #define ERRBUF_LEN 1024
 #define LOG_INTERVAL_S 10
@@ -59,16 +76,29 @@ typedef char rg_bool;
 
 /* ---------------------------------------------------------------- globals */
 
+/*
+ * The settings, read from mysqld's environment when the library is loaded
+ * (first call after CREATE FUNCTION or server start) and fixed until it is
+ * unloaded: no SQL call changes them.
+ */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *g_servers;          /* guarded by g_lock */
-static int g_timeout_ms;         /* guarded by g_lock */
-static unsigned long g_gen = 1;  /* bumped when servers or timeout change */
-static bool g_inited;
+static bool g_inited;                   /* guarded by g_lock */
+static char *g_servers;                 /* ROWGEAR_GEARMAN_SERVERS, as given */
+static char g_servers_error[ERRBUF_LEN]; /* non-empty: the list is invalid, why */
+static int g_timeout_ms;                /* ROWGEAR_GEARMAN_TIMEOUT_MS */
+static int g_ms_per_mib;                /* ROWGEAR_GEARMAN_TIMEOUT_MS_PER_MIB */
+static long g_max_workload;             /* ROWGEAR_UDF_MAX_WORKLOAD_BYTES */
+static bool g_servers_arg;              /* ROWGEAR_UDF_ALLOW_SERVERS_ARG=1 */
+static char *g_functions;               /* ROWGEAR_UDF_FUNCTIONS, as given */
+static char *g_patterns[MAX_PATTERNS];  /* its patterns, '.' turned into '/' */
+static int g_npatterns;                 /* -1: the allowlist is invalid */
+static unsigned long g_gen = 1;         /* bumped at each load */
 
 static unsigned long long g_failures; /* atomic */
 
 static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static time_t g_log_last;
+static int g_log_interval = LOG_INTERVAL_S; /* ROWGEAR_UDF_LOG_INTERVAL_S; atomic */
 static unsigned long g_log_suppressed;
 
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
@@ -88,7 +118,9 @@ struct conn {
 	int timeout_ms;    /* timeout it was built with */
 	int n;             /* number of servers */
 	int next;          /* server to try first: the last one that worked */
-	char *server[MAX_SERVERS];
+	char *server[MAX_SERVERS]; /* "host:port", for messages */
+	char *host[MAX_SERVERS];
+	in_port_t port[MAX_SERVERS];
 	gearman_client_st *client[MAX_SERVERS];
 };
 
@@ -103,39 +135,166 @@ struct tstate {
 
 static struct tstate *g_states; /* all live states; guarded by g_lock */
 
+static int servers_split(const char *servers, struct conn *c, char *err, size_t errlen);
+static void conn_reset(struct conn *c);
+
+/* A number from the environment, or def (logged) when unset or out of range. */
+static long env_long(const char *name, long def, long lo, long hi)
+{
+	const char *t = getenv(name);
+	if (!t || !*t)
+		return def;
+	char *end;
+	errno = 0;
+	long v = strtol(t, &end, 10);
+	if (errno == 0 && *end == '\0' && v >= lo && v <= hi)
+		return v;
+	fprintf(stderr, "rowgear_udf: ignoring %s=%s (want %ld..%ld); using %ld\n", name, t, lo, hi, def);
+	return def;
+}
+
+/* An invalid allowlist allows nothing. */
+static void functions_invalid_locked(void)
+{
+	for (int i = 0; i < g_npatterns; i++)
+		free(g_patterns[i]);
+	g_npatterns = -1;
+}
+
+/* Splits the function allowlist into fnmatch patterns. */
+static void functions_init_locked(const char *list)
+{
+	g_functions = strdup(list);
+	g_npatterns = 0;
+	if (!g_functions) {
+		functions_invalid_locked();
+		return;
+	}
+	for (const char *p = list;;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == 0 || len > GEARMAN_FUNCTION_MAX_SIZE || g_npatterns == MAX_PATTERNS) {
+			functions_invalid_locked();
+			return;
+		}
+		char *pat = strndup(p, len);
+		if (!pat) {
+			functions_invalid_locked();
+			return;
+		}
+		for (char *q = pat; *q; q++)
+			if (*q == '.')
+				*q = '/';
+		g_patterns[g_npatterns++] = pat;
+		if (!e)
+			return;
+		p = e + 1;
+	}
+}
+
 static void init_globals_locked(void)
 {
 	if (g_inited)
 		return;
 	g_inited = true;
+	g_gen++;
 	const char *s = getenv("ROWGEAR_GEARMAN_SERVERS");
 	g_servers = strdup(s && *s ? s : DEFAULT_SERVERS);
-	g_timeout_ms = DEFAULT_TIMEOUT_MS;
-	const char *t = getenv("ROWGEAR_GEARMAN_TIMEOUT_MS");
-	if (t && *t) {
-		char *end;
-		errno = 0;
-		long v = strtol(t, &end, 10);
-		if (errno == 0 && *end == '\0' && v > 0 && v <= MAX_TIMEOUT_MS)
-			g_timeout_ms = (int)v;
-		else
-			fprintf(stderr, "rowgear_udf: ignoring ROWGEAR_GEARMAN_TIMEOUT_MS=%s "
-				"(want 1..%ld ms); using %d ms\n", t, MAX_TIMEOUT_MS, g_timeout_ms);
-	}
+	g_servers_error[0] = '\0';
+	struct conn tmp = {0};
+	char err[ERRBUF_LEN];
+	if (!g_servers)
+		snprintf(g_servers_error, sizeof g_servers_error, "out of memory");
+	else if (servers_split(g_servers, &tmp, err, sizeof err) <= 0)
+		snprintf(g_servers_error, sizeof g_servers_error, "ROWGEAR_GEARMAN_SERVERS=%.256s: %.512s", g_servers, err);
+	conn_reset(&tmp);
+	if (g_servers_error[0])
+		fprintf(stderr, "rowgear_udf: %s; every submit fails until it is fixed and the library reloaded\n",
+			g_servers_error);
+	g_timeout_ms = (int)env_long("ROWGEAR_GEARMAN_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
+	g_ms_per_mib = (int)env_long("ROWGEAR_GEARMAN_TIMEOUT_MS_PER_MIB", DEFAULT_MS_PER_MIB, 0, 60000);
+	g_max_workload = env_long("ROWGEAR_UDF_MAX_WORKLOAD_BYTES", DEFAULT_MAX_WORKLOAD, 0, MAX_MAX_WORKLOAD);
+	__atomic_store_n(&g_log_interval, (int)env_long("ROWGEAR_UDF_LOG_INTERVAL_S", LOG_INTERVAL_S, 0, 86400),
+			 __ATOMIC_RELAXED);
+	const char *a = getenv("ROWGEAR_UDF_ALLOW_SERVERS_ARG");
+	g_servers_arg = a && strcmp(a, "1") == 0;
+	const char *f = getenv("ROWGEAR_UDF_FUNCTIONS");
+	functions_init_locked(f && *f ? f : DEFAULT_FUNCTIONS);
+	if (g_npatterns < 0)
+		fprintf(stderr, "rowgear_udf: ROWGEAR_UDF_FUNCTIONS=%s is not a comma-separated list of patterns; "
+			"every submit is refused\n", f);
 }
 
-/* Snapshot of the global configuration. servers is malloc'd for the caller. */
-static void config_snapshot(char **servers, int *timeout_ms, unsigned long *gen)
+static void free_globals_locked(void)
+{
+	free(g_servers);
+	g_servers = NULL;
+	free(g_functions);
+	g_functions = NULL;
+	for (int i = 0; i < g_npatterns; i++)
+		free(g_patterns[i]);
+	g_npatterns = 0;
+	g_inited = false;
+}
+
+/*
+ * Snapshot of the global configuration. servers is malloc'd for the caller
+ * (NULL with the reason in err when the environment's list is invalid).
+ */
+static void config_snapshot(char **servers, int *timeout_ms, unsigned long *gen, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&g_lock);
 	init_globals_locked();
-	if (servers)
-		*servers = g_servers ? strdup(g_servers) : NULL;
+	if (servers) {
+		*servers = NULL;
+		if (g_servers_error[0])
+			snprintf(err, errlen, "%s", g_servers_error);
+		else if (!(*servers = strdup(g_servers)))
+			snprintf(err, errlen, "out of memory");
+	}
 	if (timeout_ms)
 		*timeout_ms = g_timeout_ms;
 	if (gen)
 		*gen = g_gen;
 	pthread_mutex_unlock(&g_lock);
+}
+
+/* The limits of one submit: servers argument allowed, deadline scaling, size cap. */
+static void config_limits(bool *servers_arg, int *ms_per_mib, long *max_workload)
+{
+	pthread_mutex_lock(&g_lock);
+	init_globals_locked();
+	*servers_arg = g_servers_arg;
+	*ms_per_mib = g_ms_per_mib;
+	*max_workload = g_max_workload;
+	pthread_mutex_unlock(&g_lock);
+}
+
+/*
+ * function_allowed says whether fn matches the allowlist; if not, err says
+ * why. '*' stands for any run of characters without a dot.
+ */
+static bool function_allowed(const char *fn, char *err, size_t errlen)
+{
+	char name[GEARMAN_FUNCTION_MAX_SIZE + 1];
+	bool ok = false;
+	snprintf(name, sizeof name, "%s", fn);
+	bool slash = strchr(name, '/') != NULL;
+	for (char *q = name; *q; q++)
+		if (*q == '.')
+			*q = '/';
+	pthread_mutex_lock(&g_lock);
+	init_globals_locked();
+	for (int i = 0; !slash && i < g_npatterns; i++)
+		if (fnmatch(g_patterns[i], name, FNM_PATHNAME) == 0) {
+			ok = true;
+			break;
+		}
+	if (!ok)
+		snprintf(err, errlen, "function '%.200s' is not allowed: ROWGEAR_UDF_FUNCTIONS is '%.300s'%s", fn,
+			 g_functions ? g_functions : "", g_npatterns < 0 ? " (invalid: no function is allowed)" : "");
+	pthread_mutex_unlock(&g_lock);
+	return ok;
 }
 
 /* ------------------------------------------------------------ thread state */
@@ -146,6 +305,7 @@ static void conn_reset(struct conn *c)
 		if (c->client[i])
 			gearman_client_free(c->client[i]);
 		free(c->server[i]);
+		free(c->host[i]);
 	}
 	free(c->servers);
 	memset(c, 0, sizeof *c);
@@ -202,9 +362,7 @@ __attribute__((destructor)) static void rowgear_unload(void)
 	}
 	struct tstate *ts = g_states;
 	g_states = NULL;
-	free(g_servers);
-	g_servers = NULL;
-	g_inited = false;
+	free_globals_locked();
 	pthread_mutex_unlock(&g_lock);
 	while (ts) {
 		struct tstate *next = ts->next;
@@ -243,24 +401,32 @@ static void log_failure(const char *msg)
 {
 	time_t now = time(NULL);
 	pthread_mutex_lock(&g_log_lock);
-	if (g_log_last != 0 && now - g_log_last < LOG_INTERVAL_S) {
+	if (g_log_last != 0 && now - g_log_last < __atomic_load_n(&g_log_interval, __ATOMIC_RELAXED)) {
 		g_log_suppressed++;
 		pthread_mutex_unlock(&g_log_lock);
 		return;
 	}
 	unsigned long suppressed = g_log_suppressed;
+	time_t since = g_log_last;
 	g_log_suppressed = 0;
 	g_log_last = now;
 	pthread_mutex_unlock(&g_log_lock);
 
 	struct tm tm;
-	char ts[32];
+	char ts[32], prev[32];
 	localtime_r(&now, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-	if (suppressed)
-		fprintf(stderr, "%s 0 [Warning] rowgear_udf: %s (%lu more failures in the last %d s not logged; total %llu)\n",
-			ts, msg, suppressed, LOG_INTERVAL_S, __atomic_load_n(&g_failures, __ATOMIC_RELAXED));
-	else
+	/*
+	 * The failures not logged happened between the previous line and this
+	 * one, however long ago that was: say so, with both ends.
+	 */
+	if (suppressed) {
+		localtime_r(&since, &tm);
+		strftime(prev, sizeof prev, "%H:%M:%S", &tm);
+		fprintf(stderr, "%s 0 [Warning] rowgear_udf: %s (and %lu more failures not logged since the line at %s, "
+			"%lld s ago; total failures %llu)\n",
+			ts, msg, suppressed, prev, (long long)(now - since), __atomic_load_n(&g_failures, __ATOMIC_RELAXED));
+	} else
 		fprintf(stderr, "%s 0 [Warning] rowgear_udf: %s (total failures %llu)\n",
 			ts, msg, __atomic_load_n(&g_failures, __ATOMIC_RELAXED));
 	fflush(stderr);
@@ -338,10 +504,81 @@ static void clean_error(const char *in, char *out, size_t cap)
 }
 
 /*
- * Splits a server list "host:port,host:port" into at most MAX_SERVERS
- * entries and checks that libgearman parses each, without connecting.
+ * Parses one "host[:port]" or "[ipv6][:port]" entry. The port, when given,
+ * must be a number 1..65535: nothing is turned into 4730 but a missing port.
  */
-static int servers_split(const char *servers, char **out, char *err, size_t errlen)
+static bool server_parse(const char *s, size_t len, struct conn *c, int i, char *err, size_t errlen)
+{
+	const char *host = s, *rest;
+	size_t hlen;
+	if (len > 0 && s[0] == '[') {
+		const char *rb = memchr(s, ']', len);
+		if (!rb) {
+			snprintf(err, errlen, "invalid server '%.*s': '[' without ']'", (int)len, s);
+			return false;
+		}
+		host = s + 1;
+		hlen = (size_t)(rb - host);
+		rest = rb + 1;
+		for (size_t k = 0; k < hlen; k++)
+			if (!strchr("0123456789abcdefABCDEF:.", host[k])) {
+				snprintf(err, errlen, "invalid server '%.*s': bad IPv6 address", (int)len, s);
+				return false;
+			}
+	} else {
+		const char *colon = memchr(s, ':', len);
+		hlen = colon ? (size_t)(colon - s) : len;
+		rest = s + hlen;
+		for (size_t k = 0; k < hlen; k++)
+			if (!(host[k] >= 'a' && host[k] <= 'z') && !(host[k] >= 'A' && host[k] <= 'Z') &&
+			    !(host[k] >= '0' && host[k] <= '9') && !strchr(".-_", host[k])) {
+				snprintf(err, errlen, "invalid server '%.*s': bad character in host name", (int)len, s);
+				return false;
+			}
+	}
+	if (hlen == 0) {
+		snprintf(err, errlen, "invalid server '%.*s': no host", (int)len, s);
+		return false;
+	}
+	size_t rlen = len - (size_t)(rest - s);
+	long port = DEFAULT_PORT;
+	if (rlen > 0) {
+		if (rest[0] != ':') {
+			snprintf(err, errlen, "invalid server '%.*s': want host:port", (int)len, s);
+			return false;
+		}
+		const char *p = rest + 1;
+		size_t plen = rlen - 1;
+		port = 0;
+		for (size_t k = 0; k < plen; k++) {
+			if (p[k] < '0' || p[k] > '9' || port > 65535) {
+				port = -1;
+				break;
+			}
+			port = port * 10 + (p[k] - '0');
+		}
+		if (plen == 0 || port < 1 || port > 65535) {
+			snprintf(err, errlen, "invalid server '%.*s': port '%.*s' is not a number 1..65535%s", (int)len,
+				 s, (int)plen, p,
+				 memchr(p, ':', plen) ? " (write IPv6 addresses in brackets: [::1]:4730)" : "");
+			return false;
+		}
+	}
+	c->host[i] = strndup(host, hlen);
+	c->server[i] = strndup(s, len);
+	c->port[i] = (in_port_t)port;
+	if (!c->host[i] || !c->server[i]) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Splits a server list "host:port,host:port" into at most MAX_SERVERS
+ * entries of c, checking each; returns their number, or -1 (c reset).
+ */
+static int servers_split(const char *servers, struct conn *c, char *err, size_t errlen)
 {
 	int n = 0;
 	const char *p = servers;
@@ -356,40 +593,16 @@ static int servers_split(const char *servers, char **out, char *err, size_t errl
 			snprintf(err, errlen, len ? "more than %d servers" : "empty entry in server list", MAX_SERVERS);
 			goto fail;
 		}
-		out[n] = strndup(p, len);
-		if (!out[n]) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		n++;
-		gearman_client_st *c = gearman_client_create(NULL);
-		if (!c) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		gearman_return_t rc = gearman_client_add_servers(c, out[n - 1]);
-		if (gearman_failed(rc))
-			snprintf(err, errlen, "invalid server '%.256s': %.256s", out[n - 1], gearman_client_error(c));
-		gearman_client_free(c);
-		if (gearman_failed(rc))
+		c->n = ++n;
+		if (!server_parse(p, len, c, n - 1, err, errlen))
 			goto fail;
 		if (!e)
 			return n;
 		p = e + 1;
 	}
 fail:
-	while (n > 0)
-		free(out[--n]);
+	conn_reset(c);
 	return -1;
-}
-
-static bool servers_valid(const char *servers, char *err, size_t errlen)
-{
-	char *tmp[MAX_SERVERS];
-	int n = servers_split(servers, tmp, err, errlen);
-	for (int i = 0; i < n; i++)
-		free(tmp[i]);
-	return n > 0;
 }
 
 /*
@@ -403,7 +616,9 @@ static struct conn *conn_get(struct tstate *ts, const char *override, char *err,
 	unsigned long gen;
 	struct conn *c = override ? &ts->override : &ts->global;
 
-	config_snapshot(override ? NULL : &servers, &timeout_ms, &gen);
+	config_snapshot(override ? NULL : &servers, &timeout_ms, &gen, err, errlen);
+	if (!override && !servers)
+		return NULL;
 	if (c->n > 0 && c->gen == gen && (!override || strcmp(c->servers, override) == 0)) {
 		free(servers);
 		return c;
@@ -415,12 +630,10 @@ static struct conn *conn_get(struct tstate *ts, const char *override, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	int n = servers_split(servers, c->server, err, errlen);
-	if (n <= 0) {
+	if (servers_split(servers, c, err, errlen) <= 0) {
 		free(servers);
 		return NULL;
 	}
-	c->n = n;
 	c->servers = servers;
 	c->gen = gen;
 	c->timeout_ms = timeout_ms;
@@ -441,7 +654,7 @@ static gearman_client_st *conn_client(struct conn *c, int i, bool *reused, char 
 	/* Non-blocking: submit() runs the I/O loop itself, against a deadline. */
 	gearman_client_add_options(cl, GEARMAN_CLIENT_NON_BLOCKING);
 	gearman_client_set_timeout(cl, c->timeout_ms);
-	gearman_return_t rc = gearman_client_add_servers(cl, c->server[i]);
+	gearman_return_t rc = gearman_client_add_server(cl, c->host[i], c->port[i]);
 	if (gearman_failed(rc)) {
 		snprintf(err, errlen, "invalid server '%.256s': %.256s", c->server[i], gearman_client_error(cl));
 		gearman_client_free(cl);
@@ -570,6 +783,14 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 		return NULL;
 	}
 	arg_cstr(args, 0, fn, sizeof fn);
+	if (!function_allowed(fn, err, sizeof err)) {
+		submit_failed(ts, "%s: %s", name, err);
+		return NULL;
+	}
+	bool servers_arg;
+	int ms_per_mib;
+	long max_workload;
+	config_limits(&servers_arg, &ms_per_mib, &max_workload);
 
 	/* workload: NULL is refused (a trigger bug), empty is allowed */
 	if (!args->args[1]) {
@@ -578,6 +799,12 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 	}
 	const void *workload = args->lengths[1] ? args->args[1] : NULL;
 	size_t workload_size = args->lengths[1];
+	if (workload_size > (size_t)max_workload) {
+		submit_failed(ts, "%s(%s): workload of %lu bytes is over the limit of %ld bytes "
+			      "(ROWGEAR_UDF_MAX_WORKLOAD_BYTES in mysqld's environment)",
+			      name, fn, (unsigned long)workload_size, max_workload);
+		return NULL;
+	}
 
 	/* unique: NULL or '' lets libgearman generate a fresh UUID */
 	if (args->arg_count >= 3 && args->args[2] && args->lengths[2] > 0) {
@@ -592,6 +819,12 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 
 	/* servers: per-call override of the global list */
 	if (args->arg_count >= 4 && args->args[3]) {
+		if (!servers_arg) {
+			submit_failed(ts, "%s(%s): the servers argument is disabled: the server list comes from "
+				      "mysqld's environment (ROWGEAR_UDF_ALLOW_SERVERS_ARG=1 enables the argument)",
+				      name, fn);
+			return NULL;
+		}
 		if (args->lengths[3] == 0 || args->lengths[3] > MAX_SERVERS_LEN ||
 		    has_nul(args->args[3], args->lengths[3])) {
 			submit_failed(ts, "%s(%s): servers must be a non-empty 'host:port,...' list of at most %d bytes",
@@ -608,7 +841,13 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 		submit_failed(ts, "%s(%.200s): %s", name, fn, err);
 		return NULL;
 	}
-	double deadline = start + cn->timeout_ms;
+	/*
+	 * A large workload needs longer to reach gearmand: the deadline grows
+	 * by ms_per_mib per started MiB, so a big row is not refused by a
+	 * timeout sized for small ones.
+	 */
+	long timeout_ms = cn->timeout_ms + (long)((workload_size + (1 << 20) - 1) >> 20) * ms_per_mib;
+	double deadline = start + (double)timeout_ms;
 	gearman_return_t rc = GEARMAN_UNKNOWN_STATE;
 	int tried = 0, first = cn->next, last = first;
 	err[0] = '\0';
@@ -648,12 +887,16 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 		if (rc == GEARMAN_TIMEOUT)
 			break;
 	}
+	/*
+	 * The server and the code first: a trigger's SIGNAL message may be cut
+	 * (MySQL 8: 128 characters), and they are what an operator needs.
+	 */
 	if (cn->n > 1)
-		submit_failed(ts, "%s(%.200s) failed: %s from gearmand %.256s (tried %d of %d servers, timeout %d ms): %.400s",
-			      name, fn, gearman_strerror(rc), cn->server[last], tried, cn->n, cn->timeout_ms, err);
+		submit_failed(ts, "gearmand %.256s: %s (tried %d of %d servers, timeout %ld ms): %.400s; in %s(%.200s)",
+			      cn->server[last], gearman_strerror(rc), tried, cn->n, timeout_ms, err, name, fn);
 	else
-		submit_failed(ts, "%s(%.200s) failed: %s from gearmand %.256s (timeout %d ms): %.400s", name, fn,
-			      gearman_strerror(rc), cn->server[last], cn->timeout_ms, err);
+		submit_failed(ts, "gearmand %.256s: %s (timeout %ld ms): %.400s; in %s(%.200s)", cn->server[last],
+			      gearman_strerror(rc), timeout_ms, err, name, fn);
 	return NULL;
 }
 
@@ -701,7 +944,7 @@ static void string_result_deinit(UDF_INIT *initid)
 RG_API rg_bool gman_servers_set_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
 {
 	if (args->arg_count != 1) {
-		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 argument: 'host:port,...' or NULL to read");
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 argument: NULL, to read the server list (it is read-only)");
 		return 1;
 	}
 	args->arg_type[0] = STRING_RESULT;
@@ -719,40 +962,23 @@ RG_API char *gman_servers_set(UDF_INIT *initid, UDF_ARGS *args, char *result, un
 	(void)result;
 	(void)error;
 	char *out = initid->ptr;
-	char buf[MAX_SERVERS_LEN + 1];
 	char err[ERRBUF_LEN];
 	struct tstate *ts = state_get(true);
 
 	*is_null = 1;
 	*length = 0;
 	if (args->args[0]) {
-		if (args->lengths[0] == 0 || !arg_cstr(args, 0, buf, sizeof buf) ||
-		    has_nul(args->args[0], args->lengths[0])) {
-			set_error(ts, "gman_servers_set: want a non-empty 'host:port,...' list of at most %d bytes",
-				  MAX_SERVERS_LEN);
-			return NULL;
-		}
-		if (!servers_valid(buf, err, sizeof err)) {
-			set_error(ts, "gman_servers_set: %s", err);
-			return NULL;
-		}
-		char *dup = strdup(buf);
-		if (!dup) {
-			set_error(ts, "gman_servers_set: out of memory");
-			return NULL;
-		}
-		pthread_mutex_lock(&g_lock);
-		init_globals_locked();
-		if (!g_servers || strcmp(g_servers, dup) != 0)
-			g_gen++;
-		free(g_servers);
-		g_servers = dup;
-		pthread_mutex_unlock(&g_lock);
+		/* Read-only: a list set here would redirect other sessions' rows. */
+		set_error(ts, "gman_servers_set: the server list is read-only from SQL; it comes from mysqld's "
+			      "environment (ROWGEAR_GEARMAN_SERVERS) when the library loads");
+		return NULL;
 	}
 	char *cur = NULL;
-	config_snapshot(&cur, NULL, NULL);
-	if (!cur)
+	config_snapshot(&cur, NULL, NULL, err, sizeof err);
+	if (!cur) {
+		set_error(ts, "gman_servers_set: %s", err);
 		return NULL;
+	}
 	size_t n = strlen(cur);
 	if (n > MAX_SERVERS_LEN)
 		n = MAX_SERVERS_LEN;
@@ -768,7 +994,7 @@ RG_API char *gman_servers_set(UDF_INIT *initid, UDF_ARGS *args, char *result, un
 RG_API rg_bool gman_timeout_set_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
 {
 	if (args->arg_count != 1) {
-		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 argument: milliseconds (1..%ld) or NULL to read", MAX_TIMEOUT_MS);
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 argument: NULL, to read the timeout (it is read-only)");
 		return 1;
 	}
 	args->arg_type[0] = INT_RESULT;
@@ -785,22 +1011,14 @@ RG_API long long gman_timeout_set(UDF_INIT *initid, UDF_ARGS *args, char *is_nul
 	(void)error;
 	*is_null = 0;
 	if (args->args[0]) {
-		long long v = *(long long *)args->args[0];
-		if (v <= 0 || v > MAX_TIMEOUT_MS) {
-			set_error(state_get(true), "gman_timeout_set: timeout must be 1..%ld ms, got %lld",
-				  MAX_TIMEOUT_MS, v);
-			*is_null = 1;
-			return 0;
-		}
-		pthread_mutex_lock(&g_lock);
-		init_globals_locked();
-		if (g_timeout_ms != (int)v)
-			g_gen++;
-		g_timeout_ms = (int)v;
-		pthread_mutex_unlock(&g_lock);
+		/* Read-only: a timeout set here would change other sessions' writes. */
+		set_error(state_get(true), "gman_timeout_set: the timeout is read-only from SQL; it comes from "
+					   "mysqld's environment (ROWGEAR_GEARMAN_TIMEOUT_MS) when the library loads");
+		*is_null = 1;
+		return 0;
 	}
 	int t;
-	config_snapshot(NULL, &t, NULL);
+	config_snapshot(NULL, &t, NULL, NULL, 0);
 	return t;
 }
 

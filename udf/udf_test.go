@@ -29,6 +29,8 @@ import (
 	"github.com/mikespook/gearman-go/worker"
 
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/migrations"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 const soName = "rowgear_udf.so"
@@ -118,6 +120,12 @@ func sqlLines(path string) ([]string, error) {
 		out = append(out, strings.TrimSuffix(l, ";"))
 	}
 	return out, nil
+}
+
+// rowFn returns a row-event function name unique to this test: the UDF
+// submits only names matching its allowlist (by default <ns>.<Model>.<op>).
+func rowFn(t testing.TB) string {
+	return testenv.Name(t, "udf") + ".T.insert"
 }
 
 // session returns one pinned connection (one server thread) on a fresh database.
@@ -258,7 +266,7 @@ func TestSubmitReachesWorker(t *testing.T) {
 		t.Logf("global server list is %q, the shared gearmand %q: using the global one", servers, shared)
 	}
 	addr := strings.Split(servers, ",")[0]
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	jobs := startWorker(t, addr, fn)
 
 	payload := `{"v":1,"op":"update","pk":{"id":42}}`
@@ -304,7 +312,7 @@ func TestSubmitReachesWorker(t *testing.T) {
 func TestPriorities(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	for i, udf := range []string{"gman_do_high_background", "gman_do_background", "gman_do_low_background"} {
 		for range i + 1 {
 			if h, ok := submit(t, c, udf, fn, udf, nil, g.Addr); !ok || h == "" {
@@ -330,7 +338,7 @@ func TestPriorities(t *testing.T) {
 func TestUniqueKey(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	h1, _ := submit(t, c, "gman_do_background", fn, "a", "event-1", g.Addr)
 	h2, _ := submit(t, c, "gman_do_background", fn, "b", "event-1", g.Addr)
 	if h1 == "" || h1 != h2 {
@@ -359,7 +367,7 @@ func TestUniqueKey(t *testing.T) {
 func TestConnectionReusedAcrossRowsAndStatements(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	ctx := context.Background()
 	mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
 	mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW
@@ -379,7 +387,7 @@ func TestConnectionReusedAcrossRowsAndStatements(t *testing.T) {
 func TestStrictTriggerRefusesWriteWhenGearmandDown(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
 	mustExec(t, c, "INSERT INTO t VALUES (1, 0)")
 	mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER t_au AFTER UPDATE ON t FOR EACH ROW
@@ -427,7 +435,7 @@ END`, fn, g.Addr))
 func TestLenientTriggerLetsWriteThrough(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	mustExec(t, c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
 	mustExec(t, c, "INSERT INTO t VALUES (1, 0), (2, 0), (3, 0)")
 	mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER t_au AFTER UPDATE ON t FOR EACH ROW
@@ -510,13 +518,15 @@ func timedSubmit(t testing.TB, c *sql.Conn, fn, payload, servers string) (ok boo
 func TestStalledServerBoundedByTimeout(t *testing.T) {
 	_, c := session(t)
 	addr := stalledServer(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	var timeout int64
 	if err := c.QueryRowContext(context.Background(), "SELECT gman_timeout_set(NULL)").Scan(&timeout); err != nil {
 		t.Fatal(err)
 	}
-	bound := time.Duration(timeout) * time.Millisecond
-	for _, size := range []int{10, 4 << 20} {
+	for _, size := range []int{10, 1 << 20} {
+		// The deadline grows by ROWGEAR_GEARMAN_TIMEOUT_MS_PER_MIB (default
+		// 1000) per started MiB of workload.
+		bound := time.Duration(timeout+int64((size+1<<20-1)>>20)*1000) * time.Millisecond
 		start := time.Now()
 		ok, took := timedSubmit(t, c, fn, strings.Repeat("s", size), addr)
 		wall := time.Since(start)
@@ -526,7 +536,7 @@ func TestStalledServerBoundedByTimeout(t *testing.T) {
 		e := lastError(t, c)
 		t.Logf("%d bytes: NULL after %s in the server (%s wall): %s", size, took, wall, e)
 		if took < bound*9/10 || took > bound+300*time.Millisecond {
-			t.Errorf("%d bytes: took %s, want about the %s timeout", size, took, bound)
+			t.Errorf("%d bytes: took %s, want about the %s deadline", size, took, bound)
 		}
 		if !strings.Contains(e, "GEARMAN_TIMEOUT") {
 			t.Errorf("last error %q lacks GEARMAN_TIMEOUT", e)
@@ -534,47 +544,86 @@ func TestStalledServerBoundedByTimeout(t *testing.T) {
 	}
 }
 
-// TestTimeoutSet raises the global timeout (harmless to other tests running
-// against this server), checks it bounds a stalled call, and restores it.
-func TestTimeoutSet(t *testing.T) {
-	_, c := session(t)
-	ctx := context.Background()
-	var old int64
-	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&old); err != nil {
+// usageAccount creates an account with no privilege but USAGE and returns
+// a pinned connection of it: MariaDB has no EXECUTE privilege for UDFs, so
+// this is what any SQL user can do.
+func usageAccount(t *testing.T) *sql.Conn {
+	t.Helper()
+	_, root := session(t)
+	user := testenv.Name(t, "u")[:30]
+	mustExec(t, root, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw'", user))
+	t.Cleanup(func() { root.ExecContext(context.Background(), fmt.Sprintf("DROP USER '%s'@'%%'", user)) })
+	cfg, err := mysql.ParseDSN(testenv.MySQLDSN(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.ExecContext(ctx, "DO gman_timeout_set(?)", old) })
-	want := old + 500
-	var got int64
-	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(?)", want).Scan(&got); err != nil || got != want {
-		t.Fatalf("gman_timeout_set(%d) = %d, %v", want, got, err)
+	cfg.User, cfg.Passwd, cfg.DBName = user, "pw", ""
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
 	}
-	addr := stalledServer(t)
-	ok, took := timedSubmit(t, c, "f", "x", addr)
-	if ok {
-		t.Fatal("stalled server gave a handle")
+	t.Cleanup(func() { db.Close() })
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatalf("connecting as %s: %v", user, err)
 	}
-	if took < time.Duration(want)*time.Millisecond*9/10 || took > time.Duration(want+300)*time.Millisecond {
-		t.Fatalf("took %s with timeout %d ms", took, want)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestSettingsReadOnlyFromSQL: no account, not even root, changes the
+// server list or the timeout other sessions' triggers use, and a USAGE
+// account can submit nothing but row-event functions.
+func TestSettingsReadOnlyFromSQL(t *testing.T) {
+	_, root := session(t)
+	usage := usageAccount(t)
+	ctx := context.Background()
+	var servers0 string
+	var timeout0 int64
+	if err := root.QueryRowContext(ctx, "SELECT gman_servers_set(NULL), gman_timeout_set(NULL)").Scan(&servers0, &timeout0); err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []any{0, -5, 3600001, "abc"} {
-		var v sql.NullInt64
-		if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(?)", bad).Scan(&v); err != nil || v.Valid {
-			t.Errorf("gman_timeout_set(%v) = %v, %v; want NULL", bad, v, err)
+	listener := stalledServer(t) // an attacker's listener
+	for _, c := range []*sql.Conn{usage, root} {
+		var v sql.NullString
+		if err := c.QueryRowContext(ctx, "SELECT gman_servers_set(?)", listener).Scan(&v); err != nil || v.Valid {
+			t.Errorf("gman_servers_set(listener) = %v, %v; want NULL", v, err)
+		}
+		if e := lastError(t, c); !strings.Contains(e, "read-only") {
+			t.Errorf("gman_servers_set: last error %q", e)
+		}
+		var n sql.NullInt64
+		if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(60000)").Scan(&n); err != nil || n.Valid {
+			t.Errorf("gman_timeout_set(60000) = %v, %v; want NULL", n, err)
+		}
+		if e := lastError(t, c); !strings.Contains(e, "read-only") {
+			t.Errorf("gman_timeout_set: last error %q", e)
 		}
 	}
-	if e := lastError(t, c); !strings.Contains(e, "timeout must be") {
-		t.Errorf("last error %q", e)
+	var servers1 string
+	var timeout1 int64
+	if err := root.QueryRowContext(ctx, "SELECT gman_servers_set(NULL), gman_timeout_set(NULL)").Scan(&servers1, &timeout1); err != nil {
+		t.Fatal(err)
 	}
-	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&got); err != nil || got != want {
-		t.Fatalf("bad values changed the timeout to %d", got)
+	if servers1 != servers0 || timeout1 != timeout0 {
+		t.Fatalf("settings changed from %q/%d to %q/%d", servers0, timeout0, servers1, timeout1)
+	}
+	// Forged work outside the row-event functions is refused: a record job,
+	// a plain worker function.
+	for _, fn := range []string{"rowgear.Article.publish", "Worker1.reverse", "rowgear.Article/x.insert", "insert"} {
+		if h, ok := submit(t, usage, "gman_do_background", fn, `{"pk":{"id":100},"args":[true,true]}`); ok {
+			t.Errorf("%s: submitted as %s", fn, h)
+		}
+		if e := lastError(t, usage); !strings.Contains(e, "is not allowed: ROWGEAR_UDF_FUNCTIONS") {
+			t.Errorf("%s: last error %q", fn, e)
+		}
 	}
 }
 
 func TestArguments(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	ctx := context.Background()
 	bad := []struct {
 		args []any
@@ -585,6 +634,19 @@ func TestArguments(t *testing.T) {
 		{[]any{strings.Repeat("f", 513), "w", nil, g.Addr}, "function name longer"},
 		{[]any{fn, nil, nil, g.Addr}, "workload is NULL"},
 		{[]any{fn, "w", nil, ""}, "servers must be"},
+		// Bad server lists are refused, never turned into port 4730.
+		{[]any{fn, "w", nil, "127.0.0.1:abc"}, "invalid server '127.0.0.1:abc': port 'abc' is not a number"},
+		{[]any{fn, "w", nil, ":4730x"}, "invalid server ':4730x': no host"},
+		{[]any{fn, "w", nil, "127.0.0.1:4730x"}, "port '4730x' is not a number"},
+		{[]any{fn, "w", nil, "127.0.0.1:99999"}, "port '99999' is not a number 1..65535"},
+		{[]any{fn, "w", nil, "127.0.0.1:0"}, "port '0' is not a number 1..65535"},
+		{[]any{fn, "w", nil, "127.0.0.1:"}, "port '' is not a number"},
+		{[]any{fn, "w", nil, ":99999"}, "invalid server ':99999': no host"},
+		{[]any{fn, "w", nil, ":"}, "invalid server ':': no host"},
+		{[]any{fn, "w", nil, "::::"}, "invalid server '::::': no host"},
+		{[]any{fn, "w", nil, "fe80::1:4730"}, "write IPv6 addresses in brackets"},
+		{[]any{fn, "w", nil, "[::1"}, "without ']'"},
+		{[]any{fn, "w", nil, g.Addr + ",bad host"}, "bad character in host name"},
 		{[]any{fn, "w", "a\x00b", g.Addr}, "unique key"},
 	}
 	for _, b := range bad {
@@ -599,6 +661,13 @@ func TestArguments(t *testing.T) {
 		if failures(t, c) <= before {
 			t.Errorf("%q: not counted in gman_failures()", b.args)
 		}
+	}
+	// An IPv6 address in brackets parses (nothing listens there: the
+	// failure is the connection's, not the list's).
+	if _, ok := submit(t, c, "gman_do_background", fn, "w", nil, fmt.Sprintf("[::1]:%d", testenv.FreePort(t))); ok {
+		t.Error("a handle from [::1], where nothing listens")
+	} else if e := lastError(t, c); strings.Contains(e, "invalid server") {
+		t.Errorf("[::1]:port refused as invalid: %s", e)
 	}
 	// Empty workload, numbers coerced to strings.
 	if _, ok := submit(t, c, "gman_do_background", fn, "", nil, g.Addr); !ok {
@@ -630,7 +699,7 @@ func TestArguments(t *testing.T) {
 		"SELECT gman_do_background('f','w','u','s','x')": "takes 2 to 4 arguments",
 		"SELECT gman_servers_set()":                      "takes 1 argument",
 		"SELECT gman_do_background()":                    "takes 2 to 4 arguments: function, workload [, unique [, servers]]",
-		"SELECT gman_timeout_set(1, 2)":                  "takes 1 argument",
+		"SELECT gman_timeout_set(1, 2)":                  "takes 1 argument: NULL",
 		"SELECT gman_failures(1)":                        "takes no arguments",
 		"SELECT gman_last_error('x')":                    "takes no arguments",
 		"SELECT gman_do_high_background()":               "takes 2 to 4 arguments",
@@ -642,12 +711,12 @@ func TestArguments(t *testing.T) {
 		}
 	}
 
-	// The global server list: read it, refuse bad values, leave it unchanged.
+	// The global server list: read it, refuse any value, leave it unchanged.
 	var cur string
 	if err := c.QueryRowContext(ctx, "SELECT gman_servers_set(NULL)").Scan(&cur); err != nil || cur == "" {
 		t.Fatalf("gman_servers_set(NULL) = %q, %v", cur, err)
 	}
-	for _, b := range []string{"", ",", "127.0.0.1:4730,", strings.Repeat("x", 5000)} {
+	for _, b := range []string{"", ",", "127.0.0.1:4730,", strings.Repeat("x", 5000), g.Addr} {
 		var v sql.NullString
 		if err := c.QueryRowContext(ctx, "SELECT gman_servers_set(?)", b).Scan(&v); err != nil || v.Valid {
 			t.Errorf("gman_servers_set(%.20q) = %v, %v; want NULL", b, v, err)
@@ -660,54 +729,58 @@ func TestArguments(t *testing.T) {
 	}
 }
 
-// TestLargeWorkload sends 4 MiB. gearmand 1.1.20 ingests a packet that size
-// in about 2 s, more than the default 1 s timeout: with that timeout the call
-// must end cleanly within it; with a larger one the job must arrive intact.
+// TestLargeWorkload: a 4 MiB row in strict mode. gearmand 1.1.20 needs
+// about 2 s to take in a 4 MiB packet, more than the default 1 s timeout;
+// the deadline grows per MiB of workload, so inserting and deleting such a
+// row works with the defaults, and the job arrives intact.
 func TestLargeWorkload(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	ctx := context.Background()
 	payload := make([]byte, 4<<20)
 	rand.Read(payload)
 
-	var old int64
-	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&old); err != nil {
+	var timeout int64
+	if err := c.QueryRowContext(ctx, "SELECT gman_timeout_set(NULL)").Scan(&timeout); err != nil {
 		t.Fatal(err)
+	}
+	jobs := startWorker(t, g.Addr, fn)
+	mustExec(t, c, "CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)")
+	for _, ev := range []string{"INSERT", "DELETE"} {
+		row := "NEW"
+		if ev == "DELETE" {
+			row = "OLD"
+		}
+		mustExec(t, c, fmt.Sprintf(`CREATE TRIGGER big_%s AFTER %s ON big FOR EACH ROW
+BEGIN
+  IF gman_do_background('%s', %s.b, UUID(), '%s') IS NULL THEN
+    SET @rowgear_msg = CONCAT('rowgear: job not queued for big: ', IFNULL(gman_last_error(), 'unknown error'));
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = @rowgear_msg;
+  END IF;
+END`, strings.ToLower(ev), ev, fn, row, g.Addr))
 	}
 	start := time.Now()
-	var h sql.NullString
-	if err := c.QueryRowContext(ctx, "SELECT gman_do_background(?, ?, NULL, ?)", fn, payload, g.Addr).Scan(&h); err != nil {
-		t.Fatal(err)
+	if _, err := c.ExecContext(ctx, "INSERT INTO big VALUES (1, ?)", payload); err != nil {
+		t.Fatalf("strict INSERT of a 4 MiB row with the %d ms timeout: %v", timeout, err)
 	}
-	took := time.Since(start)
-	t.Logf("4 MiB with the %d ms timeout: handle %v after %s (%s)", old, h, took, lastError(t, c))
-	if took > time.Duration(old)*time.Millisecond+time.Second {
-		t.Fatalf("4 MiB call took %s with a %d ms timeout", took, old)
+	if _, err := c.ExecContext(ctx, "DELETE FROM big WHERE id = 1"); err != nil {
+		t.Fatalf("strict DELETE of a 4 MiB row with the %d ms timeout: %v", timeout, err)
 	}
-
-	// Raising the timeout only lengthens waits on dead servers for other
-	// tests running now; restore it at the end.
-	t.Cleanup(func() { c.ExecContext(ctx, "DO gman_timeout_set(?)", old) })
-	mustExec(t, c, "DO gman_timeout_set(20000)")
-	jobs := startWorker(t, g.Addr, fn)
-	if err := c.QueryRowContext(ctx, "SELECT gman_do_background(?, ?, NULL, ?)", fn, payload, g.Addr).Scan(&h); err != nil || !h.Valid {
-		t.Fatalf("4 MiB workload: %v, %v, %s", h, err, lastError(t, c))
-	}
+	t.Logf("4 MiB row inserted and deleted in %s (timeout %d ms + 1000 ms per MiB)", time.Since(start), timeout)
 	sum := sha256.Sum256(payload)
-	for {
+	for range 2 {
 		j := receive(t, jobs)
-		if len(j.data) == len(payload) && sha256.Sum256(j.data) == sum {
-			break
+		if len(j.data) != len(payload) || sha256.Sum256(j.data) != sum {
+			t.Fatalf("got a job of %d bytes, want the 4 MiB row", len(j.data))
 		}
-		t.Logf("got a job of %d bytes (the one that timed out may have been created too)", len(j.data))
 	}
 }
 
 func TestGearmandRestartBetweenCalls(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	if _, ok := submit(t, c, "gman_do_background", fn, "1", nil, g.Addr); !ok {
 		t.Fatal(lastError(t, c))
 	}
@@ -741,7 +814,7 @@ func TestGearmandRestartBetweenCalls(t *testing.T) {
 func TestServerListFailover(t *testing.T) {
 	_, c := session(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	for range 3 {
 		if _, ok := submit(t, c, "gman_do_background", fn, "x", nil, dead+","+g.Addr); !ok {
@@ -810,14 +883,16 @@ func execFile(t testing.TB, db *sql.DB, path string) {
 }
 
 // TestEnvDefaultsGlobalListThreadsAndUnload runs on a mariadbd of its own:
-// defaults from ROWGEAR_GEARMAN_SERVERS / ROWGEAR_GEARMAN_TIMEOUT_MS,
-// gman_servers_set seen by other sessions, a client freed when its thread
-// ends, rate-limited error log lines, and DROP FUNCTION (library unload)
-// while sessions hold clients, then re-install.
+// settings from mysqld's environment (servers, timeout, function allowlist,
+// workload cap, log interval), a client freed when its thread ends,
+// rate-limited error log lines with true counts, and DROP FUNCTION (library
+// unload) while sessions hold clients, then re-install.
 func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 	g1 := testenv.StartGearmand(t)
 	g2 := testenv.StartGearmand(t)
-	m := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS="+g1.Addr, "ROWGEAR_GEARMAN_TIMEOUT_MS=700")
+	m := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS="+g1.Addr, "ROWGEAR_GEARMAN_TIMEOUT_MS=700",
+		"ROWGEAR_UDF_ALLOW_SERVERS_ARG=1", "ROWGEAR_UDF_LOG_INTERVAL_S=1", "ROWGEAR_UDF_MAX_WORKLOAD_BYTES=1000",
+		"ROWGEAR_UDF_FUNCTIONS=app.*.insert,app.Article.update")
 	db := m.DB("")
 	db.SetMaxIdleConns(0) // a closed sql.Conn ends its session (and thread)
 	execFile(t, db, "install.sql")
@@ -842,7 +917,7 @@ func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 	if servers != g1.Addr || timeout != 700 {
 		t.Fatalf("defaults: servers %q timeout %d, want %q and 700 from the environment", servers, timeout, g1.Addr)
 	}
-	fn := testenv.Name(t, "udf")
+	fn := "app." + testenv.Name(t, "m") + ".insert"
 	for _, c := range []*sql.Conn{c1, c2, c3} {
 		if _, ok := submit(t, c, "gman_do_background", fn, "x"); !ok {
 			t.Fatal(lastError(t, c))
@@ -858,26 +933,71 @@ func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 		return clientConns(t, g1.Addr) == 2
 	})
 
-	// The global list changes for every session.
-	var set string
-	if err := c1.QueryRowContext(ctx, "SELECT gman_servers_set(?)", g2.Addr).Scan(&set); err != nil || set != g2.Addr {
-		t.Fatalf("gman_servers_set = %q, %v", set, err)
+	// The global list cannot be changed from SQL: other sessions keep it.
+	var set sql.NullString
+	if err := c1.QueryRowContext(ctx, "SELECT gman_servers_set(?)", g2.Addr).Scan(&set); err != nil || set.Valid {
+		t.Fatalf("gman_servers_set = %v, %v; want NULL", set, err)
 	}
 	if _, ok := submit(t, c2, "gman_do_background", fn, "y"); !ok {
 		t.Fatal(lastError(t, c2))
 	}
-	if p := prio(t, g2.Addr, fn); p[1] != 1 {
-		t.Fatalf("after gman_servers_set, g2 queued %d, want 1", p[1])
+	if p := prio(t, g1.Addr, fn); p[1] != 4 {
+		t.Fatalf("after gman_servers_set, g1 queued %d, want 4", p[1])
 	}
 
-	// Failures are logged to the error log, rate-limited.
+	// Failures are logged to the error log, at most one line per interval
+	// (1 s here); the next line counts the failures not logged in between
+	// and says since when.
+	logLines := func() []string {
+		b, _ := os.ReadFile(m.ErrorLog())
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "rowgear_udf: gearmand ") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
 	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	base := len(logLines())
+	total0 := failures(t, c1)
 	for range 5 {
 		submit(t, c1, "gman_do_background", fn, "z", nil, dead)
 	}
-	log, _ := os.ReadFile(m.ErrorLog())
-	if n := strings.Count(string(log), "rowgear_udf: gman_do_background("); n != 1 {
-		t.Fatalf("%d error log lines for 5 failures in a burst, want 1:\n%s", n, log)
+	if n := len(logLines()) - base; n != 1 {
+		t.Fatalf("%d error log lines for 5 failures in a burst, want 1:\n%s", n, strings.Join(logLines(), "\n"))
+	}
+	// Keep failing until the interval has passed and a line is written.
+	testenv.Eventually(t, 5*time.Second, "a second error log line after the 1 s interval", func() bool {
+		submit(t, c1, "gman_do_background", fn, "z", nil, dead)
+		return len(logLines())-base == 2
+	})
+	total := failures(t, c1) - total0
+	line := logLines()[base+1]
+	// The first line logged failure 1 of the burst; this one the last;
+	// every failure in between is counted as not logged.
+	want := fmt.Sprintf("and %d more failures not logged since the line at ", total-2)
+	if !strings.Contains(line, want) || !strings.Contains(line, "gearmand "+dead+": GEARMAN_COULD_NOT_CONNECT") {
+		t.Fatalf("second line %q, want %q after %d failures, the address first", line, want, total)
+	}
+
+	// The allowlist of ROWGEAR_UDF_FUNCTIONS, and the workload cap.
+	if _, ok := submit(t, c1, "gman_do_background", "app.Article.update", "u"); !ok {
+		t.Fatalf("app.Article.update: %s", lastError(t, c1))
+	}
+	for _, f := range []string{"app.Article.delete", "other.Article.insert", "app.Article.insert.x"} {
+		if _, ok := submit(t, c1, "gman_do_background", f, "u"); ok {
+			t.Errorf("%s submitted; the allowlist is app.*.insert,app.Article.update", f)
+		}
+	}
+	if _, ok := submit(t, c1, "gman_do_background", fn, strings.Repeat("w", 1001)); ok {
+		t.Error("a 1001-byte workload passed ROWGEAR_UDF_MAX_WORKLOAD_BYTES=1000")
+	}
+	if e := lastError(t, c1); !strings.Contains(e, "workload of 1001 bytes is over the limit of 1000 bytes") {
+		t.Errorf("last error %q", e)
+	}
+	if _, ok := submit(t, c1, "gman_do_background", fn, strings.Repeat("w", 1000)); !ok {
+		t.Errorf("a 1000-byte workload: %s", lastError(t, c1))
 	}
 
 	// Unload the library while sessions hold clients, then end them.
@@ -898,8 +1018,39 @@ func TestEnvDefaultsGlobalListThreadsAndUnload(t *testing.T) {
 	if _, ok := submit(t, c4, "gman_do_background", fn, "w"); !ok {
 		t.Fatal(lastError(t, c4))
 	}
-	if p := prio(t, g1.Addr, fn); p[1] != 4 {
-		t.Fatalf("after re-install g1 queued %d, want 4", p[1])
+	if p := prio(t, g1.Addr, fn); p[1] != 6 {
+		t.Fatalf("after re-install g1 queued %d, want 6", p[1])
+	}
+}
+
+// TestEnvRefusals: a server list in mysqld's environment that does not
+// parse fails every submit with the reason (never port 4730 instead), and
+// without ROWGEAR_UDF_ALLOW_SERVERS_ARG the per-call list is refused.
+func TestEnvRefusals(t *testing.T) {
+	g := testenv.StartGearmand(t)
+	m := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS=127.0.0.1:abc", "ROWGEAR_UDF_ALLOW_SERVERS_ARG=")
+	db := m.DB("")
+	execFile(t, db, "install.sql")
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fn := rowFn(t)
+	if _, ok := submit(t, c, "gman_do_background", fn, "x"); ok {
+		t.Fatal("submitted with ROWGEAR_GEARMAN_SERVERS=127.0.0.1:abc")
+	}
+	if e := lastError(t, c); !strings.Contains(e, "ROWGEAR_GEARMAN_SERVERS=127.0.0.1:abc: invalid server '127.0.0.1:abc': port 'abc'") {
+		t.Errorf("last error %q", e)
+	}
+	if _, ok := submit(t, c, "gman_do_background", fn, "x", nil, g.Addr); ok {
+		t.Fatal("per-call server list accepted without ROWGEAR_UDF_ALLOW_SERVERS_ARG=1")
+	}
+	if e := lastError(t, c); !strings.Contains(e, "the servers argument is disabled") {
+		t.Errorf("last error %q", e)
+	}
+	if p := prio(t, g.Addr, fn); p[1] != 0 {
+		t.Fatalf("gearmand got %d jobs", p[1])
 	}
 }
 
@@ -948,7 +1099,7 @@ func TestConcurrentSessions(t *testing.T) {
 	db, _ := testenv.DB(t)
 	ensureUDF(t)
 	g := testenv.StartGearmand(t)
-	fn := testenv.Name(t, "udf")
+	fn := rowFn(t)
 	ctx := context.Background()
 	conns := make([]*sql.Conn, 8)
 	for i := range conns {
@@ -1058,4 +1209,216 @@ func BenchmarkUpdateRatio(b *testing.B) {
 	b.ReportMetric(float64(dur[0].Microseconds())/float64(b.N), "plain-µs/update")
 	b.ReportMetric(float64(dur[1].Microseconds())/float64(b.N), "trigger-µs/update")
 	b.ReportMetric(float64(dur[1])/float64(dur[0]), "ratio")
+}
+
+// gooseUp returns the Up statements of the UDF's goose migration.
+func gooseUp(t testing.TB) []string {
+	t.Helper()
+	files, _ := filepath.Glob("../migrations/*_gearman_udf.sql")
+	if len(files) != 1 {
+		t.Fatalf("the UDF migration: found %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _, _ := strings.Cut(string(b), "-- +goose Down")
+	_, up, _ = strings.Cut(up, "-- +goose Up")
+	// Statements end with ';' at the end of a line, except between goose's
+	// StatementBegin and StatementEnd, which enclose one statement.
+	var out []string
+	var block []string
+	in := false
+	for _, l := range strings.Split(up, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "-- +goose StatementBegin":
+			in = true
+		case l == "-- +goose StatementEnd":
+			in = false
+			out = append(out, strings.Join(block, "\n"))
+			block = nil
+		case in:
+			block = append(block, l)
+		case l != "" && !strings.HasPrefix(l, "--"):
+			out = append(out, strings.TrimSuffix(l, ";"))
+		}
+	}
+	return out
+}
+
+// TestInstallAndUpgradeUnderLoad: 8 sessions write rows through strict
+// triggers while install.sql and the goose migration run again and a
+// different build of the library replaces the installed one (make install);
+// not one statement may fail. Then a restart loads the new build and
+// writes go on. (Dropping the functions instead — the old upgrade advice —
+// failed most statements with ERROR 1122 until FLUSH TABLES.)
+func TestInstallAndUpgradeUnderLoad(t *testing.T) {
+	g := testenv.StartGearmand(t)
+	m := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS="+g.Addr)
+	db := m.DB("app")
+	db.SetMaxOpenConns(16)
+	execFile(t, db, "install.sql")
+	fn := rowFn(t)
+	ctx := context.Background()
+	if _, err := db.Exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf(`CREATE TRIGGER t_au AFTER UPDATE ON t FOR EACH ROW
+BEGIN
+  IF gman_do_background('%s', JSON_OBJECT('id', NEW.id, 'v', NEW.v), UUID()) IS NULL THEN
+    SET @rowgear_msg = CONCAT('rowgear: job not queued for t: ', IFNULL(gman_last_error(), 'unknown error'));
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = @rowgear_msg;
+  END IF;
+END`, fn)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if _, err := db.Exec("INSERT INTO t VALUES (?, 0)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A different build of the library, as an upgrade would bring.
+	src := t.TempDir()
+	for _, f := range []string{"rowgear_udf.c", "Makefile"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command("make", "-s", "-C", src)
+	build.Env = append(os.Environ(), "CFLAGS=-O1 -g")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the new library: %v\n%s", err, out)
+	}
+
+	var ok, failed sync.Map
+	writers := func(stop <-chan struct{}) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, bad := 0, 0
+				for {
+					select {
+					case <-stop:
+						ok.Store(i, n)
+						failed.Store(i, bad)
+						return
+					default:
+					}
+					if _, err := db.ExecContext(ctx, "UPDATE t SET v = v + 1 WHERE id = ?", i); err != nil {
+						if bad++; bad <= 3 {
+							t.Errorf("writer %d: %v", i, err)
+						}
+						continue
+					}
+					n++
+				}
+			}()
+		}
+		return &wg
+	}
+	sum := func(m *sync.Map) int {
+		n := 0
+		m.Range(func(_, v any) bool { n += v.(int); return true })
+		return n
+	}
+	// waitWrites lets the writers get at least n more statements through.
+	progress := func() int {
+		var s int
+		db.QueryRow("SELECT SUM(v) FROM t").Scan(&s)
+		return s
+	}
+	waitWrites := func(n int, what string) {
+		from := progress()
+		testenv.Eventually(t, 30*time.Second, what, func() bool { return progress() >= from+n })
+	}
+
+	stop := make(chan struct{})
+	wg := writers(stop)
+	waitWrites(200, "writes before the install")
+	for range 3 {
+		execFile(t, db, "install.sql")
+		for _, s := range gooseUp(t) {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		waitWrites(100, "writes after install.sql and the migration")
+	}
+	if out, err := exec.Command("make", "-s", "-C", src, "install", "PLUGIN_DIR="+m.PluginDir()).CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	execFile(t, db, "install.sql")
+	waitWrites(200, "writes after the library was replaced")
+	close(stop)
+	wg.Wait()
+	t.Logf("%d statements while installing and upgrading, %d failed", sum(&ok), sum(&failed))
+	if n := sum(&failed); n != 0 {
+		t.Fatalf("%d statements failed", n)
+	}
+	if p := prio(t, g.Addr, fn); p[1] != sum(&ok) {
+		t.Fatalf("gearmand queued %d jobs for %d updates", p[1], sum(&ok))
+	}
+
+	// The new build takes effect at the next restart.
+	m.Stop()
+	m.Start()
+	if _, err := db.Exec("UPDATE t SET v = v + 1"); err != nil {
+		t.Fatalf("after the restart with the new library: %v", err)
+	}
+}
+
+// TestGeneratedStrictTriggerNamesServer: the strict trigger of package
+// triggers passes the UDF's reason whole (MariaDB's SIGNAL takes 512
+// characters), and the reason starts with the server and the code, so a
+// message cut at MySQL 8's 128 still says which gearmand failed and how.
+func TestGeneratedStrictTriggerNamesServer(t *testing.T) {
+	db, _ := testenv.DB(t)
+	ensureUDF(t)
+	ctx := context.Background()
+	if _, err := db.Exec("CREATE TABLE articles (id INT PRIMARY KEY, title VARCHAR(200))"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO articles VALUES (1, 'a')"); err != nil {
+		t.Fatal(err)
+	}
+	// The trigger writes its commit gate row into rowgear's table.
+	if err := migrations.UpTo(ctx, db, migrations.Rowgear(), 10); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := triggers.LoadTable(ctx, db, "", "articles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trs, err := triggers.Generate(triggers.Spec{Namespace: "rowgear", Mode: triggers.Strict, Model: "Article",
+		Table: "articles", Events: []string{"update"}}, tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	const call = "rowgear_payload, rowgear_id)"
+	if len(trs) != 1 || strings.Count(trs[0].Create, call) != 1 {
+		t.Fatalf("cannot find the gman_do_background call in %v", trs)
+	}
+	if _, err := db.Exec(strings.Replace(trs[0].Create, call, "rowgear_payload, rowgear_id, '"+dead+"')", 1)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("UPDATE articles SET title = 'b' WHERE id = 1")
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1644 {
+		t.Fatalf("UPDATE with gearmand down: %v, want SIGNAL 45000", err)
+	}
+	want := "rowgear: submitting rowgear.Article.update failed: gearmand " + dead + ": GEARMAN_COULD_NOT_CONNECT"
+	if !strings.HasPrefix(me.Message, want) || len(want) > 128 {
+		t.Fatalf("message %q (%d characters) does not start with %q", me.Message, len(me.Message), want)
+	}
+	if !strings.HasSuffix(me.Message, "; in gman_do_background(rowgear.Article.update)") {
+		t.Fatalf("message %q (%d characters) is cut", me.Message, len(me.Message))
+	}
 }

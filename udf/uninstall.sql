@@ -1,4 +1,5 @@
--- Removes rowgear's gearman UDFs. Triggers calling them fail until install.sql runs again.
+-- Removes rowgear's gearman UDFs. Triggers calling them fail (ERROR 1122) until install.sql runs
+-- again AND FLUSH TABLES: never run this to upgrade (see README.md, installing and upgrading).
 DROP FUNCTION IF EXISTS gman_do_background;
 DROP FUNCTION IF EXISTS gman_do_high_background;
 DROP FUNCTION IF EXISTS gman_do_low_background;

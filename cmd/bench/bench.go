@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/internal/benchutil"
+	"github.com/rowgear/rowgear/latency"
 	"github.com/rowgear/rowgear/migrations"
 )
 
@@ -35,6 +36,7 @@ type bench struct {
 	figs     []*figure
 	ceilings map[string]float64 // section 1 figures by key, for later sections
 	payload  []byte             // a representative envelope (section 1 and 4)
+	latency  *latency.Tracker   // commit → handler, while end-to-end sections run
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {
@@ -163,4 +165,26 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return true
+}
+
+// measureLatency runs a commit → handler latency tracker (package latency:
+// the measure dbworker exports as rowgear_commit_to_handler_seconds) whose
+// samples go to the current recorder; workers built by itemWorker until
+// stop is called note their handler starts in it.
+func (b *bench) measureLatency(ctx context.Context) (stop func(), err error) {
+	t, err := latency.New(b.db, latency.WithSample(func(_ string, d time.Duration) { rec.Load().sample(d) }))
+	if err != nil {
+		return nil, err
+	}
+	b.latency = t
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); t.Run(rctx) }()
+	return func() { cancel(); <-done; b.latency = nil }, nil
+}
+
+// awaitSamples waits until r holds n latency samples (binlog events are
+// resolved once the heartbeat after them is read back).
+func awaitSamples(ctx context.Context, r *recorder, n int64) {
+	waitFor(ctx, 15*time.Second, func() bool { return int64(r.samples()) >= n })
 }

@@ -70,10 +70,10 @@ func (h *countRows) OnRow(e *canal.RowsEvent) error { h.n.Add(int64(len(e.Rows))
 
 // startBridge runs a bridge publishing the Item model of table to
 // gearmand addr, from start (nil: the end of the binlog).
-func (b *bench) startBridge(ctx context.Context, ns, addr, table string, start *bridge.Position) (*bridge.Bridge, func() error, error) {
+func (b *bench) startBridge(ctx context.Context, ns, addr, table string, start *bridge.Position, more ...bridge.Option) (*bridge.Bridge, func() error, error) {
 	cfg := b.modelConfig(ns, addr, table, "binlog")
 	cfg.Binlog = bridgeBinlog(filepath.Join(b.dir, ns+"-pos.json"))
-	opts := []bridge.Option{bridge.WithLogger(b.log)}
+	opts := append([]bridge.Option{bridge.WithLogger(b.log)}, more...)
 	if start != nil {
 		opts = append(opts, bridge.WithStart(start))
 	}
@@ -190,6 +190,11 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 		return err
 	}
 	defer stopBridge()
+	stopLatency, err := b.measureLatency(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopLatency()
 	w, cleanup, err := b.itemWorker(ctx, b.modelConfig(ns, g.Addr, "items_e2e", "binlog"), 4, true)
 	if err != nil {
 		return err
@@ -199,7 +204,7 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 	defer stopWorker()
 	next := 0
 	phase := func(rate int, label string) error {
-		r := newRecorder(true)
+		r := newRecorder() // latency: from the tracker, not written_at
 		var total int
 		var dur time.Duration
 		if rate > 0 {
@@ -244,7 +249,9 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 			note += fmt.Sprintf("; only %d arrived", got)
 		}
 		f.note(note)
-		addLatency(b, sec, "binlog commit → handler, "+label, benchutil.Percentiles(r.latencies()), "")
+		awaitSamples(ctx, r, got)
+		addLatency(b, sec, "binlog commit → handler, "+label, r,
+			"commit time from µs heartbeats (package latency)")
 		return nil
 	}
 	for _, rate := range []int{1000, 5000} {

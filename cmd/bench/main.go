@@ -2,7 +2,7 @@
 // gearmand submit rate, the trigger path, the binlog path and the worker
 // runner, each figure beside the ceiling measured in the same run.
 //
-//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4]
+//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6]]
 //
 // It needs the private MariaDB of scripts/services (ROWGEAR_MYSQL_DSN, with
 // the UDF in its plugin dir) and gearmand installed: every gearmand it
@@ -46,7 +46,7 @@ func run() error {
 	maxTime := flag.Duration("max-time", 5*time.Second, "time cap of each measurement; a capped figure is a rate over what was done")
 	jsonOut := flag.String("json", "bench-results.json", "write the results as JSON here; empty: don't")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
-	sections := flag.String("sections", "1,2,3,4", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker")
+	sections := flag.String("sections", "1,2,3,4,5", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker, 5 commit gate and ordering, 6 strict writes under bridge load")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
@@ -82,6 +82,8 @@ func run() error {
 		{"2", "trigger path", b.triggerPath},
 		{"3", "binlog path", b.binlogPath},
 		{"4", "worker dispatch", b.workerDispatch},
+		{"5", "commit gate and ordering", b.orderingPath},
+		{"6", "strict writes under bridge load", b.contention},
 	}
 	for _, s := range steps {
 		if !strings.Contains(*sections, s.key) {

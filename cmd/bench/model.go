@@ -39,15 +39,15 @@ var rec atomic.Pointer[recorder]
 func init() { rec.Store(&recorder{}) }
 
 type recorder struct {
-	n       atomic.Int64
-	latency bool
-	mu      sync.Mutex
-	lat     []time.Duration
-	last    atomic.Int64 // unix nanos of the last receipt
+	n    atomic.Int64
+	mu   sync.Mutex
+	lat  []time.Duration // from package latency (measureLatency)
+	stmt []time.Duration // from the row's written_at (NOW(6) at statement start): a cross-check
+	last atomic.Int64    // unix nanos of the last receipt
 }
 
-func newRecorder(latency bool) *recorder {
-	r := &recorder{latency: latency}
+func newRecorder() *recorder {
+	r := &recorder{}
 	rec.Store(r)
 	return r
 }
@@ -56,22 +56,32 @@ func (r *recorder) note(writtenAt string) {
 	now := time.Now()
 	r.n.Add(1)
 	r.last.Store(now.UnixNano())
-	if !r.latency {
-		return
+	if t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", writtenAt, time.UTC); err == nil {
+		r.mu.Lock()
+		r.stmt = append(r.stmt, now.Sub(t))
+		r.mu.Unlock()
 	}
-	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", writtenAt, time.UTC)
-	if err != nil {
-		return
-	}
+}
+
+// sample records one latency measured by package latency.
+func (r *recorder) sample(d time.Duration) {
 	r.mu.Lock()
-	r.lat = append(r.lat, now.Sub(t))
+	r.lat = append(r.lat, d)
 	r.mu.Unlock()
 }
 
-func (r *recorder) latencies() []time.Duration {
+func (r *recorder) samples() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]time.Duration(nil), r.lat...)
+	return len(r.lat)
+}
+
+// latencies returns the commit → handler samples and, for a cross-check,
+// the statement start → handler ones (which can only be longer).
+func (r *recorder) latencies() (commit, stmt []time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.lat...), append([]time.Duration(nil), r.stmt...)
 }
 
 // modelConfig is a gearman.yml with the Item model on table, for worker set
@@ -86,17 +96,40 @@ func (b *bench) modelConfig(ns, gearmand, table, source string) *config.Config {
 	}
 }
 
-// guarded mounts handlers wrapped by the retry guard, as dbworker does.
+// guarded mounts handlers as the worker command does: the commit → handler
+// latency middleware (outer, when set) around the retry guard (when set)
+// around the middleware mw (when set) around the latency's handler start.
 type guarded struct {
-	w *gearman.Worker
-	g *retry.Guard
+	w                *gearman.Worker
+	g                *retry.Guard
+	mw, outer, inner func(gearman.Handler) gearman.Handler
 }
 
-func (x guarded) Register(fn string, h gearman.Handler) { x.w.Register(fn, x.g.Wrap(fn, h)) }
+func (x guarded) Register(fn string, h gearman.Handler) {
+	if x.outer != nil {
+		h = x.inner(h)
+	}
+	if x.mw != nil {
+		h = x.mw(h)
+	}
+	if x.g != nil {
+		h = x.g.Wrap(fn, h)
+	}
+	if x.outer != nil {
+		h = x.outer(h)
+	}
+	x.w.Register(fn, h)
+}
 
 // itemWorker returns a worker running the Item model as dbworker mounts it
-// (with the retry guard and its crash journal when guard is set).
+// (with the retry guard and its crash journal when guard is set). With
+// b.latency set, the latency middleware notes each handler start.
 func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency int, guard bool) (*gearman.Worker, func(), error) {
+	return b.itemWorkerMW(ctx, cfg, concurrency, guard, nil)
+}
+
+// itemWorkerMW is itemWorker with mw (nil: none) inside the retry guard.
+func (b *bench) itemWorkerMW(ctx context.Context, cfg *config.Config, concurrency int, guard bool, mw func(gearman.Handler) gearman.Handler) (*gearman.Worker, func(), error) {
 	reg := dispatch.NewRegistry()
 	if err := dispatch.Register[Item](reg, "Item"); err != nil {
 		return nil, nil, err
@@ -104,7 +137,10 @@ func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency 
 	addrs := cfg.Servers["default"]
 	w := gearman.NewWorker(addrs, gearman.WithConcurrency(concurrency), gearman.WithLogger(b.log),
 		gearman.WithClientID("bench"))
-	var on dispatch.Worker = w
+	on := guarded{w: w, mw: mw}
+	if b.latency != nil {
+		on.outer, on.inner = b.latency.Middleware, b.latency.HandlerStart
+	}
 	cleanup := func() {}
 	if guard {
 		j, err := retry.OpenJournal(filepath.Join(b.dir, "journal"))
@@ -117,7 +153,7 @@ func (b *bench) itemWorker(ctx context.Context, cfg *config.Config, concurrency 
 		if err := g.Recover(ctx); err != nil {
 			return nil, nil, err
 		}
-		on = guarded{w, g}
+		on.g = g
 		cleanup = func() { j.Close(); client.Close() }
 	}
 	if _, err := reg.Mount(on, cfg, "", b.db); err != nil {

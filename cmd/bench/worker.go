@@ -82,7 +82,7 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 			w.Register(fn, func(context.Context, *gearman.Job) (any, error) { cnt.Add(1); return nil, nil })
 			rate, got = b.drain(ctx, n, cnt.Load, func() func() { return runWorker(ctx, w) })
 		default:
-			r := newRecorder(false)
+			r := newRecorder()
 			w, cleanup, err := b.itemWorker(ctx, b.modelConfig(ns, g.Addr, "items", "binlog"), v.concurrency, v.kind == "guard")
 			if err != nil {
 				return err

@@ -20,7 +20,7 @@ func Reverse(_ context.Context, job *gearman.Job) (any, error) {
 }
 
 // Hash is the seed's Worker1::hash: md5 and sha1 of the workload, as a
-// serialized array that our client decodes.
+// JSON array (PHP's json_decode reads it; our client decodes it).
 func Hash(_ context.Context, job *gearman.Job) (any, error) {
 	job.Notify("Worker1.hash")
 	m, s := md5.Sum(job.Workload), sha1.Sum(job.Workload)

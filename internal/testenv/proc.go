@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 var builds struct {
@@ -68,4 +69,52 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Proc is a command a test runs in the background.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Out  *Buffer // its stdout and stderr
+	done chan struct{}
+	err  error
+}
+
+// StartProc starts cmd with its output captured. At the test's end it is
+// killed, and its output logged when the test failed.
+func StartProc(t testing.TB, name string, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, Cmd: cmd, Out: &Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.Out, p.Out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.Out)
+		}
+	})
+	return p
+}
+
+// Done is closed when the process has exited; Err then says how.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error, once Done is closed.
+func (p *Proc) Err() error { return p.err }
+
+// Wait waits up to timeout for the process to exit and returns its exit
+// error; the test fails if it is still running.
+func (p *Proc) Wait(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %s; output:\n%s", p.Name, timeout, p.Out)
+		return nil
+	}
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/gearman"
 )
 
 const howto = "start the services with `eval \"$(scripts/services start)\"` from the repo root, or run `make test`"
@@ -185,40 +187,7 @@ func (g *Gearmand) signal(sig os.Signal) {
 // Admin sends one command of gearmand's text admin protocol and returns the
 // lines of its answer (without the closing ".").
 func Admin(ctx context.Context, addr, command string) ([]string, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	} else {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-	}
-	if _, err := c.Write([]byte(command + "\n")); err != nil {
-		return nil, err
-	}
-	var buf []byte
-	tmp := make([]byte, 4096)
-	for {
-		n, err := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if strings.HasSuffix(string(buf), "\n.\n") || string(buf) == ".\n" {
-			break
-		}
-		if command == "version" && strings.HasSuffix(string(buf), "\n") {
-			return []string{strings.TrimSpace(string(buf))}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	lines := strings.Split(strings.TrimSuffix(string(buf), ".\n"), "\n")
-	if n := len(lines); n > 0 && lines[n-1] == "" {
-		lines = lines[:n-1]
-	}
-	return lines, nil
+	return gearman.Admin(ctx, addr, command)
 }
 
 // FuncStatus is one line of gearmand's admin "status".
@@ -229,22 +198,13 @@ type FuncStatus struct {
 
 // Status returns gearmand's admin "status" by function name.
 func Status(ctx context.Context, addr string) (map[string]FuncStatus, error) {
-	lines, err := Admin(ctx, addr, "status")
+	st, err := gearman.Status(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]FuncStatus{}
-	for _, l := range lines {
-		f := strings.Split(l, "\t")
-		if len(f) != 4 {
-			continue
-		}
-		var s FuncStatus
-		s.Function = f[0]
-		fmt.Sscan(f[1], &s.Total)
-		fmt.Sscan(f[2], &s.Running)
-		fmt.Sscan(f[3], &s.Available)
-		out[s.Function] = s
+	for _, s := range st {
+		out[s.Function] = FuncStatus{s.Function, s.Queued, s.Running, s.Workers}
 	}
 	return out, nil
 }

@@ -367,15 +367,16 @@ func TestComposeStack(t *testing.T) {
 	})
 
 	s.phase(t, "kill one of two gearmands under load", func(t *testing.T) {
-		if !slices.Contains(s.gearmands(), "gearmand2") {
-			t.Fatalf("docker-compose.yml has no gearmand2 (gearmands: %v)", s.gearmands())
+		if !slices.Contains(s.gearmands(), "gearmand-binlog") {
+			t.Fatalf("docker-compose.yml has no gearmand-binlog (gearmands: %v)", s.gearmands())
 		}
-		// gearmand2 is not the UDF's first server: no write may be refused.
-		s.killUnderLoad(t, db, "gearmand2", false)
-		// gearmand is: the UDF does not always move to gearmand2 when
-		// gearmand's name stops resolving (README), so refused writes are
-		// counted and reported; every committed row must still be handled.
-		s.killUnderLoad(t, db, "gearmand", true)
+		// gearmand-binlog is the bridge's and not the UDF's first server: no
+		// write may be refused, the bridge waits for it.
+		s.killUnderLoad(t, db, "gearmand-binlog", false, true)
+		// gearmand is the UDF's first: the UDF does not always move to
+		// gearmand-binlog at once (README), so refused writes are counted and
+		// reported; every committed row must still be handled.
+		s.killUnderLoad(t, db, "gearmand", true, false)
 	})
 
 	s.phase(t, "down -v", func(t *testing.T) {
@@ -408,9 +409,10 @@ func (s *stack) phase(t *testing.T, name string, f func(t *testing.T)) {
 
 // killUnderLoad kills svc (SIGKILL) while a writer inserts, starts it 200
 // rows later, and checks that every row written reached its handler and
-// that binlogbridge logged svc down and up again. Refused strict writes
-// fail the test unless refusals is set; then they are reported.
-func (s *stack) killUnderLoad(t *testing.T, db *sql.DB, svc string, refusals bool) {
+// that dbworker (and binlogbridge, when it is the bridge's server) logged
+// svc down and back. Refused strict writes fail the test unless refusals is
+// set; then they are reported.
+func (s *stack) killUnderLoad(t *testing.T, db *sql.DB, svc string, refusals, bridges bool) {
 	t.Helper()
 	bw := startWriter(db, "kill-"+svc)
 	await(t, time.Minute, "50 rows written before the kill", func() bool { return bw.rows() >= 50 })
@@ -426,12 +428,17 @@ func (s *stack) killUnderLoad(t *testing.T, db *sql.DB, svc string, refusals boo
 	t.Logf("%s killed after %d rows, back after %d, %d in all: every article and comment handled (%d and %d more than once); %d strict writes refused (first: %v)",
 		svc, atKill, atStart, len(arts), dups(h.ids["Article.TriggerInsert"], arts), dups(h.ids["Comment.TriggerInsert"], coms),
 		bw.refused.Load(), bw.first.Load())
-	// The bridge's log says which server went down, and when it was back.
-	await(t, time.Minute, "binlogbridge to log "+svc+" down and up again", func() bool {
-		l := s.logs("binlogbridge")
-		return strings.Contains(l, `msg="gearman server down" server=`+svc+`:4730`) &&
-			strings.Contains(l, `msg="gearman server up" server=`+svc+`:4730`)
+	// The logs say which server went down, and when it was back.
+	await(t, time.Minute, "dbworker to log its reconnection to "+svc, func() bool {
+		return strings.Contains(s.logs("dbworker"), `msg="gearman worker connected again" server=`+svc+`:4730`)
 	})
+	if bridges {
+		await(t, time.Minute, "binlogbridge to log "+svc+" down and up again", func() bool {
+			l := s.logs("binlogbridge")
+			return strings.Contains(l, `msg="gearman server down" server=`+svc+`:4730`) &&
+				strings.Contains(l, `msg="gearman server up" server=`+svc+`:4730`)
+		})
+	}
 }
 
 // awaitReady waits until dbworker took the row-event functions in gearmand

@@ -20,13 +20,13 @@
 //     on its volume still holds every one of them, a started dbworker
 //     handles them all, and rows written after it are handled too (a strict
 //     write refused right after the restart is counted and reported);
-//   - with dbworker running and a writer inserting rows, gearmand2 (one of
-//     the two gearmands) is killed and later started again: no strict
-//     trigger write is refused, every row is handled, and binlogbridge logs
-//     the server down and up again; then the same with gearmand, the UDF's
-//     first server, whose refused writes are counted and reported (the UDF
-//     does not always move to gearmand2, see the README) while every
-//     committed row must be handled;
+//   - with dbworker running and a writer inserting rows, gearmand-binlog
+//     (the bridge's gearmand) is killed and later started again: no strict
+//     trigger write is refused, every row is handled, dbworker and
+//     binlogbridge log the server down and back; then the same with
+//     gearmand, the UDF's first server, whose refused writes are counted and
+//     reported (the UDF does not always move to gearmand-binlog at once, see
+//     the README) while every committed row must be handled;
 //   - `docker-compose down -v` leaves no container, network or volume of the
 //     project.
 //

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,7 +108,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	got := strings.Fields(string(out))
 	slices.Sort(got)
-	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "gearmand2", "mariadb", "migrate"}
+	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "gearmand-binlog", "mariadb", "migrate"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("docker-compose config --services = %v, want %v", got, want)
 	}
@@ -120,13 +121,12 @@ func TestComposeConfig(t *testing.T) {
 		}
 	}
 	dep("mariadb", "gearmand", "service_healthy")
-	dep("mariadb", "gearmand2", "service_healthy")
 	dep("migrate", "mariadb", "service_healthy")
 	for _, s := range []string{"binlogbridge", "dbworker"} {
-		dep(s, "gearmand", "service_healthy")
-		dep(s, "gearmand2", "service_healthy")
+		dep(s, "gearmand-binlog", "service_healthy")
 		dep(s, "migrate", "service_completed_successfully")
 	}
+	dep("dbworker", "gearmand", "service_healthy")
 	health := func(svc, want string) {
 		t.Helper()
 		h := c.Services[svc].Healthcheck
@@ -136,7 +136,10 @@ func TestComposeConfig(t *testing.T) {
 	}
 	health("mariadb", "mariadb-admin ping")
 	health("gearmand", "gearadmin")
-	health("gearmand2", "gearadmin")
+	health("gearmand-binlog", "gearadmin")
+	for svc, bin := range map[string]string{"binlogbridge": "binlogbridge", "dbworker": "dbworker"} {
+		health(svc, bin+" probe http://127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"]+"/readyz")
+	}
 
 	// The commands the stack test runs are the compose services' commands.
 	for svc, cmd := range map[string][]string{
@@ -191,7 +194,7 @@ func TestComposeConfig(t *testing.T) {
 		}
 	}
 	// Persistent state on named volumes.
-	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman", "gearmand2": "/var/lib/gearman"} {
+	for svc, path := range map[string]string{"mariadb": "/var/lib/mysql", "gearmand": "/var/lib/gearman", "gearmand-binlog": "/var/lib/gearman"} {
 		ok := false
 		for _, v := range c.Services[svc].Volumes {
 			name, p, _ := strings.Cut(v, ":")
@@ -252,13 +255,7 @@ type stack struct {
 }
 
 // proc is a running service.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *testenv.Buffer
-	done chan struct{}
-	err  error
-}
+type proc struct{ *testenv.Proc }
 
 func (s *stack) command(name string, argv []string) *exec.Cmd {
 	pkg, ok := binaries[argv[0]]
@@ -282,23 +279,13 @@ func (s *stack) run(name string, argv []string) string {
 	return string(out)
 }
 
-// start starts a long-running service; it is stopped at cleanup.
-func (s *stack) start(name string, argv []string) *proc {
+// start starts a long-running service, with env added to the stack's; it
+// is stopped at cleanup.
+func (s *stack) start(name string, argv []string, env ...string) *proc {
 	s.t.Helper()
-	p := &proc{name: name, cmd: s.command(name, argv), out: &testenv.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		s.t.Fatalf("service %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	s.t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if s.t.Failed() {
-			s.t.Logf("%s output:\n%s", name, p.out)
-		}
-	})
-	return p
+	cmd := s.command(name, argv)
+	cmd.Env = append(cmd.Env, env...)
+	return &proc{testenv.StartProc(s.t, name, cmd)}
 }
 
 // waitFor waits until the process's output matches re.
@@ -307,16 +294,16 @@ func (p *proc) waitFor(t *testing.T, what, re string) []string {
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if m := rx.FindStringSubmatch(p.out.String()); m != nil {
+		if m := rx.FindStringSubmatch(p.Out.String()); m != nil {
 			return m
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before %s; output:\n%s", p.name, p.err, what, p.out)
+		case <-p.Done():
+			t.Fatalf("%s exited (%v) before %s; output:\n%s", p.Name, p.Err(), what, p.Out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: timed out waiting for %s (/%s/); output:\n%s", p.name, what, re, p.out)
+			t.Fatalf("%s: timed out waiting for %s (/%s/); output:\n%s", p.Name, what, re, p.Out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -325,14 +312,9 @@ func (p *proc) waitFor(t *testing.T, what, re string) []string {
 // stop sends SIGTERM, as `docker-compose stop` does, and wants exit 0.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not stop within 30 s of SIGTERM; output:\n%s", p.name, p.out)
-	}
-	if p.err != nil {
-		t.Fatalf("%s exited with %v after SIGTERM; output:\n%s", p.name, p.err, p.out)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("%s exited with %v after SIGTERM; output:\n%s", p.Name, err, p.Out)
 	}
 }
 
@@ -386,6 +368,9 @@ func TestStack(t *testing.T) {
 		"ROWGEAR_CONFIG":       cfgPath,
 		"ROWGEAR_GEARMAN":      gearmand,
 		"ROWGEAR_DATABASE_DSN": dsn,
+		// The local root has no password; the compose accounts and their
+		// password files are tested in docker/mariadb.
+		"ROWGEAR_DB_PASSWORD_FILE": "",
 	}
 	var env []string
 	for _, kv := range os.Environ() {
@@ -394,6 +379,9 @@ func TestStack(t *testing.T) {
 		}
 	}
 	for k := range c.Services["dbworker"].Environment {
+		if k == "ROWGEAR_HEALTH_ADDR" { // a container's own loopback: each service gets a free port below
+			continue
+		}
 		v, ok := local[k]
 		if !ok {
 			t.Fatalf("docker-compose.yml sets %s for dbworker; this test does not know its local value", k)
@@ -419,10 +407,27 @@ func TestStack(t *testing.T) {
 	s.run("migrate", c.Services["migrate"].Command)
 	ownNamespaceTriggers(t, s)
 
-	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command)
+	// Each long-running service serves /readyz on a port of its own here
+	// (in compose, on its container's loopback).
+	ports := map[string]string{}
+	for _, svc := range []string{"binlogbridge", "dbworker"} {
+		ports[svc] = strconv.Itoa(testenv.FreePort(t))
+	}
+	bridge := s.start("binlogbridge", c.Services["binlogbridge"].Command, "ROWGEAR_HEALTH_ADDR="+ports["binlogbridge"])
 	bridge.waitFor(t, "the bridge to start", `msg="binlog bridge starting"`)
-	worker := s.start("dbworker", c.Services["dbworker"].Command)
+	worker := s.start("dbworker", c.Services["dbworker"].Command, "ROWGEAR_HEALTH_ADDR="+ports["dbworker"])
 	worker.waitFor(t, "the worker to start", `msg="worker starting"`)
+	// Their compose healthchecks pass.
+	for svc, port := range ports {
+		test := c.Services[svc].Healthcheck.Test[1:] // after "CMD"
+		argv := make([]string, len(test))
+		for i, a := range test {
+			argv[i] = strings.Replace(a, "127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"], "127.0.0.1:"+port, 1)
+		}
+		testenv.Eventually(t, 20*time.Second, svc+"'s healthcheck to pass", func() bool {
+			return s.command(svc+" healthcheck", argv).Run() == nil
+		})
+	}
 
 	exec1 := func(q string, args ...any) int64 {
 		t.Helper()
@@ -456,8 +461,8 @@ func TestStack(t *testing.T) {
 	exec1("DELETE FROM comments WHERE id = ?", cm)
 	worker.waitFor(t, "Comment.delete (binlog) to reach its handler",
 		fmt.Sprintf(`msg=Comment\.TriggerDelete id=%d .*source=binlog`, cm))
-	if strings.Contains(bridge.out.String(), "Article.") {
-		t.Errorf("binlogbridge published Article events, whose source is trigger:\n%s", bridge.out)
+	if strings.Contains(bridge.Out.String(), "Article.") {
+		t.Errorf("binlogbridge published Article events, whose source is trigger:\n%s", bridge.Out)
 	}
 
 	// The demo writer: record job publish and table job buildFeed from
@@ -481,7 +486,7 @@ func TestStack(t *testing.T) {
 	worker.stop(t)
 	bridge.waitFor(t, "the bridge to save its position", `msg="binlog bridge stopped"`)
 	worker.waitFor(t, "the worker to report", `msg="worker stopped"`)
-	if failed := regexp.MustCompile(`msg="job failed".*`).FindString(worker.out.String()); failed != "" {
+	if failed := regexp.MustCompile(`msg="job failed".*`).FindString(worker.Out.String()); failed != "" {
 		t.Errorf("a job failed: %s", failed)
 	}
 }

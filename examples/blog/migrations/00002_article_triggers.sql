@@ -15,9 +15,10 @@ DROP TRIGGER IF EXISTS `rowgear_articles_delete`;
 CREATE TRIGGER `rowgear_articles_insert` AFTER INSERT ON `articles` FOR EACH ROW
 BEGIN
   DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
-  DECLARE rowgear_error VARCHAR(128);
+  DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
+  DECLARE rowgear_error VARCHAR(512);
   SET rowgear_id = UUID();
-  IF gman_do_background('rowgear.Article.insert', JSON_OBJECT(
+  SET rowgear_payload = JSON_OBJECT(
         'v', 1,
         'id', rowgear_id,
         'source', 'trigger',
@@ -34,8 +35,11 @@ BEGIN
           'created_at', CAST(NEW.`created_at` AS CHAR)),
         'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-      ), rowgear_id) IS NULL THEN
-    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+      );
+  INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
+  SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
+  IF gman_do_background('rowgear.Article.insert', rowgear_payload, rowgear_id) IS NULL THEN
+    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
   END IF;
 END;
@@ -44,7 +48,8 @@ END;
 CREATE TRIGGER `rowgear_articles_update` AFTER UPDATE ON `articles` FOR EACH ROW
 BEGIN
   DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
-  DECLARE rowgear_error VARCHAR(128);
+  DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
+  DECLARE rowgear_error VARCHAR(512);
   DECLARE rowgear_modified LONGTEXT CHARACTER SET utf8mb4;
   SET rowgear_modified = CONCAT_WS(',',
     IF(NOT (OLD.`id` <=> NEW.`id`), '"id"', NULL),
@@ -54,33 +59,89 @@ BEGIN
     IF(NOT (OLD.`created_at` <=> NEW.`created_at`), '"created_at"', NULL)
   );
   IF rowgear_modified <> '' THEN
-    SET rowgear_id = UUID();
-    IF gman_do_background('rowgear.Article.update', JSON_OBJECT(
-          'v', 1,
-          'id', rowgear_id,
-          'source', 'trigger',
-          'schema', DATABASE(),
-          'table', 'articles',
-          'model', 'Article',
-          'op', 'update',
-          'pk', JSON_OBJECT('id', NEW.`id`),
-          'row', JSON_OBJECT(
-            'id', NEW.`id`,
-            'title', NEW.`title`,
-            'body', NEW.`body`,
-            'published_at', CAST(NEW.`published_at` AS CHAR),
-            'created_at', CAST(NEW.`created_at` AS CHAR)),
-          'old', JSON_OBJECT(
-            'id', OLD.`id`,
-            'title', OLD.`title`,
-            'body', OLD.`body`,
-            'published_at', CAST(OLD.`published_at` AS CHAR),
-            'created_at', CAST(OLD.`created_at` AS CHAR)),
-          'modified', JSON_EXTRACT(CONCAT('[', rowgear_modified, ']'), '$'),
-          'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-        ), rowgear_id) IS NULL THEN
-      SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.update failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
-      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
+    IF NOT (OLD.`id` <=> NEW.`id`) THEN
+      SET rowgear_id = UUID();
+      SET rowgear_payload = JSON_OBJECT(
+            'v', 1,
+            'id', rowgear_id,
+            'source', 'trigger',
+            'schema', DATABASE(),
+            'table', 'articles',
+            'model', 'Article',
+            'op', 'delete',
+            'pk', JSON_OBJECT('id', OLD.`id`),
+            'row', JSON_OBJECT(
+              'id', OLD.`id`,
+              'title', OLD.`title`,
+              'body', OLD.`body`,
+              'published_at', CAST(OLD.`published_at` AS CHAR),
+              'created_at', CAST(OLD.`created_at` AS CHAR)),
+            'modified', JSON_ARRAY(),
+            'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+          );
+      INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
+      SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
+      IF gman_do_background('rowgear.Article.delete', rowgear_payload, rowgear_id) IS NULL THEN
+        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
+      END IF;
+      SET rowgear_id = UUID();
+      SET rowgear_payload = JSON_OBJECT(
+            'v', 1,
+            'id', rowgear_id,
+            'source', 'trigger',
+            'schema', DATABASE(),
+            'table', 'articles',
+            'model', 'Article',
+            'op', 'insert',
+            'pk', JSON_OBJECT('id', NEW.`id`),
+            'row', JSON_OBJECT(
+              'id', NEW.`id`,
+              'title', NEW.`title`,
+              'body', NEW.`body`,
+              'published_at', CAST(NEW.`published_at` AS CHAR),
+              'created_at', CAST(NEW.`created_at` AS CHAR)),
+            'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
+            'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+          );
+      INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
+      SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
+      IF gman_do_background('rowgear.Article.insert', rowgear_payload, rowgear_id) IS NULL THEN
+        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.insert failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
+      END IF;
+    ELSE
+      SET rowgear_id = UUID();
+      SET rowgear_payload = JSON_OBJECT(
+            'v', 1,
+            'id', rowgear_id,
+            'source', 'trigger',
+            'schema', DATABASE(),
+            'table', 'articles',
+            'model', 'Article',
+            'op', 'update',
+            'pk', JSON_OBJECT('id', NEW.`id`),
+            'row', JSON_OBJECT(
+              'id', NEW.`id`,
+              'title', NEW.`title`,
+              'body', NEW.`body`,
+              'published_at', CAST(NEW.`published_at` AS CHAR),
+              'created_at', CAST(NEW.`created_at` AS CHAR)),
+            'old', JSON_OBJECT(
+              'id', OLD.`id`,
+              'title', OLD.`title`,
+              'body', OLD.`body`,
+              'published_at', CAST(OLD.`published_at` AS CHAR),
+              'created_at', CAST(OLD.`created_at` AS CHAR)),
+            'modified', JSON_EXTRACT(CONCAT('[', rowgear_modified, ']'), '$'),
+            'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+          );
+      INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
+      SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
+      IF gman_do_background('rowgear.Article.update', rowgear_payload, rowgear_id) IS NULL THEN
+        SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.update failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
+      END IF;
     END IF;
   END IF;
 END;
@@ -89,9 +150,10 @@ END;
 CREATE TRIGGER `rowgear_articles_delete` AFTER DELETE ON `articles` FOR EACH ROW
 BEGIN
   DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
-  DECLARE rowgear_error VARCHAR(128);
+  DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
+  DECLARE rowgear_error VARCHAR(512);
   SET rowgear_id = UUID();
-  IF gman_do_background('rowgear.Article.delete', JSON_OBJECT(
+  SET rowgear_payload = JSON_OBJECT(
         'v', 1,
         'id', rowgear_id,
         'source', 'trigger',
@@ -108,8 +170,11 @@ BEGIN
           'created_at', CAST(OLD.`created_at` AS CHAR)),
         'modified', JSON_ARRAY(),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-      ), rowgear_id) IS NULL THEN
-    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 128);
+      );
+  INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));
+  SET rowgear_payload = CONCAT(LEFT(rowgear_payload, CHAR_LENGTH(rowgear_payload) - 1), ', "seq": "', LPAD(LAST_INSERT_ID(), 20, '0'), '"}');
+  IF gman_do_background('rowgear.Article.delete', rowgear_payload, rowgear_id) IS NULL THEN
+    SET rowgear_error = LEFT(CONCAT('rowgear: submitting rowgear.Article.delete failed: ', IFNULL(gman_last_error(), 'unknown error')), 512);
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = rowgear_error;
   END IF;
 END;

@@ -35,38 +35,9 @@ func seedConfig(t *testing.T, addr string) string {
 	return p
 }
 
-type proc struct {
-	cmd  *exec.Cmd
-	out  *testenv.Buffer
-	done chan error
-}
-
-func start(t *testing.T, args ...string) *proc {
+func start(t *testing.T, args ...string) *testenv.Proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(dbworker(t), args...), out: &testenv.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("dbworker output:\n%s", p.out)
-		}
-	})
-	return p
-}
-
-func (p *proc) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("dbworker did not exit; output:\n%s", p.out)
-		return nil
-	}
+	return testenv.StartProc(t, "dbworker", exec.Command(dbworker(t), args...))
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -91,12 +62,12 @@ func TestExample1VerboseAndSignal(t *testing.T) {
 	}
 	// --verbose logs function, handle, duration and the workload.
 	testenv.Eventually(t, 5*time.Second, "verbose job lines", func() bool {
-		out := p.out.String()
+		out := p.Out.String()
 		return strings.Contains(out, `msg="job start" function=reverse`) && strings.Contains(out, "workload=Hello!") &&
 			strings.Contains(out, `msg="job done" function=hash`) && strings.Contains(out, "duration=")
 	})
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(t, 30*time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
@@ -112,11 +83,11 @@ func TestCountExitsAfterNJobs(t *testing.T) {
 		}
 	}
 	p := start(t, "--file", seedConfig(t, g.Addr), "--config=example1", "--count=2", "--timeout=-1")
-	if err := p.wait(t); err != nil {
+	if err := p.Wait(t, 30*time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
-	if !strings.Contains(p.out.String(), "jobs=2") {
-		t.Fatalf("output does not report 2 jobs:\n%s", p.out)
+	if !strings.Contains(p.Out.String(), "jobs=2") {
+		t.Fatalf("output does not report 2 jobs:\n%s", p.Out)
 	}
 	st, err := testenv.Status(ctx, g.Addr)
 	if err != nil || st["reverse"].Total != 1 {
@@ -127,11 +98,11 @@ func TestCountExitsAfterNJobs(t *testing.T) {
 func TestIdleTimeoutExits(t *testing.T) {
 	g := testenv.StartGearmand(t)
 	p := start(t, "--file", seedConfig(t, g.Addr), "--config=example1", "--timeout=1")
-	if err := p.wait(t); err != nil {
+	if err := p.Wait(t, 30*time.Second); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
-	if !strings.Contains(p.out.String(), "worker idle, stopping") {
-		t.Fatalf("no idle message:\n%s", p.out)
+	if !strings.Contains(p.Out.String(), "worker idle, stopping") {
+		t.Fatalf("no idle message:\n%s", p.Out)
 	}
 }
 
@@ -155,8 +126,8 @@ func TestGearmanCLIAndRestart(t *testing.T) {
 		t.Fatalf("after a gearmand restart the CLI got %q", got)
 	}
 	select {
-	case err := <-p.done:
-		t.Fatalf("dbworker exited: %v", err)
+	case <-p.Done():
+		t.Fatalf("dbworker exited: %v", p.Err())
 	default:
 	}
 }

@@ -1,0 +1,98 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rowgear/rowgear/bridge"
+)
+
+// Bridge holds the bridge-side metrics; it is a bridge.Observer.
+type Bridge struct {
+	published *prometheus.CounterVec
+	publish   prometheus.Histogram
+	position  *prometheus.GaugeVec
+	behind    prometheus.Gauge
+	lag       prometheus.Gauge
+	inflight  prometheus.Gauge
+	snapshot  *prometheus.GaugeVec
+
+	mu       sync.Mutex
+	lastFile string
+}
+
+var _ bridge.Observer = (*Bridge)(nil)
+
+// NewBridge registers the bridge metrics on reg.
+func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
+	m := &Bridge{
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rowgear_bridge_events_published_total",
+			Help: "Events acknowledged by gearmand, by table and op.",
+		}, []string{"table", "op"}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rowgear_bridge_publish_duration_seconds",
+			Help:    "From reading an event in the binlog to gearmand's acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}),
+		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_position",
+			Help: "Acknowledged binlog offset (what a restart resumes from), labelled by binlog file.",
+		}, []string{"file"}),
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_behind_bytes",
+			Help: "Binlog bytes between the server's end and the last position read; -1 unknown.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_lag_seconds",
+			Help: "Age of the newest heartbeat the bridge read back from the binlog; -1 unknown (no heartbeats).",
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_inflight_events",
+			Help: "Events read, not yet acknowledged by gearmand.",
+		}),
+		snapshot: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_snapshot_rows_total",
+			Help: "Rows published by the initial snapshot, by table.",
+		}, []string{"table"}),
+	}
+	m.lag.Set(-1)
+	m.behind.Set(-1)
+	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Published implements bridge.Observer.
+func (m *Bridge) Published(table, op string, d time.Duration) {
+	m.published.WithLabelValues(table, op).Inc()
+	m.publish.Observe(d.Seconds())
+}
+
+// Progress implements bridge.Observer.
+func (m *Bridge) Progress(p bridge.Progress) {
+	m.mu.Lock()
+	if m.lastFile != p.Acked.File && m.lastFile != "" {
+		m.position.DeleteLabelValues(m.lastFile) // one series: the current file
+	}
+	m.lastFile = p.Acked.File
+	m.mu.Unlock()
+	if p.Acked.File != "" {
+		m.position.WithLabelValues(p.Acked.File).Set(float64(p.Acked.Pos))
+	}
+	m.behind.Set(float64(p.Behind))
+	if p.LagKnown {
+		m.lag.Set(p.Lag.Seconds())
+	} else {
+		m.lag.Set(-1)
+	}
+	m.inflight.Set(float64(p.InFlight))
+}
+
+// SnapshotRows sets the rows a snapshot of table has published.
+func (m *Bridge) SnapshotRows(table string, n int64) {
+	m.snapshot.WithLabelValues(table).Set(float64(n))
+}

@@ -1,0 +1,124 @@
+// Package ordering makes row-event delivery commit-exact and ordered per
+// row, for both sources, as a gearman.Handler middleware; and gives handlers
+// Once, for effects applied exactly once.
+//
+// # What it guarantees
+//
+//   - A handler runs only for a committed change, and only after its
+//     commit: Refresh in the handler sees the committed row. A rolled-back
+//     insert, update or delete runs no handler.
+//   - The events of one row (model + primary key + source) never run at
+//     the same time, in any number of goroutines and worker processes, and
+//     a handler never runs for an event older than one already applied to
+//     its row: applied events are in commit order, per row. Different rows
+//     run in parallel.
+//   - Last-writer-wins, not wait-for-predecessors: an event that arrives
+//     after a newer event of its row has been applied is skipped (logged at
+//     debug), not run late. Events of one row are not all delivered; the
+//     newest committed one is, so a handler that applies the event's row
+//     image (or Refreshes) ends with the row's latest committed state.
+//     Retries (the retry guard re-submits after a backoff), gearmand
+//     requeueing a dead worker's job at the tail of its queue, and insert,
+//     update and delete being separate functions all reorder events; none
+//     of that reorders what is applied.
+//   - A primary-key change is a delete of the old key followed by an insert
+//     of the new one (both sources split it, when the model takes inserts
+//     and deletes; otherwise it is an update ordered by its new key).
+//   - Trigger events are verified: a job sent by hand through the UDF (any
+//     SQL account can call gman_do_background) never runs a handler.
+//
+// At-least-once stays: a handler that succeeded may run again when the
+// worker dies before the event's transaction commits. Use Once for effects
+// that must not be applied twice.
+//
+// # How
+//
+// Trigger source (the commit gate). The generated trigger inserts a row in
+// rowgear_gate inside the writer's transaction: the SHA-256 of the envelope
+// it is about to send, whose auto-increment id it appends to the envelope as
+// seq. The worker, before the handler, runs DELETE … RETURNING digest on
+// that id in a transaction of its own. InnoDB makes that wait until the
+// writer's transaction ends (bounded by innodb_lock_wait_timeout, 50 s by
+// default: a writer holding its transaction longer makes the job fail and
+// be retried). While it waits, the event holds one of the worker's
+// --concurrency slots: long write transactions want more slots. Row there: committed; its digest must match the payload, or
+// the job fails with ErrForged (permanent: it ends as a dead letter, for an
+// operator to see). Row absent: rolled back, or applied already; the event
+// is dropped (logged at debug). A failing handler rolls the DELETE back, so
+// the retry finds the gate row again. Writers of one row hold its lock from
+// their trigger to their commit, so the gate ids of one row are in commit
+// order.
+//
+// Binlog source. Only committed changes reach the binlog, in commit order;
+// seq is the event's position, "<file number>:<position>:<row>".
+//
+// Ordering. rowgear_row_seq holds the last applied seq of each row. The
+// worker's transaction sets it to the event's seq when the event is newer
+// (UPDATE … WHERE seq < ?, which takes the row's lock), runs the handler
+// while holding that lock, and commits. An event that is not newer is
+// skipped. A failing handler rolls the seq back.
+//
+// # Wiring
+//
+//	o, err := ordering.New(db, ordering.WithConfig(cfg), ordering.WithLogger(log))
+//	…
+//	reg.Use(o.Middleware()) // inside the retry guard: a failed event is retried
+//
+// db is the application database, where rowgear's migrations ran
+// (migration 00010: rowgear_gate, rowgear_row_seq, rowgear_applied). A model
+// in another schema (models.<Model>.schema) has its gate table there: run
+// the migration in that schema too. The middleware acts on row-event
+// functions (<namespace>.<Model>.insert|update|delete) only.
+//
+// Per model, in gearman.yml: `models.<Model>.ordered: false` (or
+// WithUnordered) skips the per-row ordering for speed; trigger events still
+// pass the commit gate. Ordered is the default.
+//
+// Cost. Each event is a small transaction in the worker: 3 round trips for
+// a binlog event, 4 for a trigger event, plus one when the connections are
+// not READ COMMITTED already (the orderer asks for it per transaction; give
+// its *sql.DB a DSN with tx_isolation='READ-COMMITTED' to save it). The
+// writer pays one INSERT per row change inside its trigger. See the
+// README's benchmarks (section 5).
+//
+// # Exactly-once effects
+//
+// Once records the event id in rowgear_applied in the handler's own
+// transaction; it returns false when the id is there already, and the
+// handler then commits nothing:
+//
+//	func (a *Article) TriggerUpdate(ctx context.Context, modified []string) error {
+//		tx, err := a.DB().BeginTx(ctx, nil)
+//		if err != nil {
+//			return err
+//		}
+//		defer tx.Rollback()
+//		if first, err := ordering.Once(ctx, tx, a.Event().ID); err != nil || !first {
+//			return err
+//		}
+//		// … the handler's writes, in tx …
+//		return tx.Commit()
+//	}
+//
+// Effects outside the database (an HTTP call, a search index) cannot be
+// made exactly-once this way: make them idempotent (keyed by the row, or by
+// the event id).
+//
+// # Operating it
+//
+//   - Lost jobs leave gate rows behind: a lenient trigger whose submit
+//     failed, a gearmand that lost its memory queue. Purge deletes gate rows
+//     and Once records older than an age (run it daily with, say, 30 days;
+//     longer than you keep dead letters you may replay: a trigger event
+//     whose gate row was purged is dropped as rolled back).
+//   - rowgear_row_seq keeps one row per row ever seen, deleted rows
+//     included (so that a late event cannot resurrect them).
+//   - Moving a model from one source to the other starts its rows' order
+//     afresh: events of the two sources are not ordered against each other.
+//   - Triggers generated before the commit gate send events without seq:
+//     they fail with ErrNoSeq (kept as dead letters). Regenerate the
+//     triggers (dbworker triggers generate) and migrate.
+//   - Privileges: the trigger's definer and the worker need INSERT, SELECT
+//     and DELETE on rowgear_gate; application accounts should have none (an
+//     account that can write rowgear_gate can forge trigger events).
+package ordering

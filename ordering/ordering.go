@@ -1,0 +1,353 @@
+package ordering
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/triggers"
+)
+
+var (
+	// ErrForged: a trigger event whose gate row exists but whose payload is
+	// not the one the trigger hashed into it. It is a permanent error: the
+	// retry guard keeps the job as a dead letter, for an operator to see.
+	ErrForged = errors.New("ordering: trigger event does not match its commit gate (forged or altered)")
+	// ErrNoSeq: a trigger event without seq, sent by a trigger generated
+	// before the commit gate. Regenerate the triggers (`dbworker triggers
+	// generate`, then migrate). Permanent too: the job is kept.
+	ErrNoSeq = errors.New("ordering: trigger event has no seq (triggers generated before the commit gate: regenerate them)")
+	// ErrOption: New was given a bad option.
+	ErrOption = errors.New("ordering: bad option")
+)
+
+// Orderer gates and orders row events; see the package documentation.
+type Orderer struct {
+	db        *sql.DB
+	log       *slog.Logger
+	unordered map[string]bool   // model → skips per-row ordering
+	gateTable map[string]string // model → qualified gate table, when not the default
+
+	rcOnce sync.Once
+	txOpts *sql.TxOptions // nil when the connections are READ COMMITTED already
+}
+
+// Option configures an Orderer.
+type Option func(*Orderer) error
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *Orderer) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrOption)
+		}
+		o.log = l
+		return nil
+	}
+}
+
+// WithConfig takes from cfg's models section which models opted out of
+// ordering (`ordered: false`) and which live in another schema than the
+// database's (their gate table is there, next to their triggers).
+func WithConfig(cfg *config.Config) Option {
+	return func(o *Orderer) error {
+		if cfg == nil {
+			return fmt.Errorf("%w: WithConfig(nil)", ErrOption)
+		}
+		for name, m := range cfg.Models {
+			if m.Unordered {
+				o.unordered[name] = true
+			}
+			if m.Schema != "" {
+				o.gateTable[name] = quote(m.Schema) + "." + triggers.GateTable
+			}
+		}
+		return nil
+	}
+}
+
+// WithUnordered opts models out of per-row ordering: their events run as
+// they come, in parallel, still only after their commit (trigger source).
+func WithUnordered(models ...string) Option {
+	return func(o *Orderer) error {
+		for _, m := range models {
+			if m == "" {
+				return fmt.Errorf("%w: WithUnordered: empty model name", ErrOption)
+			}
+			o.unordered[m] = true
+		}
+		return nil
+	}
+}
+
+// New returns an Orderer keeping its state in db, the database where
+// rowgear's migrations ran (rowgear_gate, rowgear_row_seq).
+func New(db *sql.DB, opts ...Option) (*Orderer, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil database", ErrOption)
+	}
+	o := &Orderer{db: db, log: slog.Default(), unordered: map[string]bool{}, gateTable: map[string]string{}}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Middleware returns the wrapper to install around every handler (for
+// instance with the registry's Use). It acts on row events only
+// (<namespace>.<Model>.insert|update|delete); other jobs pass through.
+func (o *Orderer) Middleware() func(next gearman.Handler) gearman.Handler {
+	return o.Wrap
+}
+
+// Wrap returns next gated and ordered.
+func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
+	return func(ctx context.Context, job *gearman.Job) (any, error) {
+		if !isRowEvent(job.Function) {
+			return next(ctx, job)
+		}
+		ev, err := events.Decode(job.Workload)
+		if err != nil {
+			return next(ctx, job) // the dispatcher reports it, as a bad payload
+		}
+		gated := ev.Source == events.SourceTrigger
+		ordered := !o.unordered[ev.Model] && ev.Seq != ""
+		if gated && ev.Seq == "" {
+			return nil, retry.Permanent(fmt.Errorf("event %s (%s): %w", ev.ID, job.Function, ErrNoSeq))
+		}
+		if !gated && !ordered {
+			return next(ctx, job)
+		}
+		return o.run(ctx, next, job, ev, gated, ordered)
+	}
+}
+
+func isRowEvent(fn string) bool {
+	_, _, op, err := events.ParseFuncName(fn)
+	return err == nil && (op == events.OpInsert || op == events.OpUpdate || op == events.OpDelete)
+}
+
+// run handles one event in a transaction that holds the gate row (shared)
+// and the row's seq (exclusive) until the handler has returned.
+func (o *Orderer) run(ctx context.Context, next gearman.Handler, job *gearman.Job, ev *events.Envelope, gated, ordered bool) (any, error) {
+	tx, err := o.db.BeginTx(ctx, o.txOptions(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("ordering: event %s: begin: %w", ev.ID, err)
+	}
+	defer tx.Rollback()
+	if gated {
+		if ok, err := o.verify(ctx, tx, job, ev); err != nil || !ok {
+			return nil, err
+		}
+	}
+	if ordered {
+		newer, last, err := claim(ctx, tx, rowKey(ev), ev)
+		if err != nil {
+			return nil, fmt.Errorf("ordering: event %s: locking its row: %w", ev.ID, err)
+		}
+		if !newer {
+			o.log.Debug("event skipped: a newer event of its row was applied", "event", ev.ID,
+				"function", job.Function, "seq", ev.Seq, "applied", last)
+			return nil, commit(tx, ev)
+		}
+	}
+	out, err := next(ctx, job)
+	if err != nil {
+		return out, err // rolled back: the gate row and the row's seq stay as they were
+	}
+	return out, commit(tx, ev)
+}
+
+// txOptions asks for READ COMMITTED, where gap locks cannot make two
+// events of new rows deadlock, unless the connections are so already (a
+// DSN with tx_isolation='READ-COMMITTED'), which saves a round trip per
+// event.
+func (o *Orderer) txOptions(ctx context.Context) *sql.TxOptions {
+	o.rcOnce.Do(func() {
+		o.txOpts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+		var level string
+		if err := o.db.QueryRowContext(ctx, "SELECT @@SESSION.tx_isolation").Scan(&level); err == nil && level == "READ-COMMITTED" {
+			o.txOpts = nil
+		}
+	})
+	return o.txOpts
+}
+
+// verify waits for the writer's transaction to end (the shared lock on its
+// gate row) and checks the payload against the gate's digest. ok is false
+// when the event must not run: its writer rolled back (or it already ran).
+func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *events.Envelope) (ok bool, err error) {
+	gate, err := strconv.ParseUint(ev.Seq, 10, 64)
+	if err != nil {
+		return false, retry.Permanent(fmt.Errorf("event %s: seq %q: %w", ev.ID, ev.Seq, ErrForged))
+	}
+	// The DELETE waits for the writer's transaction like a shared-lock read
+	// (a unique-key lookup never reads around a lock), and saves a round
+	// trip: a failing handler rolls it back.
+	var digest []byte
+	err = tx.QueryRowContext(ctx, "DELETE FROM "+o.gate(ev.Model)+" WHERE id = ? RETURNING digest", gate).Scan(&digest)
+	if errors.Is(err, sql.ErrNoRows) {
+		o.log.Debug("event dropped: its transaction rolled back, or it was applied already", "event", ev.ID,
+			"function", job.Function, "seq", ev.Seq)
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ordering: event %s: waiting for its commit: %w", ev.ID, err)
+	}
+	if want, ok := payloadDigest(job.Workload, ev.Seq); !ok || !bytes.Equal(digest, want[:]) {
+		o.log.Warn("trigger event does not match its commit gate: not run", "event", ev.ID,
+			"function", job.Function, "seq", ev.Seq)
+		return false, retry.Permanent(fmt.Errorf("event %s (%s): %w", ev.ID, job.Function, ErrForged))
+	}
+	return true, nil
+}
+
+func commit(tx *sql.Tx, ev *events.Envelope) error {
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("ordering: event %s: commit: %w", ev.ID, err)
+	}
+	return nil
+}
+
+func (o *Orderer) gate(model string) string {
+	if t, ok := o.gateTable[model]; ok {
+		return t
+	}
+	return triggers.GateTable
+}
+
+// claim sets the row's applied seq to ev's when ev is newer, holding the
+// row's lock until the transaction ends: one event of a row at a time, in
+// every worker process. last is the seq that was there.
+func claim(ctx context.Context, tx *sql.Tx, key []byte, ev *events.Envelope) (newer bool, last string, err error) {
+	// The common case, a row seen before, in one statement.
+	res, err := tx.ExecContext(ctx, "UPDATE rowgear_row_seq SET seq = ? WHERE row_key = ? AND seq < ?", ev.Seq, key, ev.Seq)
+	if err != nil {
+		return false, "", err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, "", err
+	}
+	res, err = tx.ExecContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, ?)", key, ev.Model, ev.Seq)
+	if err != nil {
+		return false, "", err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, "", err
+	}
+	// The row is there and was not older, as far as the UPDATE could tell:
+	// read it under its lock, then decide.
+	if err := tx.QueryRowContext(ctx, "SELECT seq FROM rowgear_row_seq WHERE row_key = ? FOR UPDATE", key).Scan(&last); err != nil {
+		return false, "", err
+	}
+	if ev.Seq <= last {
+		return false, last, nil
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE rowgear_row_seq SET seq = ? WHERE row_key = ?", ev.Seq, key)
+	return err == nil, last, err
+}
+
+// rowKey identifies a row: model, source and primary key (sorted columns,
+// compacted values, as both sources write them).
+func rowKey(ev *events.Envelope) []byte {
+	h := sha1.New()
+	h.Write([]byte(ev.Model + "\x00" + ev.Source))
+	cols := make([]string, 0, len(ev.PK))
+	for c := range ev.PK {
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	for _, c := range cols {
+		h.Write([]byte("\x00" + c + "\x00"))
+		h.Write(ev.PK[c])
+	}
+	return h.Sum(nil)
+}
+
+// payloadDigest is the SHA-256 the trigger stored in the gate row: of the
+// payload without the seq suffix it appended (triggers.SeqSuffixLen bytes,
+// `, "seq": "<20 digits>"}`), closed again with its brace.
+func payloadDigest(payload []byte, seq string) ([32]byte, bool) {
+	n := len(payload) - triggers.SeqSuffixLen
+	if n <= 0 || len(seq) != 20 || string(payload[n:]) != `, "seq": "`+seq+`"}` {
+		return [32]byte{}, false
+	}
+	h := sha256.New()
+	h.Write(payload[:n])
+	h.Write([]byte{'}'})
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, true
+}
+
+// Once records eventID as applied in tx, the transaction in which a
+// handler makes its own writes, and reports whether this is the first
+// time. When it returns false, the event's effects are already committed:
+// commit nothing more (a redelivered event, a retry after a crash between
+// the handler's commit and the job's end). A concurrent Once of the same
+// event waits for tx to end.
+//
+//	tx, _ := db.BeginTx(ctx, nil)
+//	defer tx.Rollback()
+//	if first, err := ordering.Once(ctx, tx, a.Event().ID); err != nil || !first {
+//		return err
+//	}
+//	… the handler's writes, in tx …
+//	return tx.Commit()
+func Once(ctx context.Context, tx *sql.Tx, eventID string) (first bool, err error) {
+	if eventID == "" || len(eventID) > events.MaxIDLen {
+		return false, fmt.Errorf("ordering: Once: event id %q: want 1 to %d bytes", eventID, events.MaxIDLen)
+	}
+	res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO rowgear_applied (event_id) VALUES (?)", eventID)
+	if err != nil {
+		return false, fmt.Errorf("ordering: Once %s: %w", eventID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("ordering: Once %s: %w", eventID, err)
+	}
+	return n == 1, nil
+}
+
+// Purge deletes what is older than olderThan: Once's records (an event
+// redelivered after that would apply again) and gate rows whose job never
+// came (a lenient trigger's failed submit, a gearmand that lost its memory
+// queue; a trigger event still waiting in a queue or as a dead letter past
+// that age is then dropped as rolled back). It returns the rows deleted.
+func Purge(ctx context.Context, db *sql.DB, olderThan time.Duration) (int64, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("ordering: Purge: olderThan %v: want > 0", olderThan)
+	}
+	secs := int64(olderThan / time.Second)
+	var total int64
+	for _, q := range []string{
+		"DELETE FROM rowgear_applied WHERE applied_at < NOW() - INTERVAL ? SECOND",
+		"DELETE FROM " + triggers.GateTable + " WHERE created_at < NOW() - INTERVAL ? SECOND",
+	} {
+		res, err := db.ExecContext(ctx, q, secs)
+		if err != nil {
+			return total, fmt.Errorf("ordering: Purge: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+func quote(id string) string { return "`" + strings.ReplaceAll(id, "`", "``") + "`" }
