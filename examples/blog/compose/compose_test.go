@@ -281,7 +281,21 @@ func TestComposeStack(t *testing.T) {
 	s.awaitReady(t)
 
 	s.phase(t, "demo", func(t *testing.T) {
-		out := s.compose(5*time.Minute, "--profile", "demo", "run", "--rm", "demo")
+		// A strict write refused by a gearmand still slow after its start
+		// (seen once: GEARMAN_TIMEOUT on the demo's first insert, on a
+		// loaded machine) is reported and the demo run again, twice at most.
+		var out string
+		for attempt := 1; ; attempt++ {
+			var err error
+			out, err = s.try(5*time.Minute, "--profile", "demo", "run", "--rm", "demo")
+			if err == nil {
+				break
+			}
+			if !strings.Contains(out, "Error 1644") || attempt == 3 {
+				t.Fatalf("the demo writer failed: %v\n%s", err, out)
+			}
+			t.Logf("the demo writer's strict write was refused (attempt %d), running it again:\n%s", attempt, out)
+		}
 		if !strings.Contains(out, "buildFeed:") {
 			t.Fatalf("the demo writer did not get to buildFeed:\n%s", out)
 		}
@@ -397,7 +411,13 @@ func TestComposeStack(t *testing.T) {
 // shown before the next step changes the stack, and the test stops.
 func (s *stack) phase(t *testing.T, name string, f func(t *testing.T)) {
 	t.Helper()
-	if t.Run(name, f) {
+	parent := s.t
+	ok := t.Run(name, func(t *testing.T) {
+		s.t = t // the stack's helpers fail the phase, from its goroutine
+		defer func() { s.t = parent }()
+		f(t)
+	})
+	if ok {
 		return
 	}
 	out, _ := s.try(time.Minute, "ps")
