@@ -38,10 +38,11 @@ save, exit 0. See package bridge.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.start, "start", "current", "first start only, when no position is saved: current (end of the binlog), FILE:POS or gtid:SET")
-	fl.BoolVar(&f.verbose, "verbose", false, "log every published event (and canal's own info lines)")
+	fl.BoolVar(&f.verbose, "verbose", false, "log every published event (and the binlog reader's own info lines)")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
 	fl.BoolVar(&f.allModels, "all-models", false, "publish every model in models:, whatever its source")
 	f.obs.register(fl)
+	cmd.AddCommand(a.snapshotCmd(c))
 	return cmd
 }
 
@@ -95,8 +96,8 @@ func BridgeMain() {
 	}
 	var c common
 	root := a.bridgeCmd(&c, a.name)
-	root.Flags().StringVar(&c.dsn, "dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
-	c.cf.Register(root.Flags())
+	root.PersistentFlags().StringVar(&c.dsn, "dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
+	c.cf.Register(root.PersistentFlags()) // persistent: `binlogbridge snapshot` takes them too
 	root.AddCommand(probeCmd())
 	a.setup(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 )
 
@@ -56,11 +56,13 @@ type Bridge struct {
 	dsnOverride  string
 	client       *gearman.Client
 
-	tracker  *tracker
-	subs     *submitters
-	handler  *handler
-	sourceID uint32 // @@server_id of the source server, part of event ids
-	history  string // Position.History of this run, part of event ids
+	tracker   *tracker
+	subs      *submitters
+	handler   *handler
+	snaps     *snapshots
+	signalKey string // "schema.rowgear_snapshots": watched for requests and watermarks
+	sourceID  uint32 // @@server_id of the source server, part of event ids
+	history   string // Position.History of this run, part of event ids
 
 	observer     Observer
 	heartbeat    time.Duration
@@ -141,6 +143,10 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	if err := b.selectModels(); err != nil {
 		return nil, err
 	}
+	b.snaps = newSnapshots(b)
+	if dsn.DBName != "" {
+		b.signalKey = dsn.DBName + "." + SnapshotTable
+	}
 	server := cfg.Binlog.Server
 	if server == "" {
 		server = "default"
@@ -174,33 +180,49 @@ func (b *Bridge) selectModels() error {
 		if mc.Source != "binlog" && !b.allModels {
 			continue
 		}
-		m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}}
-		if m.schema == "" {
-			m.schema = b.dsn.DBName
-		}
-		if m.schema == "" || m.table == "" {
-			return fmt.Errorf("%w: model %s: no schema (set it, or a database in the DSN) or no table", ErrConfig, name)
-		}
-		evs := mc.Events
-		if len(evs) == 0 {
-			evs = []string{"insert", "update", "delete"}
-		}
-		for _, e := range evs {
-			m.events[e] = true
-		}
-		if len(mc.Columns) > 0 {
-			m.columns = map[string]bool{}
-			for _, c := range mc.Columns {
-				m.columns[c] = true
-			}
+		m, err := b.newModel(name)
+		if err != nil {
+			return err
 		}
 		key := m.schema + "." + m.table
 		b.models[key] = append(b.models[key], m)
 	}
-	if len(b.models) == 0 {
-		return fmt.Errorf("%w: no model has source: binlog (or pass the all-models option)", ErrConfig)
+	if len(b.models) == 0 && len(b.cfg.Models) == 0 {
+		return fmt.Errorf("%w: no models in the models section", ErrConfig)
 	}
 	return nil
+}
+
+// newModel is what the bridge publishes of the configured model name.
+func (b *Bridge) newModel(name string) (*model, error) {
+	mc, ok := b.cfg.Models[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no model %s in the models section", ErrConfig, name)
+	}
+	m := &model{name: name, schema: mc.Schema, table: mc.Table, events: map[string]bool{}, snapshotAs: events.OpSnapshot}
+	if mc.SnapshotAs == events.OpInsert {
+		m.snapshotAs = events.OpInsert
+	}
+	if m.schema == "" {
+		m.schema = b.dsn.DBName
+	}
+	if m.schema == "" || m.table == "" {
+		return nil, fmt.Errorf("%w: model %s: no schema (set it, or a database in the DSN) or no table", ErrConfig, name)
+	}
+	evs := mc.Events
+	if len(evs) == 0 {
+		evs = []string{"insert", "update", "delete"}
+	}
+	for _, e := range evs {
+		m.events[e] = true
+	}
+	if len(mc.Columns) > 0 {
+		m.columns = map[string]bool{}
+		for _, c := range mc.Columns {
+			m.columns[c] = true
+		}
+	}
+	return m, nil
 }
 
 func (b *Bridge) openStore(ctx context.Context) (Store, error) {
@@ -231,7 +253,8 @@ func (b *Bridge) flavor() string {
 	return mysql.MariaDBFlavor
 }
 
-// Tables returns the anchored canal include patterns, one per table.
+// Tables returns the anchored patterns of the published tables, one per
+// table (for logs).
 func (b *Bridge) Tables() []string {
 	var out []string
 	for _, ms := range b.models {
@@ -263,51 +286,33 @@ func (b *Bridge) Stats() Stats {
 		Servers: b.client.Servers()}
 }
 
-func (b *Bridge) canalConfig() *canal.Config {
-	c := canal.NewDefaultConfig()
-	c.Addr = b.dsn.Addr
-	c.User, c.Password = b.dsn.User, b.dsn.Passwd
-	c.Charset = "utf8mb4"
-	c.ServerID = b.serverID()
-	c.Flavor = b.flavor()
-	c.Dump.ExecutionPath = "" // binlog only, no mysqldump
-	c.IncludeTableRegex = b.Tables()
-	if b.obs.hbOn.Load() {
-		c.IncludeTableRegex = append(c.IncludeTableRegex, b.heartbeatRegex())
-	}
-	// Value forms of events/doc.go: DECIMAL as canal's exact string (not
-	// UseDecimal's trimmed one), times as strings (not ParseTime), TIMESTAMP
-	// rendered in UTC.
-	c.UseDecimal, c.ParseTime = false, false
-	c.TimestampStringLocation = time.UTC
-	c.HeartbeatPeriod = 10 * time.Second
-	c.ReadTimeout = 35 * time.Second
-	c.MaxReconnectAttempts = 5 // then Run restarts canal from the last checkpoint
-	c.Logger = slog.New(canalLogHandler{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "canal")}), b.verbose})
-	return c
+const (
+	heartbeatPeriod = 10 * time.Second
+	readTimeout     = 35 * time.Second
+)
+
+var timeUTC = time.UTC
+
+// replicationLogger is go-mysql's logger: its info chatter (connects,
+// rotates) only with --verbose.
+func (b *Bridge) replicationLogger() *slog.Logger {
+	return slog.New(verboseOnly{b.log.Handler().WithAttrs([]slog.Attr{slog.String("component", "binlog")}), b.verbose})
 }
 
-// canalLogHandler keeps canal's info chatter for --verbose, demotes the
-// parser's "will skip" errors on MariaDB-only DDL (triggers, UDFs) to debug,
-// writes errors as their one-line text (slog's text handler would print
-// canal's traced errors with their stack), and drops canal's report of
-// ERROR 1236 and the failed kill after it: Run reports that itself, once.
-type canalLogHandler struct {
+// verboseOnly keeps go-mysql's info chatter for --verbose, writes errors as
+// their one-line text (slog's text handler would print traced errors with
+// their stack), and drops go-mysql's report of ERROR 1236 and the failed
+// kill after it: Run reports that itself, once.
+type verboseOnly struct {
 	slog.Handler
 	verbose bool
 }
 
-func (h canalLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h verboseOnly) Enabled(ctx context.Context, l slog.Level) bool {
 	return (h.verbose || l >= slog.LevelWarn) && h.Handler.Enabled(ctx, l)
 }
 
-func (h canalLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.HasPrefix(r.Message, "error parsing query") {
-		if !h.verbose {
-			return nil
-		}
-		r.Level = slog.LevelDebug
-	}
+func (h verboseOnly) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	drop := false
 	r.Attrs(func(a slog.Attr) bool {
@@ -328,10 +333,10 @@ func (h canalLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, out)
 }
 
-func (h canalLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return canalLogHandler{h.Handler.WithAttrs(as), h.verbose}
+func (h verboseOnly) WithAttrs(as []slog.Attr) slog.Handler {
+	return verboseOnly{h.Handler.WithAttrs(as), h.verbose}
 }
 
-func (h canalLogHandler) WithGroup(n string) slog.Handler {
-	return canalLogHandler{h.Handler.WithGroup(n), h.verbose}
+func (h verboseOnly) WithGroup(n string) slog.Handler {
+	return verboseOnly{h.Handler.WithGroup(n), h.verbose}
 }

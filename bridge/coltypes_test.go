@@ -1,135 +1,49 @@
 package bridge_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"math/big"
-	"os"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/testenv"
 )
 
 // TestColumnTypes runs the triggers' column-type table through the binlog
-// and compares each row image with the forms events/doc.go documents (the
-// same file the trigger source is checked against).
+// and compares each row image, value for value as JSON text, with the
+// images the trigger source publishes for it (the same file, checked in
+// triggers' TestColtypesEnvelope): both sources write one form per type.
 func TestColumnTypes(t *testing.T) {
-	sqlText, err := os.ReadFile("../triggers/testdata/coltypes.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	expected, err := os.ReadFile("../triggers/testdata/coltypes.expected.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, rows, ok := strings.Cut(string(sqlText), "\n-- rows\n")
-	if !ok {
-		t.Fatal(`coltypes.sql has no "-- rows" line`)
-	}
+	ct := testenv.LoadColTypes(t)
 	e := newEnv(t, map[string]string{"ColTypes": "coltypes"})
-	e.exec(table)
+	e.exec(ct.Table)
 	got := e.collect("ColTypes")
 	e.startBridge()
-	e.exec(rows)
+	e.exec(ct.Rows)
 	// The writer's time zone does not matter: TIMESTAMP is published in UTC.
 	e.exec("SET time_zone = '+05:30'; INSERT INTO coltypes (id, ts) VALUES (4, '2024-01-01 05:30:00.5')")
+	e.exec("DELETE FROM coltypes WHERE id = 1")
 
-	var want map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(expected, &want); err != nil {
-		t.Fatal(err)
-	}
-	want["4"] = map[string]json.RawMessage{}
+	want := ct.Want
+	want["4"] = events.Row{}
 	for col := range want["2"] {
 		want["4"][col] = json.RawMessage("null")
 	}
 	want["4"]["id"], want["4"]["ts"] = json.RawMessage("4"), json.RawMessage(`"2024-01-01 00:00:00.500000"`)
-	evs := got.wait(t, len(want), 30*time.Second)
-	for _, ev := range evs {
-		id := string(ev.PK["id"])
-		w, ok := want[id]
-		if !ok {
-			t.Errorf("unexpected row %s", id)
+	rows := map[string]events.Row{}
+	var del *events.Envelope
+	for _, ev := range got.wait(t, len(want)+1, 30*time.Second) {
+		if ev.Op == events.OpDelete {
+			del = ev
 			continue
 		}
-		for col, wv := range w {
-			gv, ok := ev.Row[col]
-			if !ok {
-				t.Errorf("row %s: column %s missing", id, col)
-				continue
-			}
-			if gv == nil {
-				gv = json.RawMessage("null")
-			}
-			if err := sameJSON(wv, gv); err != nil {
-				t.Errorf("row %s column %s: got %s, want %s (%v)", id, col, gv, wv, err)
-			}
-		}
-		if len(ev.Row) != len(w) {
-			t.Errorf("row %s: %d columns, want %d", id, len(ev.Row), len(w))
-		}
+		rows[string(ev.PK["id"])] = ev.Row
 	}
-}
-
-// sameJSON compares two JSON values; numbers compare exactly by value
-// (1.5 = 1.50, 1e2 = 100), everything else structurally.
-func sameJSON(a, b json.RawMessage) error {
-	va, err := decodeNumbers(a)
-	if err != nil {
-		return err
+	for _, d := range testenv.DiffRows(rows, want) {
+		t.Error(d)
 	}
-	vb, err := decodeNumbers(b)
-	if err != nil {
-		return err
-	}
-	if !equalJSON(va, vb) {
-		return fmt.Errorf("differ")
-	}
-	return nil
-}
-
-func decodeNumbers(r json.RawMessage) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(r))
-	d.UseNumber()
-	var v any
-	err := d.Decode(&v)
-	return v, err
-}
-
-func equalJSON(a, b any) bool {
-	switch x := a.(type) {
-	case json.Number:
-		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		rx, ok1 := new(big.Rat).SetString(string(x))
-		ry, ok2 := new(big.Rat).SetString(string(y))
-		return ok1 && ok2 && rx.Cmp(ry) == 0
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			if !equalJSON(v, y[k]) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !equalJSON(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	default:
-		return a == b
+	if del == nil || del.Modified != nil || testenv.DiffRows(map[string]events.Row{"1": del.Row}, map[string]events.Row{"1": want["1"]}) != nil {
+		t.Errorf("delete event: %+v", del)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package bridge is binlogbridge's engine: it tails the row-based binlog of
-// MySQL/MariaDB with go-mysql's canal and republishes each committed row
+// MySQL/MariaDB with go-mysql's replication client and republishes each committed row
 // change of the configured tables as a gearman background job
 // <namespace>.<Model>.<op> carrying the events envelope with source
 // "binlog".
@@ -12,13 +12,15 @@
 //
 // Which tables. The models with `source: binlog` (all models with
 // --all-models), each on its table in its schema (the DSN's database
-// unless the model names one). Canal's table filter is anchored
-// (^schema\.table$), so `articles` never matches `articles_archive`.
+// unless the model names one), matched by exact name: `articles` never
+// matches `articles_archive`. Rows of other tables are not even decoded.
 // Only the model's events are published, and an update that changes none of
 // the model's columns is not, as with the triggers.
 //
-// The server needs binlog_format=ROW and binlog_row_image=FULL (the before
-// image feeds `old` and `modified`), and the bridge's user REPLICATION SLAVE,
+// The server needs binlog_format=ROW, binlog_row_image=FULL (the before
+// image feeds `old` and `modified`) and binlog_row_metadata=FULL (MariaDB ≥
+// 10.5, MySQL ≥ 8.0.1; see Schema changes): Run refuses to start otherwise,
+// saying which setting to change. The bridge's user needs REPLICATION SLAVE,
 // BINLOG MONITOR (MariaDB; REPLICATION CLIENT on MySQL) and SELECT on the
 // schema. binlog.server_id must be unique among the server's replicas.
 //
@@ -31,19 +33,59 @@
 // byte order is binlog order across files and histories (package ordering
 // orders a row's events by it). An update that changes the primary key is published
 // as a delete of the old key and an insert of the new one (ids suffixed :d
-// and :i) when the model takes both; otherwise as an update. Values take the forms of events/doc.go (canal is run without
-// UseDecimal or ParseTime, so DECIMAL keeps its scale and times are text;
-// TIMESTAMP is rendered in UTC; MariaDB's JSON columns are found by their
-// json_valid check; unsigned integers stay exact).
+// and :i) when the model takes both; otherwise as an update. Values take
+// the forms of events/doc.go, byte for byte those the triggers write
+// (checked on one table of every column type, coltypes in
+// triggers/testdata): DECIMAL keeps its scale, times are text, TIMESTAMP is
+// in UTC, FLOAT and DOUBLE are written as MariaDB writes them, unsigned
+// integers stay exact, UUID and INET4/INET6 are their text.
 //
-// Schema changes. Canal re-reads a table's columns after a DDL on it, so a
-// column added while the bridge is running is decoded from the next row on.
-// Canal always decodes with the table's current schema, so when the bridge
-// is behind a DDL (it was stopped, or is catching up), older rows are
-// mapped by position onto today's columns: rows written before an ADD
-// COLUMN at the end lack the new column (correct); a column dropped,
-// reordered or added in the middle while the bridge was behind mislabels
-// those older rows. Stop writes or let the bridge catch up before such DDL.
+// Schema changes. Each row is decoded with the schema it was written with:
+// with binlog_row_metadata=FULL every TABLE_MAP event (one precedes each
+// transaction's rows) carries the table's column names, signedness,
+// character sets, ENUM/SET members and primary key at that moment, and the
+// bridge labels the row with those, not with today's table. A column
+// dropped, reordered, renamed or added while the bridge was stopped or
+// behind therefore does not mislabel older rows (TestRowsKeepTheirSchema).
+// What the TABLE_MAP cannot say is taken from the current column of the
+// same name: that a LONGTEXT is MariaDB's JSON (its json_valid check), and
+// that a BINARY(16)/BINARY(4) is UUID, INET6 or INET4. A row of a column
+// whose type changed to or from those while the bridge was behind is
+// written in the form of the current type (a text that is not valid JSON
+// stays a string).
+//
+// Rows logged without column names (written before binlog_row_metadata was
+// FULL, read from an old position) are decoded with the current schema only
+// if it has the same number of columns, each of a type the binlog type fits;
+// otherwise the bridge stops with an error naming the table, the position,
+// the logged types and the current columns, rather than publish rows under
+// wrong names. A row whose value count differs from its TABLE_MAP, or whose
+// value does not fit its column's type, stops it too.
+//
+// Snapshots (backfills). A row in rowgear_snapshots (migration 00040;
+// RequestSnapshot, `bridge snapshot Model…`, or the application's own
+// INSERT) asks for every current row of a model once, while writes go on:
+// Netflix DBLog's watermark algorithm. The bridge reads the table in
+// primary-key chunks (row constructors for composite keys, up to the last
+// key at the start so a busy table still ends); before a chunk's SELECT it
+// writes a low watermark to the request row, after it a high one. Reading
+// the binlog, it notes the key of every row of that table changed between
+// the two; at the high watermark it drops those from the chunk (their change
+// is newer, and is published) and publishes the rest as op "snapshot"
+// events to <namespace>.<Model>.snapshot, through the same submit queues
+// and by the same key as live changes, so a row's snapshot event and its
+// changes reach gearmand in binlog order. No lock is taken. Progress
+// (last key, rows read, estimate, rate, ETA) is logged per chunk and saved
+// in the request row once gearmand acknowledged the chunk; a restart (or a
+// SIGKILL) resumes from the last saved chunk, so a chunk may be published
+// twice, never skipped. A model whose live changes the triggers publish is
+// snapshotted the same way (the bridge watches its table without
+// publishing its changes). A table without a primary key is refused, the
+// request marked failed with the reason. With models.<Model>.snapshot:
+// insert the rows go out as op insert (every column in modified) to
+// <Model>.insert, for TriggerInsert. Not there yet: dbworker has no
+// TriggerSnapshot, so op snapshot jobs wait in gearmand for a worker of
+// their function.
 //
 // Delivery: at least once, never a gap. The position (file:pos, plus the
 // GTID set whenever the stream has one — MariaDB always does) is saved only
@@ -62,10 +104,10 @@
 // does not retry.
 // With nothing saved, the first run starts at the current end of the binlog
 // (or --start) and saves that at once. When gearmand is down or refuses
-// jobs, the submitters retry with backoff and canal is held back (its
+// jobs, the submitters retry with backoff and the reader is held back (its
 // handler blocks once the queues are full): nothing advances until
-// gearmand is back. When MariaDB goes away canal reconnects, and if that
-// fails the bridge restarts canal from the last transaction it read.
+// gearmand is back. When MariaDB goes away the reader reconnects, and if that
+// fails the bridge restarts it from the last transaction it read.
 // SIGINT/SIGTERM: stop reading, wait (up to 20 s) for the jobs read to be
 // acknowledged, save, exit 0.
 //
@@ -95,6 +137,6 @@
 //
 // Throughput. Each gearman connection has one submit in flight (a round
 // trip per job): on a 2-core machine a 4-connection bridge publishes
-// ≈11k rows/s and 16 connections ≈17k rows/s while canal alone decodes the
+// ≈11k rows/s and 16 connections ≈17k rows/s while go-mysql alone decodes the
 // same binlog at ≈500-600k rows/s; gearmand is the limit, not decoding.
 package bridge

@@ -12,31 +12,32 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"github.com/go-mysql-org/go-mysql/schema"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // model is one configured model the bridge publishes.
 type model struct {
-	name    string
-	schema  string
-	table   string
-	events  map[string]bool
-	columns map[string]bool // nil: all
+	name       string
+	schema     string
+	table      string
+	events     map[string]bool
+	columns    map[string]bool // nil: all
+	snapshotAs string          // events.OpSnapshot, or events.OpInsert (models.<Model>.snapshot)
 }
 
-// handler turns canal's callbacks into jobs and checkpoints. Canal calls it
-// from one goroutine.
+// handler turns binlog events into jobs and checkpoints. The stream loop
+// (stream.go) calls it from one goroutine.
 type handler struct {
-	canal.DummyEventHandler
 	ctx   context.Context
 	b     *Bridge
-	file  string // current binlog file: canal passes only LogPos to OnRow
-	metas map[string]*tableMeta
+	file  string                     // current binlog file: rows events carry only LogPos
+	metas map[string]*tableMeta      // by "schema.table": its last version seen
+	cur   map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
+	epoch int                        // bumped on DDL: metas built before use stale hints
 
 	lastTS  atomic.Uint32 // header timestamp of the last event handled
 	handled atomic.Int64  // events handled, for the lag estimate
@@ -49,9 +50,13 @@ func (h *handler) OnRotate(_ *replication.EventHeader, e *replication.RotateEven
 	return nil
 }
 
-// OnPosSynced marks a transaction boundary (XID, DDL, rotate). Close calls
-// it with a nil header: that position is not tied to what was enqueued, so
-// it is ignored.
+// schemaChanged forgets the current schemas read so far: a DDL went by.
+func (h *handler) schemaChanged() {
+	clear(h.cur)
+	h.epoch++
+}
+
+// OnPosSynced marks a transaction boundary (XID, DDL, rotate).
 func (h *handler) OnPosSynced(header *replication.EventHeader, pos mysql.Position, set mysql.GTIDSet, _ bool) error {
 	if header == nil {
 		return nil
@@ -77,32 +82,62 @@ func (h *handler) seen(header *replication.EventHeader) {
 	h.handled.Add(1)
 }
 
-func (h *handler) OnRow(e *canal.RowsEvent) error {
-	models := h.b.models[e.Table.Schema+"."+e.Table.Name]
-	if len(models) == 0 {
-		if e.Table.Name == HeartbeatTable && e.Table.Schema == h.b.dsn.DBName {
-			h.onHeartbeat(e)
+// action names the row operation of a rows event type.
+func action(t replication.EventType) (string, bool) {
+	switch t {
+	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2,
+		replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
+		return events.OpInsert, true
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		return events.OpDelete, true
+	case replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2, replication.PARTIAL_UPDATE_ROWS_EVENT,
+		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1:
+		return events.OpUpdate, true
+	}
+	return "", false
+}
+
+// OnRows publishes the rows of one rows event, each labelled with the
+// columns of its own TABLE_MAP.
+func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEvent) error {
+	if e.Table == nil {
+		return nil
+	}
+	key := string(e.Table.Schema) + "." + string(e.Table.Table)
+	if key == h.b.signalKey {
+		return h.onSignal(header, e)
+	}
+	models := h.b.models[key]
+	watched := h.b.snaps.watching(key)
+	if len(models) == 0 && !watched {
+		if string(e.Table.Table) == HeartbeatTable && string(e.Table.Schema) == h.b.dsn.DBName {
+			h.onHeartbeat(header, e)
 		}
 		return nil
 	}
 	read := time.Now()
-	h.seen(e.Header)
+	h.seen(header)
+	act, ok := action(header.EventType)
+	if !ok {
+		return fmt.Errorf("%w: %s: rows event type %s is not supported", errFatal, key, header.EventType)
+	}
+	pos := h.file + ":" + strconv.FormatUint(uint64(header.LogPos), 10)
 	meta, err := h.meta(e.Table)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s at %s: %w", key, pos, err)
 	}
 	step := 1
-	if e.Action == canal.UpdateAction {
+	if act == events.OpUpdate {
 		step = 2 // [before, after] pairs
 	}
-	pos := h.file + ":" + strconv.FormatUint(uint64(e.Header.LogPos), 10)
-	ts := time.Unix(int64(e.Header.Timestamp), 0).UTC()
+	ts := time.Unix(int64(header.Timestamp), 0).UTC()
 	for i := 0; i+step <= len(e.Rows); i += step {
 		var before, after []json.RawMessage
-		switch e.Action {
-		case canal.InsertAction:
+		switch act {
+		case events.OpInsert:
 			after, err = meta.image(e.Rows[i])
-		case canal.DeleteAction:
+		case events.OpDelete:
 			before, err = meta.image(e.Rows[i])
 		default:
 			if before, err = meta.image(e.Rows[i]); err == nil {
@@ -110,24 +145,27 @@ func (h *handler) OnRow(e *canal.RowsEvent) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("%s at %s: %w", e.Table, pos, err)
+			return fmt.Errorf("%s at %s: %w", key, pos, err)
+		}
+		if watched {
+			h.b.snaps.observe(key, meta, [][]json.RawMessage{before, after})
 		}
 		id := eventID(pos, i/step, h.b.sourceID, h.b.history)
-		seq := eventSeq(h.b.history, h.file, e.Header.LogPos, i/step)
+		seq := eventSeq(h.b.history, h.file, header.LogPos, i/step)
 		for _, m := range models {
-			for _, env := range meta.envelopes(m, e.Action, before, after) {
+			for _, env := range meta.envelopes(m, act, before, after) {
 				env.ID, env.Pos, env.TS, env.Seq, env.ReadAt = id, pos, ts, seq, read
-				if env.Op != e.Action { // a half of a split primary-key change
+				if env.Op != act { // a half of a split primary-key change
 					env.ID = splitID(id, env.Op)
 				}
 				payload, err := events.Encode(env)
 				if err != nil {
-					return fmt.Errorf("%w: %s at %s: %w", errFatal, e.Table, pos, err)
+					return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
 				}
 				shard := meta.shard(env)
 				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload,
-					table: e.Table.Name, op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
-				h.b.tracker.add(j, e.Header.Timestamp)
+					table: string(e.Table.Table), op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
+				h.b.tracker.add(j, header.Timestamp)
 				if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
 					return err
 				}
@@ -186,13 +224,22 @@ func eventSeq(history, file string, pos uint32, row int) string {
 	return fmt.Sprintf("%.*s:%s:%010d:%06d", historyStartLen, history, n, pos, row)
 }
 
-// meta returns the metadata of canal's current version of t.
-func (h *handler) meta(t *schema.Table) (*tableMeta, error) {
-	key := t.Schema + "." + t.Name
-	if m := h.metas[key]; m != nil && m.src == t {
+// meta returns the metadata of the rows tm describes, built once per table
+// version (a TABLE_MAP precedes each transaction's rows).
+func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
+	key := string(tm.Schema) + "." + string(tm.Table)
+	if m := h.metas[key]; m != nil && m.same(tm, h.epoch) {
 		return m, nil
 	}
-	m, err := loadMeta(h.ctx, h.b.db, t)
+	cur, ok := h.cur[key]
+	if !ok {
+		var err error
+		if cur, err = loadCurrent(h.ctx, h.b.db, string(tm.Schema), string(tm.Table)); err != nil {
+			return nil, err
+		}
+		h.cur[key] = cur
+	}
+	m, err := newMeta(tm, cur, h.epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -216,12 +263,13 @@ func eventID(pos string, row int, serverID uint32, history string) string {
 	return id
 }
 
-// image encodes one row image, column by column in table order. Canal
-// decodes old events with the table's current schema: after an ADD COLUMN
-// the image is shorter than the column list (the missing columns are left
-// out), after a DROP COLUMN longer (the extra values are dropped).
+// image encodes one row image, column by column in table order. A row
+// whose width is not its TABLE_MAP's is refused: labelling it would guess.
 func (m *tableMeta) image(row []any) ([]json.RawMessage, error) {
-	out := make([]json.RawMessage, min(len(row), len(m.cols)))
+	if len(row) != len(m.cols) {
+		return nil, fmt.Errorf("%w: a row of %d values for %d columns", errFatal, len(row), len(m.cols))
+	}
+	out := make([]json.RawMessage, len(m.cols))
 	for i := range out {
 		v, err := m.cols[i].encode(row[i])
 		if err != nil {
@@ -290,13 +338,19 @@ func (m *tableMeta) names(md *model, img, old []json.RawMessage) []string {
 
 // shard picks the submit queue of a row: by table and primary key.
 func (m *tableMeta) shard(env *events.Envelope) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(env.Schema + "." + env.Table))
+	var k strings.Builder
 	for _, i := range m.pk {
-		if i < len(m.cols) {
-			h.Write([]byte{0})
-			h.Write(env.PK[m.cols[i].name])
-		}
+		k.Write(env.PK[m.cols[i].name])
+		k.WriteByte(0)
 	}
+	return shardOf(env.Schema, env.Table, k.String())
+}
+
+// shardOf hashes a table and a key (tableMeta.key) to a submit queue.
+func shardOf(schema, table, key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(schema + "." + table))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
 	return h.Sum64()
 }

@@ -153,7 +153,7 @@ func (e *env) collectOnServers(servers []string, models ...string) *collector {
 	c := &collector{byID: map[string]*events.Envelope{}}
 	w := gearman.NewWorker(servers, gearman.WithConcurrency(8), gearman.WithLogger(slog.New(slog.DiscardHandler)))
 	for _, m := range models {
-		for _, op := range []string{"insert", "update", "delete"} {
+		for _, op := range []string{"insert", "update", "delete", "snapshot"} {
 			w.Register(events.FuncName(e.ns, m, op), func(_ context.Context, j *gearman.Job) (any, error) {
 				env, err := events.Decode(j.Workload)
 				if err != nil {

@@ -20,38 +20,10 @@ import (
 // of a 50,000-row write load and restarts it: every committed change reaches
 // the handler at least once.
 func TestKill9UnderLoad(t *testing.T) {
-	dir := t.TempDir()
-	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
-	defer testenv.RemoveBuilds()
-	m := testenv.StartMariaDB(t)
-	g := testenv.StartGearmand(t)
-	db := m.DB("app")
-	e := newEnvOn(t, db, m.DSN+"app", g.Addr, map[string]string{"Item": "items"})
-	// The default store: a table in the source database.
-	e.yml = fmt.Sprintf("all:\n  namespace: %s\n  server:\n    default: %s\n  models:\n    Item: {table: items, source: binlog}\n"+
-		"  database:\n    dsn: '%s'\n  binlog:\n    server_id: %d\n    stats_interval: 1s\n",
-		e.ns, g.Addr, m.DSN+"app", 100000+rand.IntN(1<<30))
-	cfgPath := filepath.Join(dir, "gearman.yml")
-	if err := os.WriteFile(cfgPath, []byte(e.yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e, g, start := procEnv(t)
+	db := e.db
 	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n INT NOT NULL DEFAULT 0)")
 	got := e.collectOn(g.Addr, "Item")
-
-	logf, err := os.Create(filepath.Join(dir, "bridge.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
 	cmd := start()
 	testenv.Eventually(t, 20*time.Second, "the bridge to save its start position", func() bool {
 		var n int
@@ -100,6 +72,40 @@ func TestKill9UnderLoad(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("bridge exit after SIGTERM: %v", err)
+	}
+}
+
+// procEnv is a world for the binlogbridge binary: a MariaDB and a gearmand
+// of its own, model Item on items, the default position store (a table in
+// the source database), and a function that starts the binary (killed at
+// the end of the test), logging to a file of the test's.
+func procEnv(t *testing.T) (*env, *testenv.Gearmand, func() *exec.Cmd) {
+	dir := t.TempDir()
+	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
+	t.Cleanup(testenv.RemoveBuilds)
+	m := testenv.StartMariaDB(t)
+	g := testenv.StartGearmand(t)
+	e := newEnvOn(t, m.DB("app"), m.DSN+"app", g.Addr, map[string]string{"Item": "items"})
+	e.yml = fmt.Sprintf("all:\n  namespace: %s\n  server:\n    default: %s\n  models:\n    Item: {table: items, source: binlog}\n"+
+		"  database:\n    dsn: '%s'\n  binlog:\n    server_id: %d\n    stats_interval: 1s\n",
+		e.ns, g.Addr, m.DSN+"app", 100000+rand.IntN(1<<30))
+	cfgPath := filepath.Join(dir, "gearman.yml")
+	if err := os.WriteFile(cfgPath, []byte(e.yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "bridge.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	return e, g, func() *exec.Cmd {
+		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
 	}
 }
 

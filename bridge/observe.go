@@ -5,13 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
+	"github.com/go-mysql-org/go-mysql/replication"
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // HeartbeatTable is where the bridge writes its heartbeats (migration
@@ -82,12 +85,13 @@ type hbRead struct {
 }
 
 // onHeartbeat is called by the handler for rows of HeartbeatTable.
-func (h *handler) onHeartbeat(e *canal.RowsEvent) {
-	if e.Action != canal.InsertAction {
+func (h *handler) onHeartbeat(header *replication.EventHeader, e *replication.RowsEvent) {
+	if act, _ := action(header.EventType); act != events.OpInsert {
 		return
 	}
 	read := time.Now()
-	idc, sc, tc := e.Table.FindColumn("id"), e.Table.FindColumn("server_id"), e.Table.FindColumn("ts")
+	names := e.Table.ColumnNameString()
+	idc, sc, tc := slices.Index(names, "id"), slices.Index(names, "server_id"), slices.Index(names, "ts")
 	if idc < 0 || sc < 0 || tc < 0 {
 		return
 	}
@@ -103,16 +107,12 @@ func (h *handler) onHeartbeat(e *canal.RowsEvent) {
 		fmt.Sscan(fmt.Sprint(r[idc]), &id)
 		o := &h.b.obs
 		o.mu.Lock()
-		o.pending = append(o.pending, hbRead{id: id, ts: ts, file: h.file, pos: e.Header.LogPos, readAt: read})
+		o.pending = append(o.pending, hbRead{id: id, ts: ts, file: h.file, pos: header.LogPos, readAt: read})
 		if ts.After(o.newest) {
 			o.newest = ts
 		}
 		o.mu.Unlock()
 	}
-}
-
-func (b *Bridge) heartbeatRegex() string {
-	return "^" + strings.ReplaceAll(b.dsn.DBName, ".", `\.`) + `\.` + HeartbeatTable + "$"
 }
 
 // startHeartbeat checks the table; false (with a warning) if it is missing.

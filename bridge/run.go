@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/canal"
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // Run streams until ctx ends, then stops reading, lets gearmand acknowledge
@@ -22,13 +22,8 @@ import (
 // only for what a retry cannot fix (the position store at start, a table
 // without primary key, an event that does not encode).
 func (b *Bridge) Run(ctx context.Context) error {
-	// Without full images `old` and `modified` would be wrong, silently.
-	var image string
-	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_row_image").Scan(&image); err != nil {
-		return fmt.Errorf("binlog_row_image: %w", err)
-	}
-	if !strings.EqualFold(image, "FULL") {
-		return fmt.Errorf("%w: the server has binlog_row_image=%s, the bridge needs FULL", ErrConfig, image)
+	if err := b.checkServer(ctx); err != nil {
+		return err
 	}
 	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.server_id").Scan(&b.sourceID); err != nil {
 		return fmt.Errorf("server_id: %w", err)
@@ -38,6 +33,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return err
 	}
 	b.history = start.History
+	if len(b.models) == 0 {
+		b.log.Info("no model has source: binlog: the bridge publishes snapshots only")
+	}
 	b.log.Info("binlog bridge starting", "position", start.String(), "tables", b.Tables(),
 		"gearman", b.servers, "concurrency", b.concurrency)
 
@@ -45,7 +43,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		gearman.WithClientLogger(b.log))
 	defer b.client.Close()
 	b.tracker = newTracker(start)
-	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{}}
+	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{},
+		cur: map[string]*triggers.Table{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
 	b.subs.observer = b.observer
 	// Submitters outlive ctx: after it ends they still drain what was read.
@@ -64,7 +63,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); b.statsLoop(bg) }()
 	go func() { defer wg.Done(); b.observeLoop(bg) }()
 
+	snapCtx, stopSnaps := context.WithCancel(ctx)
+	b.snaps = newSnapshots(b)
+	b.snaps.ctx = snapCtx
+	go b.snaps.resume(snapCtx)
 	runErr := b.stream(ctx, start)
+	stopSnaps()
+	b.snaps.wg.Wait()
 
 	// Flush: no more jobs come; wait for the queues to drain.
 	b.subs.close()
@@ -175,13 +180,13 @@ func (b *Bridge) currentPosition(ctx context.Context) (Position, error) {
 	return p, nil
 }
 
-// stream runs canal from start until ctx ends, restarting it from the last
+// stream reads the binlog from start until ctx ends, restarting from the last
 // transaction boundary read whenever it fails.
 func (b *Bridge) stream(ctx context.Context, start Position) error {
 	backoff := time.Second
 	for pos := start; ; pos = b.tracker.readPos() {
 		began := time.Now()
-		err := b.runCanal(ctx, pos)
+		err := b.runBinlog(ctx, pos)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -229,41 +234,6 @@ func (b *Bridge) goneError(pos Position, msg string) error {
 		"--start=current (or a FILE:POS / gtid:SET the server still has, see SHOW BINARY LOGS), and "+
 		"re-snapshot the binlog models' tables for the changes missed in between",
 		ErrBinlogGone, strings.ReplaceAll(msg, "\n", " "), pos.String(), where)
-}
-
-func (b *Bridge) runCanal(ctx context.Context, pos Position) error {
-	c, err := canal.NewCanal(b.canalConfig())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	h := b.handler
-	h.file = pos.File
-	c.SetEventHandler(h)
-	done := make(chan error, 1)
-	go func() {
-		if pos.GTID != "" {
-			set, err := mysql.ParseGTIDSet(b.flavor(), pos.GTID)
-			if err != nil {
-				done <- fmt.Errorf("%w: GTID set %q: %w", errFatal, pos.GTID, err)
-				return
-			}
-			done <- c.StartFromGTID(set)
-			return
-		}
-		done <- c.RunFrom(mysql.Position{Name: pos.File, Pos: pos.Pos})
-	}()
-	select {
-	case err = <-done:
-		c.Close()
-		if err == nil {
-			err = errors.New("canal stopped")
-		}
-		return err
-	case <-ctx.Done():
-		c.Close()
-		<-done
-		return nil
-	}
 }
 
 // saveLoop saves the acknowledged position every saveInterval while it
@@ -322,7 +292,7 @@ func (b *Bridge) statsLoop(ctx context.Context) {
 			handled := b.handler.handled.Load()
 			// Lag: the age of the oldest change not yet acknowledged; with
 			// nothing in flight, the age of the last event read if events
-			// are still coming (canal catching up), else 0.
+			// are still coming (the bridge catching up), else 0.
 			var lag int64
 			switch {
 			case oldest != 0:

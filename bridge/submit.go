@@ -134,7 +134,7 @@ func (s *submitters) start(ctx context.Context) {
 }
 
 // enqueue blocks while the queue is full: that is the backpressure that
-// stops canal reading while gearmand is slow or down.
+// stops the binlog reader while gearmand is slow or down.
 func (s *submitters) enqueue(ctx context.Context, shard uint64, j *job) error {
 	s.inflight.Add(1)
 	select {

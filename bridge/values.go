@@ -1,143 +1,50 @@
 package bridge
 
 import (
-	"context"
-	"database/sql"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/go-mysql-org/go-mysql/schema"
-
 	"github.com/rowgear/rowgear/events"
 )
 
-// kind is how a column's canal value becomes its wire form (events/doc.go).
+// kind is how a column's decoded binlog value becomes its wire form
+// (events/doc.go).
 type kind int
 
 const (
-	kNumber kind = iota // integers, YEAR: canal gives sized ints, unsigned already widened
-	kFloat              // FLOAT, DOUBLE
-	kBit                // BIT: canal gives int64; the value is unsigned
-	kString             // DECIMAL and temporals (canal formats them), CHAR, TEXT, …
+	kNumber kind = iota // integers, YEAR: go-mysql gives sized ints, unsigned ones as uints
+	kFloat              // FLOAT: MariaDB's text of it (6 significant digits)
+	kDouble             // DOUBLE: MariaDB's text of it (shortest round-trip digits)
+	kBit                // BIT: go-mysql gives int64; the value is unsigned
+	kString             // DECIMAL and temporals (go-mysql formats them), CHAR, TEXT, …
 	kJSON               // JSON (MariaDB: LONGTEXT with a json_valid check)
-	kBinary             // BINARY, VARBINARY, BLOB: base64
-	kEnum               // canal gives the 1-based index
-	kSet                // canal gives the bitmap
-	kTime               // TIME: canal drops a zero fraction; the column precision is kept
+	kBinary             // BINARY, VARBINARY, BLOB, GEOMETRY: base64
+	kEnum               // go-mysql gives the 1-based index
+	kSet                // go-mysql gives the bitmap
+	kTime               // TIME: go-mysql drops a zero fraction; the column precision is kept
+	kUUID               // MariaDB UUID: 16 bytes in the binlog, its text in events
+	kInet4              // MariaDB INET4: 4 bytes
+	kInet6              // MariaDB INET6: 16 bytes
 )
 
 type column struct {
-	name    string
-	kind    kind
-	fixed   int      // BINARY(n): the binlog drops trailing zero bytes, the column has n
-	prec    int      // TIME(p)
-	values  []string // ENUM and SET members
-	latin1  bool     // text stored as latin1: converted to UTF-8
-	jsonCol bool
+	name   string
+	kind   kind
+	fixed  int      // BINARY(n): the binlog drops trailing zero bytes, the column has n
+	prec   int      // TIME(p)
+	values []string // ENUM and SET members
+	latin1 bool     // text stored as latin1: converted to UTF-8
 }
 
-// tableMeta is what encoding a table's rows needs, derived once per canal
-// schema.Table (canal makes a new one after each DDL on the table).
-type tableMeta struct {
-	src  *schema.Table
-	cols []column
-	pk   []int
-}
-
-// loadMeta derives tableMeta from canal's table. MariaDB shows a JSON column
-// as longtext; its json_valid check is the only trace of the type, so the
-// checks are read from information_schema.
-func loadMeta(ctx context.Context, db *sql.DB, t *schema.Table) (*tableMeta, error) {
-	if len(t.PKColumns) == 0 {
-		return nil, fmt.Errorf("%w: table %s.%s has no primary key: events name their row by it", errFatal, t.Schema, t.Name)
-	}
-	jsonCols := map[string]bool{}
-	rows, err := db.QueryContext(ctx, "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "+
-		"WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?", t.Schema, t.Name)
-	if err == nil {
-		for rows.Next() {
-			var clause string
-			if rows.Scan(&clause) == nil {
-				if name, ok := jsonValidColumn(clause); ok {
-					jsonCols[name] = true
-				}
-			}
-		}
-		err = rows.Err()
-		rows.Close()
-	}
-	if err != nil && !strings.Contains(err.Error(), "1109") { // 1109: no such I_S table (old MySQL)
-		return nil, fmt.Errorf("checks of %s.%s: %w", t.Schema, t.Name, err)
-	}
-	m := &tableMeta{src: t, pk: t.PKColumns}
-	for _, c := range t.Columns {
-		m.cols = append(m.cols, columnOf(c, jsonCols[c.Name]))
-	}
-	return m, nil
-}
-
-// jsonValidColumn recognises MariaDB's "json_valid(`col`)" check.
-func jsonValidColumn(clause string) (string, bool) {
-	s := strings.TrimSpace(clause)
-	if len(s) < len("json_valid(``)") || !strings.EqualFold(s[:len("json_valid(`")], "json_valid(`") || !strings.HasSuffix(s, "`)") {
-		return "", false
-	}
-	return strings.ReplaceAll(s[len("json_valid(`"):len(s)-2], "``", "`"), true
-}
-
-func columnOf(c schema.TableColumn, isJSON bool) column {
-	raw := strings.ToLower(c.RawType)
-	col := column{name: c.Name, kind: kString}
-	switch c.Type {
-	case schema.TYPE_NUMBER, schema.TYPE_MEDIUM_INT:
-		col.kind = kNumber
-	case schema.TYPE_FLOAT:
-		col.kind = kFloat
-	case schema.TYPE_BIT:
-		col.kind = kBit
-	case schema.TYPE_JSON:
-		col.kind = kJSON
-	case schema.TYPE_ENUM:
-		col.kind, col.values = kEnum, members(c.RawType)
-	case schema.TYPE_SET:
-		col.kind, col.values = kSet, members(c.RawType)
-	case schema.TYPE_TIME:
-		col.kind, col.prec = kTime, precision(raw)
-	case schema.TYPE_BINARY, schema.TYPE_POINT:
-		col.kind = kBinary
-		if strings.HasPrefix(raw, "binary") {
-			col.fixed = int(c.FixedSize)
-		}
-	case schema.TYPE_STRING:
-		switch {
-		case isJSON:
-			col.kind = kJSON
-		case strings.HasSuffix(raw, "blob") || strings.HasPrefix(raw, "geometry") ||
-			strings.HasSuffix(raw, "string") || strings.HasSuffix(raw, "polygon"):
-			col.kind = kBinary
-		default:
-			col.latin1 = strings.HasPrefix(c.Collation, "latin1")
-		}
-	}
-	return col
-}
-
-// precision is p of "time(p)", 0 without one.
-func precision(raw string) int {
-	open, end := strings.IndexByte(raw, '('), strings.IndexByte(raw, ')')
-	if open < 0 || end < open {
-		return 0
-	}
-	p, _ := strconv.Atoi(raw[open+1 : end])
-	return p
-}
-
-// members parses the quoted list of enum('a','b”c') or set(…): canal's own
-// parse splits on every comma.
+// members parses the quoted list of enum('a','b”c') or set(…) as
+// information_schema's COLUMN_TYPE writes it.
 func members(raw string) []string {
 	open := strings.IndexByte(raw, '(')
 	if open < 0 {
@@ -175,8 +82,8 @@ func members(raw string) []string {
 	}
 }
 
-// encode returns v, as canal decoded it for column c, in wire form; nil for
-// NULL.
+// encode returns v, as go-mysql decoded it for column c, in wire form; nil
+// for NULL.
 func (c *column) encode(v any) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
@@ -208,6 +115,14 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 			}
 			return events.AppendString(nil, strings.Join(names, ",")), nil
 		}
+	case kFloat:
+		if f, ok := v.(float32); ok {
+			return appendMariaDBFloat(nil, float64(f), 6), nil
+		}
+	case kDouble:
+		if f, ok := v.(float64); ok {
+			return appendMariaDBFloat(nil, f, -1), nil
+		}
 	}
 	switch x := v.(type) {
 	case int8:
@@ -230,16 +145,12 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 		return strconv.AppendUint(nil, x, 10), nil
 	case uint:
 		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case float32:
-		return strconv.AppendFloat(nil, float64(x), 'g', -1, 32), nil
-	case float64:
-		return strconv.AppendFloat(nil, x, 'g', -1, 64), nil
 	case string:
 		return c.bytes([]byte(x))
 	case []byte:
 		return c.bytes(x)
 	}
-	return nil, fmt.Errorf("%w: column %s: unexpected %T from canal", errFatal, c.name, v)
+	return nil, fmt.Errorf("%w: column %s: unexpected %T for its binlog type", errFatal, c.name, v)
 }
 
 func (c *column) bytes(b []byte) (json.RawMessage, error) {
@@ -259,6 +170,10 @@ func (c *column) bytes(b []byte) (json.RawMessage, error) {
 		if json.Valid(b) {
 			return append(json.RawMessage(nil), b...), nil
 		}
+		// Not JSON: a row from before the column became JSON (the type
+		// comes from today's schema); it was text then.
+	case kUUID, kInet4, kInet6:
+		return c.fixedText(b)
 	}
 	if !utf8.Valid(b) {
 		if c.latin1 {
@@ -270,10 +185,140 @@ func (c *column) bytes(b []byte) (json.RawMessage, error) {
 	return events.AppendString(nil, string(b)), nil
 }
 
+// fixedText renders MariaDB's UUID, INET4 and INET6 as the server shows them.
+func (c *column) fixedText(b []byte) (json.RawMessage, error) {
+	n := 16
+	if c.kind == kInet4 {
+		n = 4
+	}
+	if len(b) < n { // the binlog drops trailing zero bytes of fixed strings
+		b = append(b[:len(b):len(b)], make([]byte, n-len(b))...)
+	}
+	if len(b) != n {
+		return nil, fmt.Errorf("%w: column %s: %d bytes, want %d", errFatal, c.name, len(b), n)
+	}
+	switch c.kind {
+	case kUUID:
+		const hex = "0123456789abcdef"
+		out := make([]byte, 0, 38)
+		out = append(out, '"')
+		for i, x := range b {
+			if i == 4 || i == 6 || i == 8 || i == 10 {
+				out = append(out, '-')
+			}
+			out = append(out, hex[x>>4], hex[x&15])
+		}
+		return append(out, '"'), nil
+	case kInet4:
+		return events.AppendString(nil, netip.AddrFrom4([4]byte(b)).String()), nil
+	}
+	return events.AppendString(nil, inet6String([16]byte(b))), nil
+}
+
+// inet6String is MariaDB's INET6 text (its inet_ntop): groups in lower-case
+// hex without leading zeros, the longest run of zero groups (the first of
+// equal ones, even a single group) written "::", and an IPv4 tail in dotted
+// form after six zero groups or five and ffff (::1.2.3.4, ::ffff:1.2.3.4).
+func inet6String(a [16]byte) string {
+	var w [8]uint16
+	for i := range w {
+		w[i] = binary.BigEndian.Uint16(a[2*i:])
+	}
+	best, bestLen, cur, curLen := -1, 0, -1, 0
+	for i := 0; i <= len(w); i++ {
+		if i < len(w) && w[i] == 0 {
+			if cur < 0 {
+				cur, curLen = i, 0
+			}
+			curLen++
+			continue
+		}
+		if cur >= 0 && curLen > bestLen {
+			best, bestLen = cur, curLen
+		}
+		cur = -1
+	}
+	var b strings.Builder
+	for i := 0; i < len(w); i++ {
+		if i == best {
+			b.WriteString("::")
+			i += bestLen - 1
+			continue
+		}
+		if i > 0 && i != best+bestLen {
+			b.WriteByte(':')
+		}
+		if i == 6 && best == 0 && (bestLen == 6 || bestLen == 5 && w[5] == 0xffff) {
+			b.WriteString(netip.AddrFrom4([4]byte(a[12:])).String())
+			break
+		}
+		b.WriteString(strconv.FormatUint(uint64(w[i]), 16))
+	}
+	return b.String()
+}
+
 func latin1ToUTF8(b []byte) []byte {
 	out := make([]byte, 0, len(b)*2)
 	for _, c := range b {
 		out = utf8.AppendRune(out, rune(c))
 	}
 	return out
+}
+
+// appendMariaDBFloat writes f as MariaDB writes a FLOAT (digits 6) or
+// DOUBLE (digits -1: shortest round-trip) value, in JSON_OBJECT and SELECT
+// alike (strings/dtoa.c my_gcvt): the significant digits in plain notation
+// when the decimal exponent is within [-14, 15] (or every digit is left of
+// the point), else d[.ddd]e[-]x without a plus sign or leading zeros.
+func appendMariaDBFloat(b []byte, f float64, digits int) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return append(b, "null"...) // MariaDB stores neither
+	}
+	if f == 0 {
+		return append(b, '0') // MariaDB writes -0 as 0 too
+	}
+	if f < 0 {
+		b = append(b, '-')
+		f = -f
+	}
+	// e-notation gives the digits and the exponent: d.ddde±x
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'e', -1, 64), "e")
+	if digits > 0 && len(mant)-strings.Count(mant, ".") > digits {
+		mant, exp, _ = strings.Cut(strconv.FormatFloat(f, 'e', digits-1, 64), "e")
+	}
+	ds := strings.Replace(mant, ".", "", 1)
+	ds = strings.TrimRight(ds, "0")
+	if ds == "" {
+		ds = "0"
+	}
+	x, _ := strconv.Atoi(exp)
+	decpt := x + 1 // digits left of the point
+	n := len(ds)
+	if decpt >= -14 && (decpt <= 15 || n > decpt) {
+		switch {
+		case decpt <= 0:
+			b = append(b, "0."...)
+			for range -decpt {
+				b = append(b, '0')
+			}
+			return append(b, ds...)
+		case decpt >= n:
+			b = append(b, ds...)
+			for range decpt - n {
+				b = append(b, '0')
+			}
+			return b
+		default:
+			b = append(b, ds[:decpt]...)
+			b = append(b, '.')
+			return append(b, ds[decpt:]...)
+		}
+	}
+	b = append(b, ds[0])
+	if n > 1 {
+		b = append(b, '.')
+		b = append(b, ds[1:]...)
+	}
+	b = append(b, 'e')
+	return strconv.AppendInt(b, int64(decpt-1), 10)
 }

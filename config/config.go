@@ -97,6 +97,11 @@ type Model struct {
 	// Unordered: `ordered: false`, the model's events skip the per-row
 	// ordering of package ordering (they still pass the commit gate).
 	Unordered bool
+	// SnapshotAs is how binlogbridge publishes the rows a snapshot reads:
+	// "snapshot" (default, op snapshot to <Model>.snapshot) or "insert" (op
+	// insert to <Model>.insert, every column modified, so TriggerInsert
+	// handles them).
+	SnapshotAs string
 }
 
 // Database is where models live.

@@ -177,6 +177,18 @@ func TestModelOrdered(t *testing.T) {
 	}
 }
 
+// models.<Model>.snapshot says how the bridge publishes snapshot rows.
+func TestModelSnapshotAs(t *testing.T) {
+	c := mustParse(t, "all:\n  models:\n    A: {table: a, snapshot: insert}\n    B: {table: b}\n", "", nil)
+	if c.Models["A"].SnapshotAs != "insert" || c.Models["B"].SnapshotAs != "" {
+		t.Errorf("SnapshotAs: A %q, B %q", c.Models["A"].SnapshotAs, c.Models["B"].SnapshotAs)
+	}
+	_, err := parse(t, "all:\n  models:\n    A: {table: a, snapshot: update}\n", "", nil)
+	if err == nil || !strings.Contains(err.Error(), "t.yml:3: all.models.A.snapshot") {
+		t.Errorf("snapshot: update: err = %v", err)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	for _, yml := range []string{"", "# nothing\n", "all:\n", "all: ~\n", "prod:\n  namespace: x\n"} {
 		c := mustParse(t, yml, "", nil)
@@ -503,7 +515,7 @@ func TestErrors(t *testing.T) {
 		{"model bad source", "all:\n  models:\n    Article: {table: a, source: cdc}\n", "", `t.yml:3: all.models.Article.source: want trigger or binlog, got "cdc"`},
 		{"model bad table", "all:\n  models:\n    Article: {table: my table}\n", "", `t.yml:3: all.models.Article.table: want a name of letters, digits, _ or $ (at most 64), got "my table"`},
 		{"model bad column", "all:\n  models:\n    Article: {table: a, columns: [id, \"x;y\"]}\n", "", `t.yml:3: all.models.Article.columns[1]: want a column name, got "x;y"`},
-		{"model typo", "all:\n  models:\n    Article:\n      table: a\n      tabel: b\n", "", "t.yml:5: all.models.Article.tabel: unknown key (want table, schema, events, columns, source, ordered)"},
+		{"model typo", "all:\n  models:\n    Article:\n      table: a\n      tabel: b\n", "", "t.yml:5: all.models.Article.tabel: unknown key (want table, schema, events, columns, source, ordered, snapshot)"},
 		{"model bad name", "all:\n  models:\n    article-x: {table: a}\n", "", "t.yml:3: all.models.article-x: want a model name"},
 		{"two models one table", "all:\n  models:\n    A: {table: t}\n    B: {table: t}\n", "", "t.yml:4: all.models.B.table: table t is already the table of model A"},
 

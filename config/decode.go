@@ -516,6 +516,10 @@ func (d *decoder) model(n *yaml.Node, path string) (Model, error) {
 			if err := d.oneOf(p.v, kp, &m.Source, "trigger", "binlog"); err != nil {
 				return Model{}, err
 			}
+		case "snapshot":
+			if err := d.oneOf(p.v, kp, &m.SnapshotAs, "snapshot", "insert"); err != nil {
+				return Model{}, err
+			}
 		case "ordered":
 			var ordered bool
 			if err := p.v.Decode(&ordered); err != nil || p.v.ShortTag() != "!!bool" {
@@ -523,7 +527,7 @@ func (d *decoder) model(n *yaml.Node, path string) (Model, error) {
 			}
 			m.Unordered = !ordered
 		default:
-			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source, ordered)")
+			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source, ordered, snapshot)")
 		}
 	}
 	if m.Table == "" {

@@ -1,18 +1,22 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/triggers"
 )
 
 // Record is embedded in every model struct. The dispatcher fills it before
@@ -30,11 +34,16 @@ type recState struct {
 
 // source is where a mounted model's rows live.
 type source struct {
-	db    *sql.DB
-	table string // quoted, possibly schema-qualified
-	cols  []events.Column
-	where string // "`id`=? AND …"
-	pkIdx [][]int
+	db         *sql.DB
+	table      string // quoted, possibly schema-qualified
+	schemaName string // unquoted; empty: the connection's database
+	tableName  string
+	cols       []events.Column
+	where      string // "`id`=? AND …"
+	pkIdx      [][]int
+
+	mu    sync.Mutex
+	query string // the SELECT of load, built from the live schema on first use
 }
 
 // GearmanJob returns the job being run: fail it by returning an error, send
@@ -72,38 +81,83 @@ func (r *Record) Refresh(ctx context.Context) error {
 	return r.st.src.load(ctx, r.st.self)
 }
 
-// load selects the row whose key is in rec's pk fields into rec.
+// load selects the row whose key is in rec's pk fields into rec. The
+// server renders each column in its event form (the expressions the
+// triggers use), and events.Row.Scan converts them: a field loads from the
+// database exactly as it decodes from an event. On any error rec is left
+// as it was.
 func (s *source) load(ctx context.Context, rec reflect.Value) error {
 	el := rec.Elem()
 	args := make([]any, len(s.pkIdx))
 	for i, idx := range s.pkIdx {
 		args[i] = el.FieldByIndex(idx).Interface()
 	}
-	dest := make([]any, len(s.cols))
-	for i, c := range s.cols {
-		dest[i] = el.FieldByIndex(c.Index).Addr().Interface()
+	var obj []byte
+	for retry := true; ; retry = false {
+		q, err := s.selectQuery(ctx)
+		if err != nil {
+			return err
+		}
+		err = s.db.QueryRowContext(ctx, q, args...).Scan(&obj)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s where %v", ErrNotFound, s.table, args)
+		}
+		var me *mysql.MySQLError
+		if retry && errors.As(err, &me) && me.Number == 1054 { // unknown column: the table changed
+			s.mu.Lock()
+			s.query = ""
+			s.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("dispatch: load from %s: %w", s.table, err)
+		}
+		break
 	}
-	q := "SELECT " + s.columnList() + " FROM " + s.table + " WHERE " + s.where
-	err := s.db.QueryRowContext(ctx, q, args...).Scan(dest...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %s where %v", ErrNotFound, s.table, args)
-	}
-	if err != nil {
+	var compact bytes.Buffer
+	var row events.Row
+	if err := json.Compact(&compact, obj); err != nil {
 		return fmt.Errorf("dispatch: load from %s: %w", s.table, err)
+	}
+	if err := json.Unmarshal(compact.Bytes(), &row); err != nil {
+		return fmt.Errorf("dispatch: load from %s: %w", s.table, err)
+	}
+	tmp := reflect.New(el.Type())
+	if err := row.Scan(tmp.Interface()); err != nil {
+		return fmt.Errorf("dispatch: load from %s: %w", s.table, err)
+	}
+	for _, c := range s.cols {
+		el.FieldByIndex(c.Index).Set(tmp.Elem().FieldByIndex(c.Index))
 	}
 	return nil
 }
 
-func (s *source) columnList() string {
+// selectQuery is SELECT JSON_OBJECT('col', <col in event form>, …) of the
+// row by primary key.
+func (s *source) selectQuery(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.query != "" {
+		return s.query, nil
+	}
+	t, err := triggers.LoadTable(ctx, s.db, s.schemaName, s.tableName)
+	if err != nil {
+		return "", fmt.Errorf("dispatch: load from %s: %w", s.table, err)
+	}
 	names := make([]string, len(s.cols))
 	for i, c := range s.cols {
-		names[i] = quote(c.Name)
+		names[i] = c.Name
 	}
-	return strings.Join(names, ", ")
+	obj, err := triggers.RowSQL(t, names)
+	if err != nil {
+		return "", fmt.Errorf("dispatch: load from %s: %w", s.table, err)
+	}
+	s.query = "SELECT " + obj + " FROM " + s.table + " WHERE " + s.where
+	return s.query, nil
 }
 
 func newSource(db *sql.DB, schema, table string, cols []events.Column) *source {
-	s := &source{db: db, cols: cols, table: quote(table)}
+	s := &source{db: db, cols: cols, table: quote(table), schemaName: schema, tableName: table}
 	if schema != "" {
 		s.table = quote(schema) + "." + s.table
 	}

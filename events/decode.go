@@ -351,7 +351,7 @@ func parseTS(s string) (time.Time, error) {
 // intern returns the package constant equal to s, or "": frequent values
 // share one string, and s need not be copied.
 func intern(s string) string {
-	for _, c := range [...]string{OpInsert, OpUpdate, OpDelete, SourceTrigger, SourceBinlog} {
+	for _, c := range [...]string{OpInsert, OpUpdate, OpDelete, OpSnapshot, SourceTrigger, SourceBinlog} {
 		if s == c {
 			return c
 		}

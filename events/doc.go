@@ -5,7 +5,7 @@
 // # Envelope, version 1
 //
 //	{"v":1, "id":"…", "source":"trigger|binlog", "schema":"app", "table":"articles",
-//	 "model":"Article", "op":"insert|update|delete",
+//	 "model":"Article", "op":"insert|update|delete|snapshot",
 //	 "pk":{"id":42}, "row":{…}, "old":{…}, "modified":["title"],
 //	 "ts":"2026-11-26T23:00:00.123456Z", "pos":"binlog.000001:1234",
 //	 "seq":"17643024001:0000000004:0000001234:000000"}
@@ -16,12 +16,15 @@
 //   - id: unique per event. Trigger source: UUID(). Binlog source:
 //     deterministic from the position and the row's index in its event, so a
 //     redelivered event keeps its id. It is also the gearman unique key.
-//   - row: the after image for insert and update, the before image for delete.
+//   - op: snapshot is a row a binlogbridge snapshot (backfill) read, not a
+//     change: row is its image at the time of the read.
+//   - row: the after image for insert and update, the before image for
+//     delete, the image read for snapshot.
 //   - old: the before image, for update only.
 //   - pk: the primary-key columns of row (for delete, row is the before
 //     image), in the same value forms.
 //   - modified: update: the columns whose value changed (NULL-safe); insert:
-//     every column of row; delete: empty. In table column order.
+//     every column of row; delete and snapshot: absent. In table column order.
 //   - ts: when the change happened, RFC 3339 in UTC with microseconds.
 //     Triggers: UTC_TIMESTAMP(6) at the row change. Binlog: the commit's
 //     timestamp (whole seconds; the binlog keeps no more).
@@ -41,21 +44,39 @@
 //
 // # Column values
 //
-// Both sources write a column value in the same form, so an event decodes the
-// same whichever source produced it:
+// Both sources write a column value in the same form, byte for byte, so an
+// event decodes the same whichever source produced it (checked on a table
+// with a column of every type below: triggers/testdata/coltypes.sql and
+// coltypes.expected.json, for the triggers and for binlogbridge):
 //
 //   - NULL: null
-//   - TINYINT … BIGINT, signed or UNSIGNED, YEAR, BIT: a JSON number, exact
-//     to 64 bits (decode with json.Number, never float64)
-//   - FLOAT, DOUBLE: a JSON number
+//   - TINYINT … BIGINT, signed or UNSIGNED, MEDIUMINT, YEAR (YEAR 0000 is
+//     0), BIT(1…64) as an unsigned number: a JSON number, exact to 64 bits
+//     (decode with json.Number, never float64)
+//   - DOUBLE: a JSON number as MariaDB writes it: the shortest digits that
+//     read back to the same double, in plain notation when the decimal
+//     exponent is in [-15, 14] (or every digit is left of the point, as in
+//     1234567890123456.8), else d[.ddd]e[-]x without "+" (1e308, -2.5e-300,
+//     0.00000015, 1.2345678901234568e17)
+//   - FLOAT: the same notation with at most 6 significant digits, as MariaDB
+//     shows a FLOAT (16777217 is stored 16777216 and written 16777200)
 //   - DECIMAL: a string, with the column's scale ("12.50")
 //   - DATE "2006-01-02"; TIME "[-]15:04:05[.ffffff]" (hours up to 838);
 //     DATETIME "2006-01-02 15:04:05[.ffffff]" as stored, with as many
 //     fraction digits as the column's precision; TIMESTAMP in the same form,
-//     converted to UTC. MySQL's zero dates stay "0000-00-00[ 00:00:00]".
-//   - CHAR, VARCHAR, TEXT, ENUM, SET: a string (utf8mb4)
-//   - JSON: the JSON value itself, not a string
-//   - BINARY, VARBINARY, BLOB: standard base64 (with padding, no line breaks)
+//     converted to UTC. The zero date, datetime and timestamp stay
+//     "0000-00-00" and "0000-00-00 00:00:00[.000…]" (with the column's
+//     fraction digits), never null
+//   - CHAR, VARCHAR, TEXT, ENUM, SET: a string in UTF-8, whatever the
+//     column's character set (latin1 is converted; CHAR loses its trailing
+//     spaces as MariaDB returns it); SET as "a,c"; an invalid ENUM value as ""
+//   - UUID as "6ccd780c-baba-1026-9564-5b8c656024db"; INET4 as "1.2.3.4";
+//     INET6 as MariaDB writes it ("2001:db8::ff00:42:8329", "::ffff:1.2.3.4",
+//     and "::" for a single zero group too): the text SELECT shows
+//   - JSON: the JSON value itself, not a string, compacted
+//   - BINARY(n), VARBINARY, BLOB, GEOMETRY: standard base64 (with padding,
+//     no line breaks); BINARY(n) has all its n bytes
+//   - generated columns, VIRTUAL and STORED, like any other column
 //
 // In Go a row is a Row: column values kept as raw JSON, converted to and
 // from struct fields (tagged `db:"col"`) by Row.Scan, RowOf and PK.

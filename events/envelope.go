@@ -22,6 +22,10 @@ const (
 	OpInsert = "insert"
 	OpUpdate = "update"
 	OpDelete = "delete"
+	// OpSnapshot is a row read by a snapshot (a backfill) rather than
+	// changed: its current image, published by binlogbridge between live
+	// changes (package bridge, Snapshots).
+	OpSnapshot = "snapshot"
 )
 
 // MaxIDLen is the longest event id: the id is also the gearman unique key,
@@ -46,7 +50,7 @@ type Envelope struct {
 	Schema   string    // database name
 	Table    string    // table name
 	Model    string    // model name, as in the models config
-	Op       string    // OpInsert, OpUpdate or OpDelete
+	Op       string    // OpInsert, OpUpdate, OpDelete or OpSnapshot
 	PK       Row       // primary-key columns
 	Row      Row       // after image; before image for delete
 	Old      Row       // before image, update only
@@ -107,7 +111,7 @@ func (e *Envelope) validate() error {
 		return malformed("model", "%v", err)
 	}
 	switch e.Op {
-	case OpInsert, OpUpdate, OpDelete:
+	case OpInsert, OpUpdate, OpDelete, OpSnapshot:
 	case "":
 		return malformed("op", "empty")
 	default:
@@ -160,7 +164,7 @@ func (e *Envelope) validate() error {
 }
 
 func (e *Envelope) checkModified() error {
-	if e.Op == OpDelete && len(e.Modified) > 0 {
+	if (e.Op == OpDelete || e.Op == OpSnapshot) && len(e.Modified) > 0 {
 		return malformed("modified", "must be empty for op %q", e.Op)
 	}
 	var seen map[string]bool // only for long lists: quadratic is cheaper below

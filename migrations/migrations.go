@@ -1,12 +1,12 @@
 // Package migrations holds rowgear's own goose SQL migrations, embedded: the
 // failed-jobs and crash tables of package retry (00001), binlogbridge's
 // position table (00002) and its history column (00020), package
-// ordering's commit-gate, row-seq and applied-event tables (00010), and the
-// gearman UDFs the triggers call
-// (00099, last). The UDFs are needed only by trigger-sourced models: an
-// application whose models all use the binlog leaves 00099 out (see
-// WithoutUDF), so a server without the UDF's library, or a managed one, can
-// run everything else. They are
+// ordering's commit-gate, row-seq and applied-event tables (00010),
+// binlogbridge's snapshot requests and progress (00040), and the gearman
+// UDFs the triggers call (00099, last). The UDFs are needed only by
+// trigger-sourced models: an application whose models all use the binlog
+// leaves 00099 out (see WithoutUDF), so a server without the UDF's library,
+// or a managed one, can run everything else. They are
 // versioned in their own table, rowgear_migrations, apart from the
 // application's migrations (goose's goose_db_version by default), so an
 // application numbers its own from 00001 and one `migrate up` applies both

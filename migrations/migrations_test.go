@@ -116,8 +116,8 @@ func TestBothSetsUpStatusDown(t *testing.T) {
 		t.Fatalf("Up ran %d migrations; versions rowgear %d, app %d; want %d, %d, 2", len(res), version(t, db, own), version(t, db, app), nOwn+2, latest)
 	}
 	if n := tables(t, db, "notes", "more_notes", "rowgear_failed_jobs", "rowgear_job_crashes", "rowgear_binlog_position",
-		"rowgear_gate", "rowgear_row_seq", "rowgear_applied"); n != 8 {
-		t.Errorf("after Up: %d of 8 tables", n)
+		"rowgear_gate", "rowgear_row_seq", "rowgear_applied", "rowgear_snapshots"); n != 9 {
+		t.Errorf("after Up: %d of 9 tables", n)
 	}
 	sb.Reset()
 	if err := Status(ctx, db, &sb, own, app); err != nil {

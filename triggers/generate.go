@@ -22,13 +22,20 @@
 // (TestTimestampInRepeatedHour). CONVERT_TZ with 'SYSTEM' does work without
 // time-zone tables, but is wrong in that hour.
 //
-// Other value forms: BIT is CAST to UNSIGNED (JSON_OBJECT would write its
-// raw bytes); DECIMAL, DATE, TIME and DATETIME are CAST AS CHAR (the column's
-// scale and fraction digits); JSON goes through JSON_EXTRACT(col, '$') so it
+// The zero TIMESTAMP is recognised by its text and stays the zero date:
+// inside a trigger UNIX_TIMESTAMP of it is NULL.
+//
+// Other value forms: BIT and YEAR are CAST to UNSIGNED (JSON_OBJECT would
+// write BIT's raw bytes, and YEAR 0 as 0000, which is not JSON); DECIMAL,
+// DATE, TIME and DATETIME are CAST AS CHAR (the column's
+// scale and fraction digits); UUID, INET4 and INET6 CAST AS CHAR (their
+// text); FLOAT and DOUBLE go as they are (MariaDB's own notation, which
+// binlogbridge reproduces); JSON goes through JSON_EXTRACT(col, '$') so it
 // is embedded, not quoted (MariaDB's JSON is a LONGTEXT whose only trace is a
 // json_valid check, see LoadTable); binary columns are TO_BASE64 with its
 // line breaks removed. `modified` compares text and binary columns as bytes,
-// so a case-only change under a case-insensitive collation counts.
+// so a case-only change under a case-insensitive collation counts; a delete
+// has none. RowSQL gives the same forms to a plain SELECT.
 //
 // Identifiers are backquoted and string literals never contain a backslash
 // (hex literals instead), so the DDL means the same under any sql_mode.
@@ -244,7 +251,7 @@ func (g gen) body(op string) (string, error) {
 	case "insert":
 		modified = "JSON_ARRAY(" + g.names(g.cols) + ")"
 	case "delete":
-		modified = "JSON_ARRAY()"
+		// none: a delete carries no modified, as from the binlog
 	case "update":
 		// The changed columns, as a comma-separated list of JSON strings;
 		// empty when nothing the model cares about changed.
@@ -318,9 +325,10 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 	if op == "update" {
 		fields = append(fields, "'old', "+g.object("OLD", g.cols, in))
 	}
-	fields = append(fields,
-		"'modified', "+modified,
-		"'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+	if modified != "" {
+		fields = append(fields, "'modified', "+modified)
+	}
+	fields = append(fields, "'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
 	fmt.Fprintf(b, "%sSET %s = JSON_OBJECT(\n%s  %s\n%s);\n", indent, varPayload, in,
 		strings.Join(fields, ",\n"+in+"  "), in)
 	// The gate row's id orders the events of one row: the writer holds the
@@ -423,24 +431,31 @@ func kindOf(dataType string) kind {
 // valueExpr is the SQL expression that gives JSON_OBJECT column c of image
 // in the form events documents.
 func valueExpr(image string, c Column) (string, error) {
-	ref := image + "." + quoteIdent(c.Name)
+	return valueSQL(image+"."+quoteIdent(c.Name), c)
+}
+
+// valueSQL is the SQL expression that gives JSON_OBJECT the value of
+// column c, referred to by the SQL expression ref (e.g. `price` or
+// NEW.`price`), in the form events documents.
+func valueSQL(ref string, c Column) (string, error) {
 	switch kindOf(c.DataType) {
 	case kindNumber:
+		if c.DataType == "year" {
+			// JSON_OBJECT writes YEAR 0 as 0000, which is no JSON number.
+			return "CAST(" + ref + " AS UNSIGNED)", nil
+		}
 		return ref, nil
 	case kindBit:
 		return "CAST(" + ref + " AS UNSIGNED)", nil
 	case kindDecimal, kindTemporal:
 		return "CAST(" + ref + " AS CHAR)", nil
 	case kindTimestamp:
-		frac := ""
-		if c.Precision > 0 {
-			frac = "." + strings.Repeat("0", c.Precision)
-		}
-		// The zero TIMESTAMP has epoch 0 (1970-01-01 00:00:00 UTC itself is
-		// out of range); it stays the zero date, as the binlog reports it.
-		return fmt.Sprintf("IF(UNIX_TIMESTAMP(%s) = 0, '0000-00-00 00:00:00%s', "+
+		// The zero TIMESTAMP stays the zero date, as the binlog reports it.
+		// It is recognised by its text: UNIX_TIMESTAMP of it is 0 in a
+		// SELECT but NULL inside a trigger.
+		return fmt.Sprintf("IF(CAST(%s AS CHAR) LIKE '0000-00-00%%', CAST(%s AS CHAR), "+
 			"CAST(CAST(TIMESTAMP'1970-01-01 00:00:00.000000' + INTERVAL UNIX_TIMESTAMP(%s) * 1000000 MICROSECOND AS DATETIME(%d)) AS CHAR))",
-			ref, frac, ref, c.Precision), nil
+			ref, ref, ref, c.Precision), nil
 	case kindJSON:
 		// JSON_EXTRACT's result is typed JSON, so JSON_OBJECT embeds it.
 		return "JSON_EXTRACT(" + ref + ", '$')", nil

@@ -26,6 +26,11 @@ type Column struct {
 	Unsigned bool
 	// Precision is the fraction-digit count of TIME, DATETIME, TIMESTAMP.
 	Precision int
+	// ColumnType is information_schema's COLUMN_TYPE ("enum('a','b')",
+	// "int(10) unsigned", …).
+	ColumnType string
+	// Charset is the character set of a text column, "" for others.
+	Charset string
 }
 
 // Column returns the named column, or false.
@@ -42,6 +47,22 @@ func (t *Table) Column(name string) (Column, bool) {
 // An empty schema means the connection's current database. A table without a
 // primary key is an error: events identify their row by it.
 func LoadTable(ctx context.Context, db *sql.DB, schema, table string) (*Table, error) {
+	t, err := Describe(ctx, db, schema, table)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, fmt.Errorf("table %s.%s does not exist", schema, table)
+	}
+	if len(t.PK) == 0 {
+		return nil, fmt.Errorf("table %s.%s has no primary key: row events need one to name their row", t.Schema, table)
+	}
+	return t, nil
+}
+
+// Describe is LoadTable without its checks: a table that does not exist
+// gives nil and no error, a table without primary key an empty PK.
+func Describe(ctx context.Context, db *sql.DB, schema, table string) (*Table, error) {
 	if schema == "" {
 		if err := db.QueryRowContext(ctx, "SELECT IFNULL(DATABASE(), '')").Scan(&schema); err != nil {
 			return nil, fmt.Errorf("current database: %w", err)
@@ -51,20 +72,20 @@ func LoadTable(ctx context.Context, db *sql.DB, schema, table string) (*Table, e
 		}
 	}
 	t := &Table{Schema: schema, Name: table}
-	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IFNULL(DATETIME_PRECISION, 0)
+	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IFNULL(DATETIME_PRECISION, 0),
+		IFNULL(CHARACTER_SET_NAME, '')
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
 	}
 	for rows.Next() {
 		var c Column
-		var colType string
-		if err := rows.Scan(&c.Name, &c.DataType, &colType, &c.Precision); err != nil {
+		if err := rows.Scan(&c.Name, &c.DataType, &c.ColumnType, &c.Precision, &c.Charset); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
 		}
 		c.DataType = strings.ToLower(c.DataType)
-		c.Unsigned = strings.Contains(strings.ToLower(colType), "unsigned")
+		c.Unsigned = strings.Contains(strings.ToLower(c.ColumnType), "unsigned")
 		t.Columns = append(t.Columns, c)
 	}
 	rows.Close()
@@ -72,16 +93,13 @@ func LoadTable(ctx context.Context, db *sql.DB, schema, table string) (*Table, e
 		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
 	}
 	if len(t.Columns) == 0 {
-		return nil, fmt.Errorf("table %s.%s does not exist", schema, table)
+		return nil, nil
 	}
 
 	t.PK, err = queryStrings(ctx, db, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
-	}
-	if len(t.PK) == 0 {
-		return nil, fmt.Errorf("table %s.%s has no primary key: row events need one to name their row", schema, table)
 	}
 
 	// MariaDB's JSON is an alias of LONGTEXT plus a column check

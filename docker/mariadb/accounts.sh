@@ -51,7 +51,8 @@ account rowgear_migrate "$ROWGEAR_DB_PASSWORD_MIGRATE" "ALL PRIVILEGES ON $dbq.*
 # CREATE in the table grant lets it be granted before migrate creates the table.
 account rowgear_bridge "$ROWGEAR_DB_PASSWORD_BRIDGE" "REPLICATION SLAVE, BINLOG MONITOR ON *.*" \
 	"SELECT ON $dbq.*" "CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_position\`" \
-	"CREATE, INSERT, UPDATE, DELETE ON $dbq.\`rowgear_heartbeat\`"
+	"CREATE, INSERT, UPDATE, DELETE ON $dbq.\`rowgear_heartbeat\`" \
+	"CREATE, UPDATE ON $dbq.\`rowgear_snapshots\`"
 account rowgear_worker "$ROWGEAR_DB_PASSWORD_WORKER" "SELECT, INSERT, UPDATE, DELETE ON $dbq.*"
 app=()
 IFS=, read -ra names <<<"$tables"

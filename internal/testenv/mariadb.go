@@ -143,7 +143,7 @@ func (m *MariaDB) Start() {
 		args = append(args, "--skip-log-bin")
 	} else {
 		args = append(args, "--log-bin="+m.path("data/binlog"), "--binlog-format=ROW",
-			"--binlog-row-image=FULL", "--server-id=1", "--sync-binlog=0")
+			"--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--server-id=1", "--sync-binlog=0")
 	}
 	m.cmd = exec.Command("mariadbd", append(args, m.opts.args...)...)
 	if len(m.opts.env) > 0 {

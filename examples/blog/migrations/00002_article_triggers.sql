@@ -168,7 +168,6 @@ BEGIN
           'body', OLD.`body`,
           'published_at', CAST(OLD.`published_at` AS CHAR),
           'created_at', CAST(OLD.`created_at` AS CHAR)),
-        'modified', JSON_ARRAY(),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
       );
   INSERT INTO rowgear_gate (digest) VALUES (UNHEX(SHA2(rowgear_payload, 256)));

@@ -1,0 +1,659 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/triggers"
+)
+
+// SnapshotTable is the table of snapshot requests and their progress
+// (migration 00040), in the bridge's database.
+const SnapshotTable = "rowgear_snapshots"
+
+// ErrSnapshot is wrapped by errors about a snapshot request.
+var ErrSnapshot = errors.New("bridge: snapshot")
+
+// RequestSnapshot asks the bridges publishing model to snapshot its table:
+// it inserts a request into SnapshotTable of db (the bridge's database) and
+// returns its id. chunkSize rows are read at a time (0: 1000). An
+// application may insert the row itself.
+func RequestSnapshot(ctx context.Context, db *sql.DB, model string, chunkSize int) (int64, error) {
+	if model == "" {
+		return 0, fmt.Errorf("%w: no model", ErrSnapshot)
+	}
+	if chunkSize <= 0 {
+		chunkSize = 1000
+	}
+	res, err := db.ExecContext(ctx, "INSERT INTO "+SnapshotTable+" (model, chunk_size) VALUES (?, ?)", model, chunkSize)
+	if err != nil {
+		return 0, fmt.Errorf("%w: requesting a snapshot of %s (has `migrate up` created %s?): %w", ErrSnapshot, model, SnapshotTable, err)
+	}
+	return res.LastInsertId()
+}
+
+// SnapshotProgress is one snapshot request as SnapshotTable keeps it.
+type SnapshotProgress struct {
+	ID           int64
+	Model        string
+	Status       string // requested, running, done or failed
+	RowsDone     int64  // rows read so far (a row changed meanwhile is published by its change instead)
+	RowsEstimate int64  // the table's row count estimate when it started
+	Error        string
+}
+
+// Snapshots lists the snapshot requests in db, oldest first.
+func Snapshots(ctx context.Context, db *sql.DB) ([]SnapshotProgress, error) {
+	rows, err := db.QueryContext(ctx, "SELECT id, model, status, rows_done, rows_estimate, IFNULL(error, '') FROM "+SnapshotTable+" ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	defer rows.Close()
+	var out []SnapshotProgress
+	for rows.Next() {
+		var p SnapshotProgress
+		if err := rows.Scan(&p.ID, &p.Model, &p.Status, &p.RowsDone, &p.RowsEstimate, &p.Error); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// snapshots runs the bridge's snapshots, DBLog's watermark algorithm: for
+// each chunk of the table, in primary-key order, the runner writes a low
+// watermark to SnapshotTable, reads the chunk, writes a high watermark. The
+// handler meets both in the binlog: between them it notes the key of every
+// row of that table that changed; at the high watermark it drops those rows
+// from the chunk (their change is newer than the read, and is published
+// anyway) and publishes the rest as snapshot events, through the same
+// submit queues, by the same key, as the live changes around them.
+type snapshots struct {
+	b       *Bridge
+	ctx     context.Context // of the runners: ends with Run's stream
+	mu      sync.Mutex
+	windows map[string]*window // by watermark id
+	watched map[string]int     // "schema.table" → snapshots running on it
+	running map[int64]bool
+	wg      sync.WaitGroup
+}
+
+// window is one chunk between its watermarks.
+type window struct {
+	table   string // "schema.table"
+	md      *model
+	cols    []string        // the table's columns, in order (modified of a snapshot as insert)
+	open    bool            // the low watermark went by
+	changed map[string]bool // keys of rows changed since
+	chunk   []snapRow       // set before the high watermark is written
+	done    chan Position   // the high watermark's position, once the chunk is queued
+}
+
+type snapRow struct {
+	key string
+	row events.Row
+	pk  events.Row
+}
+
+func newSnapshots(b *Bridge) *snapshots {
+	return &snapshots{b: b, windows: map[string]*window{}, watched: map[string]int{}, running: map[int64]bool{}}
+}
+
+// watching reports whether a snapshot runs on the table key.
+func (s *snapshots) watching(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watched[key] > 0
+}
+
+// observe notes the keys of rows of table key changed inside open windows.
+func (s *snapshots) observe(key string, meta *tableMeta, rows [][]json.RawMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.windows {
+		if !w.open || w.table != key {
+			continue
+		}
+		for _, img := range rows {
+			if img != nil {
+				w.changed[meta.key(img)] = true
+			}
+		}
+	}
+}
+
+// key is the primary key of a row image, in event form.
+func (m *tableMeta) key(img []json.RawMessage) string {
+	var b strings.Builder
+	for _, i := range m.pk {
+		b.Write(img[i])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// onSignal handles a rows event on SnapshotTable: a new request, or a
+// watermark.
+func (h *handler) onSignal(header *replication.EventHeader, e *replication.RowsEvent) error {
+	names := e.Table.ColumnNameString()
+	col := func(name string) int {
+		for i, n := range names {
+			if n == name {
+				return i
+			}
+		}
+		return -1
+	}
+	idCol, wmCol := col("id"), col("watermark")
+	if idCol < 0 || wmCol < 0 {
+		return nil // not our table's layout (or no names): nothing to do
+	}
+	act, _ := action(header.EventType)
+	step := 1
+	if act == events.OpUpdate {
+		step = 2
+	}
+	for i := step - 1; i < len(e.Rows); i += step {
+		row := e.Rows[i]
+		if act == events.OpInsert {
+			if id, ok := asInt64(row[idCol]); ok {
+				h.b.snaps.start(id)
+			}
+			continue
+		}
+		if act != events.OpUpdate {
+			continue
+		}
+		wm, _ := row[wmCol].(string)
+		kind, id, ok := strings.Cut(wm, ":")
+		if !ok {
+			continue
+		}
+		switch kind {
+		case "L":
+			h.b.snaps.mu.Lock()
+			if w := h.b.snaps.windows[id]; w != nil {
+				w.open = true
+			}
+			h.b.snaps.mu.Unlock()
+		case "H":
+			if err := h.publishChunk(header, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func asInt64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case uint64:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// publishChunk queues what is left of window id's chunk, at the high
+// watermark's position.
+func (h *handler) publishChunk(header *replication.EventHeader, id string) error {
+	s := h.b.snaps
+	s.mu.Lock()
+	w := s.windows[id]
+	delete(s.windows, id)
+	var chunk []snapRow
+	if w != nil {
+		chunk = w.chunk
+	}
+	s.mu.Unlock()
+	if w == nil {
+		return nil // a watermark of an earlier run, replayed
+	}
+	pos := h.file + ":" + strconv.FormatUint(uint64(header.LogPos), 10)
+	ts := time.Unix(int64(header.Timestamp), 0).UTC()
+	read := time.Now()
+	for i, r := range chunk {
+		if w.changed[r.key] {
+			continue
+		}
+		row := r.row
+		if w.md.columns != nil {
+			row = events.Row{}
+			for c, v := range r.row {
+				if w.md.columns[c] {
+					row[c] = v
+				}
+			}
+		}
+		env := &events.Envelope{V: events.Version, Source: events.SourceBinlog, Schema: w.md.schema, Table: w.md.table,
+			Model: w.md.name, Op: w.md.snapshotAs, PK: r.pk, Row: row, ID: eventID(pos, i, h.b.sourceID, h.b.history), Pos: pos, TS: ts,
+			Seq: eventSeq(h.b.history, h.file, header.LogPos, i), ReadAt: read} // ordered at the high watermark
+		if env.Op == events.OpInsert {
+			env.Modified = w.cols
+		}
+		payload, err := events.Encode(env)
+		if err != nil {
+			return fmt.Errorf("%w: snapshot of %s at %s: %w", errFatal, w.table, pos, err)
+		}
+		shard := shardOf(env.Schema, env.Table, r.key)
+		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, env.Op), id: env.ID, pos: pos, payload: payload,
+			table: w.md.table, op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
+		h.b.tracker.add(j, header.Timestamp)
+		if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
+			return err
+		}
+	}
+	w.done <- Position{File: h.file, Pos: header.LogPos}
+	return nil
+}
+
+// resume starts the requests the table holds: new ones, and those a
+// stopped bridge left running (from their last published chunk).
+func (s *snapshots) resume(ctx context.Context) {
+	rows, err := s.b.db.QueryContext(ctx, "SELECT id FROM "+SnapshotTable+" WHERE status IN ('requested', 'running') ORDER BY id")
+	if err != nil {
+		s.b.log.Info("snapshots unavailable: no "+SnapshotTable+" table (run migrate up)", "error", err)
+		return
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if rows.Scan(&id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	for _, id := range ids {
+		s.start(id)
+	}
+}
+
+// start runs snapshot id in the background unless it runs already.
+func (s *snapshots) start(id int64) {
+	ctx := s.ctx
+	s.mu.Lock()
+	if s.running[id] {
+		s.mu.Unlock()
+		return
+	}
+	s.running[id] = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.run(ctx, id)
+		s.mu.Lock()
+		delete(s.running, id)
+		s.mu.Unlock()
+		switch {
+		case err == nil:
+		case errors.Is(err, errNotOurs):
+		case ctx.Err() != nil:
+			s.b.log.Info("snapshot paused; the next run resumes it from its last chunk", "snapshot", id)
+		default:
+			s.b.log.Error("snapshot failed", "snapshot", id, "error", err)
+			s.b.db.ExecContext(context.WithoutCancel(ctx), "UPDATE "+SnapshotTable+" SET status = 'failed', error = ? WHERE id = ?", err.Error(), id)
+		}
+	}()
+}
+
+// errNotOurs: the request names a model this bridge does not publish.
+var errNotOurs = errors.New("not a model of this bridge")
+
+// run reads snapshot id's table chunk by chunk until its end.
+func (s *snapshots) run(ctx context.Context, id int64) error {
+	b := s.b
+	var name, status string
+	var chunkSize int
+	var lastKey, maxKey sql.NullString
+	var done, estimate int64
+	// The binlog can show a commit a moment before other sessions see it:
+	// a request met there may not be readable yet.
+	var err error
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		err = b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, last_key, max_key, rows_done, rows_estimate FROM "+
+			SnapshotTable+" WHERE id = ?", id).Scan(&name, &status, &chunkSize, &lastKey, &maxKey, &done, &estimate)
+		if !errors.Is(err, sql.ErrNoRows) || wait > 5*time.Second {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w %d: %w", ErrSnapshot, id, err)
+	}
+	if status != "requested" && status != "running" {
+		return nil
+	}
+	if _, ok := b.cfg.Models[name]; !ok {
+		return errNotOurs
+	}
+	md, err := b.newModel(name)
+	if err != nil {
+		return err
+	}
+	key := md.schema + "." + md.table
+	t, err := triggers.Describe(ctx, b.db, md.schema, md.table)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		return fmt.Errorf("%w: table %s does not exist", ErrSnapshot, key)
+	}
+	if len(t.PK) == 0 {
+		return fmt.Errorf("%w: table %s has no primary key: a snapshot reads it in primary-key order", ErrSnapshot, key)
+	}
+	// What precedes a low watermark in the binlog must be visible to the
+	// chunk read after it: commits in binlog order (MariaDB always; MySQL
+	// with binlog_order_commits, its default).
+	var ordered sql.NullInt64
+	if b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_order_commits").Scan(&ordered) == nil && ordered.Valid && ordered.Int64 == 0 {
+		return fmt.Errorf("%w: the server has binlog_order_commits=OFF: a chunk read could miss a change logged before it; turn it ON", ErrSnapshot)
+	}
+	q, err := newChunkQuery(t)
+	if err != nil {
+		return err
+	}
+	var cols []string
+	for _, c := range t.Columns {
+		if md.columns == nil || md.columns[c.Name] {
+			cols = append(cols, c.Name)
+		}
+	}
+	if chunkSize <= 0 {
+		chunkSize = 1000
+	}
+	if status == "requested" {
+		// The last key now: rows inserted later are published as inserts,
+		// and a busy table still ends.
+		maxKey.String, maxKey.Valid, err = q.maxKey(ctx, b.db)
+		if err != nil {
+			return err
+		}
+		b.db.QueryRowContext(ctx, "SELECT IFNULL(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+			md.schema, md.table).Scan(&estimate)
+		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET status = 'running', max_key = ?, rows_estimate = ? WHERE id = ?",
+			maxKey, estimate, id); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.watched[key]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.watched[key]--
+		s.mu.Unlock()
+	}()
+	b.log.Info("snapshot running", "snapshot", id, "model", name, "table", key, "from", lastKey.String, "rows_estimate", estimate)
+	began, startDone := time.Now(), done
+	for maxKey.Valid {
+		wid := gearman.NewID()
+		w := &window{table: key, md: md, cols: cols, changed: map[string]bool{}, done: make(chan Position, 1)}
+		s.mu.Lock()
+		s.windows[wid] = w
+		s.mu.Unlock()
+		if err := s.watermark(ctx, id, "L:"+wid); err != nil {
+			return err
+		}
+		chunk, err := q.read(ctx, b.db, lastKey, maxKey.String, chunkSize)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		w.chunk = chunk
+		s.mu.Unlock()
+		if err := s.watermark(ctx, id, "H:"+wid); err != nil {
+			return err
+		}
+		var hi Position
+		select {
+		case hi = <-w.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := s.acknowledged(ctx, hi); err != nil {
+			return err
+		}
+		done += int64(len(chunk))
+		finished := len(chunk) < chunkSize
+		if len(chunk) > 0 {
+			lastKey = sql.NullString{String: q.keyJSON(chunk[len(chunk)-1].pk), Valid: true}
+		}
+		newStatus := "running"
+		if finished {
+			newStatus = "done"
+		}
+		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET last_key = ?, rows_done = ?, status = ? WHERE id = ?",
+			lastKey, done, newStatus, id); err != nil {
+			return err
+		}
+		rate := float64(done-startDone) / time.Since(began).Seconds()
+		eta := time.Duration(0)
+		if rate > 0 && estimate > done {
+			eta = time.Duration(float64(estimate-done) / rate * float64(time.Second)).Round(time.Second)
+		}
+		b.log.Info("snapshot progress", "snapshot", id, "model", name, "rows_done", done, "rows_estimate", estimate,
+			"rows_per_second", int64(rate), "eta", eta)
+		if finished {
+			break
+		}
+	}
+	if !maxKey.Valid { // an empty table
+		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET status = 'done' WHERE id = ?", id); err != nil {
+			return err
+		}
+	}
+	b.log.Info("snapshot done", "snapshot", id, "model", name, "rows", done)
+	return nil
+}
+
+func (s *snapshots) watermark(ctx context.Context, id int64, wm string) error {
+	_, err := s.b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET watermark = ? WHERE id = ?", wm, id)
+	return err
+}
+
+// acknowledged waits until gearmand has acknowledged every job up to p:
+// only then is the chunk's progress saved, so a restart never skips rows.
+func (s *snapshots) acknowledged(ctx context.Context, p Position) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		acked, _, _ := s.b.tracker.advance()
+		if acked.File > p.File || acked.File == p.File && acked.Pos >= p.Pos {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// chunkQuery reads a table's rows in event form, in primary-key order.
+type chunkQuery struct {
+	t      *triggers.Table
+	row    string // JSON_OBJECT of every column
+	pk     string // JSON_OBJECT of the key columns
+	cols   string // (`a`, `b`)
+	order  string // `a`, `b`
+	desc   string // `a` DESC, `b` DESC
+	params string // (?, ?)
+}
+
+func newChunkQuery(t *triggers.Table) (*chunkQuery, error) {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	row, err := triggers.RowSQL(t, names)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := triggers.RowSQL(t, t.PK)
+	if err != nil {
+		return nil, err
+	}
+	q := &chunkQuery{t: t, row: row, pk: pk}
+	var cols, desc, params []string
+	for _, k := range t.PK {
+		cols = append(cols, quoteIdent(k))
+		desc = append(desc, quoteIdent(k)+" DESC")
+		params = append(params, "?")
+	}
+	q.order = strings.Join(cols, ", ")
+	q.cols = "(" + q.order + ")"
+	q.desc = strings.Join(desc, ", ")
+	q.params = "(" + strings.Join(params, ", ") + ")"
+	return q, nil
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func (q *chunkQuery) from() string { return quoteIdent(q.t.Schema) + "." + quoteIdent(q.t.Name) }
+
+// maxKey is the key of the table's last row, as keyJSON writes it; false
+// for an empty table.
+func (q *chunkQuery) maxKey(ctx context.Context, db *sql.DB) (string, bool, error) {
+	var obj []byte
+	err := db.QueryRowContext(ctx, "SELECT "+q.pk+" FROM "+q.from()+" ORDER BY "+q.desc+" LIMIT 1").Scan(&obj)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w: last key of %s: %w", ErrSnapshot, q.from(), err)
+	}
+	pk, err := rowOfJSON(obj)
+	if err != nil {
+		return "", false, err
+	}
+	return q.keyJSON(pk), true, nil
+}
+
+// keyJSON writes a key as a JSON array of its values in event form, in key
+// order.
+func (q *chunkQuery) keyJSON(pk events.Row) string {
+	vals := make([]json.RawMessage, len(q.t.PK))
+	for i, k := range q.t.PK {
+		vals[i] = pk[k]
+	}
+	b, _ := json.Marshal(vals)
+	return string(b)
+}
+
+// args turns a keyJSON key back into query arguments.
+func (q *chunkQuery) args(key string) ([]any, error) {
+	var vals []json.RawMessage
+	if err := json.Unmarshal([]byte(key), &vals); err != nil || len(vals) != len(q.t.PK) {
+		return nil, fmt.Errorf("%w: bad key %s for %s", ErrSnapshot, key, q.from())
+	}
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		c, _ := q.t.Column(q.t.PK[i])
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			out[i] = string(v) // a number
+			continue
+		}
+		if strings.Contains(c.DataType, "binary") || strings.HasSuffix(c.DataType, "blob") {
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return nil, fmt.Errorf("%w: bad key %s for %s: %w", ErrSnapshot, key, q.from(), err)
+			}
+			out[i] = b
+			continue
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// read returns up to n rows after last (none: from the start) up to max.
+func (q *chunkQuery) read(ctx context.Context, db *sql.DB, last sql.NullString, max string, n int) ([]snapRow, error) {
+	where := q.cols + " <= " + q.params
+	args, err := q.args(max)
+	if err != nil {
+		return nil, err
+	}
+	if last.Valid {
+		after, err := q.args(last.String)
+		if err != nil {
+			return nil, err
+		}
+		where = q.cols + " > " + q.params + " AND " + where
+		args = append(after, args...)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT "+q.row+" FROM "+q.from()+" WHERE "+where+" ORDER BY "+q.order+" LIMIT "+strconv.Itoa(n), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrSnapshot, q.from(), err)
+	}
+	defer rows.Close()
+	var out []snapRow
+	for rows.Next() {
+		var obj []byte
+		if err := rows.Scan(&obj); err != nil {
+			return nil, err
+		}
+		row, err := rowOfJSON(obj)
+		if err != nil {
+			return nil, err
+		}
+		r := snapRow{row: row, pk: events.Row{}}
+		var k strings.Builder
+		for _, c := range q.t.PK {
+			v := canonical(row[c])
+			r.pk[c], row[c] = v, v
+			k.Write(v)
+			k.WriteByte(0)
+		}
+		r.key = k.String()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// canonical writes a string value as the bridge's encoder does (the
+// server may escape differently), so a key read here equals the key of the
+// same row in the binlog.
+func canonical(v json.RawMessage) json.RawMessage {
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return v
+	}
+	return events.AppendString(nil, s)
+}
+
+// rowOfJSON reads a JSON_OBJECT result as a Row of compact values.
+func rowOfJSON(obj []byte) (events.Row, error) {
+	var c bytes.Buffer
+	if err := json.Compact(&c, obj); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	var r events.Row
+	if err := json.Unmarshal(c.Bytes(), &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	return r, nil
+}
