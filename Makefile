@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: test demo bench services stop vet udf
+.PHONY: test compose-test demo bench services stop vet udf
 
 # Starts the private services (installing what is missing), runs every test
 # against them, stops them again, and fails when any test fails.
@@ -12,6 +12,13 @@ test:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }; \
 	$(GO) vet ./...; \
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The docker-compose stack for real (examples/blog/compose, build tag
+# compose): builds the images, starts the stack, writes rows, restarts and
+# kills services and counts what the handlers got, then `down -v`. Needs a
+# Docker API (DOCKER_HOST) and docker-compose; .ci/run brings them up.
+compose-test:
+	$(GO) test -tags compose -count=1 -timeout 30m -v ./examples/blog/compose/
 
 # The demo without Docker (scripts/demo): starts the services, migrates,
 # runs binlogbridge and dbworker in the background and the demo writer.

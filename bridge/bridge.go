@@ -272,6 +272,8 @@ type Stats struct {
 	Published int64    // jobs acknowledged by gearmand since Run started
 	InFlight  int64    // jobs read, not yet acknowledged
 	Position  Position // acknowledged position (what a restart resumes from)
+	// Servers is each gearmand as the bridge's client last found it.
+	Servers []gearman.ServerStatus
 }
 
 // Stats returns counters of the current Run.
@@ -280,7 +282,8 @@ func (b *Bridge) Stats() Stats {
 		return Stats{}
 	}
 	p, _, _ := b.tracker.advance()
-	return Stats{Published: b.subs.published.Load(), InFlight: b.subs.inflight.Load(), Position: p}
+	return Stats{Published: b.subs.published.Load(), InFlight: b.subs.inflight.Load(), Position: p,
+		Servers: b.client.Servers()}
 }
 
 const (

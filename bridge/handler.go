@@ -162,10 +162,11 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 				if err != nil {
 					return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
 				}
+				shard := meta.shard(env)
 				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload,
-					table: string(e.Table.Table), op: env.Op, read: read}
+					table: string(e.Table.Table), op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
 				h.b.tracker.add(j, header.Timestamp)
-				if err := h.b.subs.enqueue(h.ctx, meta.shard(env), j); err != nil {
+				if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
 					return err
 				}
 			}

@@ -144,8 +144,14 @@ func (e *env) collect(models ...string) *collector {
 
 func (e *env) collectOn(addr string, models ...string) *collector {
 	e.t.Helper()
+	return e.collectOnServers([]string{addr}, models...)
+}
+
+// collectOnServers collects from every one of servers.
+func (e *env) collectOnServers(servers []string, models ...string) *collector {
+	e.t.Helper()
 	c := &collector{byID: map[string]*events.Envelope{}}
-	w := gearman.NewWorker([]string{addr}, gearman.WithConcurrency(8), gearman.WithLogger(slog.New(slog.DiscardHandler)))
+	w := gearman.NewWorker(servers, gearman.WithConcurrency(8), gearman.WithLogger(slog.New(slog.DiscardHandler)))
 	for _, m := range models {
 		for _, op := range []string{"insert", "update", "delete", "snapshot"} {
 			w.Register(events.FuncName(e.ns, m, op), func(_ context.Context, j *gearman.Job) (any, error) {

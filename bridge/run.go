@@ -263,6 +263,17 @@ func (b *Bridge) saveLoop(ctx context.Context, saved Position) Position {
 	}
 }
 
+// downServers names the servers marked down.
+func downServers(st []gearman.ServerStatus) []string {
+	var down []string
+	for _, s := range st {
+		if !s.Up {
+			down = append(down, s.Addr)
+		}
+	}
+	return down
+}
+
 // statsLoop logs position, lag and rate every stats interval.
 func (b *Bridge) statsLoop(ctx context.Context) {
 	if b.stats <= 0 {
@@ -290,8 +301,12 @@ func (b *Bridge) statsLoop(ctx context.Context) {
 				lag = now.Unix() - int64(b.handler.lastTS.Load())
 			}
 			rate := float64(pub-last) / now.Sub(lastAt).Seconds()
-			b.log.Info("binlog bridge stats", "position", pos.String(), "lag_seconds", max(lag, 0),
-				"events_per_second", int64(rate+0.5), "published", pub, "inflight", b.subs.inflight.Load())
+			args := []any{"position", pos.String(), "lag_seconds", max(lag, 0),
+				"events_per_second", int64(rate + 0.5), "published", pub, "inflight", b.subs.inflight.Load()}
+			if down := downServers(b.client.Servers()); len(down) > 0 {
+				args = append(args, "gearman_down", down)
+			}
+			b.log.Info("binlog bridge stats", args...)
 			last, lastHandled, lastAt = pub, handled, now
 		}
 	}

@@ -260,10 +260,11 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 		if err != nil {
 			return fmt.Errorf("%w: snapshot of %s at %s: %w", errFatal, w.table, pos, err)
 		}
+		shard := shardOf(env.Schema, env.Table, r.key)
 		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, env.Op), id: env.ID, pos: pos, payload: payload,
-			table: w.md.table, op: env.Op, read: read}
+			table: w.md.table, op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
 		h.b.tracker.add(j, header.Timestamp)
-		if err := h.b.subs.enqueue(h.ctx, shardOf(env.Schema, env.Table, r.key), j); err != nil {
+		if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 // job is one envelope to submit.
 type job struct {
 	fn, id, pos string
+	key         string // the row's: picks its gearmand when there are several
 	payload     []byte
 	batch       *batch
 	table, op   string    // for the observer
@@ -157,7 +158,7 @@ func (s *submitters) close() {
 func (s *submitters) submit(ctx context.Context, j *job) bool {
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		_, err := s.client.Background(ctx, j.fn, j.payload, gearman.Normal, gearman.Unique(j.id))
+		_, err := s.client.Background(ctx, j.fn, j.payload, gearman.Normal, gearman.Unique(j.id), gearman.Key(j.key))
 		if err == nil {
 			if s.failing.Swap(false) {
 				s.log.Info("gearmand accepts jobs again", "fn", j.fn, "id", j.id)

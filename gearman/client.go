@@ -1,11 +1,13 @@
 package gearman
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -24,16 +26,41 @@ var ErrLostResult = errors.New("gearman: connection lost before the job's result
 // borrows one of a pool of connections (gearman-go allows one submit in
 // flight per connection). No connection is made until the first call, so a
 // client can be created while gearmand is down.
+//
+// With several servers, each job goes to the server its key picks
+// (rendezvous hashing of Key, else of its unique key): the jobs of one key
+// keep to one server while that server is up, and spread evenly over the
+// servers. A server that refuses a connection or breaks one is marked down
+// and skipped (tried again after the retry interval); its jobs go to the
+// next server of their key's order. Servers reports which are up.
 type Client struct {
-	servers []string
-	timeout time.Duration
-	log     *slog.Logger
+	servers   []string
+	timeout   time.Duration
+	retryDown time.Duration
+	log       *slog.Logger
 
 	slots  chan struct{} // one per connection that may exist
 	mu     sync.Mutex
-	idle   []*cconn
-	next   int  // round-robin start among servers
-	closed bool // Close was called: connections are closed once unused
+	idle   map[string][]*cconn // by server
+	health map[string]*health  // by server
+	next   int                 // round-robin start for jobs without a key
+	closed bool                // Close was called: connections are closed once unused
+}
+
+// health is what the client knows of one server.
+type health struct {
+	down    bool
+	since   time.Time // of the last change between up and down
+	retryAt time.Time // a down server is tried again from then on
+	err     error     // why it is down
+}
+
+// ServerStatus is a server as the client last found it.
+type ServerStatus struct {
+	Addr  string
+	Up    bool      // not marked down (a server never tried counts as up)
+	Since time.Time // when it went up or down (zero: never changed)
+	Err   error     // why it is down
 }
 
 // ClientOption configures a Client.
@@ -54,16 +81,26 @@ func WithResponseTimeout(d time.Duration) ClientOption {
 	return func(c *Client) { c.timeout = d }
 }
 
+// WithRetryDown sets how long a server found down is skipped before a job
+// tries it again (default 1 s).
+func WithRetryDown(d time.Duration) ClientOption {
+	return func(c *Client) {
+		if d > 0 {
+			c.retryDown = d
+		}
+	}
+}
+
 // WithClientLogger sets the logger for connection trouble.
 func WithClientLogger(l *slog.Logger) ClientOption {
 	return func(c *Client) { c.log = l }
 }
 
-// NewClient returns a client for the given "host:port" servers; the first
-// that answers takes a new connection, the others are fail-overs.
+// NewClient returns a client for the given "host:port" servers; a job goes
+// to the one its key picks, and to the next when that one is down.
 func NewClient(servers []string, opts ...ClientOption) *Client {
-	c := &Client{servers: servers, timeout: 5 * time.Second, log: slog.Default(),
-		slots: make(chan struct{}, 4)}
+	c := &Client{servers: servers, timeout: 5 * time.Second, retryDown: time.Second, log: slog.Default(),
+		slots: make(chan struct{}, 4), idle: map[string][]*cconn{}, health: map[string]*health{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -77,15 +114,9 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	var unused []*cconn
-	busy := c.idle[:0]
-	for _, cc := range c.idle {
-		if cc.tasks > 0 {
-			busy = append(busy, cc)
-		} else {
-			unused = append(unused, cc)
-		}
+	for addr := range c.idle {
+		unused = append(unused, c.dropUnused(addr)...)
 	}
-	c.idle = busy
 	c.mu.Unlock()
 	for _, cc := range unused {
 		cc.kill()
@@ -96,12 +127,17 @@ func (c *Client) Close() error {
 // SubmitOption adjusts one submit.
 type SubmitOption func(*submit)
 
-type submit struct{ unique string }
+type submit struct{ unique, key string }
 
 // Unique sets the job's unique key (at most 64 bytes, no NUL). gearmand
 // coalesces jobs with the same key, even while one runs: use an event id,
 // never a row's primary key. By default each job gets a random key.
 func Unique(key string) SubmitOption { return func(s *submit) { s.unique = key } }
+
+// Key sets the key that picks the job's server when the client has several:
+// the jobs of one key (a row, say) go to the same server while it is up, in
+// the order they were submitted. By default the unique key picks it.
+func Key(key string) SubmitOption { return func(s *submit) { s.key = key } }
 
 // Background submits a background job and returns its handle once gearmand
 // has acknowledged (and, with a persistent queue, stored) it. The workload
@@ -111,7 +147,7 @@ func (c *Client) Background(ctx context.Context, fn string, workload any, p Prio
 	if err != nil {
 		return "", err
 	}
-	h, _, err := c.do(ctx, fn, data, s.unique, p, nil)
+	h, _, err := c.do(ctx, fn, data, s, p, nil)
 	return h, err
 }
 
@@ -135,7 +171,7 @@ func (c *Client) Task(ctx context.Context, fn string, workload any, p Priority, 
 		return nil, err
 	}
 	w := &waiter{done: make(chan struct{})}
-	h, cc, err := c.do(ctx, fn, data, s.unique, p, w.handle)
+	h, cc, err := c.do(ctx, fn, data, s, p, w.handle)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +212,9 @@ func prepare(workload any, opts []SubmitOption) ([]byte, submit, error) {
 	}
 	if s.unique == "" {
 		s.unique = NewID()
+	}
+	if s.key == "" {
+		s.key = s.unique
 	}
 	if len(s.unique) > 64 {
 		return nil, s, fmt.Errorf("gearman: unique key %q is longer than 64 bytes", s.unique)
@@ -220,82 +259,224 @@ func (w *waiter) handle(resp *gc.Response) {
 	}
 }
 
-// do submits on a pooled connection. A connection that fails in any way is
-// discarded (one whose caller gave up is kept if gearmand still answers),
-// and a submit that failed on a connection that was already broken is
-// tried once more on a fresh one, so the first call after a gearmand
-// restart succeeds.
-func (c *Client) do(ctx context.Context, fn string, data []byte, unique string, p Priority, h gc.ResponseHandler) (string, *cconn, error) {
-	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		cc, fresh, err := c.acquire(ctx)
-		if err != nil {
-			return "", nil, err
-		}
-		handle, late, err := cc.submit(ctx, fn, data, unique, p, h)
-		if err == nil {
-			if h != nil { // a foreground job: its result comes on cc
-				c.mu.Lock()
-				cc.tasks++
-				c.mu.Unlock()
-			}
-			c.release(cc)
-			return handle, cc, nil
-		}
-		if late != nil {
-			// ctx ended while gearman-go waited for JOB_CREATED. The
-			// connection may carry other callers' foreground jobs: keep it
-			// (and its slot) until that wait ends, then pool it if healthy.
-			go func() {
-				if r := <-late; r.err == nil && cc.alive() {
-					c.release(cc)
-					return
+// do submits on a pooled connection to the first server of the key's
+// order that takes the job. A connection that fails in any way is discarded
+// (one whose caller gave up is kept if gearmand still answers); a submit
+// that failed on a pooled connection is tried once more on a fresh one to
+// the same server, so the first call after a gearmand restart stays there;
+// a server that cannot be reached is marked down and the next one is tried.
+func (c *Client) do(ctx context.Context, fn string, data []byte, s submit, p Priority, h gc.ResponseHandler) (string, *cconn, error) {
+	var errs []error
+	for _, addr := range c.order(s.key) {
+		for attempt := 0; attempt < 2; attempt++ {
+			cc, fresh, err := c.acquire(ctx, addr)
+			if err != nil {
+				if ctx.Err() != nil {
+					return "", nil, ctx.Err()
 				}
-				cc.kill()
-				<-c.slots
-			}()
-			return "", nil, err
-		}
-		cc.kill()
-		<-c.slots
-		lastErr = err
-		if fresh || ctx.Err() != nil || errors.Is(err, ErrServer) {
-			break
+				c.markDown(addr, err)
+				errs = append(errs, err)
+				break
+			}
+			handle, late, err := cc.submit(ctx, fn, data, s.unique, p, h)
+			if err == nil {
+				c.markUp(addr)
+				if h != nil { // a foreground job: its result comes on cc
+					c.mu.Lock()
+					cc.tasks++
+					c.mu.Unlock()
+				}
+				c.release(cc)
+				return handle, cc, nil
+			}
+			if late != nil {
+				// ctx ended while gearman-go waited for JOB_CREATED. The
+				// connection may carry other callers' foreground jobs: keep it
+				// (and its slot) until that wait ends, then pool it if healthy.
+				go func() {
+					if r := <-late; r.err == nil && cc.alive() {
+						c.release(cc)
+						return
+					}
+					cc.kill()
+					<-c.slots
+				}()
+				return "", nil, err
+			}
+			cc.kill()
+			<-c.slots
+			if ctx.Err() != nil || errors.Is(err, ErrServer) {
+				return "", nil, err
+			}
+			errs = append(errs, err)
+			if fresh {
+				c.markDown(addr, err)
+				break
+			}
 		}
 	}
-	return "", nil, lastErr
+	return "", nil, fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
 }
 
-func (c *Client) acquire(ctx context.Context) (cc *cconn, fresh bool, err error) {
+// order is the servers in the order a job of key tries them: by rendezvous
+// hash of key (round robin without a key), servers marked down last.
+func (c *Client) order(key string) []string {
+	srv := slices.Clone(c.servers)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(srv) < 2 {
+		return srv
+	}
+	if key == "" {
+		n := c.next % len(srv)
+		c.next++
+		srv = append(srv[n:], srv[:n]...)
+	} else {
+		score := make(map[string]uint64, len(srv))
+		k := hash64(key)
+		for _, a := range srv {
+			score[a] = mix64(k ^ hash64(a))
+		}
+		slices.SortFunc(srv, func(a, b string) int { return cmp.Compare(score[b], score[a]) })
+	}
+	now := time.Now()
+	skip := func(a string) bool { h := c.health[a]; return h != nil && h.down && now.Before(h.retryAt) }
+	slices.SortStableFunc(srv, func(a, b string) int {
+		sa, sb := skip(a), skip(b)
+		switch {
+		case sa == sb:
+			return 0
+		case sb:
+			return -1
+		}
+		return 1
+	})
+	return srv
+}
+
+func hash64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// mix64 is murmur3's finalizer: FNV alone leaves the scores of similar
+// server names (ports differing in a digit) correlated, and one server
+// would win most keys.
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// markDown notes that addr failed: it is tried last until the retry
+// interval has passed, and its pooled connections are dropped.
+func (c *Client) markDown(addr string, err error) {
+	c.mu.Lock()
+	h := c.health[addr]
+	if h == nil {
+		h = &health{}
+		c.health[addr] = h
+	}
+	now := time.Now()
+	was := h.down
+	if !was {
+		h.down, h.since = true, now
+	}
+	h.err, h.retryAt = err, now.Add(c.retryDown)
+	unused := c.dropUnused(addr)
+	c.mu.Unlock()
+	for _, cc := range unused {
+		cc.kill()
+	}
+	if !was {
+		c.log.Warn("gearman server down", "server", addr, "err", err, "servers", len(c.servers))
+	}
+}
+
+// markUp notes that addr took a job.
+func (c *Client) markUp(addr string) {
+	c.mu.Lock()
+	h := c.health[addr]
+	if h == nil || !h.down {
+		c.mu.Unlock()
+		return
+	}
+	downFor := time.Since(h.since)
+	h.down, h.since, h.err = false, time.Now(), nil
+	c.mu.Unlock()
+	c.log.Info("gearman server up", "server", addr, "down_for", downFor.Round(time.Millisecond))
+}
+
+// dropUnused removes addr's pooled connections that no foreground job
+// waits on and returns them, to be closed; c.mu is held.
+func (c *Client) dropUnused(addr string) (unused []*cconn) {
+	busy := c.idle[addr][:0]
+	for _, cc := range c.idle[addr] {
+		if cc.tasks > 0 { // its foreground results may still come
+			busy = append(busy, cc)
+		} else {
+			unused = append(unused, cc)
+		}
+	}
+	c.idle[addr] = busy
+	return unused
+}
+
+// Servers reports each server as the client last found it, in the
+// configured order.
+func (c *Client) Servers() []ServerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ServerStatus, len(c.servers))
+	for i, a := range c.servers {
+		out[i] = ServerStatus{Addr: a, Up: true}
+		if h := c.health[a]; h != nil {
+			out[i].Up, out[i].Since, out[i].Err = !h.down, h.since, h.err
+		}
+	}
+	return out
+}
+
+// acquire returns a pooled or new connection to addr, holding a slot.
+func (c *Client) acquire(ctx context.Context, addr string) (cc *cconn, fresh bool, err error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
 	c.mu.Lock()
-	for len(c.idle) > 0 {
-		cc = c.idle[len(c.idle)-1]
-		c.idle = c.idle[:len(c.idle)-1]
+	for idle := c.idle[addr]; len(idle) > 0; idle = c.idle[addr] {
+		cc = idle[len(idle)-1]
+		c.idle[addr] = idle[:len(idle)-1]
 		if cc.alive() {
 			c.mu.Unlock()
 			return cc, false, nil
 		}
 		cc.kill()
 	}
-	start := c.next
-	c.next++
+	h := c.health[addr]
+	probe := h != nil && h.down
 	c.mu.Unlock()
-	var errs []error
-	for i := range c.servers {
-		addr := c.servers[(start+i)%len(c.servers)]
-		cc, err := c.dial(addr)
-		if err == nil {
-			return cc, true, nil
+	if probe {
+		// gearman-go dials without a timeout: a server that was down is
+		// probed with one first, so an unreachable host costs at most that.
+		conn, err := (&net.Dialer{Timeout: c.timeout}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			<-c.slots
+			return nil, false, err
 		}
-		errs = append(errs, err)
+		conn.Close()
 	}
-	<-c.slots
-	return nil, false, fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
+	cc, err = c.dial(addr)
+	if err != nil {
+		<-c.slots
+		return nil, false, err
+	}
+	return cc, true, nil
 }
 
 func (c *Client) release(cc *cconn) {
@@ -304,7 +485,7 @@ func (c *Client) release(cc *cconn) {
 		c.mu.Unlock()
 		cc.kill()
 	} else {
-		c.idle = append(c.idle, cc)
+		c.idle[cc.addr] = append(c.idle[cc.addr], cc)
 		c.mu.Unlock()
 	}
 	<-c.slots
@@ -319,8 +500,8 @@ func (c *Client) taskDone(cc *cconn) {
 		c.mu.Unlock()
 		return
 	}
-	if i := slices.Index(c.idle, cc); i >= 0 {
-		c.idle = slices.Delete(c.idle, i, i+1)
+	if i := slices.Index(c.idle[cc.addr], cc); i >= 0 {
+		c.idle[cc.addr] = slices.Delete(c.idle[cc.addr], i, i+1)
 		c.mu.Unlock()
 		cc.kill()
 		return

@@ -240,13 +240,22 @@ func (w *Worker) unreserve() {
 func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr string, sem chan struct{}) {
 	const minWait, maxWait = 50 * time.Millisecond, 5 * time.Second
 	backoff, requeueWait := minWait, minWait
+	var downSince time.Time // of the first failed dial in a row
 	for first := true; ctx.Err() == nil; first = false {
 		c, err := w.connect(addr)
 		if err != nil {
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
 			w.logger().Warn("gearman worker cannot connect", "server", addr, "err", err, "retry_in", backoff)
 			sleepCtx(ctx, backoff)
 			backoff = min(backoff*2, maxWait)
 			continue
+		}
+		if !downSince.IsZero() {
+			w.logger().Info("gearman worker connected again", "server", addr,
+				"down_for", time.Since(downSince).Round(time.Millisecond))
+			downSince = time.Time{}
 		}
 		backoff = minWait
 		w.observeConn(ConnEvent{Server: addr, Up: true, Reconnect: !first})
