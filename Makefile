@@ -1,16 +1,22 @@
 # The two commands of the README: `make demo` and `make test`.
 SHELL := /bin/bash
 GO ?= go
+# staticcheck at an exact version (the module proxy serves it; `go run`
+# builds it once into the build cache).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: test compose-test demo bench services stop vet udf
 
-# Starts the private services (installing what is missing), runs every test
-# against them, stops them again, and fails when any test fails.
+# Starts the private services (installing what is missing), checks gofmt,
+# go vet and staticcheck, runs every test against the services, stops them
+# again, and fails when any check or test fails.
 test:
 	@set -e; eval "$$(scripts/services start)"; \
 	trap 'scripts/services stop' EXIT; \
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }; \
 	$(GO) vet ./...; \
+	$(GO) vet -tags compose ./examples/blog/compose/; \
+	$(GO) run $(STATICCHECK) ./...; \
 	$(GO) test -count=1 -timeout 20m ./...
 
 # The docker-compose stack for real (examples/blog/compose, build tag
