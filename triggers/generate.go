@@ -463,7 +463,10 @@ func valueSQL(ref string, c Column) (string, error) {
 		if c.DataType == "inet4" || c.DataType == "inet6" || c.DataType == "uuid" {
 			return "CAST(" + ref + " AS CHAR)", nil
 		}
-		return ref, nil
+		// utf8mb4 whatever the column's charset: JSON_OBJECT refuses a
+		// latin1 column beside the envelope's ascii id ("Illegal mix of
+		// collations"), as in a database created with latin1 defaults.
+		return "CONVERT(" + ref + " USING utf8mb4)", nil
 	case kindBinary:
 		// TO_BASE64 breaks lines every 76 characters; the contract has none.
 		return "REPLACE(TO_BASE64(" + ref + "), CHAR(10), '')", nil

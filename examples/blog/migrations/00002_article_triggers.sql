@@ -29,8 +29,8 @@ BEGIN
         'pk', JSON_OBJECT('id', NEW.`id`),
         'row', JSON_OBJECT(
           'id', NEW.`id`,
-          'title', NEW.`title`,
-          'body', NEW.`body`,
+          'title', CONVERT(NEW.`title` USING utf8mb4),
+          'body', CONVERT(NEW.`body` USING utf8mb4),
           'published_at', CAST(NEW.`published_at` AS CHAR),
           'created_at', CAST(NEW.`created_at` AS CHAR)),
         'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
@@ -72,8 +72,8 @@ BEGIN
             'pk', JSON_OBJECT('id', OLD.`id`),
             'row', JSON_OBJECT(
               'id', OLD.`id`,
-              'title', OLD.`title`,
-              'body', OLD.`body`,
+              'title', CONVERT(OLD.`title` USING utf8mb4),
+              'body', CONVERT(OLD.`body` USING utf8mb4),
               'published_at', CAST(OLD.`published_at` AS CHAR),
               'created_at', CAST(OLD.`created_at` AS CHAR)),
             'modified', JSON_ARRAY(),
@@ -97,8 +97,8 @@ BEGIN
             'pk', JSON_OBJECT('id', NEW.`id`),
             'row', JSON_OBJECT(
               'id', NEW.`id`,
-              'title', NEW.`title`,
-              'body', NEW.`body`,
+              'title', CONVERT(NEW.`title` USING utf8mb4),
+              'body', CONVERT(NEW.`body` USING utf8mb4),
               'published_at', CAST(NEW.`published_at` AS CHAR),
               'created_at', CAST(NEW.`created_at` AS CHAR)),
             'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
@@ -123,14 +123,14 @@ BEGIN
             'pk', JSON_OBJECT('id', NEW.`id`),
             'row', JSON_OBJECT(
               'id', NEW.`id`,
-              'title', NEW.`title`,
-              'body', NEW.`body`,
+              'title', CONVERT(NEW.`title` USING utf8mb4),
+              'body', CONVERT(NEW.`body` USING utf8mb4),
               'published_at', CAST(NEW.`published_at` AS CHAR),
               'created_at', CAST(NEW.`created_at` AS CHAR)),
             'old', JSON_OBJECT(
               'id', OLD.`id`,
-              'title', OLD.`title`,
-              'body', OLD.`body`,
+              'title', CONVERT(OLD.`title` USING utf8mb4),
+              'body', CONVERT(OLD.`body` USING utf8mb4),
               'published_at', CAST(OLD.`published_at` AS CHAR),
               'created_at', CAST(OLD.`created_at` AS CHAR)),
             'modified', JSON_EXTRACT(CONCAT('[', rowgear_modified, ']'), '$'),
@@ -164,8 +164,8 @@ BEGIN
         'pk', JSON_OBJECT('id', OLD.`id`),
         'row', JSON_OBJECT(
           'id', OLD.`id`,
-          'title', OLD.`title`,
-          'body', OLD.`body`,
+          'title', CONVERT(OLD.`title` USING utf8mb4),
+          'body', CONVERT(OLD.`body` USING utf8mb4),
           'published_at', CAST(OLD.`published_at` AS CHAR),
           'created_at', CAST(OLD.`created_at` AS CHAR)),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
