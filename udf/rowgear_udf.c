@@ -851,9 +851,16 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 	gearman_return_t rc = GEARMAN_UNKNOWN_STATE;
 	int tried = 0, first = cn->next, last = first;
 	err[0] = '\0';
-	/* Each server in turn, from the last one that worked, until the deadline. */
+	/*
+	 * Each server in turn, from the last one that worked, until the deadline.
+	 * A server gets an equal share of the time left, so one that stalls (a
+	 * killed host, a lost connection) leaves time for the next: a timeout
+	 * moves on too. A job a timed-out server did create runs twice; the
+	 * commit gate lets one copy through.
+	 */
 	for (int k = 0; k < cn->n && (k == 0 || now_ms() < deadline); k++) {
 		int i = (first + k) % cn->n;
+		double share = k == cn->n - 1 ? deadline : now_ms() + (deadline - now_ms()) / (cn->n - k);
 		last = i;
 		tried++;
 		for (int attempt = 0; attempt < 2; attempt++) {
@@ -864,7 +871,7 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 				break;
 			}
 			char handle[GEARMAN_JOB_HANDLE_SIZE + 1];
-			rc = submit_one(cl, prio, fn, unique, workload, workload_size, deadline, handle);
+			rc = submit_one(cl, prio, fn, unique, workload, workload_size, share, handle);
 			if (gearman_success(rc)) {
 				cn->next = i;
 				size_t n = strnlen(handle, GEARMAN_JOB_HANDLE_SIZE);
@@ -881,11 +888,9 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 			 * has since restarted: retry once on a fresh connection, within
 			 * the same deadline. Not after a timeout.
 			 */
-			if (!reused || rc == GEARMAN_TIMEOUT || now_ms() >= deadline)
+			if (!reused || rc == GEARMAN_TIMEOUT || now_ms() >= share)
 				break;
 		}
-		if (rc == GEARMAN_TIMEOUT)
-			break;
 	}
 	/*
 	 * The server and the code first: a trigger's SIGNAL message may be cut
