@@ -167,9 +167,16 @@ var ErrNoEntry = errors.New("retry: no such dead letter")
 
 func (s *Store) takeDead(ctx context.Context, ids []int64, submit func(Entry) error) (int, error) {
 	if len(ids) == 0 {
+		// The dead letters there now: a replayed job that fails again while
+		// this runs gets a row of its own, with a higher id, which is left
+		// for the next replay instead of being replayed in a loop.
+		var last int64
+		if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM rowgear_failed_jobs WHERE state = 'dead'").Scan(&last); err != nil {
+			return 0, fmt.Errorf("retry: %w", err)
+		}
 		total := 0
 		for {
-			n, err := s.take(ctx, "state = 'dead'", nil, 100, submit)
+			n, err := s.take(ctx, "state = 'dead' AND id <= ?", []any{last}, 100, submit)
 			total += n
 			if err != nil || n == 0 {
 				return total, err
