@@ -29,8 +29,12 @@
  *    environment allows it; only function names matching the allowlist
  *    (row-event functions by default) are submitted.
  */
+/* getaddrinfo_a (glibc >= 2.34 has it in libc itself) */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -122,6 +126,17 @@ struct conn {
 	char *host[MAX_SERVERS];
 	in_port_t port[MAX_SERVERS];
 	gearman_client_st *client[MAX_SERVERS];
+	struct lookup *lookup[MAX_SERVERS]; /* a name lookup under way */
+};
+
+/*
+ * An asynchronous name lookup (glibc's getaddrinfo_a). It must stay at one
+ * address until glibc is done with it, so it is allocated on its own.
+ */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char *name;
 };
 
 /* Per server thread state. */
@@ -299,9 +314,27 @@ static bool function_allowed(const char *fn, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ thread state */
 
+static void lookup_free(struct lookup *l)
+{
+	if (!l)
+		return;
+	/*
+	 * One still running can't be freed: glibc's helper thread writes into
+	 * it. It is left behind (a few hundred bytes, only when the list
+	 * changes or a thread ends while a DNS server does not answer).
+	 */
+	if (gai_error(&l->cb) == EAI_INPROGRESS && gai_cancel(&l->cb) != EAI_CANCELED)
+		return;
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l->name);
+	free(l);
+}
+
 static void conn_reset(struct conn *c)
 {
 	for (int i = 0; i < c->n; i++) {
+		lookup_free(c->lookup[i]);
 		if (c->client[i])
 			gearman_client_free(c->client[i]);
 		free(c->server[i]);
@@ -640,22 +673,109 @@ static struct conn *conn_get(struct tstate *ts, const char *override, char *err,
 	return c;
 }
 
-/* Returns the client of server i, connecting lazily (on first submit). */
-static gearman_client_st *conn_client(struct conn *c, int i, bool *reused, char *err, size_t errlen)
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/*
+ * Turns server i's host into a numeric address in addr, waiting for DNS at
+ * most until the deadline. libgearman's own lookup is a blocking
+ * getaddrinfo: a name whose DNS server does not answer (a stopped compose
+ * service) held the writer for the resolver's 2 × 5 s whatever our deadline,
+ * and left no time for the next server. A lookup that outlives its deadline
+ * goes on in the background; the next call takes its answer.
+ */
+static gearman_return_t conn_resolve(struct conn *c, int i, double deadline, char *addr, size_t addrlen,
+				     char *err, size_t errlen)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, c->host[i], buf) == 1 || inet_pton(AF_INET6, c->host[i], buf) == 1) {
+		snprintf(addr, addrlen, "%s", c->host[i]);
+		return GEARMAN_SUCCESS;
+	}
+	struct lookup *l = c->lookup[i];
+	if (!l) {
+		l = calloc(1, sizeof *l);
+		if (!l || !(l->name = strdup(c->host[i]))) {
+			free(l);
+			snprintf(err, errlen, "out of memory resolving '%.256s'", c->host[i]);
+			return GEARMAN_MEMORY_ALLOCATION_FAILURE;
+		}
+		l->hints.ai_family = AF_UNSPEC;
+		l->hints.ai_socktype = SOCK_STREAM;
+		l->cb.ar_name = l->name;
+		l->cb.ar_request = &l->hints;
+		struct gaicb *list[1] = {&l->cb};
+		int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+		if (rc != 0) {
+			snprintf(err, errlen, "resolving '%.256s': %s", c->host[i], gai_strerror(rc));
+			lookup_free(l);
+			return GEARMAN_GETADDRINFO;
+		}
+		c->lookup[i] = l;
+	}
+	const struct gaicb *wait[1] = {&l->cb};
+	while (gai_error(&l->cb) == EAI_INPROGRESS) {
+		double left = deadline - now_ms();
+		if (left <= 0) {
+			snprintf(err, errlen, "resolving '%.256s' took longer than the time left (still trying)",
+				 c->host[i]);
+			return GEARMAN_TIMEOUT;
+		}
+		struct timespec ts = {(time_t)(left / 1e3), (long)((left - (double)(time_t)(left / 1e3) * 1e3) * 1e6)};
+		(void)gai_suspend(wait, 1, &ts);
+	}
+	c->lookup[i] = NULL;
+	int rc = gai_error(&l->cb);
+	/*
+	 * Its first IPv4 address, else its first one: libgearman, given a name,
+	 * tried them all; gearmand often listens on IPv4 only, and localhost
+	 * sorts ::1 first.
+	 */
+	struct addrinfo *ai = rc == 0 ? l->cb.ar_result : NULL;
+	for (struct addrinfo *a = ai; a; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			ai = a;
+			break;
+		}
+	if (ai)
+		rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, (socklen_t)addrlen, NULL, 0, NI_NUMERICHOST);
+	else if (rc == 0)
+		rc = EAI_NONAME;
+	if (rc != 0)
+		snprintf(err, errlen, "resolving '%.256s': %s", c->host[i], gai_strerror(rc));
+	lookup_free(l);
+	return rc == 0 ? GEARMAN_SUCCESS : GEARMAN_GETADDRINFO;
+}
+
+/*
+ * Returns the client of server i, connecting lazily (on first submit), its
+ * name resolved within the deadline; NULL with *rc and err set otherwise.
+ */
+static gearman_client_st *conn_client(struct conn *c, int i, double deadline, bool *reused, gearman_return_t *rc,
+				      char *err, size_t errlen)
 {
 	*reused = c->client[i] != NULL;
 	if (c->client[i])
 		return c->client[i];
+	char addr[NI_MAXHOST];
+	*rc = conn_resolve(c, i, deadline, addr, sizeof addr, err, errlen);
+	if (gearman_failed(*rc))
+		return NULL;
 	gearman_client_st *cl = gearman_client_create(NULL);
 	if (!cl) {
 		snprintf(err, errlen, "out of memory creating a gearman client");
+		*rc = GEARMAN_MEMORY_ALLOCATION_FAILURE;
 		return NULL;
 	}
 	/* Non-blocking: submit() runs the I/O loop itself, against a deadline. */
 	gearman_client_add_options(cl, GEARMAN_CLIENT_NON_BLOCKING);
 	gearman_client_set_timeout(cl, c->timeout_ms);
-	gearman_return_t rc = gearman_client_add_server(cl, c->host[i], c->port[i]);
-	if (gearman_failed(rc)) {
+	*rc = gearman_client_add_server(cl, addr, c->port[i]);
+	if (gearman_failed(*rc)) {
 		snprintf(err, errlen, "invalid server '%.256s': %.256s", c->server[i], gearman_client_error(cl));
 		gearman_client_free(cl);
 		return NULL;
@@ -670,13 +790,6 @@ static void conn_discard(struct conn *c, int i)
 	if (c->client[i])
 		gearman_client_free(c->client[i]);
 	c->client[i] = NULL;
-}
-
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 /*
@@ -865,11 +978,9 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 		tried++;
 		for (int attempt = 0; attempt < 2; attempt++) {
 			bool reused = false;
-			gearman_client_st *cl = conn_client(cn, i, &reused, err, sizeof err);
-			if (!cl) {
-				rc = GEARMAN_MEMORY_ALLOCATION_FAILURE;
+			gearman_client_st *cl = conn_client(cn, i, share, &reused, &rc, err, sizeof err);
+			if (!cl)
 				break;
-			}
 			char handle[GEARMAN_JOB_HANDLE_SIZE + 1];
 			rc = submit_one(cl, prio, fn, unique, workload, workload_size, share, handle);
 			if (gearman_success(rc)) {

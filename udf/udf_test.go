@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1422,4 +1423,82 @@ func TestGeneratedStrictTriggerNamesServer(t *testing.T) {
 	if !strings.HasSuffix(me.Message, "; in gman_do_background(rowgear.Article.update)") {
 		t.Fatalf("message %q (%d characters) is cut", me.Message, len(me.Message))
 	}
+}
+
+// TestNameLookupBoundedByDeadline: a server name whose DNS server never
+// answers (a stopped compose service) costs a write that server's share of
+// the deadline, not the resolver's 2 × 5 s, and the next server takes the
+// job. mariadbd runs with a resolv.conf naming a DNS server that reads
+// queries and never answers.
+func TestNameLookupBoundedByDeadline(t *testing.T) {
+	queries := silentDNS(t, "127.0.0.153:53")
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.153\noptions timeout:5 attempts:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := testenv.StartGearmand(t)
+	ensureUDF(t)
+	m := testenv.StartMariaDB(t, testenv.WithUDF(soName), testenv.WithoutBinlog(), testenv.WithResolvConf(conf),
+		testenv.WithServerEnv("ROWGEAR_UDF_ALLOW_SERVERS_ARG=1", "ROWGEAR_GEARMAN_TIMEOUT_MS=1000",
+			"ROWGEAR_GEARMAN_TIMEOUT_MS_PER_MIB=0"))
+	db := m.DB("")
+	execFile(t, db, "install.sql")
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fn := rowFn(t)
+	const gone = "gearmand-gone.test"
+	ok, took := timedSubmit(t, c, fn, "x", gone+":4730,"+g.Addr)
+	if !ok {
+		t.Fatalf("no failover past a name that does not resolve: %s", lastError(t, c))
+	}
+	if queries.Load() == 0 {
+		t.Fatal("the silent DNS server saw no query: the lookup was not exercised")
+	}
+	if took >= time.Second {
+		t.Errorf("the write took %s: the lookup was not bounded by the 1000 ms deadline", took)
+	}
+	// Alone, the name fails the write at the deadline, saying why.
+	ok, took = timedSubmit(t, c, fn, "x", gone+":4730")
+	if ok {
+		t.Fatal("a handle from a server whose name does not resolve")
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("the refused write took %s against a 1000 ms deadline", took)
+	}
+	if e := lastError(t, c); !strings.Contains(e, "resolving '"+gone+"' took longer than the time left") {
+		t.Errorf("last error %q", e)
+	}
+	// A name /etc/hosts answers works, at its IPv4 address.
+	_, port, _ := net.SplitHostPort(g.Addr)
+	if ok, _ := timedSubmit(t, c, fn, "x", "localhost:"+port); !ok {
+		t.Fatalf("localhost:%s: %s", port, lastError(t, c))
+	}
+	if p := prio(t, g.Addr, fn); p[1] != 2 {
+		t.Fatalf("queued %d, want 2", p[1])
+	}
+}
+
+// silentDNS listens for DNS queries on UDP addr and never answers; it
+// counts what it read.
+func silentDNS(t testing.TB, addr string) *atomic.Int64 {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatalf("a silent DNS server on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	var n atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	}()
+	return &n
 }

@@ -36,6 +36,7 @@ type options struct {
 	env      []string // extra mariadbd environment
 	plugins  []string // shared libraries copied into the plugin dir
 	noBinlog bool
+	resolv   string // the /etc/resolv.conf mariadbd sees
 }
 
 // WithArgs passes extra arguments to mariadbd, after the default ones.
@@ -60,6 +61,13 @@ func WithUDF(so string) Option {
 // then need no DETERMINISTIC or log_bin_trust_function_creators).
 func WithoutBinlog() Option {
 	return func(o *options) { o.noBinlog = true }
+}
+
+// WithResolvConf runs mariadbd in a mount namespace of its own where
+// /etc/resolv.conf is the file at path: a test can point the server's name
+// lookups at a DNS server it controls. Needs root (unshare -m).
+func WithResolvConf(path string) Option {
+	return func(o *options) { o.resolv = path }
 }
 
 // StartMariaDB initialises a datadir with mariadb-install-db and starts
@@ -146,6 +154,11 @@ func (m *MariaDB) Start() {
 			"--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--server-id=1", "--sync-binlog=0")
 	}
 	m.cmd = exec.Command("mariadbd", append(args, m.opts.args...)...)
+	if m.opts.resolv != "" {
+		// unshare execs in place, and so does sh: the pid stays mariadbd's.
+		m.cmd = exec.Command("unshare", append([]string{"-m", "--", "sh", "-c",
+			`mount --bind "$0" /etc/resolv.conf && exec mariadbd "$@"`, m.opts.resolv}, m.cmd.Args[1:]...)...)
+	}
 	if len(m.opts.env) > 0 {
 		m.cmd.Env = append(os.Environ(), m.opts.env...)
 	}
