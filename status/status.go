@@ -2,8 +2,12 @@
 // the pipeline keeping up, and is anything stuck? Collect gathers, for a
 // gearman.yml and its database:
 //
-//   - every configured gearmand's functions: jobs queued, running, and
-//     workers (admin protocol "status"); an unreachable server is a problem;
+//   - every configured gearmand, up or down, and its functions: jobs queued,
+//     running, and workers (admin protocol "status"); an unreachable server
+//     is a problem. The gearmands the UDF lists (mysqld's
+//     ROWGEAR_GEARMAN_SERVERS, read with gman_servers_set(NULL)) are asked
+//     too: one down there is a note, as status may run where their names do
+//     not resolve;
 //   - binlogbridge's saved position and lag: the age of the newest heartbeat
 //     it read back (rowgear_heartbeat), and the binlog bytes between the
 //     saved position and the server's end; a lag beyond the threshold is a
@@ -27,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -58,11 +63,12 @@ type Report struct {
 	Notes       []string         `json:"notes,omitempty"`
 }
 
-// Server is one configured gearmand.
+// Server is one gearmand of the config or of the UDF's list.
 type Server struct {
-	Name      string               `json:"name"` // the server: section's connection names
+	Name      string               `json:"name"` // the server: section's connection names, "udf" for the UDF's list
 	Addr      string               `json:"addr"`
-	Error     string               `json:"error,omitempty"`
+	Up        bool                 `json:"up"`
+	Error     string               `json:"error,omitempty"` // why it is not up
 	Functions []gearman.FuncStatus `json:"functions"`
 }
 
@@ -98,11 +104,16 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 		opt.AdminTimeout = 3 * time.Second
 	}
 	r := &Report{At: time.Now().UTC(), DeadLetters: map[string]int64{}, Drift: []string{}, Problems: []string{}}
-	r.servers(ctx, cfg, opt)
 	if err := db.PingContext(ctx); err != nil {
+		r.servers(ctx, cfg, "", opt)
 		r.problem("database unreachable: %v", err)
 		return r, nil
 	}
+	var udfServers sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT gman_servers_set(NULL)").Scan(&udfServers); err != nil {
+		r.note("the UDF's gearmands unknown: %v", err)
+	}
+	r.servers(ctx, cfg, udfServers.String, opt)
 	dead, err := retry.NewStore(db).CountDead(ctx)
 	if err != nil {
 		r.problem("dead letters unknown: %v", err)
@@ -146,8 +157,9 @@ func (r *Report) note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
 
-// servers asks every configured gearmand, once per address.
-func (r *Report) servers(ctx context.Context, cfg *config.Config, opt Options) {
+// servers asks every configured gearmand and every one of the UDF's list
+// (udf: "host:port,…"), once per address.
+func (r *Report) servers(ctx context.Context, cfg *config.Config, udf string, opt Options) {
 	ns := cmp.Or(cfg.Namespace, config.DefaultNamespace) + "."
 	plain := map[string]bool{}
 	for _, set := range cfg.Workers {
@@ -162,15 +174,23 @@ func (r *Report) servers(ctx context.Context, cfg *config.Config, opt Options) {
 			names[a] = append(names[a], name)
 		}
 	}
+	for _, a := range udfList(udf) {
+		names[a] = append(names[a], "udf")
+	}
 	for _, addr := range sortedKeys(names) {
 		s := Server{Name: strings.Join(names[addr], ","), Addr: addr, Functions: []gearman.FuncStatus{}}
 		actx, cancel := context.WithTimeout(ctx, opt.AdminTimeout)
 		fs, err := gearman.Status(actx, addr)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil && s.Name == "udf":
+			s.Error = err.Error()
+			r.note("gearmand %s of the UDF's list unreachable from here: %v", addr, err)
+		case err != nil:
 			s.Error = err.Error()
 			r.problem("gearmand %s (%s) unreachable: %v", s.Name, addr, err)
-		} else {
+		default:
+			s.Up = true
 			for _, f := range fs {
 				if ours(f.Function) {
 					s.Functions = append(s.Functions, f)
@@ -180,6 +200,22 @@ func (r *Report) servers(ctx context.Context, cfg *config.Config, opt Options) {
 		}
 		r.Servers = append(r.Servers, s)
 	}
+}
+
+// udfList splits the UDF's server list as the UDF does: a host without a
+// port is on 4730.
+func udfList(list string) []string {
+	var addrs []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(strings.Trim(a, "[]"), "4730")
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs
 }
 
 func (r *Report) bridge(ctx context.Context, cfg *config.Config, db *sql.DB, threshold time.Duration) {
@@ -255,9 +291,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "rowgear status at %s\n\nGEARMAND\tFUNCTION\tQUEUED\tRUNNING\tWORKERS\n", r.At.Format(time.RFC3339))
 	for _, s := range r.Servers {
-		label := s.Name + " " + s.Addr
-		if s.Error != "" {
-			fmt.Fprintf(tw, "%s\tUNREACHABLE (see the problems)\t\t\t\n", label)
+		label := s.Name + " " + s.Addr + " up"
+		if !s.Up {
+			fmt.Fprintf(tw, "%s %s DOWN\t%s\t\t\t\n", s.Name, s.Addr, s.Error)
 			continue
 		}
 		if len(s.Functions) == 0 {

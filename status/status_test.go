@@ -106,13 +106,19 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if r.UDFFailures == nil {
 		t.Errorf("UDF failures unknown: notes %v", r.Notes)
 	}
+	udf := false
 	for _, s := range r.Servers {
-		if (s.Addr == stopped.Addr) != (s.Error != "") {
-			t.Errorf("server %s: error %q", s.Addr, s.Error)
+		if (s.Addr == stopped.Addr) != (s.Error != "") || s.Up != (s.Error == "") {
+			t.Errorf("server %s: up %v, error %q", s.Addr, s.Up, s.Error)
 		}
+		// The services' mariadbd lists the live gearmand for the UDF.
+		udf = udf || strings.Contains(s.Name, "udf") && s.Up
 		if s.Addr == live && (len(s.Functions) != 1 || s.Functions[0] != (gearman.FuncStatus{Function: nsNew + ".Thing.insert", Queued: 1})) {
 			t.Errorf("server %s: functions %+v, want only %s.Thing.insert with 1 queued", s.Addr, s.Functions, nsNew)
 		}
+	}
+	if !udf {
+		t.Errorf("no server of the UDF's list (gman_servers_set) up: %+v", r.Servers)
 	}
 	problems := strings.Join(r.Problems, "\n")
 	for _, want := range []string{"1 dead letter(s) of " + nsNew + ".Thing.update", "trigger drift: differs trigger",
@@ -130,7 +136,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if code := app.Exit(ctx, []string{"status", "--file", file}); code != 1 {
 		t.Fatalf("status: exit %d", code)
 	}
-	for _, want := range []string{"UNREACHABLE", nsNew + ".Thing.update  1", nsNew + ".Thing.insert", "5 problem(s)"} {
+	for _, want := range []string{"spare " + stopped.Addr + " DOWN", " up ", nsNew + ".Thing.update  1", nsNew + ".Thing.insert", "5 problem(s)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, out.String())
 		}
