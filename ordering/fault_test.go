@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,16 +43,70 @@ func (w *world) spawn(bin, stateDir string) *workerProc {
 func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	w := newWorld(t)
 	bin := testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
-	const rows, updates, sessions = 200, 50, 4
-	for i := 1; i <= rows; i++ {
-		w.exec("INSERT INTO items_t (id, v) VALUES (?, 0)", i)
-		w.exec("INSERT INTO items_b (id, v) VALUES (?, 0)", i)
-	}
+	const rows, updates = 200, 50
 	stateA, stateB := t.TempDir(), t.TempDir()
 	a := w.spawn(bin, stateA)
 	b := w.spawn(bin, stateB)
 
-	// Every (table, row) 50 times, shuffled, dealt to the sessions.
+	// Kill -9 worker A at a third and two thirds of the writes, restart it.
+	w.writeAll(rows, updates, func(third int) {
+		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
+		a.cmd.Process.Kill()
+		a = w.spawn(bin, stateA)
+	})
+	w.checkOrder(rows, updates)
+	logs := a.out.String() + b.out.String()
+	failed := strings.Count(logs, "retry scheduled")
+	applied := w.count("SELECT COUNT(*) FROM applied_log")
+	t.Logf("%d events written, %d applied (the others superseded by a newer one of their row), %d random failures retried, %d redeliveries of applied events stopped by Once",
+		2*rows*(updates+1), applied, failed, w.count("SELECT COUNT(*) FROM once_skipped"))
+	if failed == 0 {
+		t.Errorf("no handler failed: the test did not test retries\n%s", logs)
+	}
+}
+
+// TestOrderAcrossGearmandFailover: both sources on two gearmands, the
+// first with a durable SQLite queue, the UDF and the bridge listing both. 200
+// rows × 30 updates per source by 4 sessions; the first gearmand is kill
+// -9'd at a third of the writes and started again at two thirds, so each
+// row's events are split between a queue that waited and one that ran on.
+// Through the ordering middleware, for every row of both sources: the
+// versions applied strictly increase and the last is the row in the
+// database; no strict trigger write failed (writeAll).
+func TestOrderAcrossGearmandFailover(t *testing.T) {
+	g1 := testenv.StartGearmand(t, "--queue-type=libsqlite3",
+		"--libsqlite3-db="+filepath.Join(t.TempDir(), "queue.sqlite"))
+	g2 := testenv.StartGearmand(t)
+	m := testenv.StartMariaDB(t, testenv.WithUDF(""),
+		testenv.WithServerEnv("ROWGEAR_GEARMAN_SERVERS="+g1.Addr+","+g2.Addr, "ROWGEAR_GEARMAN_TIMEOUT_MS=2000"))
+	w := newWorldOn(t, m.DB("app"), m.DSN+"app", g1.Addr, g2.Addr)
+	w.work(4)
+	const rows, updates = 200, 30
+	w.writeAll(rows, updates, func(third int) {
+		if third == 1 {
+			g1.Kill()
+		} else {
+			g1.Start()
+		}
+	})
+	w.checkOrder(rows, updates)
+	t.Logf("%d events written, %d applied (the others superseded by a newer one of their row)",
+		2*rows*(updates+1), w.count("SELECT COUNT(*) FROM applied_log"))
+}
+
+// writeAll inserts rows rows in each of items_t and items_b, then updates
+// each row updates times (v = v + 1), shuffled over 4 sessions; at a third
+// and at two thirds of the updates it calls at(1), then at(2). A failed
+// write fails the test.
+func (w *world) writeAll(rows, updates int, at func(third int)) {
+	t := w.t
+	t.Helper()
+	const sessions = 4
+	for i := 1; i <= rows; i++ {
+		w.exec("INSERT INTO items_t (id, v) VALUES (?, 0)", i)
+		w.exec("INSERT INTO items_b (id, v) VALUES (?, 0)", i)
+	}
+	// Every (table, row) updates times, shuffled, dealt to the sessions.
 	type write struct {
 		table string
 		id    int
@@ -80,25 +135,30 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 			}
 		}()
 	}
-	// Kill -9 worker A at a third and two thirds of the writes, restart it.
-	for _, frac := range []int{1, 2} {
-		testenv.Eventually(t, 120*time.Second, fmt.Sprintf("%d/3 of the writes", frac), func() bool {
-			return done.Load() >= int64(len(all)*frac/3)
+	for _, third := range []int{1, 2} {
+		testenv.Eventually(t, 120*time.Second, fmt.Sprintf("%d/3 of the writes", third), func() bool {
+			return done.Load() >= int64(len(all)*third/3)
 		})
-		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
-		a.cmd.Process.Kill()
-		a = w.spawn(bin, stateA)
+		at(third)
 	}
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	testenv.Eventually(t, 90*time.Second, "every row's last version applied", func() bool {
+}
+
+// checkOrder waits for every row's last version to be applied and every
+// job to be done, then checks, for every row of both models: the versions
+// applied strictly increase, the last is the database's; no event was
+// applied twice, no dead letter, no gate row left.
+func (w *world) checkOrder(rows, updates int) {
+	t := w.t
+	t.Helper()
+	testenv.Eventually(t, 120*time.Second, "every row's last version applied", func() bool {
 		return w.count(`SELECT COUNT(*) FROM (SELECT model, item_id, MAX(v) m FROM applied_log GROUP BY model, item_id) x
 			WHERE m = ?`, updates) == 2*rows
 	})
 	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
-
 	for _, m := range models {
 		last := map[int64]int64{}
 		for _, ap := range w.applied(m) {
@@ -123,12 +183,4 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	w.zero("SELECT COUNT(*) FROM (SELECT event_id FROM applied_log GROUP BY event_id HAVING COUNT(*) > 1) x", "events applied more than once")
 	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'dead'", "dead letters")
 	w.zero("SELECT COUNT(*) FROM rowgear_gate", "gate rows left")
-	logs := a.out.String() + b.out.String()
-	failed := strings.Count(logs, "retry scheduled")
-	applied := w.count("SELECT COUNT(*) FROM applied_log")
-	t.Logf("%d events written, %d applied (the others superseded by a newer one of their row), %d random failures retried, %d redeliveries of applied events stopped by Once",
-		2*rows*(updates+1), applied, failed, w.count("SELECT COUNT(*) FROM once_skipped"))
-	if failed == 0 {
-		t.Errorf("no handler failed: the test did not test retries\n%s", logs)
-	}
 }

@@ -38,24 +38,31 @@ type world struct {
 	ns      string
 	cfgFile string
 	cfg     *config.Config
+	servers []string // the gearmands of gearman.yml
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	ctx := context.Background()
 	db, dsn := testenv.DB(t)
+	return newWorldOn(t, db, dsn, testenv.Gearman(t))
+}
+
+// newWorldOn is newWorld on database db (dsn) with the given gearmands.
+func newWorldOn(t *testing.T, db *sql.DB, dsn string, servers ...string) *world {
+	t.Helper()
+	ctx := context.Background()
 	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(ordertest.Schema); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, db: db, ns: testenv.Name(t, "ns")}
+	w := &world{t: t, db: db, ns: testenv.Name(t, "ns"), servers: servers}
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`all:
   namespace: %s
   server:
-    default: %s
+    default: [%s]
   models:
     ItemT: {table: items_t}
     ItemB: {table: items_b, source: binlog}
@@ -67,7 +74,7 @@ func newWorld(t *testing.T) *world {
     stats_interval: 1s
   retry:
     default: {attempts: 10, backoff: 20ms, max_backoff: 200ms}
-`, w.ns, testenv.Gearman(t), dsn, 100000+rand.IntN(1<<30), filepath.Join(dir, "position.json"))
+`, w.ns, strings.Join(servers, ", "), dsn, 100000+rand.IntN(1<<30), filepath.Join(dir, "position.json"))
 	w.cfgFile = filepath.Join(dir, "gearman.yml")
 	if err := os.WriteFile(w.cfgFile, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -179,15 +186,29 @@ func (w *world) zero(query, what string) {
 	}
 }
 
+// status sums gearmand's admin status of every server, by function.
+func (w *world) status() map[string]testenv.FuncStatus {
+	w.t.Helper()
+	all := map[string]testenv.FuncStatus{}
+	for _, addr := range w.servers {
+		st, err := testenv.Status(context.Background(), addr)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for fn, s := range st {
+			a := all[fn]
+			a.Total, a.Running = a.Total+s.Total, a.Running+s.Running
+			all[fn] = a
+		}
+	}
+	return all
+}
+
 // running is how many jobs of this namespace workers hold.
 func (w *world) running() int {
 	w.t.Helper()
-	st, err := testenv.Status(context.Background(), testenv.Gearman(w.t))
-	if err != nil {
-		w.t.Fatal(err)
-	}
 	n := 0
-	for fn, s := range st {
+	for fn, s := range w.status() {
 		if strings.HasPrefix(fn, w.ns+".") {
 			n += s.Running
 		}
@@ -195,14 +216,10 @@ func (w *world) running() int {
 	return n
 }
 
-// settled: gearmand holds no job of this namespace and no retry waits.
+// settled: the gearmands hold no job of this namespace and no retry waits.
 func (w *world) settled() bool {
 	w.t.Helper()
-	st, err := testenv.Status(context.Background(), testenv.Gearman(w.t))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for fn, s := range st {
+	for fn, s := range w.status() {
 		if strings.HasPrefix(fn, w.ns+".") && s.Total > 0 {
 			return false
 		}
