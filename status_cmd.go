@@ -18,8 +18,8 @@ func (a *App) statusCmd(c *common) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [--json] [--lag-threshold D] [flags]",
 		Short: "is it keeping up, is anything stuck: gearmand queues, bridge lag, dead letters, UDF failures, trigger drift",
-		Long: `One screen for an operator: every configured gearmand's functions (queued,
-running, workers), binlogbridge's saved position and lag, dead letters by
+		Long: `One screen for an operator: every gearmand of the config and of the UDF's
+list, up or down, with its functions (queued, running, workers), binlogbridge's saved position and lag, dead letters by
 function, the UDF's failure count, trigger drift. Exits 1 naming each
 problem (dead letters, drift, a bridge lagging beyond --lag-threshold, an
 unreachable gearmand or database): a cron or CI probe.`,
