@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -117,6 +118,7 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 		return err
 	}
 	var kills []int64
+	var killedAt []string
 	var p bridge.SnapshotProgress
 	lastLog := time.Now()
 	for p.Status != "done" {
@@ -136,6 +138,7 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 		if len(kills) < 2 && p.RowsDone >= int64(n)*int64(len(kills)+1)/3 {
 			br.kill9()
 			kills = append(kills, p.RowsDone)
+			killedAt = append(killedAt, time.Since(wr.began).Round(time.Second).String())
 			logf("binlogbridge kill -9'd at %d rows", p.RowsDone)
 			if err := br.start(); err != nil {
 				return err
@@ -156,10 +159,13 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	}
 	logf("snapshot done in %s; waiting for the replica", took.Round(time.Millisecond))
 
+	// The worker drains what the snapshot queued at its own pace: wait
+	// until the replica equals the source, or stops changing for 5 minutes.
 	done := time.Now()
 	var src, rep string
 	equal := false
-	for ctx.Err() == nil && time.Since(done) < 30*time.Minute {
+	lastRep, changed := "", time.Now()
+	for ctx.Err() == nil && time.Since(changed) < 5*time.Minute {
 		if src, err = replica.Checksum(ctx, b.db, snapTable); err != nil {
 			return err
 		}
@@ -168,6 +174,9 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 		}
 		if equal = src == rep; equal {
 			break
+		}
+		if rep != lastRep {
+			lastRep, changed = rep, time.Now()
 		}
 		logf("replica %s, source %s; %d handler calls", rep, src, counts.Applied())
 		sleepCtx(ctx, 5*time.Second)
@@ -187,6 +196,23 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	b.add(sec, "extra wait of the slowest statement during vs before (target ≤ 100 ms)", (during.Max-before.Max)/1000, "ms").
 		note(fmt.Sprintf("%d statements before, %d during", before.N, during.N))
 	b.add(sec, "extra p99 during vs before", (during.P99-before.P99)/1000, "ms")
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	bm, dm := wr.minuteMaxima(0), wr.minuteMaxima(1)
+	if len(bm) > 0 && len(dm) > 0 {
+		over := 0
+		for _, m := range dm {
+			if m > slices.Max(bm)+100*time.Millisecond {
+				over++
+			}
+		}
+		sorted := slices.Sorted(slices.Values(dm))
+		b.add(sec, "slowest statement of each minute during the snapshot: median", ms(sorted[len(sorted)/2]), "ms").
+			vs("slowest of a minute before", ms(slices.Max(bm)))
+		b.add(sec, "minutes of the snapshot whose slowest statement waited > 100 ms longer than the slowest before", float64(over), "minutes").
+			note(fmt.Sprintf("of %d whole minutes", len(dm)))
+	}
+	logf("slowest statements before: %s", wr.slowest(0, 5))
+	logf("slowest statements during: %s; binlogbridge kill -9'd at %s", wr.slowest(1, 10), strings.Join(killedAt, ", "))
 	b.add(sec, "handler calls: TriggerSnapshot", float64(counts.Snapshot.Load()), "calls")
 	b.add(sec, "handler calls: insert, update, delete", float64(counts.Insert.Load()+counts.Update.Load()+counts.Delete.Load()), "calls")
 	eq := 0.0
@@ -240,10 +266,13 @@ type snapWriter struct {
 	phase atomic.Int32
 	mu    sync.Mutex
 	lat   [3][]time.Duration
+	at    [3][]time.Duration // when each statement of lat started, since began
+	began time.Time
 }
 
 func (w *snapWriter) run(ctx context.Context) error {
 	r := rand.New(rand.NewPCG(13, 14))
+	w.began = time.Now()
 	_, err := benchutil.Pace(ctx, 555, 1<<40, 24*time.Hour, 2*time.Millisecond, func(k int) error {
 		for range k {
 			id := r.IntN(w.n + w.n/100)
@@ -265,6 +294,7 @@ func (w *snapWriter) run(ctx context.Context) error {
 			w.mu.Lock()
 			ph := w.phase.Load()
 			w.lat[ph] = append(w.lat[ph], d)
+			w.at[ph] = append(w.at[ph], t0.Sub(w.began))
 			w.mu.Unlock()
 		}
 		return nil
@@ -279,6 +309,47 @@ func (w *snapWriter) samples(phase int) []time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]time.Duration(nil), w.lat[phase]...)
+}
+
+// minuteMaxima is the slowest statement of each whole minute of phase.
+// The minute before the snapshot has one maximum and the snapshot's half
+// hour thirty: their largest is not a fair comparison, their spread is.
+func (w *snapWriter) minuteMaxima(phase int) []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.at[phase]) == 0 {
+		return nil
+	}
+	first := w.at[phase][0]
+	var maxima []time.Duration
+	for i, d := range w.lat[phase] {
+		m := int((w.at[phase][i] - first) / time.Minute)
+		for len(maxima) <= m {
+			maxima = append(maxima, 0)
+		}
+		maxima[m] = max(maxima[m], d)
+	}
+	if len(maxima) > 1 {
+		maxima = maxima[:len(maxima)-1] // the last minute is not whole
+	}
+	return maxima
+}
+
+// slowest lists the k slowest statements of phase: how long, and when
+// (since the writer began), for matching with the bridge's kills.
+func (w *snapWriter) slowest(phase, k int) string {
+	w.mu.Lock()
+	idx := make([]int, len(w.lat[phase]))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return int(w.lat[phase][b] - w.lat[phase][a]) })
+	var out []string
+	for _, i := range idx[:min(k, len(idx))] {
+		out = append(out, fmt.Sprintf("%s at %s", w.lat[phase][i].Round(time.Millisecond), w.at[phase][i].Round(time.Second)))
+	}
+	w.mu.Unlock()
+	return strings.Join(out, ", ")
 }
 
 // bridgeProc is a binlogbridge process.
