@@ -11,8 +11,8 @@
  * the strict/lenient failure patterns, the timeout and the build.
  *
  * Design notes:
- *  - One libgearman client per server thread and server list, kept in a
- *    thread-specific slot and reused across calls and statements. It is
+ *  - One connection per server thread and server, kept in a thread-specific
+ *    slot and reused across calls and statements. It is
  *    recreated when the global server list or timeout changes (a generation
  *    counter), after any failure, and freed when the thread ends (pthread key
  *    destructor) or when the library is unloaded (all clients are on a list).
@@ -36,6 +36,8 @@
 #include <fnmatch.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -43,7 +45,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libgearman-1.0/gearman.h>
 #include <mysql.h>
@@ -125,7 +130,7 @@ struct conn {
 	char *server[MAX_SERVERS]; /* "host:port", for messages */
 	char *host[MAX_SERVERS];
 	in_port_t port[MAX_SERVERS];
-	gearman_client_st *client[MAX_SERVERS];
+	int sock[MAX_SERVERS];              /* the connection's socket + 1; 0: none */
 	struct lookup *lookup[MAX_SERVERS]; /* a name lookup under way */
 };
 
@@ -335,8 +340,8 @@ static void conn_reset(struct conn *c)
 {
 	for (int i = 0; i < c->n; i++) {
 		lookup_free(c->lookup[i]);
-		if (c->client[i])
-			gearman_client_free(c->client[i]);
+		if (c->sock[i])
+			close(c->sock[i] - 1);
 		free(c->server[i]);
 		free(c->host[i]);
 	}
@@ -510,30 +515,6 @@ static bool arg_cstr(UDF_ARGS *args, unsigned i, char *buf, size_t cap)
 static bool has_nul(const char *p, size_t n)
 {
 	return p && memchr(p, '\0', n) != NULL;
-}
-
-/*
- * Shortens a libgearman error text for people: drops the "caller(CODE) "
- * prefix (the code is reported separately) and the " -> file:line: pid(N)"
- * suffix.
- */
-static void clean_error(const char *in, char *out, size_t cap)
-{
-	if (!in)
-		in = "";
-	const char *p = strchr(in, '(');
-	const char *q = p ? strstr(p, ") ") : NULL;
-	const char *sp = strchr(in, ' ');
-	if (p && q && (!sp || p < sp))
-		in = q + 2;
-	size_t n = strlen(in);
-	const char *arrow = strstr(in, " -> ");
-	if (arrow)
-		n = (size_t)(arrow - in);
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, in, n);
-	out[n] = '\0';
 }
 
 /*
@@ -752,96 +733,255 @@ static gearman_return_t conn_resolve(struct conn *c, int i, double deadline, cha
 }
 
 /*
- * Returns the client of server i, connecting lazily (on first submit), its
- * name resolved within the deadline; NULL with *rc and err set otherwise.
+ * The connection to gearmand is ours, not libgearman's: libgearman sets
+ * SO_LINGER to 10 s on its sockets, so closing one whose peer is gone (a
+ * killed gearmand: the EOF it sent, our FIN never acknowledged) blocked the
+ * writer for up to 10 s, past any deadline. Our sockets keep the default
+ * (close returns at once) and every wait is a poll against the deadline.
+ * libgearman still names the error codes.
  */
-static gearman_client_st *conn_client(struct conn *c, int i, double deadline, bool *reused, gearman_return_t *rc,
-				      char *err, size_t errlen)
-{
-	*reused = c->client[i] != NULL;
-	if (c->client[i])
-		return c->client[i];
-	char addr[NI_MAXHOST];
-	*rc = conn_resolve(c, i, deadline, addr, sizeof addr, err, errlen);
-	if (gearman_failed(*rc))
-		return NULL;
-	gearman_client_st *cl = gearman_client_create(NULL);
-	if (!cl) {
-		snprintf(err, errlen, "out of memory creating a gearman client");
-		*rc = GEARMAN_MEMORY_ALLOCATION_FAILURE;
-		return NULL;
-	}
-	/* Non-blocking: submit() runs the I/O loop itself, against a deadline. */
-	gearman_client_add_options(cl, GEARMAN_CLIENT_NON_BLOCKING);
-	gearman_client_set_timeout(cl, c->timeout_ms);
-	*rc = gearman_client_add_server(cl, addr, c->port[i]);
-	if (gearman_failed(*rc)) {
-		snprintf(err, errlen, "invalid server '%.256s': %.256s", c->server[i], gearman_client_error(cl));
-		gearman_client_free(cl);
-		return NULL;
-	}
-	c->client[i] = cl;
-	return cl;
-}
 
-/* Drops a client after a failure so the next use reconnects from scratch. */
-static void conn_discard(struct conn *c, int i)
+/* Waits for events on fd until the deadline: 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, double deadline)
 {
-	if (c->client[i])
-		gearman_client_free(c->client[i]);
-	c->client[i] = NULL;
+	for (;;) {
+		double left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, (int)left + 1);
+		if (n > 0)
+			return 1; /* readiness or an error: the next call says which */
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
 }
 
 /*
- * Submits one background job and waits for gearmand's JOB_CREATED, giving up
- * at the deadline (connect, send and answer together). On success the handle
- * is copied into handle (GEARMAN_JOB_HANDLE_SIZE + 1 bytes).
+ * Returns the socket of server i, connecting (within the deadline) when
+ * there is none or the one kept was closed by gearmand; -1 with *rc and err
+ * set otherwise.
  */
-static gearman_return_t submit_one(gearman_client_st *cl, enum prio prio, const char *fn, const char *unique,
-				   const void *workload, size_t workload_size, double deadline, char *handle)
+static int conn_sock(struct conn *c, int i, double deadline, bool *reused, gearman_return_t *rc, char *err,
+		     size_t errlen)
 {
-	gearman_return_t rc = GEARMAN_UNKNOWN_STATE;
-	gearman_task_st *task;
-	switch (prio) {
-	case PRIO_HIGH:
-		task = gearman_client_add_task_high_background(cl, NULL, NULL, fn, unique, workload, workload_size, &rc);
-		break;
-	case PRIO_LOW:
-		task = gearman_client_add_task_low_background(cl, NULL, NULL, fn, unique, workload, workload_size, &rc);
-		break;
+	*reused = false;
+	if (c->sock[i]) {
+		/* gearmand sends nothing unasked: readable means EOF or an error. */
+		char b;
+		ssize_t n = recv(c->sock[i] - 1, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			*reused = true;
+			return c->sock[i] - 1;
+		}
+		close(c->sock[i] - 1);
+		c->sock[i] = 0;
+	}
+	char addr[NI_MAXHOST], port[8];
+	*rc = conn_resolve(c, i, deadline, addr, sizeof addr, err, errlen);
+	if (gearman_failed(*rc))
+		return -1;
+	snprintf(port, sizeof port, "%u", (unsigned)c->port[i]);
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	int grc = getaddrinfo(addr, port, &hints, &ai);
+	if (grc != 0) {
+		snprintf(err, errlen, "address '%.256s': %s", addr, gai_strerror(grc));
+		*rc = GEARMAN_GETADDRINFO;
+		return -1;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		freeaddrinfo(ai);
+		*rc = GEARMAN_ERRNO;
+		return -1;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	int e = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+	freeaddrinfo(ai);
+	if (e == EINPROGRESS) {
+		int w = wait_fd(fd, POLLOUT, deadline);
+		socklen_t len = sizeof e;
+		if (w == 0) {
+			snprintf(err, errlen, "connecting to %.256s (%.64s) timed out", c->server[i], addr);
+			close(fd);
+			*rc = GEARMAN_TIMEOUT;
+			return -1;
+		}
+		if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+			e = errno;
+	}
+	if (e != 0) {
+		snprintf(err, errlen, "Connection to %.256s (%.64s) failed: %s", c->server[i], addr, strerror(e));
+		close(fd);
+		*rc = GEARMAN_COULD_NOT_CONNECT;
+		return -1;
+	}
+	c->sock[i] = fd + 1;
+	return fd;
+}
+
+/* Drops a connection after a failure so the next use reconnects from scratch. */
+static void conn_discard(struct conn *c, int i)
+{
+	if (c->sock[i])
+		close(c->sock[i] - 1);
+	c->sock[i] = 0;
+}
+
+/* Sends all of buf before the deadline. */
+static gearman_return_t send_all(int fd, const void *buf, size_t len, double deadline, char *err, size_t errlen)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			snprintf(err, errlen, "lost connection to server during send: %s", strerror(errno));
+			return GEARMAN_LOST_CONNECTION;
+		}
+		if (wait_fd(fd, POLLOUT, deadline) == 0) {
+			snprintf(err, errlen, "sending the job timed out");
+			return GEARMAN_TIMEOUT;
+		}
+	}
+	return GEARMAN_SUCCESS;
+}
+
+/* Reads exactly len bytes before the deadline. */
+static gearman_return_t recv_all(int fd, void *buf, size_t len, double deadline, char *err, size_t errlen)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			snprintf(err, errlen, "lost connection to server (EOF)");
+			return GEARMAN_LOST_CONNECTION;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			snprintf(err, errlen, "lost connection to server during read: %s", strerror(errno));
+			return GEARMAN_LOST_CONNECTION;
+		}
+		if (wait_fd(fd, POLLIN, deadline) == 0) {
+			snprintf(err, errlen, "waiting for gearmand's answer timed out");
+			return GEARMAN_TIMEOUT;
+		}
+	}
+	return GEARMAN_SUCCESS;
+}
+
+/* Gearman's binary protocol (gearmand's PROTOCOL): a packet is a 4-byte
+ * magic, a type and a body size (big-endian 32 bits), then the body, whose
+ * arguments are NUL-separated. */
+#define REQ_MAGIC "\0REQ"
+#define RES_MAGIC "\0RES"
+#define REQ_SUBMIT_JOB_BG 18
+#define REQ_SUBMIT_JOB_HIGH_BG 32
+#define REQ_SUBMIT_JOB_LOW_BG 34
+#define RES_JOB_CREATED 8
+#define RES_ERROR 19
+#define MAX_ANSWER 4096
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8),
+	p[3] = (unsigned char)v;
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * A fresh unique key, as libgearman made one when none is given: gearmand's
+ * durable queues key jobs by it.
+ */
+static void new_unique(char *out)
+{
+	unsigned char b[16] = {0};
+	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		memcpy(b, &t, sizeof t < sizeof b ? sizeof t : sizeof b);
+		b[15] ^= (unsigned char)(uintptr_t)&t;
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40), b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+		 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/*
+ * Submits one background job on fd and waits for gearmand's JOB_CREATED,
+ * giving up at the deadline. On success the handle is copied into handle
+ * (GEARMAN_JOB_HANDLE_SIZE + 1 bytes).
+ */
+static gearman_return_t submit_one(int fd, enum prio prio, const char *fn, const char *unique, const void *workload,
+				   size_t workload_size, double deadline, char *handle, char *err, size_t errlen)
+{
+	char uuid[37];
+	if (!unique) {
+		new_unique(uuid);
+		unique = uuid;
+	}
+	unsigned char head[12 + GEARMAN_FUNCTION_MAX_SIZE + 1 + GEARMAN_MAX_UNIQUE_SIZE + 1];
+	size_t fl = strlen(fn), ul = strlen(unique);
+	memcpy(head, REQ_MAGIC, 4);
+	put32(head + 4, prio == PRIO_HIGH ? REQ_SUBMIT_JOB_HIGH_BG
+			: prio == PRIO_LOW ? REQ_SUBMIT_JOB_LOW_BG
+					   : REQ_SUBMIT_JOB_BG);
+	put32(head + 8, (uint32_t)(fl + 1 + ul + 1 + workload_size));
+	memcpy(head + 12, fn, fl + 1);
+	memcpy(head + 12 + fl + 1, unique, ul + 1);
+	gearman_return_t rc = send_all(fd, head, 12 + fl + 1 + ul + 1, deadline, err, errlen);
+	if (gearman_success(rc) && workload_size)
+		rc = send_all(fd, workload, workload_size, deadline, err, errlen);
+	unsigned char ans[12 + MAX_ANSWER + 1];
+	if (gearman_success(rc))
+		rc = recv_all(fd, ans, 12, deadline, err, errlen);
+	if (gearman_failed(rc))
+		return rc;
+	uint32_t type = get32(ans + 4), size = get32(ans + 8);
+	if (memcmp(ans, RES_MAGIC, 4) != 0 || size > MAX_ANSWER) {
+		snprintf(err, errlen, "not a gearmand answer (magic %02x%02x%02x%02x, %u bytes)", ans[0], ans[1], ans[2],
+			 ans[3], (unsigned)size);
+		return GEARMAN_INVALID_MAGIC;
+	}
+	if ((rc = recv_all(fd, ans + 12, size, deadline, err, errlen)) != GEARMAN_SUCCESS)
+		return rc;
+	ans[12 + size] = '\0';
+	switch (type) {
+	case RES_JOB_CREATED: {
+		size_t n = size < GEARMAN_JOB_HANDLE_SIZE ? size : GEARMAN_JOB_HANDLE_SIZE;
+		if (n == 0) {
+			snprintf(err, errlen, "gearmand answered with an empty job handle");
+			return GEARMAN_UNKNOWN_STATE;
+		}
+		memcpy(handle, ans + 12, n);
+		handle[n] = '\0';
+		return GEARMAN_SUCCESS;
+	}
+	case RES_ERROR: {
+		const char *code = (const char *)ans + 12;
+		size_t cl = strnlen(code, size);
+		snprintf(err, errlen, "gearmand ERROR %.64s: %.256s", code, cl < size ? code + cl + 1 : "");
+		return GEARMAN_SERVER_ERROR;
+	}
 	default:
-		task = gearman_client_add_task_background(cl, NULL, NULL, fn, unique, workload, workload_size, &rc);
-		break;
+		snprintf(err, errlen, "unexpected answer of type %u to a job submission", (unsigned)type);
+		return GEARMAN_UNEXPECTED_PACKET;
 	}
-	if (!task)
-		return gearman_failed(rc) ? rc : GEARMAN_MEMORY_ALLOCATION_FAILURE;
-	for (;;) {
-		rc = gearman_client_run_tasks(cl);
-		if (rc != GEARMAN_IO_WAIT)
-			break;
-		int left = (int)(deadline - now_ms());
-		if (left <= 0) {
-			rc = GEARMAN_TIMEOUT;
-			break;
-		}
-		gearman_client_set_timeout(cl, left);
-		rc = gearman_client_wait(cl);
-		if (gearman_failed(rc))
-			break;
-	}
-	if (gearman_success(rc)) {
-		rc = gearman_task_return(task);
-		const char *h = gearman_task_job_handle(task);
-		if (gearman_success(rc) && h && *h) {
-			size_t n = strnlen(h, GEARMAN_JOB_HANDLE_SIZE);
-			memcpy(handle, h, n);
-			handle[n] = '\0';
-		} else if (gearman_success(rc)) {
-			rc = GEARMAN_UNKNOWN_STATE;
-		}
-	}
-	gearman_task_free(task);
-	return rc;
 }
 
 /* ------------------------------------------------------ submit functions */
@@ -978,11 +1118,11 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 		tried++;
 		for (int attempt = 0; attempt < 2; attempt++) {
 			bool reused = false;
-			gearman_client_st *cl = conn_client(cn, i, share, &reused, &rc, err, sizeof err);
-			if (!cl)
+			int fd = conn_sock(cn, i, share, &reused, &rc, err, sizeof err);
+			if (fd < 0)
 				break;
 			char handle[GEARMAN_JOB_HANDLE_SIZE + 1];
-			rc = submit_one(cl, prio, fn, unique, workload, workload_size, share, handle);
+			rc = submit_one(fd, prio, fn, unique, workload, workload_size, share, handle, err, sizeof err);
 			if (gearman_success(rc)) {
 				cn->next = i;
 				size_t n = strnlen(handle, GEARMAN_JOB_HANDLE_SIZE);
@@ -991,7 +1131,6 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 				*is_null = 0;
 				return result;
 			}
-			clean_error(gearman_client_error(cl), err, sizeof err);
 			conn_discard(cn, i);
 			cn->next = (i + 1) % cn->n; /* next call starts with another server */
 			/*
