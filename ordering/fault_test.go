@@ -56,6 +56,13 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	})
 	w.checkOrder(rows, updates)
 	logs := a.out.String() + b.out.String()
+	if t.Failed() {
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, "dead") || strings.Contains(l, "ERROR") {
+				t.Log(l)
+			}
+		}
+	}
 	failed := strings.Count(logs, "retry scheduled")
 	applied := w.count("SELECT COUNT(*) FROM applied_log")
 	t.Logf("%d events written, %d applied (the others superseded by a newer one of their row), %d random failures retried, %d redeliveries of applied events stopped by Once",
@@ -183,4 +190,17 @@ func (w *world) checkOrder(rows, updates int) {
 	w.zero("SELECT COUNT(*) FROM (SELECT event_id FROM applied_log GROUP BY event_id HAVING COUNT(*) > 1) x", "events applied more than once")
 	w.zero("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'dead'", "dead letters")
 	w.zero("SELECT COUNT(*) FROM rowgear_gate", "gate rows left")
+	if t.Failed() {
+		rs, err := w.db.Query("SELECT function, job_key, attempts, errors FROM rowgear_failed_jobs WHERE state = 'dead'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var fn, key, errs string
+			var attempts int
+			rs.Scan(&fn, &key, &attempts, &errs)
+			t.Logf("dead letter %s %s after %d attempts: %s", fn, key, attempts, errs)
+		}
+	}
 }
