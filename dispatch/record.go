@@ -152,7 +152,12 @@ func (s *source) selectQuery(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dispatch: load from %s: %w", s.table, err)
 	}
-	s.query = "SELECT " + obj + " FROM " + s.table + " WHERE " + s.where
+	// A locking read waits for a writer still committing the row: MariaDB
+	// sends a transaction's binlog events before InnoDB has made its commit
+	// visible, so a binlog event's handler could Refresh a row its own
+	// insert had not yet shown to a plain read (ErrNotFound, a false ghost).
+	// Autocommit: the shared lock ends with the statement.
+	s.query = "SELECT " + obj + " FROM " + s.table + " WHERE " + s.where + " LOCK IN SHARE MODE"
 	return s.query, nil
 }
 

@@ -143,3 +143,56 @@ func TestRefreshFailureLeavesRecord(t *testing.T) {
 		t.Errorf("a failed load changed the record: %+v", rec)
 	}
 }
+
+// TestRefreshWaitsForCommit: a Refresh of a row whose insert is still
+// committing waits for the commit and loads the row, rather than calling
+// it a ghost. MariaDB sends a transaction's binlog events before InnoDB
+// shows its commit to other sessions, so a fast binlog handler meets this.
+func TestRefreshWaitsForCommit(t *testing.T) {
+	db, dsn := testenv.DB(t)
+	if _, err := db.Exec("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20))"); err != nil {
+		t.Fatal(err)
+	}
+	app, err := OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	type item struct {
+		Record
+		ID   int    `db:"id,pk"`
+		Name string `db:"name"`
+	}
+	cols, err := events.Columns(reflect.TypeFor[item]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO items VALUES (1, 'committing')"); err != nil {
+		t.Fatal(err)
+	}
+	rec := item{ID: 1}
+	done := make(chan error, 1)
+	go func() { done <- newSource(app, "", "items", cols).load(ctx, reflect.ValueOf(&rec)) }()
+	testenv.Eventually(t, 10*time.Second, "the Refresh to wait for the insert's lock", func() bool {
+		var n int
+		db.QueryRow("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'").Scan(&n)
+		select {
+		case err := <-done:
+			t.Fatalf("Refresh returned before the commit: %v (record %+v)", err, rec)
+		default:
+		}
+		return n > 0
+	})
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || rec.Name != "committing" {
+		t.Fatalf("Refresh after the commit: err %v, record %+v", err, rec)
+	}
+}

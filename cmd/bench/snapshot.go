@@ -158,6 +158,11 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 		return fmt.Errorf("writer: %w", werr)
 	}
 	logf("snapshot done in %s; waiting for the replica", took.Round(time.Millisecond))
+	// The writer's figures now: the replica may take long to catch up.
+	logf("writer before: %+v; during: %+v", benchutil.Percentiles(wr.samples(0)), benchutil.Percentiles(wr.samples(1)))
+	logf("slowest statement of each minute before: %v; during: %v", wr.minuteMaxima(0), wr.minuteMaxima(1))
+	logf("slowest statements before: %s", wr.slowest(0, 5))
+	logf("slowest statements during: %s; binlogbridge kill -9'd at %s", wr.slowest(1, 10), strings.Join(killedAt, ", "))
 
 	// The worker drains what the snapshot queued at its own pace: wait
 	// until the replica equals the source, or stops changing for 5 minutes.
@@ -211,8 +216,7 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 		b.add(sec, "minutes of the snapshot whose slowest statement waited > 100 ms longer than the slowest before", float64(over), "minutes").
 			note(fmt.Sprintf("of %d whole minutes", len(dm)))
 	}
-	logf("slowest statements before: %s", wr.slowest(0, 5))
-	logf("slowest statements during: %s; binlogbridge kill -9'd at %s", wr.slowest(1, 10), strings.Join(killedAt, ", "))
+
 	b.add(sec, "handler calls: TriggerSnapshot", float64(counts.Snapshot.Load()), "calls")
 	b.add(sec, "handler calls: insert, update, delete", float64(counts.Insert.Load()+counts.Update.Load()+counts.Delete.Load()), "calls")
 	eq := 0.0
