@@ -73,7 +73,8 @@ func (r *Record) Event() *events.Envelope {
 
 // Refresh reloads the record from the database by its primary key. The
 // event travelled through gearmand: the row may have changed since, or be
-// gone, in which case Refresh returns an error matching ErrNotFound.
+// gone, in which case Refresh returns an error matching ErrNotFound. It is
+// a locking read: it waits for a writer still committing the row.
 func (r *Record) Refresh(ctx context.Context) error {
 	if r.st == nil || r.st.src == nil || r.st.src.db == nil {
 		return errors.New("dispatch: Refresh on a record the dispatcher did not load (no database)")
