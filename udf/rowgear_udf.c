@@ -663,11 +663,11 @@ static double now_ms(void)
 
 /*
  * Turns server i's host into a numeric address in addr, waiting for DNS at
- * most until the deadline. libgearman's own lookup is a blocking
- * getaddrinfo: a name whose DNS server does not answer (a stopped compose
- * service) held the writer for the resolver's 2 × 5 s whatever our deadline,
- * and left no time for the next server. A lookup that outlives its deadline
- * goes on in the background; the next call takes its answer.
+ * most until the deadline. A blocking getaddrinfo on a name whose DNS
+ * server does not answer (a stopped compose service) held the writer for
+ * the resolver's 2 × 5 s whatever our deadline, and left no time for the
+ * next server. A lookup that outlives its deadline goes on in the
+ * background; the next call takes its answer.
  */
 static gearman_return_t conn_resolve(struct conn *c, int i, double deadline, char *addr, size_t addrlen,
 				     char *err, size_t errlen)
