@@ -13,7 +13,7 @@ import (
 
 // snapshotCmd is `bridge snapshot`: request snapshots, or list them.
 func (a *App) snapshotCmd(c *common) *cobra.Command {
-	var chunk int
+	var chunk, rate int
 	var wait bool
 	cmd := &cobra.Command{
 		Use:   "snapshot [Model…]",
@@ -24,19 +24,26 @@ primary-key chunks while live changes go on; a row changed while its chunk
 is read is published by its change instead. The request is a row in
 rowgear_snapshots (created by ` + "`migrate up`" + `), which an application may also
 insert. The bridge resumes an interrupted snapshot from its last
-acknowledged chunk. Without models: lists the requests. See package bridge.`,
+acknowledged chunk. --rate paces it: unpaced, a big snapshot takes all the
+workers' and the database's spare capacity, and the application's own
+statements wait for the CPU meanwhile. Without models: lists the requests.
+See package bridge.`,
 		RunE: func(cmd *cobra.Command, models []string) error {
-			return a.snapshot(cmd.Context(), c, cmd.OutOrStdout(), models, chunk, wait)
+			return a.snapshot(cmd.Context(), c, cmd.OutOrStdout(), models, chunk, rate, wait)
 		},
 	}
-	cmd.Flags().IntVar(&chunk, "chunk", 1000, "rows read per chunk")
+	cmd.Flags().IntVar(&chunk, "chunk", 1000, "rows read per chunk (published at once: keep it ≤ a quarter of --rate)")
+	cmd.Flags().IntVar(&rate, "rate", 0, "rows read per second at most; 0: unpaced")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the requested snapshots end, printing their progress")
 	return cmd
 }
 
-func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []string, chunk int, wait bool) error {
+func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []string, chunk, rate int, wait bool) error {
 	if chunk < 1 {
 		return usageErr("--chunk %d: want 1 or more", chunk)
+	}
+	if rate < 0 {
+		return usageErr("--rate %d: want 0 (unpaced) or more", rate)
 	}
 	db, cfg, err := c.open(ctx)
 	if err != nil {
@@ -61,7 +68,7 @@ func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []s
 				}
 			}
 		}
-		id, err := bridge.RequestSnapshot(ctx, db, m, chunk)
+		id, err := bridge.RequestSnapshot(ctx, db, m, chunk, bridge.SnapshotRate(rate))
 		if err != nil {
 			return err
 		}
@@ -79,6 +86,9 @@ func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []s
 				continue
 			}
 			line := fmt.Sprintf("%d\t%s\t%s\t%d/%d rows", s.ID, s.Model, s.Status, s.RowsDone, s.RowsEstimate)
+			if s.RowsPerSecond > 0 {
+				line += fmt.Sprintf("\t≤ %d rows/s", s.RowsPerSecond)
+			}
 			if s.Error != "" {
 				line += "\t" + s.Error
 			}

@@ -25,9 +25,16 @@ func TestSnapshotCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "snapshot 1 of Item requested") || !strings.Contains(out, "1\tItem\trequested\t0/0 rows") {
 		t.Fatalf("request: exit %d\n%s", code, out)
 	}
-	var chunk int
-	if err := db.QueryRow("SELECT chunk_size FROM rowgear_snapshots WHERE id = 1").Scan(&chunk); err != nil || chunk != 10 {
-		t.Errorf("chunk_size %d, %v", chunk, err)
+	var chunk, rate int
+	if err := db.QueryRow("SELECT chunk_size, rows_per_second FROM rowgear_snapshots WHERE id = 1").Scan(&chunk, &rate); err != nil || chunk != 10 || rate != 0 {
+		t.Errorf("chunk_size %d, rows_per_second %d, %v", chunk, rate, err)
+	}
+	code, out = cli(t, "bridge", "snapshot", "--rate", "400", "--chunk", "100", "Item", "--file", f, "--dsn", dsn)
+	if code != 0 || !strings.Contains(out, "2\tItem\trequested\t0/0 rows\t≤ 400 rows/s") {
+		t.Fatalf("paced request: exit %d\n%s", code, out)
+	}
+	if code, out := cli(t, "bridge", "snapshot", "--rate", "-1", "Item", "--file", f, "--dsn", dsn); code != 2 || !strings.Contains(out, "--rate -1: want 0 (unpaced) or more") {
+		t.Errorf("negative rate: exit %d\n%s", code, out)
 	}
 	if code, out := cli(t, "bridge", "snapshot", "--file", f, "--dsn", dsn); code != 0 || !strings.Contains(out, "1\tItem\trequested") {
 		t.Errorf("list: exit %d\n%s", code, out)

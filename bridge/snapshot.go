@@ -31,33 +31,74 @@ var ErrSnapshot = errors.New("bridge: snapshot")
 // it inserts a request into SnapshotTable of db (the bridge's database) and
 // returns its id. chunkSize rows are read at a time (0: 1000). An
 // application may insert the row itself.
-func RequestSnapshot(ctx context.Context, db *sql.DB, model string, chunkSize int) (int64, error) {
+func RequestSnapshot(ctx context.Context, db *sql.DB, model string, chunkSize int, opts ...SnapshotOption) (int64, error) {
 	if model == "" {
 		return 0, fmt.Errorf("%w: no model", ErrSnapshot)
 	}
 	if chunkSize <= 0 {
 		chunkSize = 1000
 	}
-	res, err := db.ExecContext(ctx, "INSERT INTO "+SnapshotTable+" (model, chunk_size) VALUES (?, ?)", model, chunkSize)
+	var r snapshotRequest
+	for _, o := range opts {
+		if err := o(&r); err != nil {
+			return 0, fmt.Errorf("%w of %s: %w", ErrSnapshot, model, err)
+		}
+	}
+	res, err := db.ExecContext(ctx, "INSERT INTO "+SnapshotTable+" (model, chunk_size, rows_per_second) VALUES (?, ?, ?)",
+		model, chunkSize, r.rowsPerSecond)
 	if err != nil {
 		return 0, fmt.Errorf("%w: requesting a snapshot of %s (has `migrate up` created %s?): %w", ErrSnapshot, model, SnapshotTable, err)
 	}
 	return res.LastInsertId()
 }
 
+// A SnapshotOption sets a snapshot request's field; it checks its value.
+type SnapshotOption func(*snapshotRequest) error
+
+type snapshotRequest struct {
+	rowsPerSecond int
+}
+
+// SnapshotRate paces the snapshot to at most n rows read a second (0, the
+// default: as fast as gearmand takes the chunks). The bridge waits before a
+// chunk until the rows read so far are within the rate, so a chunk is
+// still published at once: a chunk size of a quarter of n or less keeps
+// the bursts short. Unpaced, a big snapshot takes whatever the workers and
+// the database can give it, and the application's own statements wait for
+// the CPU meanwhile (README, Benchmarks, section 8).
+func SnapshotRate(n int) SnapshotOption {
+	return func(r *snapshotRequest) error {
+		if n < 0 {
+			return fmt.Errorf("rate %d rows/s: want 0 (unpaced) or more", n)
+		}
+		r.rowsPerSecond = n
+		return nil
+	}
+}
+
+// paceUntil is when a snapshot paced at rate rows/s, which read done rows
+// since began, may read its next chunk.
+func paceUntil(began time.Time, done int64, rate int) time.Time {
+	if rate <= 0 {
+		return began
+	}
+	return began.Add(time.Duration(float64(done) / float64(rate) * float64(time.Second)))
+}
+
 // SnapshotProgress is one snapshot request as SnapshotTable keeps it.
 type SnapshotProgress struct {
-	ID           int64
-	Model        string
-	Status       string // requested, running, done or failed
-	RowsDone     int64  // rows read so far (a row changed meanwhile is published by its change instead)
-	RowsEstimate int64  // the table's row count estimate when it started
-	Error        string
+	ID            int64
+	Model         string
+	Status        string // requested, running, done or failed
+	RowsDone      int64  // rows read so far (a row changed meanwhile is published by its change instead)
+	RowsEstimate  int64  // the table's row count estimate when it started
+	RowsPerSecond int    // its pace; 0: unpaced
+	Error         string
 }
 
 // Snapshots lists the snapshot requests in db, oldest first.
 func Snapshots(ctx context.Context, db *sql.DB) ([]SnapshotProgress, error) {
-	rows, err := db.QueryContext(ctx, "SELECT id, model, status, rows_done, rows_estimate, IFNULL(error, '') FROM "+SnapshotTable+" ORDER BY id")
+	rows, err := db.QueryContext(ctx, "SELECT id, model, status, rows_done, rows_estimate, rows_per_second, IFNULL(error, '') FROM "+SnapshotTable+" ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
@@ -65,7 +106,7 @@ func Snapshots(ctx context.Context, db *sql.DB) ([]SnapshotProgress, error) {
 	var out []SnapshotProgress
 	for rows.Next() {
 		var p SnapshotProgress
-		if err := rows.Scan(&p.ID, &p.Model, &p.Status, &p.RowsDone, &p.RowsEstimate, &p.Error); err != nil {
+		if err := rows.Scan(&p.ID, &p.Model, &p.Status, &p.RowsDone, &p.RowsEstimate, &p.RowsPerSecond, &p.Error); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSnapshot, err)
 		}
 		out = append(out, p)
@@ -329,15 +370,15 @@ var errNotOurs = errors.New("not a model of this bridge")
 func (s *snapshots) run(ctx context.Context, id int64) error {
 	b := s.b
 	var name, status string
-	var chunkSize int
+	var chunkSize, rate int
 	var lastKey, maxKey sql.NullString
 	var done, estimate int64
 	// The binlog can show a commit a moment before other sessions see it:
 	// a request met there may not be readable yet.
 	var err error
 	for wait := 10 * time.Millisecond; ; wait *= 2 {
-		err = b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, last_key, max_key, rows_done, rows_estimate FROM "+
-			SnapshotTable+" WHERE id = ?", id).Scan(&name, &status, &chunkSize, &lastKey, &maxKey, &done, &estimate)
+		err = b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, rows_per_second, last_key, max_key, rows_done, rows_estimate FROM "+
+			SnapshotTable+" WHERE id = ?", id).Scan(&name, &status, &chunkSize, &rate, &lastKey, &maxKey, &done, &estimate)
 		if !errors.Is(err, sql.ErrNoRows) || wait > 5*time.Second {
 			break
 		}
@@ -348,7 +389,7 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w %d: %w", ErrSnapshot, id, err)
+		return fmt.Errorf("%w %d: reading the request (has `migrate up` run?): %w", ErrSnapshot, id, err)
 	}
 	if status != "requested" && status != "running" {
 		return nil
@@ -413,9 +454,14 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 		s.watched[key]--
 		s.mu.Unlock()
 	}()
-	b.log.Info("snapshot running", "snapshot", id, "model", name, "table", key, "from", lastKey.String, "rows_estimate", estimate)
+	b.log.Info("snapshot running", "snapshot", id, "model", name, "table", key, "from", lastKey.String, "rows_estimate", estimate, "rows_per_second_max", rate)
 	began, startDone := time.Now(), done
 	for maxKey.Valid {
+		select {
+		case <-time.After(time.Until(paceUntil(began, done-startDone, rate))):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		wid := gearman.NewID()
 		w := &window{table: key, md: md, cols: cols, changed: map[string]bool{}, done: make(chan Position, 1)}
 		s.mu.Lock()

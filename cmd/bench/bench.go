@@ -40,6 +40,8 @@ type bench struct {
 	latency    *latency.Tracker   // commit → handler, while end-to-end sections run
 	snapRows   int                // rows of section 8's table
 	snapBefore time.Duration      // section 8's writer measure before the snapshot
+	snapRate   int                // section 8's pace, rows/s (0: unpaced)
+	snapChunk  int                // section 8's chunk size
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {

@@ -2,7 +2,7 @@
 // gearmand submit rate, the trigger path, the binlog path and the worker
 // runner, each figure beside the ceiling measured in the same run.
 //
-//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7][,8]] [--big-rows N] [--snapshot-rows N]
+//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7][,8]] [--big-rows N] [--snapshot-rows N] [--snapshot-rate R] [--snapshot-chunk C]
 //
 // It needs the private MariaDB of scripts/services (ROWGEAR_MYSQL_DSN, with
 // the UDF in its plugin dir) and gearmand installed: every gearmand it
@@ -52,6 +52,8 @@ func run() error {
 	bigRows := flag.Int("big-rows", 1000000, "section 7: rows of its one transaction")
 	snapRows := flag.Int("snapshot-rows", 1000000, "rows of the table section 8 snapshots")
 	snapBefore := flag.Duration("snapshot-before", time.Minute, "how long section 8 measures the writer before the snapshot")
+	snapRate := flag.Int("snapshot-rate", 400, "section 8's snapshot pace, rows/s (0: unpaced)")
+	snapChunk := flag.Int("snapshot-chunk", 100, "section 8's snapshot chunk size")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
@@ -75,7 +77,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	b.snapRows, b.snapBefore = *snapRows, *snapBefore
+	b.snapRows, b.snapBefore, b.snapRate, b.snapChunk = *snapRows, *snapBefore, *snapRate, *snapChunk
 	defer b.close()
 	b.bigRows = *bigRows
 	fmt.Printf("rowgear bench: %d rows per measurement, at most %s each; %s\n\n", *rows, *maxTime, b.machine.String())

@@ -113,7 +113,7 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	wr.phase.Store(1)
 
 	began := time.Now()
-	id, err := bridge.RequestSnapshot(ctx, b.db, "Item", 1000)
+	id, err := bridge.RequestSnapshot(ctx, b.db, "Item", b.snapChunk, bridge.SnapshotRate(b.snapRate))
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,8 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	before, during := benchutil.Percentiles(wr.samples(0)), benchutil.Percentiles(wr.samples(1))
 	b.add(sec, fmt.Sprintf("snapshot of a %d-row table, rows read (bridge kill -9'd at %d and %d)", n, kills[0], kills[1]),
 		float64(p.RowsDone), "rows")
-	b.add(sec, "snapshot rows/s, under the writer, kills and restarts included", float64(p.RowsDone)/took.Seconds(), "rows/s")
+	b.add(sec, "snapshot rows/s, under the writer, kills and restarts included", float64(p.RowsDone)/took.Seconds(), "rows/s").
+		note(fmt.Sprintf("paced at ≤ %d rows/s (0: unpaced), chunks of %d", b.snapRate, b.snapChunk))
 	b.add(sec, "writer statements/s during the snapshot (90% UPDATE, 4% DELETE, 6% INSERT)", float64(during.N)/took.Seconds(), "stmt/s")
 	b.add(sec, "writer statement p99 before the snapshot", before.P99/1000, "ms")
 	b.add(sec, "writer statement p99 during the snapshot", during.P99/1000, "ms").vs("before", before.P99/1000)
