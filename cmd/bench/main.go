@@ -163,7 +163,7 @@ func (f *figure) note(s string) *figure { f.Note = s; return f }
 func num(v float64) string {
 	switch {
 	case v == 0:
-		return "-"
+		return "0"
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
