@@ -91,7 +91,11 @@
 // snapshot event is source "binlog" with its high watermark's seq, so the
 // ordering middleware orders it with the row's binlog changes (for a
 // trigger-sourced model, not with its trigger events: see package
-// ordering). The bridge reads a chunk only once gearmand has the previous
+// ordering). A request's rows_per_second (SnapshotRate, `--rate`) paces
+// it: before each chunk the bridge waits until the rows read so far are
+// within the rate. Unpaced, the workers applying a big snapshot take every
+// spare cycle, and the application's statements wait for the CPU. The
+// bridge reads a chunk only once gearmand has the previous
 // one, not once it ran: a worker slower than the live changes plus the
 // snapshot leaves the snapshot's jobs queued in gearmand (gearmand may
 // serve the live functions first), so give the workers capacity above the
