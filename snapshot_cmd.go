@@ -32,7 +32,7 @@ See package bridge.`,
 			return a.snapshot(cmd.Context(), c, cmd.OutOrStdout(), models, chunk, rate, wait)
 		},
 	}
-	cmd.Flags().IntVar(&chunk, "chunk", 1000, "rows read per chunk (published at once: keep it ≤ a quarter of --rate)")
+	cmd.Flags().IntVar(&chunk, "chunk", 1000, "rows read per chunk (a paced one: at most a quarter of --rate)")
 	cmd.Flags().IntVar(&rate, "rate", 0, "rows read per second at most; 0: unpaced")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the requested snapshots end, printing their progress")
 	return cmd

@@ -61,9 +61,9 @@ type snapshotRequest struct {
 
 // SnapshotRate paces the snapshot to at most n rows read a second (0, the
 // default: as fast as gearmand takes the chunks). The bridge waits before a
-// chunk until the rows read so far are within the rate, so a chunk is
-// still published at once: a chunk size of a quarter of n or less keeps
-// the bursts short. Unpaced, a big snapshot takes whatever the workers and
+// chunk until the rows read so far are within the rate; a chunk is still
+// published at once, so a paced snapshot's chunks hold at most n/4 rows
+// (a smaller chunkSize stays). Unpaced, a big snapshot takes whatever the workers and
 // the database can give it, and the application's own statements wait for
 // the CPU meanwhile (README, Benchmarks, section 8).
 func SnapshotRate(n int) SnapshotOption {
@@ -431,6 +431,11 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 	}
 	if chunkSize <= 0 {
 		chunkSize = 1000
+	}
+	// A chunk is published at once: a paced snapshot reads a quarter of a
+	// second's rows at most, so that its bursts stay short.
+	if c := max(1, rate/4); rate > 0 && chunkSize > c {
+		chunkSize = c
 	}
 	if status == "requested" {
 		// The last key now: rows inserted later are published as inserts,

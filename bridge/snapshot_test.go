@@ -339,29 +339,32 @@ func (o *snapObserver) SnapshotRows(table string, n int64) {
 }
 
 // TestSnapshotRate: a paced snapshot reads no faster than its rate (the
-// bridge waits before each chunk until the rows read are within it), and
-// still publishes every row. Only a lower bound on the time is asserted:
-// a slow machine takes longer, never shorter.
+// bridge waits before each chunk until the rows read are within it), in
+// chunks of at most a quarter of it, and still publishes every row. Only a
+// lower bound on the time is asserted: a slow machine takes longer, never
+// shorter.
 func TestSnapshotRate(t *testing.T) {
-	const n, chunk, rate = 60, 10, 20
+	const n, rate = 60, 20
 	e := newEnv(t, map[string]string{"Item": "items"})
 	e.snapshotTable()
 	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL)")
 	e.exec("INSERT INTO items SELECT seq, seq FROM seq_1_to_60")
 	got := e.collect("Item")
 	e.startBridge()
-	if _, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", chunk, bridge.SnapshotRate(-1)); !errors.Is(err, bridge.ErrSnapshot) {
+	if _, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", 0, bridge.SnapshotRate(-1)); !errors.Is(err, bridge.ErrSnapshot) {
 		t.Errorf("a negative rate: err %v, want ErrSnapshot", err)
 	}
 	began := time.Now()
-	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", chunk, bridge.SnapshotRate(rate))
+	// Chunks of 1,000 asked, 5 read (rate/4): 12 chunks, each after the
+	// first waiting for the rows before it, 55 rows at 20/s. Chunks of
+	// 1,000 would be one chunk and no wait.
+	id, err := bridge.RequestSnapshot(context.Background(), e.db, "Item", 1000, bridge.SnapshotRate(rate))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := e.snapshotDone(id, 30*time.Second)
 	took := time.Since(began)
-	// Chunks 2…6 each wait for the 10 rows before them: 50 rows at 20/s.
-	if floor := time.Duration(n-chunk) * time.Second / rate; took < floor {
+	if floor := time.Duration(n-rate/4) * time.Second / rate; took < floor {
 		t.Errorf("%d rows at ≤ %d rows/s took %s, want ≥ %s", n, rate, took, floor)
 	}
 	if p.RowsDone != n || p.RowsPerSecond != rate {
