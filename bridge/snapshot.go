@@ -62,10 +62,10 @@ type snapshotRequest struct {
 // SnapshotRate paces the snapshot to at most n rows read a second (0, the
 // default: as fast as gearmand takes the chunks). The bridge waits before a
 // chunk until the rows read so far are within the rate; a chunk is still
-// published at once, so a paced snapshot's chunks hold at most n/4 rows
-// (a smaller chunkSize stays). Unpaced, a big snapshot takes whatever the workers and
-// the database can give it, and the application's own statements wait for
-// the CPU meanwhile (README, Benchmarks, section 8).
+// published at once, so a paced snapshot's chunks hold at most n/4 rows (a
+// smaller chunkSize stays). Unpaced, a big snapshot takes whatever the
+// workers and the database can give it, and the application's own
+// statements wait for the CPU meanwhile (README, Benchmarks, section 8).
 func SnapshotRate(n int) SnapshotOption {
 	return func(r *snapshotRequest) error {
 		if n < 0 {
