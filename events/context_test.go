@@ -1,0 +1,32 @@
+package events
+
+import (
+	"context"
+	"testing"
+)
+
+// TestDecodeContext: the envelope handed down is returned for the very
+// payload it was decoded from, never for equal bytes elsewhere or a part.
+func TestDecodeContext(t *testing.T) {
+	data, err := Encode(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithDecoded(context.Background(), [][]byte{data}, []*Envelope{ev})
+	if got, err := DecodeContext(ctx, data); err != nil || got != ev {
+		t.Fatalf("same payload: %p, %v; want the envelope handed down (%p)", got, err, ev)
+	}
+	if got, err := DecodeContext(ctx, append([]byte(nil), data...)); err != nil || got == ev || got.ID != ev.ID {
+		t.Fatalf("a copy of the payload: %p, %v; want a fresh decoding", got, err)
+	}
+	if _, err := DecodeContext(ctx, data[:len(data)-1]); err == nil {
+		t.Fatal("a truncated payload decoded: it was taken for the whole")
+	}
+	if got, err := DecodeContext(context.Background(), data); err != nil || got == ev {
+		t.Fatalf("no envelope handed down: %p, %v", got, err)
+	}
+}
