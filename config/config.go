@@ -146,6 +146,10 @@ type Binlog struct {
 	Server string
 	// Concurrency is the number of gearman connections submitting; default 8.
 	Concurrency int
+	// Batch is the most consecutive events of one model a job may carry
+	// (<namespace>.<Model>.batch); default 1, one job per event. See
+	// package bridge, Batches.
+	Batch int
 	// StatsInterval is how often the bridge logs position, lag and rate.
 	StatsInterval time.Duration
 }

@@ -194,7 +194,7 @@ func TestDefaults(t *testing.T) {
 		c := mustParse(t, yml, "", nil)
 		eq(t, "Servers", c.Servers, map[string][]string{"default": {DefaultServer}})
 		eq(t, "Namespace", c.Namespace, DefaultNamespace)
-		eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, StatsInterval: 10 * time.Second})
+		eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, Batch: 1, StatsInterval: 10 * time.Second})
 		eq(t, "Triggers", c.Triggers, Triggers{Mode: "strict"})
 		eq(t, "Database", c.Database, Database{})
 		if len(c.Workers)+len(c.DBWorkers)+len(c.Models) != 0 {
@@ -217,6 +217,7 @@ func TestAllSections(t *testing.T) {
     position: file:/var/lib/rowgear/pos
     server: cluster
     concurrency: 8
+    batch: 100
     stats_interval: 1m30s
   triggers: {mode: lenient}
   models:
@@ -232,7 +233,7 @@ func TestAllSections(t *testing.T) {
 		"cluster": {"gm1:4731", "gm2:4730"},
 	})
 	eq(t, "Database", c.Database, Database{DSN: "u:p@tcp(db:3306)/app"})
-	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 7, Flavor: "mysql", Position: "file:/var/lib/rowgear/pos", Server: "cluster", Concurrency: 8, StatsInterval: 90 * time.Second})
+	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 7, Flavor: "mysql", Position: "file:/var/lib/rowgear/pos", Server: "cluster", Concurrency: 8, Batch: 100, StatsInterval: 90 * time.Second})
 	eq(t, "Triggers", c.Triggers, Triggers{Mode: "lenient"})
 	eq(t, "DBWorkers", c.DBWorkers, map[string]DBWorkerSet{"feed": {"Article": {Events: []string{"update"}, Jobs: []string{"buildFeed"}}}})
 }
@@ -530,6 +531,7 @@ func TestErrors(t *testing.T) {
 		{"binlog position", "all:\n  binlog:\n    position: \"file:\"\n", "", `t.yml:3: all.binlog.position: want "table" or "file:PATH", got "file:"`},
 		{"binlog server unknown", "all:\n  server:\n    a: gm\n  binlog:\n    server: b\n", "", `t.yml:5: all.binlog.server: unknown gearman connection "b"`},
 		{"binlog concurrency", "all:\n  binlog:\n    concurrency: 0\n", "", `t.yml:3: all.binlog.concurrency: want a positive number of connections, got "0"`},
+		{"binlog batch", "all:\n  binlog:\n    batch: 1001\n", "", `t.yml:3: all.binlog.batch: want the most events a job carries, 1 to 1000, got "1001"`},
 		{"binlog stats_interval", "all:\n  binlog:\n    stats_interval: 10\n", "", `t.yml:3: all.binlog.stats_interval: want a positive duration such as 10s or 1m, got "10"`},
 		{"binlog typo", "all:\n  binlog:\n    serverid: 3\n", "", "t.yml:3: all.binlog.serverid: unknown key"},
 		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", "t.yml:3: all.binlog.position: want a value, got a list of 1"},

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"gopkg.in/yaml.v3"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // sectionOrder lists the keys allowed inside an environment section, in the
@@ -59,6 +61,7 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			Position:      "table",
 			Server:        "default",
 			Concurrency:   8,
+			Batch:         1,
 			StatsInterval: 10 * time.Second,
 		},
 		Triggers: Triggers{Mode: "strict"},
@@ -603,7 +606,7 @@ func readPassword(path string) (string, error) {
 	return pw, nil
 }
 
-var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "stats_interval"}
+var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "batch", "stats_interval"}
 
 func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 	ps, err := d.mapping(n, "binlog")
@@ -653,6 +656,12 @@ func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 				return d.errorf(p.v, kp, "want a positive number of connections, got %q", v)
 			}
 			b.Concurrency = n
+		case "batch":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > events.MaxBatch {
+				return d.errorf(p.v, kp, "want the most events a job carries, 1 to %d, got %q", events.MaxBatch, v)
+			}
+			b.Batch = n
 		case "stats_interval":
 			iv, err := time.ParseDuration(v)
 			if err != nil || iv <= 0 {
