@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/events"
 )
 
 type bridgeFlags struct {
 	start       string
 	verbose     bool
 	concurrency int
+	batch       int
 	allModels   bool
 	obs         bridgeObsFlags // metrics, health, heartbeats (observe_cmd.go)
 }
@@ -40,6 +42,7 @@ save, exit 0. See package bridge.`,
 	fl.StringVar(&f.start, "start", "current", "first start only, when no position is saved: current (end of the binlog), FILE:POS or gtid:SET")
 	fl.BoolVar(&f.verbose, "verbose", false, "log every published event (and the binlog reader's own info lines)")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
+	fl.IntVar(&f.batch, "batch", 0, "most consecutive events of one model per job, <Model>.batch (default: binlog.batch, 1)")
 	fl.BoolVar(&f.allModels, "all-models", false, "publish every model in models:, whatever its source")
 	f.obs.register(fl)
 	cmd.AddCommand(a.snapshotCmd(c))
@@ -54,6 +57,9 @@ func (a *App) bridge(ctx context.Context, c *common, f *bridgeFlags) error {
 	if f.concurrency < 0 {
 		return usageErr("--concurrency %d: want 1 or more", f.concurrency)
 	}
+	if f.batch < 0 || f.batch > events.MaxBatch {
+		return usageErr("--batch %d: want 1 to %d", f.batch, events.MaxBatch)
+	}
 	cfg, err := c.load()
 	if err != nil {
 		return err
@@ -66,6 +72,9 @@ func (a *App) bridge(ctx context.Context, c *common, f *bridgeFlags) error {
 	}
 	if f.concurrency > 0 {
 		opts = append(opts, bridge.WithConcurrency(f.concurrency))
+	}
+	if f.batch > 0 {
+		opts = append(opts, bridge.WithBatch(f.batch))
 	}
 	ob, opts, err := f.obs.options(opts)
 	if err != nil {

@@ -50,7 +50,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		"dead list":         {"--dsn", "--file"},
 		"dead retry":        {"--all", "--server"},
 		"dead purge":        {"--older-than"},
-		"bridge":            {"--start", "--concurrency", "--all-models", "--verbose", "--dsn"},
+		"bridge":            {"--start", "--concurrency", "--batch", "--all-models", "--verbose", "--dsn"},
 	} {
 		args := append(strings.Fields(cmd), "-h")
 		code, out := cli(t, args...)
@@ -105,6 +105,7 @@ func TestErrorsPointAtTheCause(t *testing.T) {
 		{[]string{"migrate", "sideways"}, 2, []string{`unknown command "sideways"`, "see app -h"}},
 		{[]string{"--count=x"}, 2, []string{"--count", "see app -h"}},
 		{[]string{"dead", "retry"}, 2, []string{"name the ids, or --all"}},
+		{[]string{"bridge", "--batch", "1001"}, 2, []string{"--batch 1001: want 1 to 1000"}},
 	} {
 		code, out := cli(t, c.args...)
 		if code != c.code {

@@ -50,6 +50,7 @@ type Bridge struct {
 	allModels    bool
 	start        *Position
 	concurrency  int
+	batch        int
 	saveInterval time.Duration
 	flushTimeout time.Duration
 	stats        time.Duration
@@ -95,6 +96,11 @@ func WithStart(p *Position) Option { return func(b *Bridge) { b.start = p } }
 // connections, and of submit queues.
 func WithConcurrency(n int) Option { return func(b *Bridge) { b.concurrency = n } }
 
+// WithBatch replaces binlog.batch: the most consecutive events of one model
+// a job carries (1 to events.MaxBatch; see Batches in the package
+// documentation).
+func WithBatch(n int) Option { return func(b *Bridge) { b.batch = n } }
+
 // WithSaveInterval sets how often the acknowledged position is saved
 // (default 1 s).
 func WithSaveInterval(d time.Duration) Option { return func(b *Bridge) { b.saveInterval = d } }
@@ -110,7 +116,7 @@ func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
 // New checks the configuration and opens the database; it does not start
 // streaming. cfg.Binlog and cfg.Models say what to publish.
 func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, error) {
-	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency,
+	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency, batch: max(cfg.Binlog.Batch, 1),
 		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
 	for _, o := range opts {
 		o(b)
@@ -126,6 +132,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	}
 	if b.concurrency < 1 {
 		b.concurrency = 8
+	}
+	if b.batch < 1 || b.batch > events.MaxBatch {
+		return nil, fmt.Errorf("%w: batch %d: want 1 to %d events per job", ErrConfig, b.batch, events.MaxBatch)
 	}
 	rawDSN := cfg.Database.DSN
 	if b.dsnOverride != "" {

@@ -162,11 +162,7 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 				if err != nil {
 					return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
 				}
-				shard := meta.shard(env)
-				j := &job{fn: events.FuncName(h.b.namespace, m.name, env.Op), id: env.ID, pos: pos, payload: payload,
-					table: string(e.Table.Table), op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
-				h.b.tracker.add(j, header.Timestamp)
-				if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
+				if err := h.publish(m.name, env, payload, meta.shard(env), header.Timestamp); err != nil {
 					return err
 				}
 			}
@@ -255,7 +251,12 @@ func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
 // with a still-queued job of the same unique key. Hashed in the unlikely
 // case it passes gearman's 64-byte unique-key limit.
 func eventID(pos string, row int, serverID uint32, history string) string {
-	id := pos + ":" + strconv.Itoa(row) + "@" + strconv.FormatUint(uint64(serverID), 10) + "." + history
+	return capID(pos + ":" + strconv.Itoa(row) + "@" + strconv.FormatUint(uint64(serverID), 10) + "." + history)
+}
+
+// capID keeps an id (a gearman unique key) within events.MaxIDLen bytes:
+// a longer one is replaced by its hash.
+func capID(id string) string {
 	if len(id) > events.MaxIDLen {
 		sum := sha256.Sum256([]byte(id))
 		id = "h:" + hex.EncodeToString(sum[:])[:events.MaxIDLen-2]
@@ -353,4 +354,14 @@ func shardOf(schema, table, key string) uint64 {
 	h.Write([]byte{0})
 	h.Write([]byte(key))
 	return h.Sum64()
+}
+
+// publish hands one event to its row's submit queue, counted in the open
+// batch of the tracker.
+func (h *handler) publish(model string, env *events.Envelope, payload []byte, shard uint64, ts uint32) error {
+	j := &job{fn: events.FuncName(h.b.namespace, model, env.Op), group: events.FuncName(h.b.namespace, model, events.OpBatch),
+		id: env.ID, pos: env.Pos, payload: payload, table: env.Table, op: env.Op, read: env.ReadAt,
+		key: strconv.FormatUint(shard, 16)}
+	h.b.tracker.add(j, ts)
+	return h.b.subs.enqueue(h.ctx, shard, j)
 }

@@ -37,7 +37,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log.Info("no model has source: binlog: the bridge publishes snapshots only")
 	}
 	b.log.Info("binlog bridge starting", "position", start.String(), "tables", b.Tables(),
-		"gearman", b.servers, "concurrency", b.concurrency)
+		"gearman", b.servers, "concurrency", b.concurrency, "batch", b.batch)
 
 	b.client = gearman.NewClient(b.servers, gearman.WithConnections(b.concurrency),
 		gearman.WithClientLogger(b.log))
@@ -45,7 +45,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{},
 		cur: map[string]*triggers.Table{}}
-	b.subs = newSubmitters(b.client, b.concurrency, b.log, b.verbose)
+	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
 	// Submitters outlive ctx: after it ends they still drain what was read.
 	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))

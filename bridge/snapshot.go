@@ -301,11 +301,7 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 		if err != nil {
 			return fmt.Errorf("%w: snapshot of %s at %s: %w", errFatal, w.table, pos, err)
 		}
-		shard := shardOf(env.Schema, env.Table, r.key)
-		j := &job{fn: events.FuncName(h.b.namespace, w.md.name, env.Op), id: env.ID, pos: pos, payload: payload,
-			table: w.md.table, op: env.Op, read: read, key: strconv.FormatUint(shard, 16)}
-		h.b.tracker.add(j, header.Timestamp)
-		if err := h.b.subs.enqueue(h.ctx, shard, j); err != nil {
+		if err := h.publish(w.md.name, env, payload, shardOf(env.Schema, env.Table, r.key), header.Timestamp); err != nil {
 			return err
 		}
 	}

@@ -3,17 +3,20 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 )
 
 // job is one envelope to submit.
 type job struct {
 	fn, id, pos string
+	group       string // the model's batch function: jobs with the same may travel together
 	key         string // the row's: picks its gearmand when there are several
 	payload     []byte
 	batch       *batch
@@ -97,6 +100,7 @@ func (t *tracker) readPos() Position {
 type submitters struct {
 	client  *gearman.Client
 	queues  []chan *job
+	batch   int // the most jobs of one group sent as one batch job
 	log     *slog.Logger
 	verbose bool
 	wg      sync.WaitGroup
@@ -109,8 +113,8 @@ type submitters struct {
 
 const queueLen = 512
 
-func newSubmitters(c *gearman.Client, n int, log *slog.Logger, verbose bool) *submitters {
-	s := &submitters{client: c, log: log, verbose: verbose}
+func newSubmitters(c *gearman.Client, n, batch int, log *slog.Logger, verbose bool) *submitters {
+	s := &submitters{client: c, log: log, verbose: verbose, batch: max(batch, 1)}
 	for range n {
 		s.queues = append(s.queues, make(chan *job, queueLen))
 	}
@@ -124,8 +128,18 @@ func (s *submitters) start(ctx context.Context) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			for j := range q {
-				if !s.submit(ctx, j) {
+			var next *job // taken from the queue, not of the last group
+			for {
+				j := next
+				if j == nil {
+					var ok bool
+					if j, ok = <-q; !ok {
+						return
+					}
+				}
+				var group []*job
+				group, next = s.gather(q, j)
+				if !s.submit(ctx, group) {
 					return
 				}
 			}
@@ -153,15 +167,51 @@ func (s *submitters) close() {
 	}
 }
 
-// submit retries one job with backoff until gearmand acknowledges it; it
-// returns false if ctx ended first.
-func (s *submitters) submit(ctx context.Context, j *job) bool {
+// gather returns j with the jobs of its group already waiting behind it in
+// q, up to the batch size, and the first job of another group it took, if
+// any. It never waits: a batch forms only from a backlog, so an event that
+// finds the queue empty goes out alone at once.
+func (s *submitters) gather(q chan *job, j *job) (group []*job, next *job) {
+	group = []*job{j}
+	for len(group) < s.batch && j.group != "" {
+		select {
+		case k, ok := <-q:
+			if !ok {
+				return group, nil
+			}
+			if k.group != j.group {
+				return group, k
+			}
+			group = append(group, k)
+		default:
+			return group, nil
+		}
+	}
+	return group, nil
+}
+
+// submit retries one job (or a batch job of a group's jobs, in their order)
+// with backoff until gearmand acknowledges it; it returns false if ctx
+// ended first.
+func (s *submitters) submit(ctx context.Context, group []*job) bool {
+	j := group[0]
+	fn, unique, payload := j.fn, j.id, j.payload
+	if len(group) > 1 {
+		// The unique key names the batch's first event and its size, so a
+		// batch read again after a restart is coalesced with itself only.
+		fn, unique = j.group, capID(fmt.Sprintf("%s+%d", j.id, len(group)))
+		envs := make([][]byte, len(group))
+		for i, g := range group {
+			envs[i] = g.payload
+		}
+		payload = events.EncodeBatch(envs)
+	}
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		_, err := s.client.Background(ctx, j.fn, j.payload, gearman.Normal, gearman.Unique(j.id), gearman.Key(j.key))
+		_, err := s.client.Background(ctx, fn, payload, gearman.Normal, gearman.Unique(unique), gearman.Key(j.key))
 		if err == nil {
 			if s.failing.Swap(false) {
-				s.log.Info("gearmand accepts jobs again", "fn", j.fn, "id", j.id)
+				s.log.Info("gearmand accepts jobs again", "fn", fn, "id", unique)
 			}
 			break
 		}
@@ -173,7 +223,7 @@ func (s *submitters) submit(ctx context.Context, j *job) bool {
 			if !errors.Is(err, gearman.ErrUnavailable) {
 				level = slog.LevelError
 			}
-			s.log.Log(ctx, level, "submit failed; retrying without advancing", "fn", j.fn, "id", j.id,
+			s.log.Log(ctx, level, "submit failed; retrying without advancing", "fn", fn, "id", unique,
 				"attempt", attempt+1, "error", err)
 		}
 		select {
@@ -183,14 +233,16 @@ func (s *submitters) submit(ctx context.Context, j *job) bool {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	j.batch.pending.Add(-1)
-	s.inflight.Add(-1)
-	s.published.Add(1)
-	if s.observer != nil {
-		s.observer.Published(j.table, j.op, time.Since(j.read))
-	}
-	if s.verbose {
-		s.log.Info("published", "fn", j.fn, "id", j.id, "pos", j.pos)
+	for _, j := range group {
+		j.batch.pending.Add(-1)
+		s.inflight.Add(-1)
+		s.published.Add(1)
+		if s.observer != nil {
+			s.observer.Published(j.table, j.op, time.Since(j.read))
+		}
+		if s.verbose {
+			s.log.Info("published", "fn", j.fn, "id", j.id, "pos", j.pos, "in", fn)
+		}
 	}
 	return true
 }
