@@ -358,17 +358,18 @@ func TestConfigFormsRegisterExactFunctions(t *testing.T) {
 			out = append(out, e.ns+".Article."+x)
 		}
 		if s[0] == "+notes" {
-			out = append(out[1:], e.ns+".Note.update")
+			out = append(out[1:], e.ns+".Note.update", e.ns+".Note.batch")
 		}
 		slices.Sort(out)
 		return out
 	}
 	for set, want := range map[string][]string{
-		"allEvents":   fn("insert", "update", "delete"),
-		"withPublish": fn("insert", "update", "delete", "publish"),
-		"withFeed":    fn("insert", "update", "delete", "publish", "buildFeed"),
-		"onlyUpdate":  fn("update"),
-		"":            fn("+notes", "insert", "update", "delete", "publish", "buildFeed"), // every model, event and job
+		// A model whose events a set mounts also gets its batch function.
+		"allEvents":   fn("insert", "update", "delete", "batch"),
+		"withPublish": fn("insert", "update", "delete", "publish", "batch"),
+		"withFeed":    fn("insert", "update", "delete", "publish", "buildFeed", "batch"),
+		"onlyUpdate":  fn("update", "batch"),
+		"":            fn("+notes", "insert", "update", "delete", "publish", "buildFeed", "batch"), // every model, event and job
 	} {
 		w := gearman.NewWorker([]string{e.addr})
 		got, err := e.reg.Mount(w, e.cfg, set, e.db)
@@ -457,5 +458,11 @@ func TestRegisterRejectsBadJobs(t *testing.T) {
 	noErr := func(*Note, context.Context) int { return 0 }
 	if err := dispatch.Register[Note](reg, "N2", dispatch.RecordJob("j", noErr)); !errors.Is(err, dispatch.ErrRegister) {
 		t.Fatalf("job without error result: %v", err)
+	}
+	good := func(*Note, context.Context) error { return nil }
+	for _, name := range []string{"update", "batch"} { // the functions of row events and of batches
+		if err := dispatch.Register[Note](reg, "N3", dispatch.RecordJob(name, good)); !errors.Is(err, dispatch.ErrRegister) {
+			t.Fatalf("job named %s: %v", name, err)
+		}
 	}
 }

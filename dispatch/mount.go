@@ -42,12 +42,76 @@ func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) (
 		return nil, err
 	}
 	names := make([]string, 0, len(plan))
+	chained := make(map[string]gearman.Handler, len(plan))
+	batches := map[string]string{} // batch function → model
 	for fn, h := range plan {
-		w.Register(fn, r.chain(r.wrap(h, db)))
+		chained[fn] = r.chain(r.wrap(h, db))
+		w.Register(fn, chained[fn])
+		names = append(names, fn)
+		if h.model != nil && h.job == nil {
+			batches[events.FuncName(cfg.Namespace, h.model.name, events.OpBatch)] = h.model.name
+		}
+	}
+	for fn, model := range batches {
+		w.Register(fn, r.chain(r.batch(cfg.Namespace, model, chained)))
 		names = append(names, fn)
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// batch is the handler of a model's batch function (events.OpBatch: what
+// binlogbridge sends with binlog.batch above 1). It runs each event of the
+// batch, in order, through the whole chain of its own function, as if it
+// had come alone: the middleware sees one event at a time (the retry guard
+// retries a failed event alone, ordering skips a stale one), and the
+// handler is called once per event. A failed event does not fail the
+// batch, whose others would then run again; only gearman.ErrRequeue (the
+// guard could not record the failure) does, so that gearmand keeps it.
+// An event whose function this worker does not mount fails alone with
+// gearman.ErrUnknownFunction (a dead letter under the guard).
+func (r *Registry) batch(ns, model string, chained map[string]gearman.Handler) gearman.Handler {
+	return func(ctx context.Context, j *gearman.Job) (any, error) {
+		envs, err := events.SplitBatch(j.Workload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
+		}
+		subs := make([]gearman.Job, len(envs))
+		evs := make([]*events.Envelope, len(envs))
+		for i, e := range envs {
+			ev, err := events.DecodeContext(ctx, e)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: event %d: %w", ErrPayload, j.Function, i, err)
+			}
+			if ev.Model != model {
+				return nil, fmt.Errorf("%w: %s: event %s is of model %s", ErrPayload, j.Function, ev.ID, ev.Model)
+			}
+			subs[i] = *j
+			subs[i].Function, subs[i].Workload, subs[i].Unique = events.FuncName(ns, model, ev.Op), e, ev.ID
+			evs[i] = ev
+		}
+		ctx = events.WithDecoded(ctx, envs, evs)
+		failed := 0
+		for i := range subs {
+			h, ok := chained[subs[i].Function]
+			if !ok {
+				h = r.chain(func(context.Context, *gearman.Job) (any, error) {
+					return nil, fmt.Errorf("%w: %s (in batch %s): this worker does not mount it", gearman.ErrUnknownFunction, subs[i].Function, j.Function)
+				})
+			}
+			if _, err := h(ctx, &subs[i]); errors.Is(err, gearman.ErrRequeue) {
+				return nil, err
+			} else if err != nil {
+				failed++
+				r.log.Debug("event of a batch failed", "batch", j.Function, "event", subs[i].Unique, "err", err)
+			}
+		}
+		if failed > 0 {
+			r.log.Warn("events of a batch failed, each handled alone (retried or dead-lettered under the retry guard)",
+				"batch", j.Function, "events", len(subs), "failed", failed)
+		}
+		return nil, nil
+	}
 }
 
 // binding is one gearman function: a plain handler, a model's event, or a
@@ -244,7 +308,7 @@ func (r *Registry) wrap(b binding, db *sql.DB) gearman.Handler {
 
 // runEvent decodes a row event and calls the model's trigger handler.
 func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *source) error {
-	ev, err := events.Decode(j.Workload)
+	ev, err := events.DecodeContext(ctx, j.Workload)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 	}

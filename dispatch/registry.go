@@ -272,8 +272,8 @@ func (m *model) addJob(name string, method any, table bool) error {
 	if _, dup := m.jobs[name]; dup {
 		return fmt.Errorf("job %q registered twice", name)
 	}
-	if _, isOp := m.ops[name]; isOp {
-		return fmt.Errorf("job %q has the name of a row event", name)
+	if _, isOp := m.ops[name]; isOp || name == events.OpBatch {
+		return fmt.Errorf("job %q has the name of a row event (or of the batch function)", name)
 	}
 	fn := reflect.ValueOf(method)
 	ft := fn.Type()

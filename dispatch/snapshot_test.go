@@ -31,9 +31,9 @@ func TestSnapshotEventsReachTriggerSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	for set, want := range map[string][]string{
-		"all":   {e.ns + ".Memo.snapshot", e.ns + ".Memo.update"},
-		"named": {e.ns + ".Memo.snapshot"},
-		"plain": {e.ns + ".Note.update"}, // no TriggerSnapshot: nothing to mount
+		"all":   {e.ns + ".Memo.batch", e.ns + ".Memo.snapshot", e.ns + ".Memo.update"},
+		"named": {e.ns + ".Memo.batch", e.ns + ".Memo.snapshot"},
+		"plain": {e.ns + ".Note.batch", e.ns + ".Note.update"}, // no TriggerSnapshot: nothing to mount
 	} {
 		got, err := e.reg.Mount(gearman.NewWorker(nil), e.cfg, set, e.db)
 		if err != nil || !slices.Equal(got, want) {
