@@ -121,6 +121,9 @@ type Guard struct {
 
 type crashKey struct{ function, unique string }
 
+// journaledKey marks a context whose job the journal holds.
+type journaledKey struct{}
+
 // Option configures a Guard.
 type Option func(*Guard)
 
@@ -243,15 +246,20 @@ func (g *Guard) Wrap(fn string, h gearman.Handler) gearman.Handler {
 			g.clearCrashes(ctx, fn, hdr.Key)
 			return nil, err
 		}
+		// A run inside another guarded run (an event of a batch job) is
+		// covered by that run's journal entry: a crash counts against the
+		// job gearmand hands out again, the batch.
 		var seq uint64
-		if g.journal != nil {
+		journaled := g.journal != nil && ctx.Value(journaledKey{}) == nil
+		if journaled {
 			seq = g.journal.Start(fn, hdr.Key)
+			ctx = context.WithValue(ctx, journaledKey{}, true)
 		}
 		out, err := g.call(ctx, h, job, payload, pol)
 		if err != nil {
 			err = g.fail(ctx, fn, hdr, payload, pol, err)
 		}
-		if g.journal != nil { // the run ended, answered or left to gearmand
+		if journaled { // the run ended, answered or left to gearmand
 			g.journal.End(seq)
 		}
 		if crashes > 0 && !errors.Is(err, gearman.ErrRequeue) {

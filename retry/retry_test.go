@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -375,5 +376,46 @@ func TestPanicIsAFailedRun(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
 	if e := f.dead(t)[0]; !strings.Contains(e.LastError(), "panic: handler blew up") || string(e.Payload) != "boom" {
 		t.Fatalf("dead letter %+v", e)
+	}
+}
+
+// TestNestedRunIsJournaledOnce: a guarded run inside another (an event of
+// a batch job) adds no journal entry of its own: the journal holds the
+// outer job only, which is the one gearmand hands out again after a crash.
+func TestNestedRunIsJournaledOnce(t *testing.T) {
+	f := setup(t)
+	dir := t.TempDir()
+	j, err := retry.OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(3, 10*time.Millisecond), retry.WithJournal(j))
+	starts := func() []string {
+		var out []string
+		files, _ := os.ReadDir(dir)
+		for _, fi := range files {
+			data, _ := os.ReadFile(filepath.Join(dir, fi.Name()))
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(l, "S ") {
+					out = append(out, l)
+				}
+			}
+		}
+		return out
+	}
+	var during []string
+	inner := g.Wrap("app.Item.update", func(context.Context, *gearman.Job) (any, error) {
+		during = starts()
+		return nil, nil
+	})
+	outer := g.Wrap("app.Item.batch", func(ctx context.Context, job *gearman.Job) (any, error) {
+		return inner(ctx, &gearman.Job{Function: "app.Item.update", Unique: "event-1", Workload: []byte("{}")})
+	})
+	if _, err := outer(context.Background(), &gearman.Job{Function: "app.Item.batch", Unique: "batch-1", Workload: []byte("[{}]")}); err != nil {
+		t.Fatal(err)
+	}
+	if len(during) != 1 || !strings.Contains(during[0], "app.Item.batch\tbatch-1") {
+		t.Fatalf("journal starts while the inner run ran: %q, want the batch's alone", during)
 	}
 }
