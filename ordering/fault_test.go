@@ -49,7 +49,7 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	b := w.spawn(bin, stateB)
 
 	// Kill -9 worker A at a third and two thirds of the writes, restart it.
-	w.writeAll(rows, updates, func(third int) {
+	w.writeAll(rows, updates, 1, func(third int) {
 		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
 		a.cmd.Process.Kill()
 		a = w.spawn(bin, stateA)
@@ -72,6 +72,36 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	}
 }
 
+// TestOrderWithBatchesUnderFailuresAndKills is the big one with the bridge
+// sending batches (binlog.batch: 50) and the writers changing 20 rows per
+// statement, so that batches form: 200 rows × 40 updates per source; 2
+// worker processes whose handlers fail 5 % of their runs, one killed with
+// SIGKILL and restarted twice. The same checks, and batches of several
+// events did run.
+func TestOrderWithBatchesUnderFailuresAndKills(t *testing.T) {
+	db, dsn := testenv.DB(t)
+	w := newWorldBatch(t, db, dsn, 50, testenv.Gearman(t))
+	bin := testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
+	const rows, updates = 200, 40
+	stateA, stateB := t.TempDir(), t.TempDir()
+	a := w.spawn(bin, stateA)
+	b := w.spawn(bin, stateB)
+	w.writeAll(rows, updates, 20, func(third int) {
+		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
+		a.cmd.Process.Kill()
+		a = w.spawn(bin, stateA)
+	})
+	w.checkOrder(rows, updates)
+	batches, batched := w.count("SELECT COUNT(*) FROM batch_log"), w.count("SELECT COALESCE(SUM(events), 0) FROM batch_log")
+	logs := a.out.String() + b.out.String()
+	t.Logf("%d events written, %d applied, %d batch jobs ran to their end carrying %d events, %d random failures retried",
+		2*rows*(updates+1), w.count("SELECT COUNT(*) FROM applied_log"), batches, batched,
+		strings.Count(logs, "retry scheduled"))
+	if batches == 0 || batched < 2*batches {
+		t.Errorf("%d batch jobs carrying %d events: the test did not test batches", batches, batched)
+	}
+}
+
 // TestOrderAcrossGearmandFailover: both sources on two gearmands, the
 // first with a durable SQLite queue, the UDF and the bridge listing both. 200
 // rows × 30 updates per source by 4 sessions; the first gearmand is kill
@@ -89,7 +119,7 @@ func TestOrderAcrossGearmandFailover(t *testing.T) {
 	w := newWorldOn(t, m.DB("app"), m.DSN+"app", g1.Addr, g2.Addr)
 	w.work(4)
 	const rows, updates = 200, 30
-	w.writeAll(rows, updates, func(third int) {
+	w.writeAll(rows, updates, 1, func(third int) {
 		if third == 1 {
 			g1.Kill()
 		} else {
@@ -102,24 +132,31 @@ func TestOrderAcrossGearmandFailover(t *testing.T) {
 }
 
 // writeAll inserts rows rows in each of items_t and items_b, then updates
-// each row updates times (v = v + 1), shuffled over 4 sessions; at a third
-// and at two thirds of the updates it calls at(1), then at(2). A failed
-// write fails the test.
-func (w *world) writeAll(rows, updates int, at func(third int)) {
+// each row updates times (v = v + 1), shuffled over 4 sessions, chunk
+// consecutive rows per statement (one statement inserts them all when
+// chunk > 1); at a third and at two thirds of the updates it calls at(1),
+// then at(2). A failed write fails the test.
+func (w *world) writeAll(rows, updates, chunk int, at func(third int)) {
 	t := w.t
 	t.Helper()
 	const sessions = 4
-	for i := 1; i <= rows; i++ {
-		w.exec("INSERT INTO items_t (id, v) VALUES (?, 0)", i)
-		w.exec("INSERT INTO items_b (id, v) VALUES (?, 0)", i)
+	if chunk > 1 {
+		w.exec("INSERT INTO items_t (id, v) SELECT seq, 0 FROM seq_1_to_" + fmt.Sprint(rows))
+		w.exec("INSERT INTO items_b (id, v) SELECT seq, 0 FROM seq_1_to_" + fmt.Sprint(rows))
+	} else {
+		for i := 1; i <= rows; i++ {
+			w.exec("INSERT INTO items_t (id, v) VALUES (?, 0)", i)
+			w.exec("INSERT INTO items_b (id, v) VALUES (?, 0)", i)
+		}
 	}
-	// Every (table, row) updates times, shuffled, dealt to the sessions.
+	// Every (table, chunk of rows) updates times, shuffled, dealt to the
+	// sessions.
 	type write struct {
 		table string
 		id    int
 	}
 	var all []write
-	for i := 1; i <= rows; i++ {
+	for i := 1; i <= rows; i += chunk {
 		for range updates {
 			all = append(all, write{"items_t", i}, write{"items_b", i})
 		}
@@ -134,7 +171,11 @@ func (w *world) writeAll(rows, updates int, at func(third int)) {
 			defer wg.Done()
 			for k := s; k < len(all); k += sessions {
 				wr := all[k]
-				if _, err := c.ExecContext(context.Background(), "UPDATE "+wr.table+" SET v = v + 1 WHERE id = ?", wr.id); err != nil {
+				q, args := "UPDATE "+wr.table+" SET v = v + 1 WHERE id = ?", []any{wr.id}
+				if chunk > 1 {
+					q, args = "UPDATE "+wr.table+" SET v = v + 1 WHERE id BETWEEN ? AND ?", []any{wr.id, wr.id + chunk - 1}
+				}
+				if _, err := c.ExecContext(context.Background(), q, args...); err != nil {
 					t.Errorf("update %s %d: %v", wr.table, wr.id, err)
 					return
 				}

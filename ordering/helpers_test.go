@@ -50,6 +50,13 @@ func newWorld(t *testing.T) *world {
 // newWorldOn is newWorld on database db (dsn) with the given gearmands.
 func newWorldOn(t *testing.T, db *sql.DB, dsn string, servers ...string) *world {
 	t.Helper()
+	return newWorldBatch(t, db, dsn, 1, servers...)
+}
+
+// newWorldBatch is newWorldOn with the bridge sending up to batch
+// events of ItemB per job.
+func newWorldBatch(t *testing.T, db *sql.DB, dsn string, batch int, servers ...string) *world {
+	t.Helper()
 	ctx := context.Background()
 	if err := migrations.UpRowgear(ctx, db); err != nil {
 		t.Fatal(err)
@@ -72,9 +79,10 @@ func newWorldOn(t *testing.T, db *sql.DB, dsn string, servers ...string) *world 
     server_id: %d
     position: file:%s
     stats_interval: 1s
+    batch: %d
   retry:
     default: {attempts: 10, backoff: 20ms, max_backoff: 200ms}
-`, w.ns, strings.Join(servers, ", "), dsn, 100000+rand.IntN(1<<30), filepath.Join(dir, "position.json"))
+`, w.ns, strings.Join(servers, ", "), dsn, 100000+rand.IntN(1<<30), filepath.Join(dir, "position.json"), batch)
 	w.cfgFile = filepath.Join(dir, "gearman.yml")
 	if err := os.WriteFile(w.cfgFile, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)

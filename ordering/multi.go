@@ -207,10 +207,10 @@ func commitConn(conn *sql.Conn, ev *events.Envelope) error {
 // endTx commits or rolls back conn's transaction, whatever became of the
 // job's context; a connection where that failed is closed rather than
 // returned to the pool with a transaction open.
-func endTx(conn *sql.Conn, stmt string) error {
+func endTx(conn *sql.Conn, stmt string, args ...any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := conn.ExecContext(ctx, stmt)
+	_, err := conn.ExecContext(ctx, stmt, args...)
 	if err != nil {
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 	}

@@ -124,13 +124,20 @@ func (o *Orderer) Middleware() func(next gearman.Handler) gearman.Handler {
 // Wrap returns next gated and ordered.
 func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, job *gearman.Job) (any, error) {
+		if s, b := inBatch(ctx, job); s != nil {
+			return s.run(ctx, next, job, b)
+		}
 		if !isRowEvent(job.Function) {
+			if isBatch(job.Function) {
+				return o.runBatch(ctx, next, job)
+			}
 			return next(ctx, job)
 		}
-		ev, err := events.Decode(job.Workload)
+		ev, err := events.DecodeContext(ctx, job.Workload)
 		if err != nil {
 			return next(ctx, job) // the dispatcher reports it, as a bad payload
 		}
+		ctx = events.WithDecoded(ctx, [][]byte{job.Workload}, []*events.Envelope{ev})
 		gated := ev.Source == events.SourceTrigger
 		ordered := !o.unordered[ev.Model] && ev.Seq != ""
 		if gated && ev.Seq == "" {
@@ -144,6 +151,11 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 		}
 		return o.run(ctx, next, job, ev, gated, ordered)
 	}
+}
+
+func isBatch(fn string) bool {
+	_, _, op, err := events.ParseFuncName(fn)
+	return err == nil && op == events.OpBatch
 }
 
 func isRowEvent(fn string) bool {

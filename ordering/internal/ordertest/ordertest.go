@@ -15,6 +15,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/retry"
@@ -30,6 +31,7 @@ CREATE TABLE applied_log (
   event_id VARBINARY(64) NOT NULL, refreshed_v INT NULL,
   KEY (model, item_id, n));
 CREATE TABLE once_skipped (event_id VARBINARY(64) NOT NULL);
+CREATE TABLE batch_log (n BIGINT AUTO_INCREMENT PRIMARY KEY, events INT NOT NULL);
 `
 
 // ItemT is items_t, source trigger.
@@ -165,7 +167,7 @@ func RunPool(ctx context.Context, cfg *config.Config, concurrency int, stateDir 
 	}
 	w := gearman.NewWorker(servers, gearman.WithConcurrency(concurrency), gearman.WithMaxJobs(0),
 		gearman.WithIdleTimeout(-1), gearman.WithLogger(log))
-	reg.Use(guard.Middleware, ord.Middleware()) // as the rowgear worker wires them
+	reg.Use(logBatches(db), guard.Middleware, ord.Middleware()) // as the rowgear worker wires them
 	if _, err := reg.Mount(w, cfg, "", db); err != nil {
 		return err
 	}
@@ -176,4 +178,20 @@ func RunPool(ctx context.Context, cfg *config.Config, concurrency int, stateDir 
 	stop()
 	<-done
 	return err
+}
+
+// logBatches notes in batch_log each batch job that ran to its end, with
+// its number of events: the tests check that batches formed.
+func logBatches(db *sql.DB) dispatch.Middleware {
+	return func(next gearman.Handler) gearman.Handler {
+		return func(ctx context.Context, job *gearman.Job) (any, error) {
+			out, err := next(ctx, job)
+			if _, _, op, _ := events.ParseFuncName(job.Function); op == events.OpBatch && err == nil {
+				if envs, serr := events.SplitBatch(job.Workload); serr == nil {
+					db.ExecContext(context.WithoutCancel(ctx), "INSERT INTO batch_log (events) VALUES (?)", len(envs))
+				}
+			}
+			return out, err
+		}
+	}
 }
