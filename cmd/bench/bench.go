@@ -42,6 +42,7 @@ type bench struct {
 	snapBefore time.Duration      // section 8's writer measure before the snapshot
 	snapRate   int                // section 8's pace, rows/s (0: unpaced)
 	snapChunk  int                // section 8's chunk size
+	batch      int                // section 3's binlog.batch
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {

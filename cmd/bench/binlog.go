@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,10 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/benchutil"
+	"github.com/rowgear/rowgear/ordering"
 )
 
 const bridgeConns = 8 // the bridge's default concurrency
@@ -84,12 +88,12 @@ func (b *bench) startBridge(ctx context.Context, ns, addr, table string, start *
 	bctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- br.Run(bctx) }()
-	stop := func() error {
+	stop := sync.OnceValue(func() error { // idempotent: a deferred stop may follow an early one
 		cancel()
 		err := <-done
 		br.Close()
 		return err
-	}
+	})
 	// The bridge saves its start position before it streams: once the file
 	// exists, every later write is published.
 	posFile := cfg.Binlog.Position[len("file:"):]
@@ -172,8 +176,11 @@ func (b *bench) binlogPath(ctx context.Context) error {
 	return b.binlogEndToEnd(ctx)
 }
 
-// binlogEndToEnd runs writer → MariaDB → bridge → gearmand (memory) →
-// worker+dispatch+guard at fixed offered loads and at saturation.
+// binlogEndToEnd: writer → MariaDB → bridge (batches of --batch) →
+// gearmand (memory) → worker (dispatch + retry guard + ordering, as
+// dbworker) at fixed offered loads and at saturation; then the pipeline
+// alone, draining rows already in the binlog, with and without ordering
+// and batches, against gearmand's one-job-per-event ceiling.
 func (b *bench) binlogEndToEnd(ctx context.Context) error {
 	const sec = "3"
 	if _, err := b.db.ExecContext(ctx, "CREATE TABLE items_e2e "+itemDDL); err != nil {
@@ -185,7 +192,7 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 	}
 	defer b.stopGearmand(g)
 	ns := "bench_e2e"
-	_, stopBridge, err := b.startBridge(ctx, ns, g.Addr, "items_e2e", nil)
+	_, stopBridge, err := b.startBridge(ctx, ns, g.Addr, "items_e2e", nil, bridge.WithBatch(b.batch))
 	if err != nil {
 		return err
 	}
@@ -195,13 +202,20 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 		return err
 	}
 	defer stopLatency()
-	w, cleanup, err := b.itemWorker(ctx, b.modelConfig(ns, g.Addr, "items_e2e", "binlog"), 4, true)
+	cfg := b.modelConfig(ns, g.Addr, "items_e2e", "binlog")
+	mw, closeOrd, err := b.orderer(cfg, 4)
+	if err != nil {
+		return err
+	}
+	defer closeOrd()
+	w, cleanup, err := b.itemWorkerMW(ctx, cfg, 4, true, mw)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	stopWorker := runWorker(ctx, w)
 	defer stopWorker()
+	what := fmt.Sprintf("ordering on, batches of ≤ %d", b.batch)
 	next := 0
 	phase := func(rate int, label string) error {
 		r := newRecorder() // latency: from the tracker, not written_at
@@ -238,7 +252,7 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 		got := r.n.Load()
 		el := time.Duration(r.last.Load() - t0.UnixNano())
 		eps := float64(got) / el.Seconds()
-		f := b.add(sec, "end to end binlog → handler, "+label, eps, "events/s")
+		f := b.add(sec, "end to end binlog → handler, "+what+", "+label, eps, "events/s")
 		if rate > 0 {
 			f.vs("offered rows/s", float64(rate))
 		} else {
@@ -250,7 +264,7 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 		}
 		f.note(note)
 		awaitSamples(ctx, r, got)
-		addLatency(b, sec, "binlog commit → handler, "+label, r,
+		addLatency(b, sec, "binlog commit → handler, "+what+", "+label, r,
 			"commit time from µs heartbeats (package latency)")
 		return nil
 	}
@@ -259,5 +273,97 @@ func (b *bench) binlogEndToEnd(ctx context.Context) error {
 			return err
 		}
 	}
-	return phase(0, "saturation")
+	if err := phase(0, "saturation, writer beside"); err != nil {
+		return err
+	}
+	stopWorker()
+	stopBridge()
+	for i, v := range []struct {
+		ordered bool
+		batch   int
+	}{{false, 1}, {true, 1}, {false, b.batch}, {true, b.batch}} {
+		if err := b.binlogDrain(ctx, g.Addr, i, v.ordered, v.batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderer returns package ordering's middleware on its own pool, as
+// dbworker has it, and what closes that pool.
+func (b *bench) orderer(cfg *config.Config, concurrency int) (func(gearman.Handler) gearman.Handler, func(), error) {
+	odb, err := ordering.OpenDB(b.dsn, concurrency)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(b.log))
+	if err != nil {
+		odb.Close()
+		return nil, nil, err
+	}
+	return o.Middleware(), func() { odb.Close() }, nil
+}
+
+// binlogDrain writes --rows rows (500 per INSERT), then starts a bridge at
+// the position before them and a worker (4 at once, retry guard, ordering
+// when ordered) and measures events/s until every row's handler ran: the
+// pipeline at saturation, with no writer competing for the cores.
+func (b *bench) binlogDrain(ctx context.Context, addr string, k int, ordered bool, batch int) error {
+	const sec = "3"
+	table := fmt.Sprintf("items_drain%d", k)
+	if _, err := b.db.ExecContext(ctx, "CREATE TABLE "+table+" "+itemDDL); err != nil {
+		return err
+	}
+	start, err := b.binlogPos(ctx)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < b.rows; i += 500 {
+		if err := insertItems(ctx, b.db, table, i, min(500, b.rows-i)); err != nil {
+			return err
+		}
+	}
+	ns := fmt.Sprintf("bench_drain%d", k)
+	cfg := b.modelConfig(ns, addr, table, "binlog")
+	var mw func(gearman.Handler) gearman.Handler
+	what := "no ordering"
+	if ordered {
+		var closeOrd func()
+		if mw, closeOrd, err = b.orderer(cfg, 4); err != nil {
+			return err
+		}
+		defer closeOrd()
+		what = "ordering on"
+	}
+	w, cleanup, err := b.itemWorkerMW(ctx, cfg, 4, true, mw)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	r := newRecorder()
+	t0 := time.Now()
+	stopWorker := runWorker(ctx, w)
+	defer stopWorker()
+	br, stopBridge, err := b.startBridge(ctx, ns, addr, table, &start, bridge.WithBatch(batch))
+	if err != nil {
+		return err
+	}
+	defer stopBridge()
+	ok := waitFor(ctx, b.maxTime*4, func() bool { return r.n.Load() >= int64(b.rows) })
+	got := r.n.Load()
+	el := time.Duration(r.last.Load() - t0.UnixNano())
+	jobs := "one job per event"
+	if batch > 1 {
+		jobs = fmt.Sprintf("batches of ≤ %d", batch)
+	}
+	f := b.add(sec, fmt.Sprintf("binlog → handler, draining %d rows (bridge, gearmand, worker, MariaDB only), %s, %s", b.rows, what, jobs),
+		float64(got)/el.Seconds(), "events/s")
+	if ceil, ok := b.ceilings[ceilingKey("memory", bridgeConns)]; ok {
+		f.vs(fmt.Sprintf("DoBg memory, %d conns (one job per event)", bridgeConns), ceil)
+	}
+	if !ok {
+		f.note(fmt.Sprintf("only %d of %d arrived", got, b.rows))
+	}
+	f.note(fmt.Sprintf("%d events published", br.Stats().Published))
+	return nil
 }

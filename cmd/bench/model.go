@@ -96,31 +96,6 @@ func (b *bench) modelConfig(ns, gearmand, table, source string) *config.Config {
 	}
 }
 
-// guarded mounts handlers as the worker command does: the commit → handler
-// latency middleware (outer, when set) around the retry guard (when set)
-// around the middleware mw (when set) around the latency's handler start.
-type guarded struct {
-	w                *gearman.Worker
-	g                *retry.Guard
-	mw, outer, inner func(gearman.Handler) gearman.Handler
-}
-
-func (x guarded) Register(fn string, h gearman.Handler) {
-	if x.outer != nil {
-		h = x.inner(h)
-	}
-	if x.mw != nil {
-		h = x.mw(h)
-	}
-	if x.g != nil {
-		h = x.g.Wrap(fn, h)
-	}
-	if x.outer != nil {
-		h = x.outer(h)
-	}
-	x.w.Register(fn, h)
-}
-
 // itemWorker returns a worker running the Item model as dbworker mounts it
 // (with the retry guard and its crash journal when guard is set). With
 // b.latency set, the latency middleware notes each handler start.
@@ -145,9 +120,11 @@ func (b *bench) modelWorker(ctx context.Context, cfg *config.Config, concurrency
 	addrs := cfg.Servers["default"]
 	w := gearman.NewWorker(addrs, gearman.WithConcurrency(concurrency), gearman.WithLogger(b.log),
 		gearman.WithClientID("bench"))
-	on := guarded{w: w, mw: mw}
+	// As the worker command wires them: the commit → handler latency
+	// (outer, when set) around the retry guard (when set) around mw (when
+	// set) around the latency's handler start.
 	if b.latency != nil {
-		on.outer, on.inner = b.latency.Middleware, b.latency.HandlerStart
+		reg.Use(b.latency.Middleware)
 	}
 	cleanup := func() {}
 	if guard {
@@ -161,10 +138,16 @@ func (b *bench) modelWorker(ctx context.Context, cfg *config.Config, concurrency
 		if err := g.Recover(ctx); err != nil {
 			return nil, nil, err
 		}
-		on.g = g
+		reg.Use(g.Middleware)
 		cleanup = func() { j.Close(); client.Close() }
 	}
-	if _, err := reg.Mount(on, cfg, "", b.db); err != nil {
+	if mw != nil {
+		reg.Use(mw)
+	}
+	if b.latency != nil {
+		reg.Use(b.latency.HandlerStart)
+	}
+	if _, err := reg.Mount(w, cfg, "", b.db); err != nil {
 		return nil, nil, err
 	}
 	return w, cleanup, nil

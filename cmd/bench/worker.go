@@ -21,22 +21,41 @@ func (b *bench) prequeue(ctx context.Context, addr, fn string, n int, seq bool) 
 	one := b.samplePayload("bench", 7)
 	payload := func(int64) []byte { return one }
 	if seq {
-		payload = func(i int64) []byte {
-			ev, err := events.Decode(b.samplePayload("bench", int(i%1000)))
-			if err != nil {
-				panic(err)
-			}
-			ev.ID = fmt.Sprintf("binlog.000001:%d:0", 1000+i)
-			ev.Seq = fmt.Sprintf("%06d:%012d:%05d", 1, 1000+i, 0)
-			data, err := events.Encode(ev)
-			if err != nil {
-				panic(err)
-			}
-			return data
-		}
+		payload = b.seqPayload
 	}
 	_, done, err := submitBare(ctx, addr, fn, payload, n, 8, 4*b.maxTime)
 	return done, err
+}
+
+// seqPayload is event i of prequeue's events with seq: of row i%1000, each
+// newer than the one before it.
+func (b *bench) seqPayload(i int64) []byte {
+	ev, err := events.Decode(b.samplePayload("bench", int(i%1000)))
+	if err != nil {
+		panic(err)
+	}
+	ev.ID = fmt.Sprintf("binlog.000001:%d:0", 1000+i)
+	ev.Seq = fmt.Sprintf("%06d:%012d:%05d", 1, 1000+i, 0)
+	data, err := events.Encode(ev)
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+// prequeueBatches queues n events with seq (as prequeue) in batch jobs of
+// size events on fn, a model's batch function, and returns how many
+// events were queued.
+func (b *bench) prequeueBatches(ctx context.Context, addr, fn string, n, size int) (int, error) {
+	payload := func(k int64) []byte {
+		envs := make([][]byte, size)
+		for i := range envs {
+			envs[i] = b.seqPayload((k-1)*int64(size) + int64(i))
+		}
+		return events.EncodeBatch(envs)
+	}
+	_, done, err := submitBare(ctx, addr, fn, payload, n/size, 8, 4*b.maxTime)
+	return done * size, err
 }
 
 // drain runs start (a worker) and returns jobs/s until count reaches n or
@@ -73,6 +92,8 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 		{"bare gearman-go worker, no-op", 4, "bare"},
 		{"our runner + dispatch + retry.Guard", 4, "guard"},
 		{"our runner + dispatch + retry.Guard + ordering (as dbworker)", 4, "ordering"},
+		{"our runner + dispatch + retry.Guard + ordering, batch jobs of 100 events", 1, "batch"},
+		{"our runner + dispatch + retry.Guard + ordering, batch jobs of 100 events", 4, "batch"},
 	}
 	// The orderer on its own pool, as dbworker has it.
 	odb, err := ordering.OpenDB(b.dsn, 8)
@@ -84,7 +105,12 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 	for i, v := range variants {
 		ns := fmt.Sprintf("bench_w%d", i)
 		fn := events.FuncName(ns, "Item", "update")
-		n, err := b.prequeue(ctx, g.Addr, fn, b.rows, v.kind == "ordering")
+		var n int
+		if v.kind == "batch" {
+			n, err = b.prequeueBatches(ctx, g.Addr, events.FuncName(ns, "Item", events.OpBatch), b.rows, 100)
+		} else {
+			n, err = b.prequeue(ctx, g.Addr, fn, b.rows, v.kind == "ordering")
+		}
 		if err != nil {
 			return err
 		}
@@ -113,7 +139,7 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 			r := newRecorder()
 			cfg := b.modelConfig(ns, g.Addr, "items", "binlog")
 			var mw func(gearman.Handler) gearman.Handler
-			if v.kind == "ordering" {
+			if v.kind == "ordering" || v.kind == "batch" {
 				o, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(b.log))
 				if err != nil {
 					return err
@@ -125,20 +151,30 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 				return err
 			}
 			count := r.n.Load
-			if v.kind == "ordering" {
+			switch v.kind {
+			case "ordering":
 				count = w.Done // a stale event is skipped, not handled
+			case "batch":
+				count = func() int64 { return 100 * w.Done() } // events, handled or skipped
 			}
 			rate, got = b.drain(ctx, n, count, func() func() { return runWorker(ctx, w) })
 			cleanup()
 		}
-		name := fmt.Sprintf("jobs/s, %s, %d at once", v.name, v.concurrency)
-		f := b.add(sec, name, rate, "jobs/s")
+		name, unit := fmt.Sprintf("jobs/s, %s, %d at once", v.name, v.concurrency), "jobs/s"
+		if v.kind == "batch" {
+			name, unit = fmt.Sprintf("events/s, %s, %d at once", v.name, v.concurrency), "events/s"
+		}
+		f := b.add(sec, name, rate, unit)
 		if v.kind == "bare" {
 			bare[v.concurrency] = rate
 		} else {
 			f.vs("bare gearman-go", bare[v.concurrency])
 			over := (1/rate - 1/bare[v.concurrency]) * 1e6
-			b.add(sec, fmt.Sprintf("overhead per job over bare, %s, %d at once", v.kind, v.concurrency), over, "µs")
+			per := "job"
+			if v.kind == "batch" {
+				per = "event"
+			}
+			b.add(sec, fmt.Sprintf("overhead per %s over bare, %s, %d at once", per, v.kind, v.concurrency), over, "µs")
 		}
 		if got < int64(n) {
 			f.note(fmt.Sprintf("%d of %d jobs, time-capped", got, n))
