@@ -31,7 +31,9 @@ var ErrUnknownSet = errors.New("dispatch: unknown worker set")
 // set mounts every configured model with every event and job. A model
 // whose events a set takes (`~`), or whose list names snapshot, also gets
 // <Model>.snapshot when its type has TriggerSnapshot (or <Model>.insert
-// when models.<Model>.snapshot is insert). It refuses (ErrConfig) when the
+// when models.<Model>.snapshot is insert); a model whose events it mounts
+// also gets <Model>.batch, binlogbridge's jobs of several of its events
+// (see package bridge, Batches). It refuses (ErrConfig) when the
 // config and the registrations disagree: a model with no Go type, an event
 // the config emits that has no handler or a handler for an event it does
 // not emit, a job nobody registered, snapshot: insert without

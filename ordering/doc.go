@@ -69,6 +69,20 @@
 // while holding that lock, and commits. An event that is not newer is
 // skipped. A failing handler rolls the seq back.
 //
+// Batches. The events of a batch job (<Model>.batch, binlogbridge's
+// binlog.batch) share one transaction: its first round trip locks the
+// seq rows of all its events' rows, in key order (INSERT … ON DUPLICATE
+// KEY UPDATE, which also creates a new row's), and reads their seqs; each
+// event then runs, in the batch's order, through its own function's chain
+// and here is skipped when not newer than its row's seq, or handled; the
+// second round trip writes the seqs of the events whose handler succeeded,
+// and commits. A failed event's seq is not written: the retry guard
+// retries it alone, as any failed event. A worker that dies in a batch
+// leaves it uncommitted: gearmand hands the batch out again and the
+// handlers that had run run again (at least once, as for one event).
+// Batches sharing a row wait for each other. Trigger events and unordered
+// models in a batch take the one-event path.
+//
 // # Wiring
 //
 //	odb, err := ordering.OpenDB(dsn, concurrency) // its own pool, see Cost
@@ -96,7 +110,9 @@
 // trips, unless the DSN has interpolateParams): 5 to 7 per event. What is
 // left is the server's work: the gate's DELETE and the seq's UPDATE are
 // writes, binlogged, ≈100–150 µs each on the README's machine; see the
-// README's benchmarks (section 5).
+// README's benchmarks (section 5). A batch job pays 2 round trips and 4
+// statements for all its events: with batches of 100, the worker ran
+// ≈35k ordered events/s at 1 job at once (section 4).
 //
 // # Exactly-once effects
 //
