@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // DefaultServer is where the "default" connection points when gearman.yml
@@ -177,8 +179,20 @@ var DefaultRetry = RetryPolicy{Attempts: 5, Backoff: time.Second, MaxBackoff: 5 
 
 // RetryFor returns the policy of a gearman function: the most specific of
 // "Model.job", "Model" (for <namespace>.<Model>.<job>) or the function
-// name itself, else "default".
+// name itself, else "default". A model's batch function
+// (<namespace>.<Model>.batch) has no timeout: each of its events runs under
+// its own function's.
 func (c *Config) RetryFor(function string) RetryPolicy {
+	p := c.retryFor(function)
+	if rest, ok := strings.CutPrefix(function, c.Namespace+"."); ok {
+		if _, op, _ := strings.Cut(rest, "."); op == events.OpBatch {
+			p.Timeout = 0
+		}
+	}
+	return p
+}
+
+func (c *Config) retryFor(function string) RetryPolicy {
 	var keys []string
 	if rest, ok := strings.CutPrefix(function, c.Namespace+"."); ok {
 		model, _, _ := strings.Cut(rest, ".")

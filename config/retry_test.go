@@ -20,6 +20,7 @@ func TestRetryPolicies(t *testing.T) {
 	}
 	for fn, want := range map[string]RetryPolicy{
 		"app.Article.update":  {Attempts: 3, Backoff: 2 * time.Second, MaxBackoff: time.Minute, Timeout: 30 * time.Second},
+		"app.Article.batch":   {Attempts: 3, Backoff: 2 * time.Second, MaxBackoff: time.Minute}, // its events have the timeout
 		"app.Article.publish": {Attempts: 10, Backoff: time.Second, MaxBackoff: 5 * time.Minute},
 		"app.Comment.insert":  {Attempts: 3, Backoff: time.Second, MaxBackoff: 5 * time.Minute},
 		"reverse":             {Attempts: 1, Backoff: time.Second, MaxBackoff: 5 * time.Minute},
