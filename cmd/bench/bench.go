@@ -43,6 +43,7 @@ type bench struct {
 	snapRate   int                // section 8's pace, rows/s (0: unpaced)
 	snapChunk  int                // section 8's chunk size
 	batch      int                // section 3's binlog.batch
+	batchConns int                // section 3's binlog.concurrency with batches
 }
 
 func newBench(ctx context.Context, rows int, maxTime time.Duration, verbose bool) (*bench, error) {

@@ -2,7 +2,7 @@
 // gearmand submit rate, the trigger path, the binlog path and the worker
 // runner, each figure beside the ceiling measured in the same run.
 //
-//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7][,8]] [--big-rows N] [--snapshot-rows N] [--snapshot-rate R] [--snapshot-chunk C] [--batch N]
+//	go run ./cmd/bench [--rows N] [--max-time D] [--json FILE] [--cpuprofile FILE] [--sections 1,2,3,4,5[,6][,7][,8]] [--big-rows N] [--snapshot-rows N] [--snapshot-rate R] [--snapshot-chunk C] [--batch N] [--batch-conns C]
 //
 // It needs the private MariaDB of scripts/services (ROWGEAR_MYSQL_DSN, with
 // the UDF in its plugin dir) and gearmand installed: every gearmand it
@@ -55,6 +55,7 @@ func run() error {
 	snapRate := flag.Int("snapshot-rate", 400, "section 8's snapshot pace, rows/s (0: unpaced)")
 	snapChunk := flag.Int("snapshot-chunk", 100, "section 8's snapshot chunk size")
 	batch := flag.Int("batch", 100, "section 3's binlog.batch: most events per job")
+	batchConns := flag.Int("batch-conns", 2, "section 3's binlog.concurrency with batches (fewer queues, bigger batches)")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
@@ -78,7 +79,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	b.snapRows, b.snapBefore, b.snapRate, b.snapChunk, b.batch = *snapRows, *snapBefore, *snapRate, *snapChunk, *batch
+	b.snapRows, b.snapBefore, b.snapRate, b.snapChunk, b.batch, b.batchConns = *snapRows, *snapBefore, *snapRate, *snapChunk, *batch, *batchConns
 	defer b.close()
 	b.bigRows = *bigRows
 	fmt.Printf("rowgear bench: %d rows per measurement, at most %s each; %s\n\n", *rows, *maxTime, b.machine.String())
