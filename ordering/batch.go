@@ -77,26 +77,20 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 	if len(s.events) == 0 {
 		return next(events.WithDecoded(ctx, envs, evs), job)
 	}
-	conn, err := o.db.Conn(ctx)
+	tc, err := o.txConn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: batch %s: begin: %w", job.Unique, err)
 	}
-	defer conn.Close()
-	committed := false
-	defer func() {
-		if !committed {
-			endTx(conn, "ROLLBACK")
-		}
-	}()
-	if err := s.lock(ctx, conn); err != nil {
+	defer tc.close()
+	if err := s.lock(ctx, tc.Conn); err != nil {
 		return nil, fmt.Errorf("ordering: batch %s: locking its rows: %w", job.Unique, err)
 	}
 	out, err := next(events.WithDecoded(context.WithValue(ctx, sessionKey{}, s), envs, evs), job)
 	if err != nil {
 		return out, err // rolled back: the handlers that ran will run again
 	}
-	committed = true
-	if err := s.commit(conn); err != nil {
+	tc.ended = true
+	if err := s.commit(tc.Conn); err != nil {
 		return nil, fmt.Errorf("ordering: batch %s: commit: %w", job.Unique, err)
 	}
 	return out, nil

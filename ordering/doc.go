@@ -112,7 +112,7 @@
 // writes, binlogged, ≈100–150 µs each on the README's machine; see the
 // README's benchmarks (section 5). A batch job pays 2 round trips and 4
 // statements for all its events: with batches of 100, the worker ran
-// ≈35k ordered events/s at 1 job at once (section 4).
+// 26.9k ordered events/s at 1 job at once (section 4).
 //
 // # Exactly-once effects
 //

@@ -42,20 +42,10 @@ func (w *world) spawn(bin, stateDir string) *workerProc {
 // and no event's effect was applied twice (ordering.Once).
 func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 	w := newWorld(t)
-	bin := testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
 	const rows, updates = 200, 50
-	stateA, stateB := t.TempDir(), t.TempDir()
-	a := w.spawn(bin, stateA)
-	b := w.spawn(bin, stateB)
-
-	// Kill -9 worker A at a third and two thirds of the writes, restart it.
-	w.writeAll(rows, updates, 1, func(third int) {
-		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
-		a.cmd.Process.Kill()
-		a = w.spawn(bin, stateA)
-	})
+	output := w.writeKillingWorker(rows, updates, 1)
 	w.checkOrder(rows, updates)
-	logs := a.out.String() + b.out.String()
+	logs := output()
 	if t.Failed() {
 		for _, l := range strings.Split(logs, "\n") {
 			if strings.Contains(l, "dead") || strings.Contains(l, "ERROR") {
@@ -81,24 +71,44 @@ func TestOrderUnderConcurrencyFailuresAndKills(t *testing.T) {
 func TestOrderWithBatchesUnderFailuresAndKills(t *testing.T) {
 	db, dsn := testenv.DB(t)
 	w := newWorldBatch(t, db, dsn, 50, testenv.Gearman(t))
-	bin := testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
 	const rows, updates = 200, 40
-	stateA, stateB := t.TempDir(), t.TempDir()
-	a := w.spawn(bin, stateA)
-	b := w.spawn(bin, stateB)
-	w.writeAll(rows, updates, 20, func(third int) {
-		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
-		a.cmd.Process.Kill()
-		a = w.spawn(bin, stateA)
-	})
+	output := w.writeKillingWorker(rows, updates, 20)
 	w.checkOrder(rows, updates)
+	logs := output()
 	batches, batched := w.count("SELECT COUNT(*) FROM batch_log"), w.count("SELECT COALESCE(SUM(events), 0) FROM batch_log")
-	logs := a.out.String() + b.out.String()
 	t.Logf("%d events written, %d applied, %d batch jobs ran to their end carrying %d events, %d random failures retried",
 		2*rows*(updates+1), w.count("SELECT COUNT(*) FROM applied_log"), batches, batched,
 		strings.Count(logs, "retry scheduled"))
 	if batches == 0 || batched < 2*batches {
 		t.Errorf("%d batch jobs carrying %d events: the test did not test batches", batches, batched)
+	}
+}
+
+// writeKillingWorker runs two worker processes of the ordertest
+// application (concurrency 4, handlers failing 5 % of their runs), writes
+// as writeAll(rows, updates, chunk) and kill -9s the first worker at a
+// third and at two thirds of the writes, starting it again each time. It
+// returns what reads the workers' output so far.
+func (w *world) writeKillingWorker(rows, updates, chunk int) (logs func() string) {
+	t := w.t
+	t.Helper()
+	bin := testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
+	stateA, stateB := t.TempDir(), t.TempDir()
+	a := w.spawn(bin, stateA)
+	b := w.spawn(bin, stateB)
+	out := []*testenv.Buffer{a.out, b.out}
+	w.writeAll(rows, updates, chunk, func(third int) {
+		testenv.Eventually(t, 60*time.Second, "jobs running", func() bool { return w.running() > 0 })
+		a.cmd.Process.Kill()
+		a = w.spawn(bin, stateA)
+		out = append(out, a.out)
+	})
+	return func() string {
+		var sb strings.Builder
+		for _, o := range out {
+			sb.WriteString(o.String())
+		}
+		return sb.String()
 	}
 }
 

@@ -100,17 +100,12 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		q += claimSQL
 		args = append(args, ev.Seq, key, ev.Seq)
 	}
-	conn, err := o.db.Conn(ctx)
+	tc, err := o.txConn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: event %s: begin: %w", ev.ID, err)
 	}
-	defer conn.Close()
-	committed := false
-	defer func() {
-		if !committed {
-			endTx(conn, "ROLLBACK")
-		}
-	}()
+	defer tc.close()
+	conn := tc.Conn
 	found, digest, updated, err := readFirst(ctx, conn, q, args, gated, ordered)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: event %s: waiting for its commit, locking its row: %w", ev.ID, err)
@@ -128,7 +123,7 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		if !newer {
 			o.log.Debug("event skipped: a newer event of its row was applied", "event", ev.ID,
 				"function", job.Function, "seq", ev.Seq, "applied", last)
-			committed = true
+			tc.ended = true
 			return nil, commitConn(conn, ev)
 		}
 	}
@@ -136,8 +131,30 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	if err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
-	committed = true
+	tc.ended = true
 	return out, commitConn(conn, ev)
+}
+
+// txConn is a connection of the pool holding one transaction: close rolls
+// it back unless it ended (committed) already, and returns the connection.
+type txConn struct {
+	*sql.Conn
+	ended bool
+}
+
+func (o *Orderer) txConn(ctx context.Context) (*txConn, error) {
+	c, err := o.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &txConn{Conn: c}, nil
+}
+
+func (c *txConn) close() {
+	if !c.ended {
+		endTx(c.Conn, "ROLLBACK")
+	}
+	c.Conn.Close()
 }
 
 // readFirst sends runMulti's first round trip and reads its answers: the
