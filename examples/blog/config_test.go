@@ -37,7 +37,7 @@ func TestRepoGearmanYML(t *testing.T) {
 		"Comment": {Table: "comments", Events: []string{"insert", "update", "delete"}, Source: "binlog"},
 	})
 	eq(t, "Database", c.Database, config.Database{DSN: "root@tcp(127.0.0.1:3307)/rowgear"})
-	eq(t, "Binlog", c.Binlog, config.Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, Batch: 100, StatsInterval: 10 * time.Second})
+	eq(t, "Binlog", c.Binlog, config.Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 2, Batch: 100, StatsInterval: 10 * time.Second})
 	eq(t, "Triggers", c.Triggers, config.Triggers{Mode: "strict"})
 
 	c, err = config.Loader{LookupEnv: lookup(map[string]string{"ROWGEAR_GEARMAN": "10.0.0.5:4800"})}.Load("config/gearman.yml", "prod")
