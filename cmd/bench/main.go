@@ -54,8 +54,8 @@ func run() error {
 	snapBefore := flag.Duration("snapshot-before", time.Minute, "how long section 8 measures the writer before the snapshot")
 	snapRate := flag.Int("snapshot-rate", 400, "section 8's snapshot pace, rows/s (0: unpaced)")
 	snapChunk := flag.Int("snapshot-chunk", 100, "section 8's snapshot chunk size")
-	batch := flag.Int("batch", 100, "section 3's binlog.batch: most events per job")
-	batchConns := flag.Int("batch-conns", 2, "section 3's binlog.concurrency with batches (fewer queues, bigger batches)")
+	batch := flag.Int("batch", 100, "sections 3 and 7: binlog.batch, most events per job")
+	batchConns := flag.Int("batch-conns", 2, "sections 3 and 7: binlog.concurrency with batches (fewer queues, bigger batches)")
 	verbose := flag.Bool("v", false, "log what the components log")
 	flag.Parse()
 	if *rows < 100 {
