@@ -87,7 +87,9 @@
 // model's TriggerSnapshot (dispatch.Snapshotter), and refuses to start when
 // gearman.yml and the Go type disagree. `bridge snapshot` refuses a model
 // whose Go type has neither handler; a request inserted by hand is not
-// checked, and its jobs wait in gearmand for a worker that has one. A
+// checked, and its jobs wait in gearmand for a worker that has one (in a
+// batch, with binlog.batch above 1, they end as dead letters of their own
+// function instead, replayable once a worker has it). A
 // snapshot event is source "binlog" with its high watermark's seq, so the
 // ordering middleware orders it with the row's binlog changes (for a
 // trigger-sourced model, not with its trigger events: see package
