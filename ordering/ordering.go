@@ -127,10 +127,12 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 		if s, b := inBatch(ctx, job); s != nil {
 			return s.run(ctx, next, job, b)
 		}
-		if !isRowEvent(job.Function) {
-			if isBatch(job.Function) {
-				return o.runBatch(ctx, next, job)
-			}
+		switch opOf(job.Function) {
+		case events.OpInsert, events.OpUpdate, events.OpDelete, events.OpSnapshot:
+			// a row event: gated and ordered below
+		case events.OpBatch:
+			return o.runBatch(ctx, next, job)
+		default:
 			return next(ctx, job)
 		}
 		ev, err := events.DecodeContext(ctx, job.Workload)
@@ -153,14 +155,14 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 	}
 }
 
-func isBatch(fn string) bool {
+// opOf is the op (or job) part of a <namespace>.<Model>.<op> function
+// name; "" for any other name.
+func opOf(fn string) string {
 	_, _, op, err := events.ParseFuncName(fn)
-	return err == nil && op == events.OpBatch
-}
-
-func isRowEvent(fn string) bool {
-	_, _, op, err := events.ParseFuncName(fn)
-	return err == nil && (op == events.OpInsert || op == events.OpUpdate || op == events.OpDelete || op == events.OpSnapshot)
+	if err != nil {
+		return ""
+	}
+	return op
 }
 
 // run handles one event in a transaction that holds the gate row (shared)
