@@ -74,7 +74,7 @@ func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) (
 // gearman.ErrUnknownFunction (a dead letter under the guard).
 func (r *Registry) batch(ns, model string, chained map[string]gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, j *gearman.Job) (any, error) {
-		envs, err := events.SplitBatch(j.Workload)
+		envs, err := events.SplitBatchContext(ctx, j.Workload)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 		}

@@ -38,3 +38,29 @@ func DecodeContext(ctx context.Context, payload []byte) (*Envelope, error) {
 	}
 	return Decode(payload)
 }
+
+type splitKey struct{}
+
+type split struct {
+	first *byte
+	n     int
+	envs  [][]byte
+}
+
+// WithSplit returns ctx carrying envs as SplitBatch's answer for workload
+// (the same slice): SplitBatchContext further in does not split it again.
+func WithSplit(ctx context.Context, workload []byte, envs [][]byte) context.Context {
+	if len(workload) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, splitKey{}, split{&workload[0], len(workload), envs})
+}
+
+// SplitBatchContext is SplitBatch, but returns the envelopes ctx carries
+// for exactly this workload (WithSplit) without splitting it again.
+func SplitBatchContext(ctx context.Context, workload []byte) ([][]byte, error) {
+	if s, ok := ctx.Value(splitKey{}).(split); ok && len(workload) > 0 && s.first == &workload[0] && s.n == len(workload) {
+		return s.envs, nil
+	}
+	return SplitBatch(workload)
+}

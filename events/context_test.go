@@ -30,3 +30,23 @@ func TestDecodeContext(t *testing.T) {
 		t.Fatalf("no envelope handed down: %p, %v", got, err)
 	}
 }
+
+// TestSplitBatchContext: the split handed down is returned for the very
+// workload it was made from only.
+func TestSplitBatchContext(t *testing.T) {
+	data := EncodeBatch([][]byte{[]byte(`{"a":1}`), []byte(`{"b":2}`)})
+	envs, err := SplitBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithSplit(context.Background(), data, envs)
+	if got, err := SplitBatchContext(ctx, data); err != nil || &got[0] != &envs[0] {
+		t.Fatalf("same workload: %q, %v; want the split handed down", got, err)
+	}
+	if got, err := SplitBatchContext(ctx, append([]byte(nil), data...)); err != nil || &got[0] == &envs[0] || len(got) != 2 {
+		t.Fatalf("a copy: %q, %v; want a fresh split", got, err)
+	}
+	if _, err := SplitBatchContext(ctx, data[:len(data)-1]); err == nil {
+		t.Fatal("a truncated workload was taken for the whole")
+	}
+}

@@ -58,6 +58,7 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 	if err != nil || !o.multi(ctx) {
 		return next(ctx, job) // the dispatcher reports a bad batch; each event runs alone
 	}
+	ctx = events.WithSplit(ctx, job.Workload, envs)
 	s := &session{o: o, events: map[string]*batchEvent{}, seq: map[string]string{}, dirty: map[string]bool{}}
 	evs := make([]*events.Envelope, len(envs))
 	for i, e := range envs {
