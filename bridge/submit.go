@@ -98,12 +98,12 @@ func (t *tracker) readPos() Position {
 // row always goes to the same queue (by table and primary key), so the
 // changes of one row reach gearmand in commit order.
 type submitters struct {
-	client  *gearman.Client
-	queues  []chan *job
-	batch   int // the most jobs of one group sent as one batch job
-	log     *slog.Logger
-	verbose bool
-	wg      sync.WaitGroup
+	client   *gearman.Client
+	queues   []chan *job
+	maxBatch int // the most jobs of one group sent as one batch job
+	log      *slog.Logger
+	verbose  bool
+	wg       sync.WaitGroup
 
 	published atomic.Int64 // jobs acknowledged by gearmand
 	inflight  atomic.Int64 // jobs enqueued, not yet acknowledged
@@ -114,7 +114,7 @@ type submitters struct {
 const queueLen = 512
 
 func newSubmitters(c *gearman.Client, n, batch int, log *slog.Logger, verbose bool) *submitters {
-	s := &submitters{client: c, log: log, verbose: verbose, batch: max(batch, 1)}
+	s := &submitters{client: c, log: log, verbose: verbose, maxBatch: max(batch, 1)}
 	for range n {
 		s.queues = append(s.queues, make(chan *job, queueLen))
 	}
@@ -173,7 +173,7 @@ func (s *submitters) close() {
 // finds the queue empty goes out alone at once.
 func (s *submitters) gather(q chan *job, j *job) (group []*job, next *job) {
 	group = []*job{j}
-	for len(group) < s.batch && j.group != "" {
+	for len(group) < s.maxBatch && j.group != "" {
 		select {
 		case k, ok := <-q:
 			if !ok {
