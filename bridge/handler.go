@@ -359,9 +359,11 @@ func shardOf(schema, table, key string) uint64 {
 // publish hands one event to its row's submit queue, counted in the open
 // batch of the tracker.
 func (h *handler) publish(model string, env *events.Envelope, payload []byte, shard uint64, ts uint32) error {
-	j := &job{fn: events.FuncName(h.b.namespace, model, env.Op), group: events.FuncName(h.b.namespace, model, events.OpBatch),
-		id: env.ID, pos: env.Pos, payload: payload, table: env.Table, op: env.Op, read: env.ReadAt,
-		key: strconv.FormatUint(shard, 16)}
+	j := &job{fn: events.FuncName(h.b.namespace, model, env.Op), id: env.ID, pos: env.Pos, payload: payload,
+		table: env.Table, op: env.Op, read: env.ReadAt, key: strconv.FormatUint(shard, 16)}
+	if h.b.batch > 1 { // no batch function to name otherwise
+		j.group = events.FuncName(h.b.namespace, model, events.OpBatch)
+	}
 	h.b.tracker.add(j, ts)
 	return h.b.subs.enqueue(h.ctx, shard, j)
 }
