@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README (and CONTRIBUTING.md): `make demo` and `make test`.
 SHELL := /bin/bash
 GO ?= go
 # staticcheck at an exact version (the module proxy serves it; `go run`

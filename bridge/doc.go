@@ -8,7 +8,7 @@
 //	…
 //	err = b.Run(ctx) // until ctx ends: then flush, save the position, return nil
 //
-// # README: the binlog source
+// # The binlog source (see also docs/guarantees.md)
 //
 // Which tables. The models with `source: binlog` (all models with
 // --all-models), each on its table in its schema (the DSN's database
@@ -102,7 +102,7 @@
 // snapshot leaves the snapshot's jobs queued in gearmand (gearmand may
 // serve the live functions first), so give the workers capacity above the
 // live change rate before snapshotting a big table. Measured at 1,000,000
-// rows under a writer, the bridge SIGKILLed twice: README, Benchmarks,
+// rows under a writer, the bridge SIGKILLed twice: docs/benchmarks.md,
 // section 8.
 //
 // Delivery: at least once, never a gap. The position (file:pos, plus the
@@ -168,7 +168,7 @@
 // fewer queues make bigger batches: with batches, binlog.concurrency 2
 // publishes more than a worker applies, and at 5,000 events/s made the
 // ordered commit → handler p99 11 ms where 8 queues made it 168 ms
-// (README, Benchmarks).
+// (docs/benchmarks.md).
 //
 // Visibility. --verbose logs each published event (function, id, pos).
 // Every binlog.stats_interval (default 10 s) one line gives the saved-able
@@ -182,5 +182,5 @@
 // the same binlog at ≈500-900k rows/s; gearmand is the limit, not
 // decoding. Batches lift it: with binlog.batch 100 and 2 connections,
 // bridge, gearmand, worker (ordering on) and MariaDB drained 22.5k
-// events/s on the same 2 cores (README, Benchmarks).
+// events/s on the same 2 cores (docs/benchmarks.md).
 package bridge

@@ -65,7 +65,7 @@ type snapshotRequest struct {
 // published at once, so a paced snapshot's chunks hold at most n/4 rows (a
 // smaller chunkSize stays). Unpaced, a big snapshot takes whatever the
 // workers and the database can give it, and the application's own
-// statements wait for the CPU meanwhile (README, Benchmarks, section 8).
+// statements wait for the CPU meanwhile (docs/benchmarks.md, section 8).
 func SnapshotRate(n int) SnapshotOption {
 	return func(r *snapshotRequest) error {
 		if n < 0 {

@@ -109,8 +109,8 @@
 // statement is a round trip of its own (and a prepared statement, 2 round
 // trips, unless the DSN has interpolateParams): 5 to 7 per event. What is
 // left is the server's work: the gate's DELETE and the seq's UPDATE are
-// writes, binlogged, ≈100–150 µs each on the README's machine; see the
-// README's benchmarks (section 5). A batch job pays 2 round trips and 4
+// writes, binlogged, ≈100–150 µs each on the benchmark machine; see
+// docs/benchmarks.md (section 5). A batch job pays 2 round trips and 4
 // statements for all its events: with batches of 100, the worker ran
 // 26.9k ordered events/s at 1 job at once (section 4).
 //

@@ -1,6 +1,6 @@
 // Package compose is the end-to-end test of rowgear's docker-compose stack:
 // it builds the images of docker-compose.yml, starts the stack under a
-// project of its own, and checks with counts what the README's compose
+// project of its own, and checks with counts what docs/operating.md's compose
 // section promises. It is built only with the compose tag, so `go test ./...`
 // (make test) does not run it:
 //
