@@ -80,6 +80,7 @@ func TestKill9UnderLoad(t *testing.T) {
 // the source database), and a function that starts the binary (killed at
 // the end of the test), logging to a file of the test's.
 func procEnv(t *testing.T) (*env, *testenv.Gearmand, func() *exec.Cmd) {
+	testenv.Integration(t) // before the build, which a skipped test does not need
 	dir := t.TempDir()
 	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
 	t.Cleanup(testenv.RemoveBuilds)

@@ -76,9 +76,7 @@ func WithResolvConf(path string) Option {
 func StartMariaDB(t testing.TB, opts ...Option) *MariaDB {
 	t.Helper()
 	for _, bin := range []string{"mariadb-install-db", "mariadbd"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is not installed: run `scripts/services install` (%v)", bin, err)
-		}
+		Tool(t, bin, "run `scripts/services install`")
 	}
 	m := &MariaDB{t: t, Port: FreePort(t), Dir: t.TempDir()}
 	for _, o := range opts {
