@@ -25,7 +25,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n INT NOT NULL DEFAULT 0)")
 	got := e.collectOn(g.Addr, "Item")
 	cmd := start()
-	testenv.Eventually(t, 20*time.Second, "the bridge to save its start position", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge to save its start position", func() bool {
 		var n int
 		return db.QueryRow("SELECT COUNT(*) FROM "+bridge.PositionTable).Scan(&n) == nil && n == 1
 	})

@@ -168,7 +168,7 @@ func (m *MariaDB) Start() {
 	go func(c *exec.Cmd) { c.Wait(); close(done) }(m.cmd)
 	db := m.open()
 	defer db.Close()
-	Eventually(m.t, 30*time.Second, "mariadbd to answer on "+m.Addr, func() bool {
+	Eventually(m.t, 60*time.Second, "mariadbd to answer on "+m.Addr, func() bool {
 		select {
 		case <-done:
 			log, _ := os.ReadFile(m.ErrorLog())

@@ -168,7 +168,7 @@ func (g *Gearmand) Start() {
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatalf("start gearmand: %v", err)
 	}
-	Eventually(g.t, 10*time.Second, "gearmand to listen on "+g.Addr, func() bool { return dial(g.Addr) == nil })
+	Eventually(g.t, 60*time.Second, "gearmand to listen on "+g.Addr, func() bool { return dial(g.Addr) == nil })
 }
 
 // Stop stops the server with SIGTERM and waits for it to exit.

@@ -421,7 +421,7 @@ func TestStack(t *testing.T) {
 		for i, a := range test {
 			argv[i] = strings.Replace(a, "127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"], "127.0.0.1:"+port, 1)
 		}
-		testenv.Eventually(t, 20*time.Second, svc+"'s healthcheck to pass", func() bool {
+		testenv.Eventually(t, 60*time.Second, svc+"'s healthcheck to pass", func() bool {
 			return s.command(svc+" healthcheck", argv).Run() == nil
 		})
 	}
