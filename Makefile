@@ -9,7 +9,10 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Starts the private services (installing what is missing), checks gofmt,
 # go vet and staticcheck, runs every test against the services, stops them
-# again, and fails when any check or test fails.
+# again, and fails when any check or test fails. The services' env sets
+# ROWGEAR_INTEGRATION=1: a missing service then fails the integration
+# tests instead of skipping them (plain `go test ./...` without the
+# services runs the unit tests and skips the rest; internal/testenv).
 test:
 	@set -e; eval "$$(scripts/services start)"; \
 	trap 'scripts/services stop' EXIT; \

@@ -66,7 +66,7 @@ func TestBatches(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	e.startBridge(bridgeConcurrency(1)) // one queue: all 1,000 events behind each other
 	e.exec("INSERT INTO items (id, v) SELECT seq, 0 FROM seq_1_to_1000")
-	testenv.Eventually(t, 30*time.Second, "1,000 events", func() bool {
+	testenv.Eventually(t, 60*time.Second, "1,000 events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) >= 1000

@@ -110,7 +110,7 @@ func (e *env) startBridge(opts ...bridge.Option) *running {
 		return runErr
 	}
 	e.t.Cleanup(func() { stop() })
-	testenv.Eventually(e.t, 20*time.Second, "the bridge to fix its start position", func() bool {
+	testenv.Eventually(e.t, 60*time.Second, "the bridge to fix its start position", func() bool {
 		select {
 		case err := <-done:
 			e.t.Fatalf("bridge stopped: %v", err)

@@ -51,7 +51,7 @@ func TestResetMasterKeepsIDsUnique(t *testing.T) {
 	e.exec("RESET MASTER")
 	r := e.startBridge()
 	write()
-	testenv.Eventually(t, 30*time.Second, "3 queued jobs", func() bool { return queued(t, g.Addr, fn) == 3 })
+	testenv.Eventually(t, 60*time.Second, "3 queued jobs", func() bool { return queued(t, g.Addr, fn) == 3 })
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestResetMasterKeepsIDsUnique(t *testing.T) {
 	}
 	e.startBridge()
 	write()
-	testenv.Eventually(t, 30*time.Second, "6 queued jobs", func() bool { return queued(t, g.Addr, fn) == 6 })
+	testenv.Eventually(t, 60*time.Second, "6 queued jobs", func() bool { return queued(t, g.Addr, fn) == 6 })
 
 	got := e.collect("Article")
 	evs := got.wait(t, 6, 30*time.Second)

@@ -25,7 +25,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	e.exec("CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n INT NOT NULL DEFAULT 0)")
 	got := e.collectOn(g.Addr, "Item")
 	cmd := start()
-	testenv.Eventually(t, 20*time.Second, "the bridge to save its start position", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge to save its start position", func() bool {
 		var n int
 		return db.QueryRow("SELECT COUNT(*) FROM "+bridge.PositionTable).Scan(&n) == nil && n == 1
 	})
@@ -80,6 +80,7 @@ func TestKill9UnderLoad(t *testing.T) {
 // the source database), and a function that starts the binary (killed at
 // the end of the test), logging to a file of the test's.
 func procEnv(t *testing.T) (*env, *testenv.Gearmand, func() *exec.Cmd) {
+	testenv.Integration(t) // before the build, which a skipped test does not need
 	dir := t.TempDir()
 	bin := testenv.Build(t, "github.com/rowgear/rowgear/cmd/binlogbridge")
 	t.Cleanup(testenv.RemoveBuilds)

@@ -94,10 +94,10 @@ func TestGearmandDown(t *testing.T) {
 
 	const n = 2000
 	e.insertRows("items", 0, n/2, 10)
-	testenv.Eventually(t, 30*time.Second, "some events before the stop", func() bool { return got.distinct() > 100 })
+	testenv.Eventually(t, 60*time.Second, "some events before the stop", func() bool { return got.distinct() > 100 })
 	g.Stop()
 	e.insertRows("items", n/2, n, 10) // while gearmand is down
-	testenv.Eventually(t, 30*time.Second, "the bridge to hold jobs it cannot submit", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge to hold jobs it cannot submit", func() bool {
 		return r.b.Stats().InFlight > 0
 	})
 	before := r.b.Stats().Position

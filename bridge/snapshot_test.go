@@ -161,7 +161,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 30*time.Second, "the snapshot to be under way", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the snapshot to be under way", func() bool {
 		all, _ := bridge.Snapshots(context.Background(), e.db)
 		return len(all) == 1 && all[0].RowsDone >= 500
 	})
@@ -172,7 +172,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 	p := e.snapshotDone(id, 60*time.Second)
 	writes := stopWriter()
 	e.exec("UPDATE items SET note = 'last' WHERE id = 0") // a marker: every earlier event is in once it arrives
-	testenv.Eventually(t, 30*time.Second, "the replica to match the table", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the replica to match the table", func() bool {
 		return len(diffRows(replica(got.events()), e.source())) == 0
 	})
 	snaps := 0
@@ -205,7 +205,7 @@ func TestSnapshotRefusesTableWithoutKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 20*time.Second, "the request to fail", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the request to fail", func() bool {
 		all, _ := bridge.Snapshots(context.Background(), e.db)
 		return len(all) == 1 && all[0].ID == id && all[0].Status == "failed"
 	})
@@ -241,7 +241,7 @@ func TestSnapshotKill9(t *testing.T) {
 		return all[0]
 	}
 	cmd := start()
-	testenv.Eventually(t, 20*time.Second, "the bridge to save its start position", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge to save its start position", func() bool {
 		var c int
 		return db.QueryRow("SELECT COUNT(*) FROM "+bridge.PositionTable).Scan(&c) == nil && c == 1
 	})
@@ -324,7 +324,7 @@ func TestSnapshotAsInsert(t *testing.T) {
 		}
 	}
 	// The bridge marks the snapshot done in the database, then reports.
-	testenv.Eventually(t, 10*time.Second, "SnapshotRows to report 2 rows", func() bool { return obs.rows.Load() == 2 })
+	testenv.Eventually(t, 60*time.Second, "SnapshotRows to report 2 rows", func() bool { return obs.rows.Load() == 2 })
 }
 
 // snapObserver keeps what SnapshotRows reports.
@@ -370,5 +370,5 @@ func TestSnapshotRate(t *testing.T) {
 	if p.RowsDone != n || p.RowsPerSecond != rate {
 		t.Errorf("progress %+v, want %d rows at %d rows/s", p, n, rate)
 	}
-	testenv.Eventually(t, 10*time.Second, "every row's snapshot event", func() bool { return len(got.events()) == n })
+	testenv.Eventually(t, 60*time.Second, "every row's snapshot event", func() bool { return len(got.events()) == n })
 }

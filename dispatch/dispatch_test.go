@@ -41,7 +41,7 @@ func (l *logs) Handle(_ context.Context, r slog.Record) error {
 func (l *logs) wait(t *testing.T, msg string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	var found map[string]any
-	testenv.Eventually(t, 10*time.Second, msg, func() bool {
+	testenv.Eventually(t, 60*time.Second, msg, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for _, r := range l.recs {
@@ -220,7 +220,7 @@ func TestRefreshAndGhost(t *testing.T) {
 		if n.Text != "committed text" || n.Owner != "ann" || n.Num != 7 {
 			t.Fatalf("Refresh loaded %+v", n)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("no call")
 	}
 	// Refresh on a deleted row: ErrNotFound, which fails the job.
@@ -301,7 +301,7 @@ func TestRecordAndTableJobs(t *testing.T) {
 	if _, err := e.jobs.TaskBackground(ctx, b, "publish", true, false); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "background publish", func() bool {
+	testenv.Eventually(t, 60*time.Second, "background publish", func() bool {
 		var n int
 		e.db.QueryRow("SELECT COUNT(*) FROM articles WHERE id = ? AND published_at IS NOT NULL", b.ID).Scan(&n)
 		return n == 1
@@ -404,10 +404,10 @@ func TestConfigFormsRegisterExactFunctions(t *testing.T) {
 			slices.Sort(got)
 			return got
 		}
-		testenv.Eventually(t, 10*time.Second, "gearmand to list set "+set, func() bool { return slices.Equal(served(), want) })
+		testenv.Eventually(t, 60*time.Second, "gearmand to list set "+set, func() bool { return slices.Equal(served(), want) })
 		cancel()
 		<-done
-		testenv.Eventually(t, 10*time.Second, "the worker of set "+set+" to leave", func() bool { return len(served()) == 0 })
+		testenv.Eventually(t, 60*time.Second, "the worker of set "+set+" to leave", func() bool { return len(served()) == 0 })
 	}
 }
 

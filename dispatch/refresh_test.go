@@ -182,7 +182,7 @@ func TestRefreshWaitsForCommit(t *testing.T) {
 	// The Refresh's statement is seen running in the server, so it read
 	// before the commit: a plain read would return no row now. (INNODB_TRX
 	// does not list a prepared autocommit read that waits, in 10.11.19.)
-	testenv.Eventually(t, 10*time.Second, "the Refresh's read to be running in the server", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the Refresh's read to be running in the server", func() bool {
 		var n int
 		err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.PROCESSLIST
 			WHERE DB = DATABASE() AND INFO LIKE 'SELECT JSON_OBJECT(%LOCK IN SHARE MODE'`).Scan(&n)

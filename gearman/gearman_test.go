@@ -124,7 +124,7 @@ func TestBackgroundHandleAndConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "50 jobs done", func() bool {
+	testenv.Eventually(t, 60*time.Second, "50 jobs done", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == 50
@@ -178,7 +178,7 @@ func TestCountStopsAfterExactlyNJobs(t *testing.T) {
 	}
 	// gearmand requeues a job the worker grabbed but did not run once it
 	// sees the connection close, which may come after Run returned.
-	testenv.Eventually(t, 10*time.Second, "2 jobs queued, none running", func() bool {
+	testenv.Eventually(t, 60*time.Second, "2 jobs queued, none running", func() bool {
 		st, err := testenv.Status(ctx, addr)
 		if err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestIdleTimeoutStops(t *testing.T) {
 	_, done := startWorker(t, w)
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("worker did not stop when idle")
 	}
 }
@@ -293,7 +293,7 @@ func TestGearmandRestart(t *testing.T) {
 		if m != "after" {
 			t.Fatal(m)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("worker did not come back after the restart")
 	}
 }
@@ -491,7 +491,7 @@ func TestRequeueBacksOff(t *testing.T) {
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the job never completed")
 	}
 	mu.Lock()

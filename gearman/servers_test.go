@@ -97,7 +97,7 @@ func TestKeyedJobsKeepToOneServer(t *testing.T) {
 			}
 		}
 	}
-	testenv.Eventually(t, 20*time.Second, "every keyed job handled", func() bool { return s.missing(keys, perKey) == 0 })
+	testenv.Eventually(t, 60*time.Second, "every keyed job handled", func() bool { return s.missing(keys, perKey) == 0 })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	per := map[string]int{}
@@ -187,7 +187,7 @@ func TestKillOneOfTwoServers(t *testing.T) {
 		return s.missing(keys, perKey) == 0
 	})
 	// Jobs of keys that prefer g1 bring it back into use.
-	testenv.Eventually(t, 20*time.Second, "the client to find "+g1.Addr+" up again", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the client to find "+g1.Addr+" up again", func() bool {
 		for _, key := range keys {
 			if _, err := c.Background(ctx, fn, key+":0", gearman.Normal, gearman.Key(key)); err != nil {
 				t.Fatal(err)
@@ -200,7 +200,7 @@ func TestKillOneOfTwoServers(t *testing.T) {
 		return false
 	})
 	// The logs say which server went down and came back.
-	testenv.Eventually(t, 20*time.Second, "the worker to log its reconnection to "+g1.Addr, func() bool {
+	testenv.Eventually(t, 60*time.Second, "the worker to log its reconnection to "+g1.Addr, func() bool {
 		return strings.Contains(logs.String(), `msg="gearman worker connected again" server=`+g1.Addr)
 	})
 	for _, want := range []string{`msg="gearman server down" server=` + g1.Addr, `msg="gearman server up" server=` + g1.Addr} {

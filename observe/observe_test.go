@@ -196,7 +196,7 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	wdone := make(chan error, 1)
 	go func() { wdone <- w.Run(ctx) }()
 
-	testenv.Eventually(t, 20*time.Second, "worker and bridge ready", func() bool {
+	testenv.Eventually(t, 60*time.Second, "worker and bridge ready", func() bool {
 		c1, _ := get(t, "http://"+hAddr+"/readyz")
 		c2, _ := get(t, "http://"+bAddr+"/readyz")
 		return c1 == 200 && c2 == 200
@@ -216,9 +216,12 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	bm := func() map[string]float64 { return scrape(t, "http://"+bAddr+"/metrics") }
 	done := fmt.Sprintf(`rowgear_worker_jobs_total{function=%q, outcome="done"}`, insertFn)
 	lat := `rowgear_commit_to_handler_seconds_count{source="binlog"}`
-	testenv.Eventually(t, 30*time.Second, "n inserts done and their latency resolved", func() bool {
+	conns := fmt.Sprintf(`rowgear_worker_gearmand_connections{server=%q}`, gm)
+	// Everything asserted below, waited for: each metric moves at its own
+	// moment (the second connection may come up after the first jobs ran).
+	testenv.Eventually(t, 60*time.Second, "n inserts done, their latency resolved and 2 connections up", func() bool {
 		m := wm()
-		return m[done] >= n && m[lat] >= n
+		return m[done] >= n && m[lat] >= n && m[conns] >= 2
 	})
 	m := wm()
 	if m[done] != n || m[lat] != n {
@@ -230,17 +233,19 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	if s := m[`rowgear_commit_to_handler_seconds_sum{source="binlog"}`]; s <= 0 || s/n > 5 {
 		t.Errorf("mean commit→handler latency %.4fs: want > 0 and < 5s", s/n)
 	}
-	if c := m[fmt.Sprintf(`rowgear_worker_gearmand_connections{server=%q}`, gm)]; c != 2 {
+	if c := m[conns]; c != 2 {
 		t.Errorf("connections up %v, want 2 (--concurrency 2)", c)
 	}
-	testenv.Eventually(t, 10*time.Second, "bridge counts n published", func() bool {
-		return bm()[`rowgear_bridge_events_published_total{op="insert", table="items"}`] == n
+	// The bridge counts an event, then times it: wait for both.
+	published, durations := `rowgear_bridge_events_published_total{op="insert", table="items"}`, `rowgear_bridge_publish_duration_seconds_count`
+	testenv.Eventually(t, 60*time.Second, "bridge counts and times n published", func() bool {
+		b := bm()
+		return b[published] >= n && b[durations] >= n
 	})
-	b := bm()
-	if b[`rowgear_bridge_publish_duration_seconds_count`] != n {
-		t.Errorf("publish duration samples %v, want %d", b[`rowgear_bridge_publish_duration_seconds_count`], n)
+	if b := bm(); b[published] != n || b[durations] != n {
+		t.Errorf("published %v, publish duration samples %v, want %d each", b[published], b[durations], n)
 	}
-	testenv.Eventually(t, 10*time.Second, "the bridge's lag and distance to the server's end known", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge's lag and distance to the server's end known", func() bool {
 		b := bm()
 		return b[`rowgear_bridge_lag_seconds`] >= 0 && b[`rowgear_bridge_behind_bytes`] >= 0 && b[`rowgear_bridge_position{file="`+
 			strings.Split(bPos(t, db), ":")[0]+`"}`] > 0
@@ -253,14 +258,20 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	key := func(outcome string) string {
 		return fmt.Sprintf(`rowgear_worker_jobs_total{function=%q, outcome=%q}`, updateFn, outcome)
 	}
-	testenv.Eventually(t, 30*time.Second, "the update to be dead-lettered", func() bool { return wm()[key("dead_lettered")] >= 1 })
+	durKey := fmt.Sprintf(`rowgear_worker_handler_duration_seconds_count{function=%q}`, updateFn)
+	// The guard counts the dead letter before the middleware around it
+	// counts the third failed run and its duration: wait for all of them.
+	testenv.Eventually(t, 60*time.Second, "the update to be dead-lettered after 3 failed runs", func() bool {
+		m := wm()
+		return m[key("dead_lettered")] >= 1 && m[key("failed")] >= 3 && m[key("retried")] >= 2 && m[durKey] >= 3
+	})
 	m = wm()
 	for outcome, want := range map[string]float64{"failed": 3, "retried": 2, "dead_lettered": 1, "done": 0} {
 		if m[key(outcome)] != want {
 			t.Errorf("%s: %v, want %v", key(outcome), m[key(outcome)], want)
 		}
 	}
-	if c := m[fmt.Sprintf(`rowgear_worker_handler_duration_seconds_count{function=%q}`, updateFn)]; c != 3 {
+	if c := m[durKey]; c != 3 {
 		t.Errorf("update duration samples %v, want 3", c)
 	}
 	var dead int
@@ -294,14 +305,14 @@ func TestWorkerReadinessFollowsGearmand(t *testing.T) {
 	go func() { done <- w.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	ready := func() (int, string) { return get(t, "http://"+addr+"/readyz") }
-	testenv.Eventually(t, 10*time.Second, "ready", func() bool { c, _ := ready(); return c == 200 })
+	testenv.Eventually(t, 60*time.Second, "ready", func() bool { c, _ := ready(); return c == 200 })
 	g.Kill()
-	testenv.Eventually(t, 10*time.Second, "not ready once gearmand is gone", func() bool {
+	testenv.Eventually(t, 60*time.Second, "not ready once gearmand is gone", func() bool {
 		c, body := ready()
 		return c == 503 && strings.Contains(body, "no connection to gearmand "+g.Addr)
 	})
 	g.Start()
-	testenv.Eventually(t, 20*time.Second, "ready again", func() bool { c, _ := ready(); return c == 200 })
+	testenv.Eventually(t, 60*time.Second, "ready again", func() bool { c, _ := ready(); return c == 200 })
 	m := scrape(t, "http://"+addr+"/metrics")
 	if r := m[fmt.Sprintf(`rowgear_worker_gearmand_reconnects_total{server=%q}`, g.Addr)]; r < 1 {
 		t.Errorf("reconnects %v, want ≥ 1", r)
@@ -333,15 +344,15 @@ func TestBridgeReadinessFollowsGearmand(t *testing.T) {
 	go func() { done <- br.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	ready := func() (int, string) { return get(t, "http://"+addr+"/readyz") }
-	testenv.Eventually(t, 20*time.Second, "ready", func() bool { c, _ := ready(); return c == 200 })
+	testenv.Eventually(t, 60*time.Second, "ready", func() bool { c, _ := ready(); return c == 200 })
 	g.Kill()
 	if _, err := db.Exec("INSERT INTO items VALUES (1, 1)"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 20*time.Second, "not ready while submits fail", func() bool {
+	testenv.Eventually(t, 60*time.Second, "not ready while submits fail", func() bool {
 		c, body := ready()
 		return c == 503 && strings.Contains(body, "bridge: gearmand: submits are failing")
 	})
 	g.Start()
-	testenv.Eventually(t, 20*time.Second, "ready again", func() bool { c, _ := ready(); return c == 200 })
+	testenv.Eventually(t, 60*time.Second, "ready again", func() bool { c, _ := ready(); return c == 200 })
 }

@@ -216,7 +216,7 @@ func (w *world) checkOrder(rows, updates int) {
 		return w.count(`SELECT COUNT(*) FROM (SELECT model, item_id, MAX(v) m FROM applied_log GROUP BY model, item_id) x
 			WHERE m = ?`, updates) == 2*rows
 	})
-	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	testenv.Eventually(t, 60*time.Second, "every job done", w.settled)
 	for _, m := range models {
 		last := map[int64]int64{}
 		for _, ap := range w.applied(m) {

@@ -117,7 +117,7 @@ func (w *world) startBridge(posFile string) {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	w.t.Cleanup(func() { cancel(); <-done; b.Close() })
-	testenv.Eventually(w.t, 20*time.Second, "the bridge to fix its start position", func() bool {
+	testenv.Eventually(w.t, 60*time.Second, "the bridge to fix its start position", func() bool {
 		_, err := os.Stat(posFile)
 		return err == nil
 	})
@@ -241,7 +241,7 @@ func (w *world) marker(id int, v int) {
 	w.t.Helper()
 	w.exec("UPDATE items_t SET v = ? WHERE id = ?", v, id)
 	w.exec("UPDATE items_b SET v = ? WHERE id = ?", v, id)
-	testenv.Eventually(w.t, 30*time.Second, "the marker's handlers", func() bool {
+	testenv.Eventually(w.t, 60*time.Second, "the marker's handlers", func() bool {
 		return w.count("SELECT COUNT(*) FROM applied_log WHERE item_id = ? AND v = ?", id, v) == 2
 	})
 }

@@ -39,7 +39,7 @@ func TestRollbackRunsNoHandler(t *testing.T) {
 					"BEGIN", "DELETE FROM "+tab+" WHERE id = 2", "ROLLBACK")
 			}
 			w.marker(2, 7)
-			testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+			testenv.Eventually(t, 60*time.Second, "every job done", w.settled)
 			// The committed insert may be skipped: when the marker's update ran
 			// first, it is older (last-writer-wins).
 			for _, m := range models {
@@ -69,7 +69,7 @@ func TestLateCommitRunsAfterCommit(t *testing.T) {
 	w.exec("INSERT INTO items_b (id, v) VALUES (9, 0)")
 	c := w.session()
 	run(t, c, "BEGIN", "INSERT INTO items_t (id, v) VALUES (1, 5)", "INSERT INTO items_b (id, v) VALUES (1, 5)")
-	testenv.Eventually(t, 20*time.Second, "a worker waiting on the trigger event's gate row", func() bool {
+	testenv.Eventually(t, 60*time.Second, "a worker waiting on the trigger event's gate row", func() bool {
 		return w.count("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DELETE FROM rowgear_gate%' AND DB = DATABASE()") > 0
 	})
 	w.marker(9, 1) // the pipeline runs meanwhile: later commits are handled
@@ -77,7 +77,7 @@ func TestLateCommitRunsAfterCommit(t *testing.T) {
 		t.Fatalf("%d handlers ran before the commit", got)
 	}
 	run(t, c, "COMMIT")
-	testenv.Eventually(t, 30*time.Second, "both inserts handled", func() bool {
+	testenv.Eventually(t, 60*time.Second, "both inserts handled", func() bool {
 		return w.count("SELECT COUNT(*) FROM applied_log WHERE item_id = 1") == 2
 	})
 	for _, m := range models {
@@ -103,7 +103,7 @@ func TestAutocommitInsertsRefresh(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "400 inserts handled", func() bool {
 		return w.count("SELECT COUNT(*) FROM applied_log") >= 400
 	})
-	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	testenv.Eventually(t, 60*time.Second, "every job done", w.settled)
 	w.zero("SELECT COUNT(*) FROM applied_log WHERE refreshed_v IS NULL OR refreshed_v <> v", "handlers did not Refresh the committed row")
 	if n := w.count("SELECT COUNT(*) FROM applied_log"); n != 400 {
 		t.Errorf("%d handlers ran, want 400", n)
@@ -145,8 +145,8 @@ func TestForgedTriggerEventsDoNotRun(t *testing.T) {
 	noSeq := strings.Replace(forged("forged-no-seq", 0, 668), `, "seq": "00000000000000000000"`, "", 1)
 	w.forge(fn(w, "ItemT", "delete"), noSeq, "forged-no-seq")
 	w.work(2)
-	testenv.Eventually(t, 30*time.Second, "the real insert handled", func() bool { return len(w.applied("ItemT")) == 1 })
-	testenv.Eventually(t, 30*time.Second, "every job of the namespace done", w.settled)
+	testenv.Eventually(t, 60*time.Second, "the real insert handled", func() bool { return len(w.applied("ItemT")) == 1 })
+	testenv.Eventually(t, 60*time.Second, "every job of the namespace done", w.settled)
 	if got := w.applied("ItemT"); len(got) != 1 || got[0].op != "insert" {
 		t.Errorf("applied %+v; want the real insert only", got)
 	}
@@ -168,7 +168,7 @@ func drain(t *testing.T, fn string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); gw.Run(ctx) }()
-	testenv.Eventually(t, 10*time.Second, "the idle job drained", func() bool { return gw.Done() > 0 })
+	testenv.Eventually(t, 60*time.Second, "the idle job drained", func() bool { return gw.Done() > 0 })
 	cancel()
 	<-done
 }
@@ -251,10 +251,10 @@ func TestPrimaryKeyChangeIsDeleteAndInsert(t *testing.T) {
 		w.exec("UPDATE " + tab + " SET id = 1000, v = 2 WHERE id = 5")
 		w.exec("UPDATE " + tab + " SET v = 3 WHERE id = 1000")
 	}
-	testenv.Eventually(t, 30*time.Second, "the last updates handled", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the last updates handled", func() bool {
 		return w.count("SELECT COUNT(*) FROM applied_log WHERE item_id = 1000 AND v = 3") == 2
 	})
-	testenv.Eventually(t, 30*time.Second, "every job done", w.settled)
+	testenv.Eventually(t, 60*time.Second, "every job done", w.settled)
 	for _, m := range models {
 		var old, moved []string
 		for _, a := range w.applied(m) {

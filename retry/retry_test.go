@@ -146,7 +146,7 @@ func TestFailTwiceThenSucceedRespectsBackoff(t *testing.T) {
 		return nil, nil
 	})
 	f.submit(t, "the event")
-	testenv.Eventually(t, 20*time.Second, "three runs", func() bool {
+	testenv.Eventually(t, 60*time.Second, "three runs", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(runs) >= 3
@@ -168,7 +168,7 @@ func TestFailTwiceThenSucceedRespectsBackoff(t *testing.T) {
 		}
 	}
 	// The third run succeeded; its row goes once that run has ended.
-	testenv.Eventually(t, 10*time.Second, "the retried job's row to be deleted", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the retried job's row to be deleted", func() bool {
 		es, err := retry.NewStore(f.db).List(context.Background(), "")
 		return err == nil && len(es) == 0
 	})
@@ -192,7 +192,7 @@ func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
 	})
 	key := f.submit(t, "payload-1")
 	var d []retry.Entry
-	testenv.Eventually(t, 20*time.Second, "a dead letter", func() bool { d = f.dead(t); return len(d) == 1 })
+	testenv.Eventually(t, 60*time.Second, "a dead letter", func() bool { d = f.dead(t); return len(d) == 1 })
 	e := d[0]
 	if e.Key != key || e.Function != f.fn || e.Attempts != 3 || string(e.Payload) != "payload-1" || len(e.Errors) != 3 {
 		t.Fatalf("dead letter %+v", e)
@@ -208,7 +208,7 @@ func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
 	if n, err := g.Replay(context.Background(), e.ID); err != nil || n != 1 {
 		t.Fatalf("replay: %d %v", n, err)
 	}
-	testenv.Eventually(t, 10*time.Second, "the replayed job to succeed", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the replayed job to succeed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return done == 1
@@ -238,7 +238,7 @@ func TestPermanentErrorGoesStraightToDeadLetter(t *testing.T) {
 	})
 	f.submit(t, "marked")
 	f.submit(t, "typed")
-	testenv.Eventually(t, 10*time.Second, "two dead letters", func() bool { return len(f.dead(t)) == 2 })
+	testenv.Eventually(t, 60*time.Second, "two dead letters", func() bool { return len(f.dead(t)) == 2 })
 	for _, e := range f.dead(t) {
 		if e.Attempts != 1 || len(e.Errors) != 1 {
 			t.Fatalf("permanent error was retried: %+v", e)
@@ -263,7 +263,7 @@ func TestTimeoutFailsTheRun(t *testing.T) {
 		return nil, nil
 	})
 	f.submit(t, "slow")
-	testenv.Eventually(t, 10*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
+	testenv.Eventually(t, 60*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
 	if e := f.dead(t)[0]; !strings.Contains(e.LastError(), "timed out after 50ms") {
 		t.Fatalf("dead letter error %q", e.LastError())
 	}
@@ -341,19 +341,19 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 	p := f.worker(t, "fail-once", journal)
 	f.submit(t, "must arrive")
 	store := retry.NewStore(f.db)
-	testenv.Eventually(t, 10*time.Second, "the retry row", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the retry row", func() bool {
 		es, _ := store.List(context.Background(), "retry")
 		return len(es) == 1
 	})
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 	f.worker(t, "fail-once", journal)
-	testenv.Eventually(t, 10*time.Second, "the second run", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the second run", func() bool {
 		var n int
 		f.db.QueryRow("SELECT COUNT(*) FROM runs").Scan(&n)
 		return n == 2
 	})
-	testenv.Eventually(t, 5*time.Second, "the table to empty", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the table to empty", func() bool {
 		es, _ := store.List(context.Background(), "")
 		return len(es) == 0
 	})
@@ -373,7 +373,7 @@ func TestPanicIsAFailedRun(t *testing.T) {
 	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(1, 10*time.Millisecond))
 	f.run(t, g, func(context.Context, *gearman.Job) (any, error) { panic("handler blew up") })
 	f.submit(t, "boom")
-	testenv.Eventually(t, 10*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
+	testenv.Eventually(t, 60*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
 	if e := f.dead(t)[0]; !strings.Contains(e.LastError(), "panic: handler blew up") || string(e.Payload) != "boom" {
 		t.Fatalf("dead letter %+v", e)
 	}

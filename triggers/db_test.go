@@ -118,14 +118,14 @@ func take(t *testing.T, fn string, n int) []job {
 	// more, once gearmand has our WORK_COMPLETEs (CANT_DO with a job in hand
 	// requeues it); the idle connection goes with the test binary.
 	defer func() {
-		testenv.Eventually(t, 10*time.Second, "gearmand to see the jobs of "+fn+" done", func() bool {
+		testenv.Eventually(t, 60*time.Second, "gearmand to see the jobs of "+fn+" done", func() bool {
 			st, err := testenv.Status(context.Background(), testenv.Gearman(t))
 			return err == nil && st[fn].Running == 0
 		})
 		w.RemoveFunc(fn)
 	}()
 	var out []job
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for len(out) < n {
 		select {
 		case j := <-ch:

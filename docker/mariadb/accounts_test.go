@@ -151,12 +151,12 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	}
 	t.Cleanup(func() { bridge.Process.Kill(); bridge.Wait() })
 	app, worker, bridgeDB, migrate := open("app"), open("worker"), open("bridge"), open("migrate")
-	testenv.Eventually(t, 30*time.Second, "the bridge to save its start position", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge to save its start position", func() bool {
 		var n int
 		return root.QueryRow("SELECT COUNT(*) FROM rowgear.rowgear_binlog_position").Scan(&n) == nil && n == 1
 	})
 
-	testenv.Eventually(t, 30*time.Second, "the bridge's heartbeats", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the bridge's heartbeats", func() bool {
 		var n int
 		return root.QueryRow("SELECT COUNT(*) FROM rowgear.rowgear_heartbeat").Scan(&n) == nil && n > 0
 	})
@@ -165,7 +165,7 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	// bridge publishes Comment.insert.
 	mustExec(t, app, "INSERT INTO articles (title, body) VALUES ('t', 'b')")
 	mustExec(t, app, "INSERT INTO comments (article_id, author, body) VALUES (1, 'ann', 'hi')")
-	testenv.Eventually(t, 30*time.Second, "both jobs queued in gearmand", func() bool {
+	testenv.Eventually(t, 60*time.Second, "both jobs queued in gearmand", func() bool {
 		st, err := testenv.Status(ctx, g.Addr)
 		return err == nil && st["rowgear.Article.insert"].Total == 1 && st["rowgear.Comment.insert"].Total == 1
 	})

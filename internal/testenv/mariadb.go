@@ -76,9 +76,7 @@ func WithResolvConf(path string) Option {
 func StartMariaDB(t testing.TB, opts ...Option) *MariaDB {
 	t.Helper()
 	for _, bin := range []string{"mariadb-install-db", "mariadbd"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is not installed: run `scripts/services install` (%v)", bin, err)
-		}
+		Tool(t, bin, "run `scripts/services install`")
 	}
 	m := &MariaDB{t: t, Port: FreePort(t), Dir: t.TempDir()}
 	for _, o := range opts {
@@ -170,7 +168,7 @@ func (m *MariaDB) Start() {
 	go func(c *exec.Cmd) { c.Wait(); close(done) }(m.cmd)
 	db := m.open()
 	defer db.Close()
-	Eventually(m.t, 30*time.Second, "mariadbd to answer on "+m.Addr, func() bool {
+	Eventually(m.t, 60*time.Second, "mariadbd to answer on "+m.Addr, func() bool {
 		select {
 		case <-done:
 			log, _ := os.ReadFile(m.ErrorLog())

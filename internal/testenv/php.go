@@ -10,10 +10,7 @@ import (
 // installs Debian's php-cli and php-gearman.
 func PHP(t testing.TB) string {
 	t.Helper()
-	php, err := exec.LookPath("php")
-	if err != nil {
-		t.Fatalf("php not found (%v): install php-cli and php-gearman with `scripts/services install`", err)
-	}
+	php := Tool(t, "php", "install php-cli and php-gearman with `scripts/services install`")
 	out, err := exec.Command(php, "-r", `exit(extension_loaded("gearman") ? 0 : 1);`).CombinedOutput()
 	if err != nil {
 		t.Fatalf("php has no gearman extension (%v %s): install php-gearman with `scripts/services install`", err, out)

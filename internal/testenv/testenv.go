@@ -1,6 +1,8 @@
 // Package testenv gives integration tests the real services started by
-// scripts/services: gearmand and a private MariaDB with a row binlog. Tests
-// fail, never skip, when the services are missing, and say how to start them.
+// scripts/services: gearmand and a private MariaDB with a row binlog. With the
+// integration tier on (ROWGEAR_INTEGRATION=1, which scripts/services exports)
+// tests fail, never skip, when the services are missing, and say how to start
+// them; with it off they skip (see Integration).
 package testenv
 
 import (
@@ -28,6 +30,7 @@ const howto = "start the services with `eval \"$(scripts/services start)\"` from
 // Gearman returns the address of the shared gearmand.
 func Gearman(t testing.TB) string {
 	t.Helper()
+	Integration(t)
 	addr := os.Getenv("ROWGEAR_GEARMAN")
 	if addr == "" {
 		t.Fatalf("ROWGEAR_GEARMAN is not set: %s", howto)
@@ -41,6 +44,7 @@ func Gearman(t testing.TB) string {
 // MySQLDSN returns the DSN of the private MariaDB server, without a database.
 func MySQLDSN(t testing.TB) string {
 	t.Helper()
+	Integration(t)
 	dsn := os.Getenv("ROWGEAR_MYSQL_DSN")
 	if dsn == "" {
 		t.Fatalf("ROWGEAR_MYSQL_DSN is not set: %s", howto)
@@ -146,9 +150,7 @@ type Gearmand struct {
 // arguments (a queue type, say) are passed through. It is killed at cleanup.
 func StartGearmand(t testing.TB, extra ...string) *Gearmand {
 	t.Helper()
-	if _, err := exec.LookPath("gearmand"); err != nil {
-		t.Fatalf("gearmand is not installed: run `scripts/services install` (%v)", err)
-	}
+	Tool(t, "gearmand", "run `scripts/services install`")
 	g := &Gearmand{t: t, port: FreePort(t), dir: t.TempDir(), args: extra}
 	g.Addr = fmt.Sprintf("127.0.0.1:%d", g.port)
 	g.Start()
@@ -166,7 +168,7 @@ func (g *Gearmand) Start() {
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatalf("start gearmand: %v", err)
 	}
-	Eventually(g.t, 10*time.Second, "gearmand to listen on "+g.Addr, func() bool { return dial(g.Addr) == nil })
+	Eventually(g.t, 60*time.Second, "gearmand to listen on "+g.Addr, func() bool { return dial(g.Addr) == nil })
 }
 
 // Stop stops the server with SIGTERM and waits for it to exit.

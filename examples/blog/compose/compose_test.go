@@ -358,15 +358,16 @@ func TestComposeStack(t *testing.T) {
 	s.phase(t, "kill gearmand with jobs queued", func(t *testing.T) {
 		const n = 100
 		s.compose(3*time.Minute, "stop", "dbworker")
+		before := s.publishedComments()
 		w := &written{}
 		w.writeN(t, db, "queued", n)
 		// Every event is in gearmand's queue: the triggers' at once, the
 		// bridge's once it read the binlog.
-		s.awaitQueued(t, n)
+		s.awaitQueued(t, n, before)
 		s.compose(time.Minute, "kill", "gearmand") // SIGKILL
 		s.compose(3*time.Minute, "start", "gearmand")
 		// The SQLite queue on the volume gave every job back.
-		s.awaitQueued(t, n)
+		s.awaitQueued(t, n, before)
 		s.compose(3*time.Minute, "start", "dbworker")
 		s.awaitHandled(w, 3*time.Minute)
 		t.Logf("gearmand killed with %d article and %d comment events queued: all handled after its restart", n, n)
@@ -479,14 +480,50 @@ func (s *stack) awaitReady(t *testing.T) {
 	})
 }
 
-// awaitQueued waits until the gearmands hold at least n queued jobs of both
-// insert functions.
-func (s *stack) awaitQueued(t *testing.T, n int) {
+// composeBatch is binlog.batch of examples/blog/config/gearman.yml: the
+// most Comment events the bridge puts in one job.
+const composeBatch = 100
+
+// awaitQueued waits until the gearmands hold n article and n comment events
+// written after the bridge had published the Comment events in before
+// (publishedComments), dbworker being stopped.
+//
+// Article's events come from the triggers, one rowgear.Article.insert job
+// per row: gearmand's status counts them. The bridge sends a Comment event
+// alone (rowgear.Comment.insert) or, when several wait, with others in one
+// rowgear.Comment.batch job, so the status cannot count Comment events: the
+// bridge's log (it runs with --verbose) names each event once gearmand
+// acknowledged it, which is the count waited for; the status must then show
+// at least the jobs that n events fill.
+func (s *stack) awaitQueued(t *testing.T, n int, before map[string]bool) {
 	t.Helper()
-	await(t, 3*time.Minute, fmt.Sprintf("%d jobs of each insert function queued in gearmand", n), func() bool {
+	await(t, 3*time.Minute, fmt.Sprintf("%d article events queued in gearmand and %d comment events published by the bridge", n, n), func() bool {
+		published := 0
+		for id := range s.publishedComments() {
+			if !before[id] {
+				published++
+			}
+		}
 		st := s.gearmanStatus()
-		return st["rowgear.Article.insert"].Total >= n && st["rowgear.Comment.insert"].Total >= n
+		commentJobs := st["rowgear.Comment.insert"].Total + st["rowgear.Comment.batch"].Total
+		return st["rowgear.Article.insert"].Total >= n && published >= n && commentJobs >= (n+composeBatch-1)/composeBatch
 	})
+}
+
+// publishedRe matches binlogbridge's --verbose line for a Comment insert
+// event that gearmand acknowledged, alone or in a batch job; its id is
+// the event's (the same when the bridge publishes the event again).
+var publishedRe = regexp.MustCompile(`msg=published fn=rowgear\.Comment\.insert id=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// publishedComments is the set of the ids of the Comment insert events
+// binlogbridge has published since its container was created.
+func (s *stack) publishedComments() map[string]bool {
+	s.t.Helper()
+	ids := map[string]bool{}
+	for _, m := range publishedRe.FindAllStringSubmatch(s.logs("binlogbridge"), -1) {
+		ids[m[1]] = true
+	}
+	return ids
 }
 
 // gearmands are the stack's gearmand services (gearmand, and others whose

@@ -91,10 +91,7 @@ var goServices = []string{"migrate", "binlogbridge", "dbworker", "demo"}
 // order, the healthchecks, the persistent gearmand queue, loopback-only ports,
 // and that every ${VAR} of config/gearman.yml is set for the Go services.
 func TestComposeConfig(t *testing.T) {
-	dc, err := exec.LookPath("docker-compose")
-	if err != nil {
-		t.Fatalf("docker-compose is not installed (%v): run `scripts/services install`, which installs the Debian package docker-compose", err)
-	}
+	dc := testenv.Tool(t, "docker-compose", "run `scripts/services install`, which installs the Debian package docker-compose")
 	cmd := exec.Command(dc, "--project-directory", repo, "-f", filepath.Join(repo, "docker-compose.yml"), "config", "-q")
 	cmd.Env = composeEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -424,7 +421,7 @@ func TestStack(t *testing.T) {
 		for i, a := range test {
 			argv[i] = strings.Replace(a, "127.0.0.1:"+c.Services[svc].Environment["ROWGEAR_HEALTH_ADDR"], "127.0.0.1:"+port, 1)
 		}
-		testenv.Eventually(t, 20*time.Second, svc+"'s healthcheck to pass", func() bool {
+		testenv.Eventually(t, 60*time.Second, svc+"'s healthcheck to pass", func() bool {
 			return s.command(svc+" healthcheck", argv).Run() == nil
 		})
 	}

@@ -61,7 +61,7 @@ func TestExample1VerboseAndSignal(t *testing.T) {
 		t.Fatalf("hash: %v %v", h, err)
 	}
 	// --verbose logs function, handle, duration and the workload.
-	testenv.Eventually(t, 5*time.Second, "verbose job lines", func() bool {
+	testenv.Eventually(t, 60*time.Second, "verbose job lines", func() bool {
 		out := p.Out.String()
 		return strings.Contains(out, `msg="job start" function=reverse`) && strings.Contains(out, "workload=Hello!") &&
 			strings.Contains(out, `msg="job done" function=hash`) && strings.Contains(out, "duration=")
