@@ -1,4 +1,4 @@
-package rowgear_test
+package cli_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"io"
 	"log"
 
-	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
 )
@@ -22,16 +22,16 @@ func ExampleMain() {
 		reg.Use(func(next gearman.Handler) gearman.Handler { return next }) // logging, metrics …
 		return nil
 	}
-	rowgear.Main(
-		rowgear.WithRegister(register),
-		rowgear.WithMigrations(appMigrations, "migrations"),
+	cli.Main(
+		cli.WithRegister(register),
+		cli.WithMigrations(appMigrations, "migrations"),
 	)
 }
 
 // Exit returns the process's exit code: 0 for -h on any command, 2 for a
 // command line that does not parse, 1 for a failure.
 func ExampleApp_Exit() {
-	app, err := rowgear.New(rowgear.WithName("notes"), rowgear.WithOutput(io.Discard, io.Discard))
+	app, err := cli.New(cli.WithName("notes"), cli.WithOutput(io.Discard, io.Discard))
 	if err != nil {
 		log.Fatal(err)
 	}

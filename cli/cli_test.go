@@ -1,4 +1,4 @@
-package rowgear_test
+package cli_test
 
 import (
 	"bytes"
@@ -8,17 +8,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
-// cli runs an application's command line in-process.
-func cli(t *testing.T, args ...string) (code int, out string) {
+// runCLI runs an application's command line in-process.
+func runCLI(t *testing.T, args ...string) (code int, out string) {
 	t.Helper()
 	var buf bytes.Buffer
-	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&buf, &buf),
-		rowgear.WithRegister(func(reg *dispatch.Registry) error {
+	app, err := cli.New(cli.WithName("app"), cli.WithOutput(&buf, &buf),
+		cli.WithRegister(func(reg *dispatch.Registry) error {
 			reg.HandleFunc("Worker1.reverse", nil)
 			return nil
 		}))
@@ -53,7 +53,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		"bridge":            {"--start", "--concurrency", "--batch", "--all-models", "--verbose", "--dsn"},
 	} {
 		args := append(strings.Fields(cmd), "-h")
-		code, out := cli(t, args...)
+		code, out := runCLI(t, args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d\n%s", args, code, out)
 		}
@@ -76,7 +76,7 @@ func TestFlagsBeforeOrAfterTheVerb(t *testing.T) {
 		{"migrate", "status", "--file=" + file},
 		{"migrate", "status", "--dsn", dsn},
 	} {
-		code, out := cli(t, args...)
+		code, out := runCLI(t, args...)
 		if code != 0 || !strings.Contains(out, "Pending") || !strings.Contains(out, "00001_failed_jobs.sql") {
 			t.Errorf("%v: exit %d\n%s", args, code, out)
 		}
@@ -107,7 +107,7 @@ func TestErrorsPointAtTheCause(t *testing.T) {
 		{[]string{"dead", "retry"}, 2, []string{"name the ids, or --all"}},
 		{[]string{"bridge", "--batch", "1001"}, 2, []string{"--batch 1001: want 1 to 1000"}},
 	} {
-		code, out := cli(t, c.args...)
+		code, out := runCLI(t, c.args...)
 		if code != c.code {
 			t.Errorf("%v: exit %d, want %d\n%s", c.args, code, c.code, out)
 		}
@@ -120,19 +120,19 @@ func TestErrorsPointAtTheCause(t *testing.T) {
 }
 
 func TestOptionsCheckThemselves(t *testing.T) {
-	for name, opt := range map[string]rowgear.Option{
-		"nil register":       rowgear.WithRegister(nil),
-		"nil migrations":     rowgear.WithMigrations(nil, "."),
-		"missing dir":        rowgear.WithMigrations(os.DirFS(t.TempDir()), "nosuch"),
-		"rowgear's table":    rowgear.WithMigrationsTable("rowgear_migrations"),
-		"nil middleware":     rowgear.WithMiddleware(nil),
-		"empty name":         rowgear.WithName(""),
-		"nil output":         rowgear.WithOutput(nil, os.Stderr),
-		"nil logger":         rowgear.WithLogger(nil),
-		"empty table":        rowgear.WithMigrationsTable(""),
-		"migrations is file": rowgear.WithMigrations(os.DirFS("."), "go.mod"),
+	for name, opt := range map[string]cli.Option{
+		"nil register":       cli.WithRegister(nil),
+		"nil migrations":     cli.WithMigrations(nil, "."),
+		"missing dir":        cli.WithMigrations(os.DirFS(t.TempDir()), "nosuch"),
+		"rowgear's table":    cli.WithMigrationsTable("rowgear_migrations"),
+		"nil middleware":     cli.WithMiddleware(nil),
+		"empty name":         cli.WithName(""),
+		"nil output":         cli.WithOutput(nil, os.Stderr),
+		"nil logger":         cli.WithLogger(nil),
+		"empty table":        cli.WithMigrationsTable(""),
+		"migrations is file": cli.WithMigrations(os.DirFS("."), "go.mod"),
 	} {
-		if _, err := rowgear.New(opt); err == nil {
+		if _, err := cli.New(opt); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
