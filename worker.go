@@ -59,11 +59,11 @@ type Worker struct {
 // (retries, dead letters, crash journal), the ordering (commit gate, per-row
 // order), the application's middleware, the latency's handler start. reg is
 // not changed.
-func NewWorker(ctx context.Context, cfg *config.Config, reg *dispatch.Registry, opts ...WorkerOption) (w *Worker, err error) {
+func NewWorker(ctx context.Context, cfg *config.Config, reg *dispatch.Registry, opts ...WorkerOption) (_ *Worker, err error) {
 	if cfg == nil || reg == nil {
 		return nil, errors.New("rowgear: NewWorker: nil config or registry")
 	}
-	w = &Worker{s: defaults(), cfg: cfg, done: make(chan struct{})}
+	w := &Worker{s: defaults(), cfg: cfg, done: make(chan struct{})}
 	for _, o := range opts {
 		if err := o(&w.s); err != nil {
 			return nil, fmt.Errorf("rowgear: %w", err)
