@@ -3,10 +3,14 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
@@ -135,5 +139,76 @@ func TestOptionsCheckThemselves(t *testing.T) {
 		if _, err := cli.New(opt); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// greetCmd is an application's own command: it reads gearman.yml like
+// rowgear's commands do.
+func greetCmd() *cobra.Command {
+	var loud bool
+	cmd := &cobra.Command{
+		Use:   "greet NAME",
+		Short: "greet someone (the application's own command)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := cli.Config(cmd)
+			if err != nil {
+				return err
+			}
+			msg := "hello " + args[0] + " from " + cfg.Namespace
+			if loud {
+				msg = strings.ToUpper(msg)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), msg)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&loud, "loud", false, "shout")
+	return cmd
+}
+
+// TestApplicationCommand: an application adds a command of its own; it
+// runs with the shared flags, -h lists it, its errors exit like rowgear's.
+func TestApplicationCommand(t *testing.T) {
+	run := func(args ...string) (int, string) {
+		var buf bytes.Buffer
+		app, err := cli.New(cli.WithName("app"), cli.WithOutput(&buf, &buf), cli.WithCommand(greetCmd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.Exit(context.Background(), args), buf.String()
+	}
+	file := writeFile(t, "all:\n  namespace: shop\n")
+	if code, out := run("greet", "ann", "--file", file); code != 0 || out != "hello ann from shop\n" {
+		t.Errorf("greet: exit %d: %q", code, out)
+	}
+	if code, out := run("--file", file, "greet", "--loud", "bob"); code != 0 || out != "HELLO BOB FROM SHOP\n" {
+		t.Errorf("greet --loud: exit %d: %q", code, out)
+	}
+	if code, out := run("-h"); code != 0 || !strings.Contains(out, "greet") || !strings.Contains(out, "the application's own command") ||
+		!strings.Contains(out, "migrate") {
+		t.Errorf("-h: exit %d\n%s", code, out)
+	}
+	if code, out := run("greet", "-h"); code != 0 || !strings.Contains(out, "--loud") || !strings.Contains(out, "--file") {
+		t.Errorf("greet -h: exit %d\n%s", code, out)
+	}
+	if code, out := run("greet", "--nosuch"); code != 2 || !strings.Contains(out, "see app -h") {
+		t.Errorf("greet --nosuch: exit %d\n%s", code, out)
+	}
+	if code, out := run("greet", "ann", "--file", "/nonexistent/gearman.yml"); code != 1 || !strings.Contains(out, "/nonexistent/gearman.yml") {
+		t.Errorf("greet with a missing config: exit %d\n%s", code, out)
+	}
+	for name, opt := range map[string]cli.Option{
+		"nil":              cli.WithCommand(nil),
+		"rowgear's name":   cli.WithCommand(&cobra.Command{Use: "migrate"}),
+		"twice":            cli.WithCommand(greetCmd(), greetCmd()),
+		"no name (no Use)": cli.WithCommand(&cobra.Command{}),
+	} {
+		if _, err := cli.New(opt); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := cli.New(cli.WithCommand(&cobra.Command{Use: "dead"})); !errors.Is(err, cli.ErrCommand) {
+		t.Errorf("a command named dead: %v", err)
 	}
 }

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
@@ -43,4 +47,40 @@ func ExampleApp_Exit() {
 	// 0
 	// 2
 	// 1
+}
+
+// An application adds a command of its own beside rowgear's: it gets the
+// shared flags (--file, --env, --dsn), and cli.Config loads the gearman.yml
+// they name.
+func ExampleWithCommand() {
+	greet := &cobra.Command{
+		Use:   "greet NAME",
+		Short: "greet someone",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := cli.Config(cmd)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "hello %s, from namespace %s\n", args[0], cfg.Namespace)
+			return nil
+		},
+	}
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "gearman.yml")
+	if err := os.WriteFile(file, []byte("all:\n  namespace: shop\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	app, err := cli.New(cli.WithName("shop"), cli.WithCommand(greet))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("exit", app.Exit(context.Background(), []string{"greet", "ann", "--file", file}))
+	// Output:
+	// hello ann, from namespace shop
+	// exit 0
 }
