@@ -11,7 +11,10 @@
 //		if err := blog.Register(reg); err != nil {
 //			t.Fatal(err)
 //		}
-//		w := rowgeartest.NewWorker(t, cfg, reg, db)
+//		w, err := rowgeartest.New(cfg, reg, db)
+//		if err != nil {
+//			t.Fatal(err)
+//		}
 //		if err := w.Insert(ctx, "Article", &blog.Article{ID: 1, Title: "Hi"}); err != nil {
 //			t.Fatal(err)
 //		}
@@ -45,7 +48,6 @@ import (
 	"reflect"
 	"slices"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/rowgear/rowgear/config"
@@ -99,30 +101,22 @@ type Worker struct {
 	n      atomic.Int64
 }
 
-// NewWorker mounts reg's handlers for cfg on db, and fails tb when the
-// registry and the config disagree (dispatch.ErrConfig) or an option is
-// bad.
-func NewWorker(tb testing.TB, cfg *config.Config, reg *dispatch.Registry, db *sql.DB, opts ...Option) *Worker {
-	tb.Helper()
-	w, err := newWorker(cfg, reg, db, opts...)
-	if err != nil {
-		tb.Fatalf("rowgeartest: %v", err)
-	}
-	return w
-}
-
-func newWorker(cfg *config.Config, reg *dispatch.Registry, db *sql.DB, opts ...Option) (*Worker, error) {
+// New mounts reg's handlers for cfg, their records on db (nil: handlers
+// that use no database). It fails when the registry and the config disagree
+// (dispatch.ErrConfig), as the worker would, or an option is bad. reg is not
+// changed.
+func New(cfg *config.Config, reg *dispatch.Registry, db *sql.DB, opts ...Option) (*Worker, error) {
 	if cfg == nil || reg == nil {
-		return nil, errors.New("nil config or registry")
+		return nil, errors.New("rowgeartest: nil config or registry")
 	}
 	w := &Worker{cfg: cfg, db: db, fns: map[string]gearman.Handler{}, client: dispatch.NewClient(nil, reg, cfg.Namespace)}
 	for _, o := range opts {
 		if err := o(w); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("rowgeartest: %w", err)
 		}
 	}
 	if _, err := reg.Chained(nil, w.mws).Mount(w, cfg, w.set, db); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rowgeartest: %w", err)
 	}
 	return w, nil
 }
@@ -175,7 +169,7 @@ func (w *Worker) change(ctx context.Context, model, op string, old, row any) err
 			}
 		}
 	}
-	if _, isStruct := derefStruct(row); isStruct {
+	if isStruct(row) {
 		if e.PK, err = events.PK(row); err != nil {
 			return fmt.Errorf("rowgeartest: %s %s: %w", model, op, err)
 		}
@@ -293,13 +287,13 @@ func (w *Worker) Call(ctx context.Context, fn string, workload []byte) (res any,
 	return h(ctx, job)
 }
 
-// derefStruct reports whether v is a struct or a pointer to one.
-func derefStruct(v any) (reflect.Type, bool) {
+// isStruct reports whether v is a struct or a pointer to one.
+func isStruct(v any) bool {
 	t := reflect.TypeOf(v)
 	if t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	return t, t != nil && t.Kind() == reflect.Struct
+	return t != nil && t.Kind() == reflect.Struct
 }
 
 // rowOf converts a row as Insert takes it, and lists its columns: in field
