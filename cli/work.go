@@ -95,6 +95,18 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 		}
 		opts = append(opts, rowgear.WithDSN(dsn))
 	}
+	opts = append(opts, f.options()...)
+	w, err := rowgear.NewWorker(ctx, cfg, reg, opts...)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// options are the worker options of the flags that have no default in
+// rowgear.Worker's terms (0 and negative: never, no limit).
+func (f *workFlags) options() []rowgear.WorkerOption {
+	var opts []rowgear.WorkerOption
 	if f.count > 0 {
 		opts = append(opts, rowgear.WithMaxJobs(f.count))
 	}
@@ -113,9 +125,5 @@ func (a *App) work(ctx context.Context, c *common, f *workFlags) error {
 	if f.obs.MetricsAddr != "" || f.obs.HealthAddr != "" {
 		opts = append(opts, rowgear.WithListeners(f.obs))
 	}
-	w, err := rowgear.NewWorker(ctx, cfg, reg, opts...)
-	if err != nil {
-		return err
-	}
-	return w.Run(ctx)
+	return opts
 }
