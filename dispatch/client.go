@@ -46,6 +46,12 @@ func (c *Client) Task(ctx context.Context, target any, job string, args ...any) 
 	return c.gc.Task(ctx, fn, payload, gearman.Normal)
 }
 
+// Prepare returns the function name and the payload that Task would send:
+// for a test kit or a custom transport.
+func (c *Client) Prepare(target any, job string, args ...any) (fn string, payload []byte, err error) {
+	return c.prepare(target, job, args)
+}
+
 func (c *Client) prepare(target any, job string, args []any) (string, []byte, error) {
 	t := reflect.TypeOf(target)
 	if t != nil && t.Kind() == reflect.Pointer {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/rowgear/rowgear/events"
@@ -100,6 +101,16 @@ func (r *Registry) Logger() *slog.Logger { return r.log }
 // handler. The first one added is the outermost: it sees a job first and
 // its result last.
 func (r *Registry) Use(mw ...Middleware) { r.mws = append(r.mws, mw...) }
+
+// Chained returns a registry with r's registrations whose chain is outer,
+// then r's own middleware (Use), then inner; r is unchanged. rowgear's
+// worker and test kit put their middleware around and inside the
+// application's this way.
+func (r *Registry) Chained(outer, inner []Middleware) *Registry {
+	c := *r
+	c.mws = slices.Concat(outer, r.mws, inner)
+	return &c
+}
 
 // chain wraps h in the registry's middleware.
 func (r *Registry) chain(h gearman.Handler) gearman.Handler {

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -57,8 +58,8 @@ func newRegistry() *prometheus.Registry {
 }
 
 // start listens on the flags' addresses (an address taken is an error
-// now), then serves until ctx ends.
-func start(ctx context.Context, f Flags, reg *prometheus.Registry, checks map[string]health.Check, log *slog.Logger) error {
+// now), then serves until ctx ends, in goroutines of wg.
+func start(ctx context.Context, wg *sync.WaitGroup, f Flags, reg *prometheus.Registry, checks map[string]health.Check, log *slog.Logger) error {
 	handlers := map[string]*http.ServeMux{}
 	mux := func(addr string) *http.ServeMux {
 		if handlers[addr] == nil {
@@ -84,7 +85,7 @@ func start(ctx context.Context, f Flags, reg *prometheus.Registry, checks map[st
 	}
 	for _, s := range servers {
 		log.Info("http listener", "addr", s.Addr())
-		go s.Serve(ctx, log)
+		wg.Go(func() { s.Serve(ctx, log) })
 	}
 	return nil
 }
@@ -98,6 +99,7 @@ type Worker struct {
 	servers []string
 	db      *sql.DB
 	conns   health.Conns
+	wg      sync.WaitGroup // what Start started
 }
 
 // NewWorker prepares the metrics of a worker of servers; db (may be nil: a
@@ -157,18 +159,22 @@ func (w *Worker) Checks() map[string]health.Check {
 // Start serves the flags' endpoints and resolves binlog latencies until
 // ctx ends. It returns at once; an error means a listener could not open.
 func (w *Worker) Start(ctx context.Context, f Flags, log *slog.Logger) error {
-	if err := start(ctx, f, w.Registry, w.Checks(), log); err != nil {
+	if err := start(ctx, &w.wg, f, w.Registry, w.Checks(), log); err != nil {
 		return err
 	}
 	if w.db != nil {
-		go func() {
+		w.wg.Go(func() {
 			if err := w.Latency.Run(ctx); err != nil {
 				log.Warn("commit→handler latency stopped", "error", err)
 			}
-		}()
+		})
 	}
 	return nil
 }
+
+// Wait returns once what Start started has stopped (after its ctx ended):
+// a worker closes its database after it.
+func (w *Worker) Wait() { w.wg.Wait() }
 
 // Bridge is the observation of one bridge process.
 type Bridge struct {
@@ -193,5 +199,5 @@ func (b *Bridge) Start(ctx context.Context, f Flags, br *bridge.Bridge, log *slo
 	if br == nil {
 		return errors.New("observe: no bridge")
 	}
-	return start(ctx, f, b.Registry, map[string]health.Check{"bridge": br.Health}, log)
+	return start(ctx, new(sync.WaitGroup), f, b.Registry, map[string]health.Check{"bridge": br.Health}, log)
 }

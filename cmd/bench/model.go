@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
@@ -151,6 +152,25 @@ func (b *bench) modelWorker(ctx context.Context, cfg *config.Config, concurrency
 		return nil, nil, err
 	}
 	return w, cleanup, nil
+}
+
+// dbworker returns a worker of the Item model as the worker command builds
+// it: rowgear.Worker, with the observation, the retry guard (its crash
+// journal in the bench's directory) and the ordering on a pool of its own.
+func (b *bench) dbworker(ctx context.Context, cfg *config.Config, concurrency int) (*rowgear.Worker, error) {
+	reg := dispatch.NewRegistry(dispatch.WithLogger(b.log))
+	if err := dispatch.Register[Item](reg, "Item"); err != nil {
+		return nil, err
+	}
+	return rowgear.NewWorker(ctx, cfg, reg, rowgear.WithConcurrency(concurrency), rowgear.WithLogger(b.log),
+		rowgear.WithStateDir(filepath.Join(b.dir, "state")), rowgear.WithName("bench"))
+}
+
+// runDBWorker runs w in the background until the returned stop is called.
+func runDBWorker(ctx context.Context, w *rowgear.Worker) (stop func()) {
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	return func() { w.Shutdown(context.Background()); <-done }
 }
 
 // runWorker runs w in the background until the returned stop is called.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/ordering"
 )
 
 // prequeue queues n Item update envelopes for fn on addr (8 bare
@@ -88,19 +87,13 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 		{"our runner, no-op handler", 1, "runner"},
 		{"our runner + dispatch (decode, Scan, TriggerUpdate)", 1, "dispatch"},
 		{"our runner + dispatch + retry.Guard", 1, "guard"},
-		{"our runner + dispatch + retry.Guard + ordering (as dbworker)", 1, "ordering"},
+		{"rowgear.Worker (as dbworker: observation + retry.Guard + ordering)", 1, "ordering"},
 		{"bare gearman-go worker, no-op", 4, "bare"},
 		{"our runner + dispatch + retry.Guard", 4, "guard"},
-		{"our runner + dispatch + retry.Guard + ordering (as dbworker)", 4, "ordering"},
-		{"our runner + dispatch + retry.Guard + ordering, batch jobs of 100 events", 1, "batch"},
-		{"our runner + dispatch + retry.Guard + ordering, batch jobs of 100 events", 4, "batch"},
+		{"rowgear.Worker (as dbworker: observation + retry.Guard + ordering)", 4, "ordering"},
+		{"rowgear.Worker (as dbworker), batch jobs of 100 events", 1, "batch"},
+		{"rowgear.Worker (as dbworker), batch jobs of 100 events", 4, "batch"},
 	}
-	// The orderer on its own pool, as dbworker has it.
-	odb, err := ordering.OpenDB(b.dsn, 8)
-	if err != nil {
-		return err
-	}
-	defer odb.Close()
 	bare := map[int]float64{}
 	for i, v := range variants {
 		ns := fmt.Sprintf("bench_w%d", i)
@@ -135,29 +128,25 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 			w := gearman.NewWorker([]string{g.Addr}, gearman.WithConcurrency(v.concurrency), gearman.WithLogger(b.log))
 			w.Register(fn, func(context.Context, *gearman.Job) (any, error) { cnt.Add(1); return nil, nil })
 			rate, got = b.drain(ctx, n, cnt.Load, func() func() { return runWorker(ctx, w) })
-		default:
-			r := newRecorder()
+		case "ordering", "batch":
 			cfg := b.modelConfig(ns, g.Addr, "items", "binlog")
-			var mw func(gearman.Handler) gearman.Handler
-			if v.kind == "ordering" || v.kind == "batch" {
-				o, err := ordering.New(odb, ordering.WithConfig(cfg), ordering.WithLogger(b.log))
-				if err != nil {
-					return err
-				}
-				mw = o.Middleware()
-			}
-			w, cleanup, err := b.itemWorkerMW(ctx, cfg, v.concurrency, v.kind != "dispatch", mw)
+			w, err := b.dbworker(ctx, cfg, v.concurrency)
 			if err != nil {
 				return err
 			}
-			count := r.n.Load
-			switch v.kind {
-			case "ordering":
-				count = w.Done // a stale event is skipped, not handled
-			case "batch":
+			count := w.Done // a stale event is skipped, not handled
+			if v.kind == "batch" {
 				count = func() int64 { return 100 * w.Done() } // events, handled or skipped
 			}
-			rate, got = b.drain(ctx, n, count, func() func() { return runWorker(ctx, w) })
+			rate, got = b.drain(ctx, n, count, func() func() { return runDBWorker(ctx, w) })
+		default:
+			r := newRecorder()
+			cfg := b.modelConfig(ns, g.Addr, "items", "binlog")
+			w, cleanup, err := b.itemWorker(ctx, cfg, v.concurrency, v.kind != "dispatch")
+			if err != nil {
+				return err
+			}
+			rate, got = b.drain(ctx, n, r.n.Load, func() func() { return runWorker(ctx, w) })
 			cleanup()
 		}
 		name, unit := fmt.Sprintf("jobs/s, %s, %d at once", v.name, v.concurrency), "jobs/s"

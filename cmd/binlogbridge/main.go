@@ -7,6 +7,6 @@
 // ordering.
 package main
 
-import "github.com/rowgear/rowgear"
+import "github.com/rowgear/rowgear/cli"
 
-func main() { rowgear.BridgeMain() }
+func main() { cli.BridgeMain() }

@@ -1,6 +1,6 @@
 // Command notes is an application that lives outside rowgear's packages:
 // its own module, models, migrations and main. rowgear's tests build it and
-// run it against real MariaDB and gearmand (see app_test.go at the root).
+// run it against real MariaDB and gearmand (see cli/app_test.go).
 package main
 
 import (
@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
 )
 
@@ -89,9 +89,9 @@ func register(reg *dispatch.Registry) error {
 }
 
 func main() {
-	rowgear.Main(
-		rowgear.WithName("notes"),
-		rowgear.WithRegister(register),
-		rowgear.WithMigrations(migrations, "migrations"),
+	cli.Main(
+		cli.WithName("notes"),
+		cli.WithRegister(register),
+		cli.WithMigrations(migrations, "migrations"),
 	)
 }

@@ -5,14 +5,14 @@
 package main
 
 import (
-	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/examples/blog"
 )
 
 func main() {
-	rowgear.Main(
-		rowgear.WithName("dbworker"),
-		rowgear.WithRegister(blog.Register),
-		rowgear.WithMigrations(blog.Migrations, "migrations"),
+	cli.Main(
+		cli.WithName("dbworker"),
+		cli.WithRegister(blog.Register),
+		cli.WithMigrations(blog.Migrations, "migrations"),
 	)
 }

@@ -1,7 +1,8 @@
-// Package rowgear is the command line of a rowgear application: the
-// application owns main, its models and its migrations, and hands them to
-// rowgear, which provides every command the sfGearmanPlugin's tasks had and
-// ours added.
+// Package cli is the command line of a rowgear application: the application
+// owns main, its models and its migrations, and hands them to cli, which
+// provides every command the sfGearmanPlugin's tasks had and ours added.
+// The worker command is a thin layer over rowgear.Worker, the bridge command
+// over bridge.New(…).Run.
 //
 // A whole application's main:
 //
@@ -9,9 +10,9 @@
 //	var migrationsFS embed.FS
 //
 //	func main() {
-//		rowgear.Main(
-//			rowgear.WithRegister(models.Register),   // func(*dispatch.Registry) error
-//			rowgear.WithMigrations(migrationsFS, "migrations"),
+//		cli.Main(
+//			cli.WithRegister(models.Register),   // func(*dispatch.Registry) error
+//			cli.WithMigrations(migrationsFS, "migrations"),
 //		)
 //	}
 //
@@ -25,22 +26,23 @@
 //	app triggers generate|check     the row-event triggers of trigger-sourced models
 //	app dead list|retry|purge       the dead-letter table
 //	app bridge                      binlogbridge (the same as the binlogbridge binary)
+//	app status                      gearmand queues, bridge lag, dead letters, drift
 //
-// Every command reads gearman.yml (--file, ROWGEAR_CONFIG; default
-// config/gearman.yml) with its environment section (--env, ROWGEAR_ENV;
-// default prod), and the database DSN from database.dsn or --dsn.
+// plus the application's own commands (WithCommand). Every command reads
+// gearman.yml (--file, ROWGEAR_CONFIG; default config/gearman.yml) with its
+// environment section (--env, ROWGEAR_ENV; default prod), and the database
+// DSN from database.dsn or --dsn.
 //
-// What the worker adds around the application's handlers, with no wiring of
-// its own: the retry guard (retries with backoff, the dead-letter table, the
-// crash journal keyed by this application's database and namespace), as the
-// outermost middleware, then the middleware the application added with
-// Registry.Use. Start-up checks that gearman.yml and the registrations agree
-// and that rowgear's migrations ran.
+// What the worker adds around the application's handlers is
+// rowgear.Worker's (see package rowgear): the observation, the retry guard
+// (retries with backoff, the dead-letter table, the crash journal keyed by
+// this application's database and namespace), the ordering, then the
+// application's middleware (Registry.Use, WithMiddleware).
 //
 // rowgear's own migrations (package migrations) are versioned in the table
 // rowgear_migrations; the application's in goose_db_version (see
 // WithMigrationsTable), so both number from 00001.
-package rowgear
+package cli
 
 import (
 	"context"
@@ -72,6 +74,7 @@ type App struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	logger     *slog.Logger // nil: a text handler on stderr
+	commands   []*cobra.Command
 }
 
 // Option configures an App. Options check their arguments: New reports the
@@ -173,6 +176,26 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithCommand adds the application's own commands to the command tree,
+// beside rowgear's: they get the shared flags (--file, --env, --dsn and the
+// others of the root's persistent flags), the App's output and its error
+// conventions (a returned error is printed, exit 1; one wrapping ErrUsage,
+// exit 2). A command's RunE reads the context of Run from cmd.Context().
+func WithCommand(cmds ...*cobra.Command) Option {
+	return func(a *App) error {
+		for i, c := range cmds {
+			if c == nil {
+				return fmt.Errorf("WithCommand: command %d is nil", i)
+			}
+			if c.Name() == "" {
+				return fmt.Errorf("WithCommand: command %d has no name (Use)", i)
+			}
+			a.commands = append(a.commands, c)
+		}
+		return nil
+	}
+}
+
 // New returns an application's command line.
 func New(opts ...Option) (*App, error) {
 	a := &App{name: filepath.Base(os.Args[0]), migTable: migrations.AppTable, stdout: os.Stdout, stderr: os.Stderr}
@@ -180,6 +203,16 @@ func New(opts ...Option) (*App, error) {
 		if err := o(a); err != nil {
 			return nil, fmt.Errorf("rowgear: %w", err)
 		}
+	}
+	seen := map[string]bool{}
+	for _, c := range a.commands {
+		if seen[c.Name()] {
+			return nil, fmt.Errorf("rowgear: WithCommand: two commands named %q", c.Name())
+		}
+		seen[c.Name()] = true
+	}
+	if _, err := a.Command(); err != nil { // an application's command named as one of rowgear's
+		return nil, err
 	}
 	return a, nil
 }
@@ -222,9 +255,37 @@ func (a *App) exitCode(err error) int {
 
 // Run runs the command args name (without the program's name).
 func (a *App) Run(ctx context.Context, args []string) error {
-	root := a.commands()
+	root, err := a.Command()
+	if err != nil {
+		return err
+	}
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
+}
+
+// ErrCommand: an application's command has the name of one of rowgear's.
+var ErrCommand = errors.New("command name taken")
+
+// Command builds the command tree: rowgear's commands and the
+// application's (WithCommand), for an application that runs or changes it
+// itself. Each call builds a fresh tree, holding the App's commands.
+func (a *App) Command() (*cobra.Command, error) {
+	var c common
+	root := a.workCmd(&c)
+	root.PersistentFlags().StringVar(&c.dsn, "dsn", "", "database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
+	c.cf.Register(root.PersistentFlags())
+	root.AddCommand(a.migrateCmd(&c), a.triggersCmd(&c), a.deadCmd(&c), a.bridgeCmd(&c, "bridge"), a.statusCmd(&c), probeCmd())
+	for _, cmd := range a.commands {
+		if taken, _, err := root.Find([]string{cmd.Name()}); err == nil && taken != root {
+			return nil, fmt.Errorf("rowgear: %w: %q is rowgear's %s command", ErrCommand, cmd.Name(), taken.Name())
+		}
+		if cmd.HasParent() {
+			cmd.Parent().RemoveCommand(cmd) // a tree built before
+		}
+		root.AddCommand(cmd)
+	}
+	a.setup(root)
+	return root, nil
 }
 
 func (a *App) log() *slog.Logger {
@@ -252,17 +313,6 @@ type common struct {
 }
 
 func (c *common) load() (*config.Config, error) { return c.cf.Load() }
-
-// commands builds the command tree.
-func (a *App) commands() *cobra.Command {
-	var c common
-	root := a.workCmd(&c)
-	root.PersistentFlags().StringVar(&c.dsn, "dsn", "", "database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
-	c.cf.Register(root.PersistentFlags())
-	root.AddCommand(a.migrateCmd(&c), a.triggersCmd(&c), a.deadCmd(&c), a.bridgeCmd(&c, "bridge"), a.statusCmd(&c), probeCmd())
-	a.setup(root)
-	return root
-}
 
 // setup gives cmd and its sub-commands rowgear's conventions: output to
 // the App's writers, errors returned (Exit prints them), usage errors

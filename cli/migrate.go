@@ -1,4 +1,4 @@
-package rowgear
+package cli
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package rowgear_test
+package cli_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
-// notes is the application of testdata/app: its own module (a go.mod with a
+// notes is the application of ../testdata/app: its own module (a go.mod with a
 // replace to this checkout), models on tables rowgear never names, its own
 // migrations numbered from 00001 and its own main. Each test works on a copy
 // of it, whose namespace is its own: the UDF of the shared MariaDB sends
@@ -33,12 +33,12 @@ type notes struct {
 
 func newNotes(t *testing.T) *notes {
 	t.Helper()
-	repo, err := filepath.Abs(".")
+	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &notes{t: t, dir: t.TempDir(), gm: testenv.Gearman(t), ns: testenv.Name(t, "notes")}
-	if err := os.CopyFS(n.dir, os.DirFS("testdata/app")); err != nil {
+	if err := os.CopyFS(n.dir, os.DirFS("../testdata/app")); err != nil {
 		t.Fatal(err)
 	}
 	mod := filepath.Join(n.dir, "go.mod")

@@ -1,24 +1,28 @@
-package rowgear_test
+package cli_test
 
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rowgear/rowgear"
+	"github.com/spf13/cobra"
+
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
-// cli runs an application's command line in-process.
-func cli(t *testing.T, args ...string) (code int, out string) {
+// runCLI runs an application's command line in-process.
+func runCLI(t *testing.T, args ...string) (code int, out string) {
 	t.Helper()
 	var buf bytes.Buffer
-	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&buf, &buf),
-		rowgear.WithRegister(func(reg *dispatch.Registry) error {
+	app, err := cli.New(cli.WithName("app"), cli.WithOutput(&buf, &buf),
+		cli.WithRegister(func(reg *dispatch.Registry) error {
 			reg.HandleFunc("Worker1.reverse", nil)
 			return nil
 		}))
@@ -53,7 +57,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		"bridge":            {"--start", "--concurrency", "--batch", "--all-models", "--verbose", "--dsn"},
 	} {
 		args := append(strings.Fields(cmd), "-h")
-		code, out := cli(t, args...)
+		code, out := runCLI(t, args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d\n%s", args, code, out)
 		}
@@ -76,7 +80,7 @@ func TestFlagsBeforeOrAfterTheVerb(t *testing.T) {
 		{"migrate", "status", "--file=" + file},
 		{"migrate", "status", "--dsn", dsn},
 	} {
-		code, out := cli(t, args...)
+		code, out := runCLI(t, args...)
 		if code != 0 || !strings.Contains(out, "Pending") || !strings.Contains(out, "00001_failed_jobs.sql") {
 			t.Errorf("%v: exit %d\n%s", args, code, out)
 		}
@@ -107,7 +111,7 @@ func TestErrorsPointAtTheCause(t *testing.T) {
 		{[]string{"dead", "retry"}, 2, []string{"name the ids, or --all"}},
 		{[]string{"bridge", "--batch", "1001"}, 2, []string{"--batch 1001: want 1 to 1000"}},
 	} {
-		code, out := cli(t, c.args...)
+		code, out := runCLI(t, c.args...)
 		if code != c.code {
 			t.Errorf("%v: exit %d, want %d\n%s", c.args, code, c.code, out)
 		}
@@ -120,20 +124,91 @@ func TestErrorsPointAtTheCause(t *testing.T) {
 }
 
 func TestOptionsCheckThemselves(t *testing.T) {
-	for name, opt := range map[string]rowgear.Option{
-		"nil register":       rowgear.WithRegister(nil),
-		"nil migrations":     rowgear.WithMigrations(nil, "."),
-		"missing dir":        rowgear.WithMigrations(os.DirFS(t.TempDir()), "nosuch"),
-		"rowgear's table":    rowgear.WithMigrationsTable("rowgear_migrations"),
-		"nil middleware":     rowgear.WithMiddleware(nil),
-		"empty name":         rowgear.WithName(""),
-		"nil output":         rowgear.WithOutput(nil, os.Stderr),
-		"nil logger":         rowgear.WithLogger(nil),
-		"empty table":        rowgear.WithMigrationsTable(""),
-		"migrations is file": rowgear.WithMigrations(os.DirFS("."), "go.mod"),
+	for name, opt := range map[string]cli.Option{
+		"nil register":       cli.WithRegister(nil),
+		"nil migrations":     cli.WithMigrations(nil, "."),
+		"missing dir":        cli.WithMigrations(os.DirFS(t.TempDir()), "nosuch"),
+		"rowgear's table":    cli.WithMigrationsTable("rowgear_migrations"),
+		"nil middleware":     cli.WithMiddleware(nil),
+		"empty name":         cli.WithName(""),
+		"nil output":         cli.WithOutput(nil, os.Stderr),
+		"nil logger":         cli.WithLogger(nil),
+		"empty table":        cli.WithMigrationsTable(""),
+		"migrations is file": cli.WithMigrations(os.DirFS("."), "go.mod"),
 	} {
-		if _, err := rowgear.New(opt); err == nil {
+		if _, err := cli.New(opt); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// greetCmd is an application's own command: it reads gearman.yml like
+// rowgear's commands do.
+func greetCmd() *cobra.Command {
+	var loud bool
+	cmd := &cobra.Command{
+		Use:   "greet NAME",
+		Short: "greet someone (the application's own command)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := cli.Config(cmd)
+			if err != nil {
+				return err
+			}
+			msg := "hello " + args[0] + " from " + cfg.Namespace
+			if loud {
+				msg = strings.ToUpper(msg)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), msg)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&loud, "loud", false, "shout")
+	return cmd
+}
+
+// TestApplicationCommand: an application adds a command of its own; it
+// runs with the shared flags, -h lists it, its errors exit like rowgear's.
+func TestApplicationCommand(t *testing.T) {
+	run := func(args ...string) (int, string) {
+		var buf bytes.Buffer
+		app, err := cli.New(cli.WithName("app"), cli.WithOutput(&buf, &buf), cli.WithCommand(greetCmd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.Exit(context.Background(), args), buf.String()
+	}
+	file := writeFile(t, "all:\n  namespace: shop\n")
+	if code, out := run("greet", "ann", "--file", file); code != 0 || out != "hello ann from shop\n" {
+		t.Errorf("greet: exit %d: %q", code, out)
+	}
+	if code, out := run("--file", file, "greet", "--loud", "bob"); code != 0 || out != "HELLO BOB FROM SHOP\n" {
+		t.Errorf("greet --loud: exit %d: %q", code, out)
+	}
+	if code, out := run("-h"); code != 0 || !strings.Contains(out, "greet") || !strings.Contains(out, "the application's own command") ||
+		!strings.Contains(out, "migrate") {
+		t.Errorf("-h: exit %d\n%s", code, out)
+	}
+	if code, out := run("greet", "-h"); code != 0 || !strings.Contains(out, "--loud") || !strings.Contains(out, "--file") {
+		t.Errorf("greet -h: exit %d\n%s", code, out)
+	}
+	if code, out := run("greet", "--nosuch"); code != 2 || !strings.Contains(out, "see app -h") {
+		t.Errorf("greet --nosuch: exit %d\n%s", code, out)
+	}
+	if code, out := run("greet", "ann", "--file", "/nonexistent/gearman.yml"); code != 1 || !strings.Contains(out, "/nonexistent/gearman.yml") {
+		t.Errorf("greet with a missing config: exit %d\n%s", code, out)
+	}
+	for name, opt := range map[string]cli.Option{
+		"nil":              cli.WithCommand(nil),
+		"rowgear's name":   cli.WithCommand(&cobra.Command{Use: "migrate"}),
+		"twice":            cli.WithCommand(greetCmd(), greetCmd()),
+		"no name (no Use)": cli.WithCommand(&cobra.Command{}),
+	} {
+		if _, err := cli.New(opt); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if _, err := cli.New(cli.WithCommand(&cobra.Command{Use: "dead"})); !errors.Is(err, cli.ErrCommand) {
+		t.Errorf("a command named dead: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package rowgear_test
+package cli_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/internal/replica"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -21,7 +21,7 @@ func TestSnapshotCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := writeFile(t, "all:\n  models:\n    Item: {table: items, source: binlog}\n")
-	code, out := cli(t, "bridge", "snapshot", "Item", "--chunk", "10", "--file", f, "--dsn", dsn)
+	code, out := runCLI(t, "bridge", "snapshot", "Item", "--chunk", "10", "--file", f, "--dsn", dsn)
 	if code != 0 || !strings.Contains(out, "snapshot 1 of Item requested") || !strings.Contains(out, "1\tItem\trequested\t0/0 rows") {
 		t.Fatalf("request: exit %d\n%s", code, out)
 	}
@@ -29,17 +29,17 @@ func TestSnapshotCommand(t *testing.T) {
 	if err := db.QueryRow("SELECT chunk_size, rows_per_second FROM rowgear_snapshots WHERE id = 1").Scan(&chunk, &rate); err != nil || chunk != 10 || rate != 0 {
 		t.Errorf("chunk_size %d, rows_per_second %d, %v", chunk, rate, err)
 	}
-	code, out = cli(t, "bridge", "snapshot", "--rate", "400", "--chunk", "100", "Item", "--file", f, "--dsn", dsn)
+	code, out = runCLI(t, "bridge", "snapshot", "--rate", "400", "--chunk", "100", "Item", "--file", f, "--dsn", dsn)
 	if code != 0 || !strings.Contains(out, "2\tItem\trequested\t0/0 rows\t≤ 400 rows/s") {
 		t.Fatalf("paced request: exit %d\n%s", code, out)
 	}
-	if code, out := cli(t, "bridge", "snapshot", "--rate", "-1", "Item", "--file", f, "--dsn", dsn); code != 2 || !strings.Contains(out, "--rate -1: want 0 (unpaced) or more") {
+	if code, out := runCLI(t, "bridge", "snapshot", "--rate", "-1", "Item", "--file", f, "--dsn", dsn); code != 2 || !strings.Contains(out, "--rate -1: want 0 (unpaced) or more") {
 		t.Errorf("negative rate: exit %d\n%s", code, out)
 	}
-	if code, out := cli(t, "bridge", "snapshot", "--file", f, "--dsn", dsn); code != 0 || !strings.Contains(out, "1\tItem\trequested") {
+	if code, out := runCLI(t, "bridge", "snapshot", "--file", f, "--dsn", dsn); code != 0 || !strings.Contains(out, "1\tItem\trequested") {
 		t.Errorf("list: exit %d\n%s", code, out)
 	}
-	if code, out := cli(t, "bridge", "snapshot", "Nope", "--file", f, "--dsn", dsn); code != 2 || !strings.Contains(out, "model Nope is not in the models: section") {
+	if code, out := runCLI(t, "bridge", "snapshot", "Nope", "--file", f, "--dsn", dsn); code != 2 || !strings.Contains(out, "model Nope is not in the models: section") {
 		t.Errorf("unknown model: exit %d\n%s", code, out)
 	}
 }
@@ -59,8 +59,8 @@ func TestSnapshotCommandChecksHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&buf, &buf),
-		rowgear.WithRegister(func(reg *dispatch.Registry) error {
+	app, err := cli.New(cli.WithName("app"), cli.WithOutput(&buf, &buf),
+		cli.WithRegister(func(reg *dispatch.Registry) error {
 			if err := replica.Register(reg, "Item", &replica.Counts{}); err != nil {
 				return err
 			}

@@ -1,0 +1,322 @@
+package rowgear
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/wiring"
+	"github.com/rowgear/rowgear/observe"
+	"github.com/rowgear/rowgear/ordering"
+	"github.com/rowgear/rowgear/retry"
+)
+
+// ErrNotMigrated: rowgear's own migrations are not (all) applied.
+var ErrNotMigrated = errors.New("rowgear's migrations are not applied")
+
+// ErrWorkerStopped: Run was called on a worker that ran or was shut down.
+var ErrWorkerStopped = errors.New("rowgear: the worker has run already or was shut down")
+
+// Worker runs the application's handlers for the jobs of one worker set.
+type Worker struct {
+	s       settings
+	cfg     *config.Config
+	log     *slog.Logger
+	servers []string
+	fns     []string
+
+	db      *sql.DB // nil: a plain worker set
+	closers []func() error
+	obs     *observe.Worker
+	guard   *retry.Guard // nil: retries off, or no database
+	gw      *gearman.Worker
+
+	mu      sync.Mutex
+	started bool
+	stop    context.CancelFunc // Run's; nil before it
+	done    chan struct{}      // closed when Run has returned, or by Shutdown before Run
+}
+
+// NewWorker prepares a worker of cfg's functions and the handlers reg holds.
+// It checks what can be checked before a job arrives: the options, the set,
+// the gearman connection's name, the database (pinged), rowgear's
+// migrations (ErrNotMigrated), and that gearman.yml and the registrations
+// agree (dispatch.ErrConfig). It wraps the application's middleware (the
+// registry's own, then WithMiddleware) in rowgear's: from the outermost,
+// the observation (metrics, commit → handler latency), the retry guard
+// (retries, dead letters, crash journal), the ordering (commit gate, per-row
+// order), the application's middleware, the latency's handler start. reg is
+// not changed.
+func NewWorker(ctx context.Context, cfg *config.Config, reg *dispatch.Registry, opts ...WorkerOption) (_ *Worker, err error) {
+	if cfg == nil || reg == nil {
+		return nil, errors.New("rowgear: NewWorker: nil config or registry")
+	}
+	w := &Worker{s: defaults(), cfg: cfg, done: make(chan struct{})}
+	for _, o := range opts {
+		if err := o(&w.s); err != nil {
+			return nil, fmt.Errorf("rowgear: %w", err)
+		}
+	}
+	w.log = cmp.Or(w.s.log, slog.Default())
+	defer func() {
+		if err != nil {
+			w.release()
+		}
+	}()
+	if err := wiring.CheckSet(cfg, w.s.set, fmt.Sprintf("WithSet(%q)", w.s.set)); err != nil {
+		return nil, err
+	}
+	if w.servers, err = cfg.ServerAddrs(w.s.server); err != nil {
+		return nil, err
+	}
+	if err := w.openDB(ctx); err != nil {
+		return nil, err
+	}
+	outer, err := w.outer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w.gw = gearman.NewWorker(w.servers, append(w.obs.WorkerOptions(), gearman.WithConcurrency(w.s.concurrency),
+		gearman.WithMaxJobs(w.s.maxJobs), gearman.WithIdleTimeout(w.s.idle), gearman.WithVerbose(w.s.verbose),
+		gearman.WithLogger(w.log), gearman.WithJobTimeout(w.s.jobTimeout), gearman.WithClientID(cmp.Or(w.s.name, "rowgear")))...)
+	inner := slices.Concat(w.s.mws, []dispatch.Middleware{w.obs.HandlerStart}) // innermost: commit → handler latency ends here
+	if w.fns, err = reg.Chained(outer, inner).Mount(w.gw, cfg, w.s.set, w.db); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// openDB opens the database a model set needs, for its records and for the
+// retries that keep its jobs from being lost. A plain worker set (the
+// seed's gearman:worker) runs without it.
+func (w *Worker) openDB(ctx context.Context) error {
+	if _, plain := w.cfg.Workers[w.s.set]; plain && w.s.set != "" {
+		return nil
+	}
+	if w.s.db != nil {
+		w.db = w.s.db
+		return nil
+	}
+	dsn := cmp.Or(w.s.dsn, w.cfg.Database.DSN)
+	if dsn == "" {
+		return fmt.Errorf("set %s needs the database: %s has no database.dsn (env %s); set it, or give WithDSN or WithDB",
+			cmp.Or(w.s.set, "(every model)"), w.cfg.File, w.cfg.Env)
+	}
+	db, err := wiring.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	w.db, w.s.dsn = db, dsn
+	w.closers = append(w.closers, db.Close)
+	return nil
+}
+
+// outer builds rowgear's middleware around the application's, outermost
+// first, and the resources they hold.
+func (w *Worker) outer(ctx context.Context) ([]dispatch.Middleware, error) {
+	var err error
+	// The observation is the outermost, so that it sees each run as
+	// gearmand does.
+	if w.obs, err = observe.NewWorker(w.servers, w.db); err != nil {
+		return nil, err
+	}
+	mws := []dispatch.Middleware{w.obs.Middleware}
+	if w.db == nil {
+		return mws, nil
+	}
+	if w.s.noRetry {
+		w.log.Warn("retries and dead letters are off (WithoutRetry, --no-retry): a failed job is reported to gearmand only")
+	} else {
+		if err := w.checkMigrated(ctx, 1); err != nil {
+			return nil, err
+		}
+		if err := w.newGuard(); err != nil {
+			return nil, err
+		}
+		// Outermost but for the observation: a retried job runs the
+		// application's middleware again.
+		mws = append(mws, w.guard.Middleware)
+	}
+	// Row events run after their commit only, in commit order per row;
+	// inside the guard, so that a failed event is retried.
+	if err := w.checkMigrated(ctx, 10); err != nil {
+		return nil, err
+	}
+	odb := w.db
+	if w.s.dsn != "" {
+		// A pool of its own: one round trip begins an event's transaction,
+		// waits for its commit gate and claims its row.
+		if odb, err = ordering.OpenDB(w.s.dsn, w.s.concurrency); err != nil {
+			return nil, err
+		}
+		w.closers = append(w.closers, odb.Close)
+	}
+	ord, err := ordering.New(odb, ordering.WithConfig(w.cfg), ordering.WithLogger(w.log))
+	if err != nil {
+		return nil, err
+	}
+	return append(mws, ord.Middleware()), nil
+}
+
+// checkMigrated asks for `migrate up` when rowgear's migrations up to
+// version need (the tables the worker uses) are not applied.
+func (w *Worker) checkMigrated(ctx context.Context, need int64) error {
+	pending, err := wiring.Pending(ctx, w.db, need)
+	if err != nil {
+		return err
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	hint := "apply them (the migrate up command, or migrations.Up)"
+	if w.s.name != "" {
+		hint = fmt.Sprintf("run `%s migrate up`", w.s.name)
+	}
+	return fmt.Errorf("%w (pending: %v): %s", ErrNotMigrated, pending, hint)
+}
+
+// newGuard opens this application's crash journal and prepares the guard
+// of this worker's jobs; Run recovers what dead workers left in the
+// journal.
+func (w *Worker) newGuard() error {
+	j, err := retry.OpenJournal(filepath.Join(w.s.stateDir, journalKey(w.cfg)))
+	if err != nil {
+		return err
+	}
+	gc := gearman.NewClient(w.servers, gearman.WithClientLogger(w.log))
+	w.closers = append(w.closers, gc.Close)
+	w.guard = retry.NewGuard(retry.NewStore(w.db), gc, w.cfg.RetryFor,
+		append([]retry.Option{retry.WithJournal(j), retry.WithLogger(w.log),
+			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction)},
+			w.obs.RetryOptions()...)...)
+	// Last closed: a worker that stopped has no job in its journal.
+	w.closers = append([]func() error{func() error {
+		if err := w.guard.Close(); err != nil {
+			return fmt.Errorf("removing the crash journal: %w", err)
+		}
+		return nil
+	}}, w.closers...)
+	return nil
+}
+
+// Functions lists the gearman functions the worker registers, sorted.
+func (w *Worker) Functions() []string { return w.fns }
+
+// Observer is the worker's observation: its Prometheus registry
+// (Observer().Registry) and readiness checks (Observer().Checks()), for an
+// application that serves them on its own HTTP server.
+func (w *Worker) Observer() *observe.Worker { return w.obs }
+
+// Done returns how many jobs the worker has finished.
+func (w *Worker) Done() int64 { return w.gw.Done() }
+
+// Run works until ctx ends, Shutdown is called, or WithMaxJobs or
+// WithIdleTimeout says to stop; it then stops taking jobs, lets the running
+// ones finish, releases the worker's pools and returns nil. A worker runs
+// once.
+func (w *Worker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return ErrWorkerStopped
+	}
+	w.started = true
+	ctx, w.stop = context.WithCancel(ctx)
+	w.mu.Unlock()
+	defer close(w.done)
+	defer w.release()
+	defer w.stop()
+	return w.run(ctx)
+}
+
+func (w *Worker) run(ctx context.Context) error {
+	if w.guard != nil {
+		if err := w.guard.Recover(ctx); err != nil {
+			return fmt.Errorf("recovering crashed jobs: %w", err)
+		}
+	}
+	if err := w.obs.Start(ctx, w.s.listen, w.log); err != nil {
+		return err
+	}
+	defer w.obs.Wait()
+	w.log.Info("worker starting", "set", w.s.set, "servers", w.servers, "functions", w.fns,
+		"count", w.s.maxJobs, "timeout", w.s.idle, "concurrency", w.s.concurrency)
+	gctx, stopGuard := context.WithCancel(ctx)
+	var guardDone sync.WaitGroup
+	if w.guard != nil {
+		guardDone.Go(func() { w.guard.Run(gctx) })
+	}
+	err := w.gw.Run(ctx)
+	stopGuard()
+	guardDone.Wait()
+	w.stop() // the observation's listeners and latency resolver
+	if err != nil {
+		return err
+	}
+	w.log.Info("worker stopped", "jobs", w.gw.Done())
+	return nil
+}
+
+// Shutdown stops the worker taking jobs and waits until the running ones
+// have finished and Run has returned, or until ctx ends (its error then).
+// Shutdown before Run releases the worker.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started {
+		w.started = true
+		w.mu.Unlock()
+		w.release()
+		close(w.done)
+		return nil
+	}
+	stop := w.stop
+	w.mu.Unlock()
+	stop()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release closes the worker's own pools and clients, the last opened
+// first.
+func (w *Worker) release() {
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		if err := w.closers[i](); err != nil {
+			w.log.Warn("closing", "err", err)
+		}
+	}
+	w.closers = nil
+}
+
+// journalKey names an application's crash-journal directory: its database
+// and namespace, so two applications sharing a host (or the default state
+// dir) never take each other's crashed jobs.
+func journalKey(cfg *config.Config) string {
+	db := "nodb"
+	if mc, err := mysql.ParseDSN(cfg.Database.DSN); err == nil && mc.DBName != "" {
+		db = mc.Addr + "-" + mc.DBName
+	}
+	key := db + "-" + cfg.Namespace
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.', r == '_':
+			return r
+		}
+		return '_'
+	}, key)
+}
