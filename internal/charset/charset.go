@@ -51,13 +51,13 @@ var (
 type kind int
 
 const (
-	kUTF8   kind = iota // utf8mb3, utf8mb4: valid bytes pass through
-	kTable              // single- and multi-byte sets: table driven
-	kUCS2               // UCS-2, big endian
-	kUTF16              // UTF-16 big endian
-	kUTF16LE            // UTF-16 little endian
-	kUTF32              // UTF-32 big endian
-	kStream             // converted by x/text as a stream (MySQL's gb18030; not checked against a server)
+	kUTF8    kind = iota // utf8mb3, utf8mb4: valid bytes pass through
+	kTable               // single- and multi-byte sets: table driven
+	kUCS2                // UCS-2, big endian
+	kUTF16               // UTF-16 big endian
+	kUTF16LE             // UTF-16 little endian
+	kUTF32               // UTF-32 big endian
+	kStream              // converted by x/text as a stream (MySQL's gb18030; not checked against a server)
 )
 
 // Charset converts one character set.
