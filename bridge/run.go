@@ -13,6 +13,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/charset"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -27,6 +28,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.server_id").Scan(&b.sourceID); err != nil {
 		return fmt.Errorf("server_id: %w", err)
+	}
+	collations, err := charset.LoadCollations(ctx, b.db)
+	if err != nil {
+		return err
+	}
+	b.collations = collations
+	if err := b.checkTables(ctx); err != nil {
+		return err
 	}
 	start, err := b.startPosition(ctx)
 	if err != nil {
@@ -44,7 +53,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer b.client.Close()
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{},
-		cur: map[string]*triggers.Table{}}
+		cur: map[string]*triggers.Table{}, noKeyWarned: map[string]bool{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
 	// Submitters outlive ctx: after it ends they still drain what was read.

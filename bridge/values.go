@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/charset"
 )
 
 // kind is how a column's decoded binlog value becomes its wire form
@@ -40,7 +41,7 @@ type column struct {
 	fixed  int      // BINARY(n): the binlog drops trailing zero bytes, the column has n
 	prec   int      // TIME(p)
 	values []string // ENUM and SET members
-	latin1 bool     // text stored as latin1: converted to UTF-8
+	cs     *charset.Charset // text in a character set other than utf8mb4: converted as the server's CONVERT does
 }
 
 // members parses the quoted list of enum('a','b”c') or set(…) as
@@ -150,7 +151,7 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 	case []byte:
 		return c.bytes(x)
 	}
-	return nil, fmt.Errorf("%w: column %s: unexpected %T for its binlog type", errFatal, c.name, v)
+	return nil, fmt.Errorf("%w: column %s: unexpected %T for its binlog type", errPoison, c.name, v)
 }
 
 func (c *column) bytes(b []byte) (json.RawMessage, error) {
@@ -175,15 +176,25 @@ func (c *column) bytes(b []byte) (json.RawMessage, error) {
 	case kUUID, kInet4, kInet6:
 		return c.fixedText(b)
 	}
-	if !utf8.Valid(b) {
-		if c.latin1 {
-			b = latin1ToUTF8(b)
-		} else {
-			b = []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if c.cs != nil {
+		conv, err := c.cs.Append(make([]byte, 0, len(b)+len(b)/2), b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errPoison, c.name, err)
 		}
+		b = conv
+	} else if !utf8.Valid(b) {
+		// utf8mb4 as the server reads it: '?' for a byte that starts no
+		// character (a column can hold them only when written unchecked).
+		conv, err := utf8mb4.Append(nil, b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errPoison, c.name, err)
+		}
+		b = conv
 	}
 	return events.AppendString(nil, string(b)), nil
 }
+
+var utf8mb4, _ = charset.Get("utf8mb4")
 
 // fixedText renders MariaDB's UUID, INET4 and INET6 as the server shows them.
 func (c *column) fixedText(b []byte) (json.RawMessage, error) {
@@ -195,7 +206,7 @@ func (c *column) fixedText(b []byte) (json.RawMessage, error) {
 		b = append(b[:len(b):len(b)], make([]byte, n-len(b))...)
 	}
 	if len(b) != n {
-		return nil, fmt.Errorf("%w: column %s: %d bytes, want %d", errFatal, c.name, len(b), n)
+		return nil, fmt.Errorf("%w: column %s: %d bytes, want %d", errPoison, c.name, len(b), n)
 	}
 	switch c.kind {
 	case kUUID:
@@ -255,14 +266,6 @@ func inet6String(a [16]byte) string {
 		b.WriteString(strconv.FormatUint(uint64(w[i]), 16))
 	}
 	return b.String()
-}
-
-func latin1ToUTF8(b []byte) []byte {
-	out := make([]byte, 0, len(b)*2)
-	for _, c := range b {
-		out = utf8.AppendRune(out, rune(c))
-	}
-	return out
 }
 
 // appendMariaDBFloat writes f as MariaDB writes a FLOAT (digits 6) or
