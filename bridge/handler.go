@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -33,13 +33,13 @@ type model struct {
 // handler turns binlog events into jobs and checkpoints. The stream loop
 // (stream.go) calls it from one goroutine.
 type handler struct {
-	ctx   context.Context
-	b     *Bridge
-	file  string                     // current binlog file: rows events carry only LogPos
-	metas map[string]*tableMeta      // by "schema.table": its last version seen
-	cur   map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
-	epoch int                        // bumped on DDL: metas built before use stale hints
-	noKeyWarned map[string]bool      // tables without a primary key warned about
+	ctx         context.Context
+	b           *Bridge
+	file        string                     // current binlog file: rows events carry only LogPos
+	metas       map[string]*tableMeta      // by "schema.table": its last version seen
+	cur         map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
+	epoch       int                        // bumped on DDL: metas built before use stale hints
+	noKeyWarned map[string]bool            // tables without a primary key warned about
 
 	lastTS  atomic.Uint32 // header timestamp of the last event handled
 	handled atomic.Int64  // events handled, for the lag estimate

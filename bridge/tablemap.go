@@ -2,9 +2,9 @@ package bridge
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"

@@ -38,9 +38,9 @@ const (
 type column struct {
 	name   string
 	kind   kind
-	fixed  int      // BINARY(n): the binlog drops trailing zero bytes, the column has n
-	prec   int      // TIME(p)
-	values []string // ENUM and SET members
+	fixed  int              // BINARY(n): the binlog drops trailing zero bytes, the column has n
+	prec   int              // TIME(p)
+	values []string         // ENUM and SET members
 	cs     *charset.Charset // text in a character set other than utf8mb4: converted as the server's CONVERT does
 }
 
