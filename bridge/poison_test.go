@@ -1,0 +1,87 @@
+package bridge_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/internal/testenv"
+)
+
+// TestPoisonedRow: among 10,000 good rows across three tables, one row the
+// bridge cannot publish (a ucs2 surrogate unit, which the server converts
+// to bytes that are not UTF-8) becomes a dead letter with its raw row,
+// position and reason; the 10,000 are delivered and the bridge never
+// stops. A published table without a primary key is named at start-up and
+// its changes are skipped, counted.
+func TestPoisonedRow(t *testing.T) {
+	const good = 10000
+	e := newEnv(t, map[string]string{"A": "ta", "B": "tb", "C": "tc", "K": "keyless"})
+	for _, tab := range []string{"ta", "tb", "tc"} {
+		e.exec("CREATE TABLE " + tab + " (id INT PRIMARY KEY, name VARCHAR(40), w VARCHAR(10) CHARACTER SET ucs2)")
+	}
+	e.exec("CREATE TABLE keyless (a INT, b VARCHAR(10))")
+	got := e.collect("A", "B", "C", "K")
+	r := e.startBridge()
+	if st := r.b.Stats(); !slices.Equal(st.Keyless, []string{e.dbName() + ".keyless"}) {
+		t.Errorf("Stats().Keyless = %v, want the keyless table named at start-up", st.Keyless)
+	}
+	tables := []string{"ta", "tb", "tc"}
+	next := map[string]int{}
+	for written := 0; written < good; {
+		var qs []string
+		for _, tab := range tables {
+			var vals []string
+			for range 100 {
+				if written == good {
+					break
+				}
+				vals = append(vals, fmt.Sprintf("(%d, 'row %d', 'ok')", next[tab], written))
+				next[tab]++
+				written++
+				if written == good/2 && tab == "tb" { // the poisoned row, in the middle of a rows event
+					vals = append(vals, "(1000000, 'poison', X'D83DDE00')")
+				}
+			}
+			if len(vals) > 0 {
+				qs = append(qs, "INSERT INTO "+tab+" VALUES "+strings.Join(vals, ","))
+			}
+		}
+		e.exec("BEGIN; " + strings.Join(qs, "; ") + "; COMMIT")
+	}
+	e.exec("INSERT INTO keyless VALUES (1, 'x'), (2, 'y')")
+	evs := got.wait(t, good, 3*time.Minute)
+	testenv.Eventually(t, 30*time.Second, "the rejected rows counted", func() bool {
+		st := r.b.Stats()
+		return st.DeadLettered == 1 && st.SkippedNoKey == 2
+	})
+	for _, ev := range evs {
+		if string(ev.PK["id"]) == "1000000" || ev.Table == "keyless" {
+			t.Errorf("published %s %s", ev.Table, ev.ID)
+		}
+	}
+	var fn, key, errs string
+	var payload []byte
+	if err := e.db.QueryRow("SELECT function, job_key, errors, payload FROM rowgear_failed_jobs WHERE state = 'dead'").Scan(&fn, &key, &errs, &payload); err != nil {
+		t.Fatal(err)
+	}
+	var q bridge.Quarantined
+	if err := json.Unmarshal(payload, &q); err != nil {
+		t.Fatal(err)
+	}
+	if fn != e.ns+".B.insert" || q.ID != key || q.Table != "tb" || q.Op != "insert" || !strings.Contains(q.Pos, ":") ||
+		!slices.Equal(q.Columns, []string{"id", "name", "w"}) || len(q.After) != 3 || q.After[2] != "b64:2D3eAA==" ||
+		!strings.Contains(errs, "surrogate") || !strings.Contains(q.Reason, "surrogate") {
+		t.Errorf("dead letter %s %s %s: %+v", fn, key, errs, q)
+	}
+	// Still running: a row written now is published.
+	e.exec("INSERT INTO ta VALUES (2000000, 'after', 'ok')")
+	got.wait(t, good+1, time.Minute)
+	if err := r.stop(); err != nil {
+		t.Fatalf("the bridge stopped with %v", err)
+	}
+}
