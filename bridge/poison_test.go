@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/metrics"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -26,7 +30,12 @@ func TestPoisonedRow(t *testing.T) {
 	}
 	e.exec("CREATE TABLE keyless (a INT, b VARCHAR(10))")
 	got := e.collect("A", "B", "C", "K")
-	r := e.startBridge()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewBridge(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.startBridge(bridge.WithObserver(m))
 	if st := r.b.Stats(); !slices.Equal(st.Keyless, []string{e.dbName() + ".keyless"}) {
 		t.Errorf("Stats().Keyless = %v, want the keyless table named at start-up", st.Keyless)
 	}
@@ -59,6 +68,14 @@ func TestPoisonedRow(t *testing.T) {
 		st := r.b.Stats()
 		return st.DeadLettered == 1 && st.SkippedNoKey == 2
 	})
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP rowgear_bridge_events_rejected_total Row changes not published, by table, op and outcome: dead_lettered (stored in rowgear_failed_jobs) or skipped_no_primary_key.
+# TYPE rowgear_bridge_events_rejected_total counter
+rowgear_bridge_events_rejected_total{op="insert",outcome="dead_lettered",table="tb"} 1
+rowgear_bridge_events_rejected_total{op="insert",outcome="skipped_no_primary_key",table="keyless"} 2
+`), "rowgear_bridge_events_rejected_total"); err != nil {
+		t.Error(err)
+	}
 	for _, ev := range evs {
 		if string(ev.PK["id"]) == "1000000" || ev.Table == "keyless" {
 			t.Errorf("published %s %s", ev.Table, ev.ID)
