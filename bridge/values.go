@@ -126,32 +126,46 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 		}
 	}
 	switch x := v.(type) {
-	case int8:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int16:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int32:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int64:
-		return strconv.AppendInt(nil, x, 10), nil
-	case int:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case uint8:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case uint16:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case uint32:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case uint64:
-		return strconv.AppendUint(nil, x, 10), nil
-	case uint:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
 	case string:
+		if c.kind == kString && c.cs == nil && utf8.ValidString(x) {
+			return events.AppendString(nil, x), nil // utf8mb4 text: no copy, no conversion
+		}
 		return c.bytes([]byte(x))
 	case []byte:
 		return c.bytes(x)
 	}
+	if n, ok := appendInteger(nil, v); ok {
+		return n, nil
+	}
 	return nil, fmt.Errorf("%w: column %s: unexpected %T for its binlog type", errPoison, c.name, v)
+}
+
+// appendInteger appends v when it is one of the integer types go-mysql
+// decodes to.
+func appendInteger(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case int8:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int16:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(b, x, 10), true
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case uint8:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint16:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint32:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint64:
+		return strconv.AppendUint(b, x, 10), true
+	case uint:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	}
+	return b, false
 }
 
 func (c *column) bytes(b []byte) (json.RawMessage, error) {
