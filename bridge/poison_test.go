@@ -102,3 +102,35 @@ rowgear_bridge_events_rejected_total{op="insert",outcome="skipped_no_primary_key
 		t.Fatalf("the bridge stopped with %v", err)
 	}
 }
+
+// TestPoisonedSnapshotRow: a snapshot row that does not encode becomes a
+// dead letter; the snapshot publishes the others and ends.
+func TestPoisonedSnapshotRow(t *testing.T) {
+	e := newEnv(t, map[string]string{"W": "wide"})
+	e.snapshotTable()
+	e.exec("CREATE TABLE wide (id INT PRIMARY KEY, w VARCHAR(10) CHARACTER SET ucs2)")
+	e.exec("INSERT INTO wide VALUES (1, 'a'), (2, X'D83DDE00'), (3, 'c')")
+	got := e.collect("W")
+	r := e.startBridge()
+	id, err := bridge.RequestSnapshot(t.Context(), e.db, "W", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.snapshotDone(id, time.Minute)
+	evs := got.wait(t, 2, 30*time.Second)
+	for _, ev := range evs {
+		if string(ev.PK["id"]) == "2" {
+			t.Errorf("published the poisoned row: %s", ev.ID)
+		}
+	}
+	var fn, payload string
+	if err := e.db.QueryRow("SELECT function, payload FROM rowgear_failed_jobs WHERE state = 'dead'").Scan(&fn, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if fn != e.ns+".W.snapshot" || !strings.Contains(payload, `"quarantined":"snapshot"`) {
+		t.Errorf("dead letter %s: %s", fn, payload)
+	}
+	if st := r.b.Stats(); st.DeadLettered != 1 {
+		t.Errorf("DeadLettered %d, want 1", st.DeadLettered)
+	}
+}

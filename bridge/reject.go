@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +124,26 @@ func (h *handler) reject(models []*model, act, pos string, row int, tm *replicat
 			"pos", pos, "reason", reason)
 		h.storeDead(fn, id, reason.Error(), payload)
 	}
+}
+
+// rejectSnapshot stores a snapshot row that does not encode as a dead
+// letter; its values are the server's JSON text of each column, in base64.
+func (h *handler) rejectSnapshot(md *model, env *events.Envelope, reason error) {
+	q := Quarantined{Quarantined: "snapshot", Reason: reason.Error(), ID: env.ID, Pos: env.Pos,
+		Schema: env.Schema, Table: env.Table, Op: env.Op}
+	for _, c := range slices.Sorted(maps.Keys(env.Row)) {
+		q.Columns = append(q.Columns, c)
+		q.After = append(q.After, "b64:"+base64.StdEncoding.EncodeToString(env.Row[c]))
+	}
+	payload, _ := json.Marshal(q)
+	fn := events.FuncName(h.b.namespace, md.name, env.Op)
+	h.b.rejected.dead.Add(1)
+	if obs, ok := h.b.observer.(RejectObserver); ok {
+		obs.Rejected(env.Table, env.Op, RejectDeadLettered)
+	}
+	h.b.log.Error("snapshot row not published: stored as a dead letter (see `dead list`)", "function", fn, "id", env.ID,
+		"pos", env.Pos, "reason", reason)
+	h.storeDead(fn, env.ID, reason.Error(), payload)
 }
 
 // storeDead writes a dead letter, retrying while the database is away.
