@@ -30,8 +30,8 @@ var (
 	// points into (MariaDB/MySQL error 1236: purged, or RESET MASTER, or
 	// another server). Retrying cannot help; Run returns it with what to do.
 	ErrBinlogGone = errors.New("bridge: the saved binlog position is gone from the server")
-	// errFatal marks stream errors a restart cannot fix (an envelope that
-	// does not encode, a table without primary key): Run returns them.
+	// errFatal marks stream errors a restart cannot fix (a bad GTID set, a
+	// rows event type go-mysql does not decode): Run returns them.
 	errFatal = errors.New("bridge: fatal")
 	// errPoison marks a row change the bridge cannot publish (a value that
 	// does not encode, a row its TABLE_MAP cannot label): it becomes a dead

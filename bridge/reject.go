@@ -40,9 +40,15 @@ type rejected struct {
 // Quarantined is the workload of a dead letter the bridge wrote for a row
 // change it could not publish: the raw row as the binlog gave it, where,
 // and why. Values are strings: text and bytes as "b64:" and their base64,
-// numbers and times in go-mysql's text; null for NULL.
+// numbers and times in go-mysql's text; null for NULL. For a snapshot row
+// (Quarantined "snapshot") they are the base64 of each column's JSON text
+// as the server wrote it, in Columns' order.
+//
+// `dead retry` of such a letter re-submits this document, which no handler
+// takes (it is not an event): it fails again. Fix the row and snapshot it
+// (or let its next change carry it), then `dead purge` the letter.
 type Quarantined struct {
-	Quarantined string   `json:"quarantined"` // "binlog"
+	Quarantined string   `json:"quarantined"` // "binlog" or "snapshot"
 	Reason      string   `json:"reason"`
 	ID          string   `json:"id"`  // the event id it would have had
 	Pos         string   `json:"pos"` // "file:logpos" of its rows event

@@ -20,8 +20,9 @@ import (
 // Run streams until ctx ends, then stops reading, lets gearmand acknowledge
 // what was read (up to the flush timeout), saves the position and returns
 // nil. Lost MariaDB connections are retried forever; it returns an error
-// only for what a retry cannot fix (the position store at start, a table
-// without primary key, an event that does not encode).
+// only for what a retry cannot fix (the server's settings and the position
+// store at start, a purged binlog). A row change it cannot publish is a dead
+// letter, a table without a primary key is skipped (package documentation).
 func (b *Bridge) Run(ctx context.Context) error {
 	if err := b.checkServer(ctx); err != nil {
 		return err
