@@ -30,9 +30,19 @@ var (
 	// points into (MariaDB/MySQL error 1236: purged, or RESET MASTER, or
 	// another server). Retrying cannot help; Run returns it with what to do.
 	ErrBinlogGone = errors.New("bridge: the saved binlog position is gone from the server")
-	// errFatal marks stream errors a restart cannot fix (an envelope that
-	// does not encode, a table without primary key): Run returns them.
+	// errFatal marks stream errors a restart cannot fix (a bad GTID set, a
+	// rows event type go-mysql does not decode): Run returns them.
 	errFatal = errors.New("bridge: fatal")
+	// errPoison marks a row change the bridge cannot publish (a value that
+	// does not encode, a row its TABLE_MAP cannot label): it becomes a dead
+	// letter and the stream goes on.
+	errPoison = errors.New("bridge: cannot publish this row change")
+	// errNoKey: the row's table has no primary key; its changes are
+	// skipped, counted (see package documentation).
+	errNoKey = errors.New("bridge: no primary key")
+	// errTransient: a lookup failed for a reason a retry may fix (the
+	// database is away): the stream restarts from the last transaction.
+	errTransient = errors.New("bridge: transient")
 )
 
 // Bridge tails the binlog and publishes row changes as gearman jobs.
@@ -64,6 +74,10 @@ type Bridge struct {
 	signalKey string // "schema.rowgear_snapshots": watched for requests and watermarks
 	sourceID  uint32 // @@server_id of the source server, part of event ids
 	history   string // Position.History of this run, part of event ids
+
+	collations map[uint64]string // the server's collation ids → character set names
+	rejected   rejected
+	keyless    []string // published tables without a primary key, found at start-up
 
 	observer     Observer
 	heartbeat    time.Duration
@@ -283,6 +297,14 @@ type Stats struct {
 	Position  Position // acknowledged position (what a restart resumes from)
 	// Servers is each gearmand as the bridge's client last found it.
 	Servers []gearman.ServerStatus
+	// DeadLettered: row changes the bridge could not publish, stored as
+	// dead letters (rowgear_failed_jobs) instead.
+	DeadLettered int64
+	// SkippedNoKey: row changes of tables without a primary key, skipped.
+	SkippedNoKey int64
+	// Keyless: published tables ("schema.table") without a primary key,
+	// as found at start-up.
+	Keyless []string
 }
 
 // Stats returns counters of the current Run.
@@ -292,7 +314,8 @@ func (b *Bridge) Stats() Stats {
 	}
 	p, _, _ := b.tracker.advance()
 	return Stats{Published: b.subs.published.Load(), InFlight: b.subs.inflight.Load(), Position: p,
-		Servers: b.client.Servers()}
+		Servers: b.client.Servers(), DeadLettered: b.rejected.dead.Load(), SkippedNoKey: b.rejected.noKey.Load(),
+		Keyless: b.keyless}
 }
 
 const (

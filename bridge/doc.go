@@ -57,10 +57,33 @@
 // Rows logged without column names (written before binlog_row_metadata was
 // FULL, read from an old position) are decoded with the current schema only
 // if it has the same number of columns, each of a type the binlog type fits;
-// otherwise the bridge stops with an error naming the table, the position,
-// the logged types and the current columns, rather than publish rows under
-// wrong names. A row whose value count differs from its TABLE_MAP, or whose
-// value does not fit its column's type, stops it too.
+// otherwise each such row becomes a dead letter naming the table, the
+// position, the logged types and the current columns, rather than be
+// published under wrong names. A row whose value count differs from its
+// TABLE_MAP, or whose value does not fit its column's type, is one too.
+//
+// Character sets. Text, ENUM and SET members (and `old` images) are
+// converted from the column's character set, named by the collation id the
+// TABLE_MAP carries (resolved with the server's own collation tables, read at
+// start and again for an id not seen), to UTF-8 as the server's
+// CONVERT(col USING utf8mb4) does: byte for byte what the trigger source
+// publishes, for every character set MariaDB has (latin1 is cp1252 with
+// 0x81 0x8D 0x8F 0x90 0x9D as C1 controls; big5, sjis, ujis, gb2312 follow
+// the server's tables, not WHATWG's; a byte that starts no character is
+// '?'). Binary strings stay base64. See docs/charsets-and-bad-rows.md.
+//
+// Bad rows never stop the stream. A row change the bridge cannot publish
+// (a value no JSON string holds, such as a surrogate code unit a ucs2 or
+// utf32 column can hold; a row its TABLE_MAP cannot label) is stored as a
+// dead letter of its model's function in rowgear_failed_jobs (`dead
+// list`, `status`): its workload is a Quarantined document with the raw
+// row, the position, the event id it would have had and the reason. The
+// bridge goes on with the next row and counts it
+// (rowgear_bridge_events_rejected_total{outcome="dead_lettered"},
+// Stats.DeadLettered). A table without a primary key cannot key its events:
+// the bridge names it at start-up (and `status` does), and skips its row
+// changes, counted (outcome="skipped_no_primary_key", Stats.SkippedNoKey);
+// add a primary key, or publish the model with source: trigger.
 //
 // Snapshots (backfills). A row in rowgear_snapshots (migration 00040;
 // RequestSnapshot, `bridge snapshot Model…`, or the application's own
@@ -81,7 +104,8 @@
 // twice, never skipped. A model whose live changes the triggers publish is
 // snapshotted the same way (the bridge watches its table without
 // publishing its changes). A table without a primary key is refused, the
-// request marked failed with the reason. With models.<Model>.snapshot:
+// request marked failed with the reason; a row whose values do not encode
+// becomes a dead letter and the snapshot goes on. With models.<Model>.snapshot:
 // insert the rows go out as op insert (every column in modified) to
 // <Model>.insert, for TriggerInsert; otherwise the worker gives them to the
 // model's TriggerSnapshot (dispatch.Snapshotter), and refuses to start when

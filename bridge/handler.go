@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -32,12 +33,13 @@ type model struct {
 // handler turns binlog events into jobs and checkpoints. The stream loop
 // (stream.go) calls it from one goroutine.
 type handler struct {
-	ctx   context.Context
-	b     *Bridge
-	file  string                     // current binlog file: rows events carry only LogPos
-	metas map[string]*tableMeta      // by "schema.table": its last version seen
-	cur   map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
-	epoch int                        // bumped on DDL: metas built before use stale hints
+	ctx         context.Context
+	b           *Bridge
+	file        string                     // current binlog file: rows events carry only LogPos
+	metas       map[string]*tableMeta      // by "schema.table": its last version seen
+	cur         map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
+	epoch       int                        // bumped on DDL: metas built before use stale hints
+	noKeyWarned map[string]bool            // tables without a primary key warned about
 
 	lastTS  atomic.Uint32 // header timestamp of the last event handled
 	handled atomic.Int64  // events handled, for the lag estimate
@@ -119,33 +121,32 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 	read := time.Now()
 	h.seen(header)
 	act, ok := action(header.EventType)
-	if !ok {
-		return fmt.Errorf("%w: %s: rows event type %s is not supported", errFatal, key, header.EventType)
-	}
 	pos := h.file + ":" + strconv.FormatUint(uint64(header.LogPos), 10)
-	meta, err := h.meta(e.Table)
-	if err != nil {
-		return fmt.Errorf("%s at %s: %w", key, pos, err)
+	if !ok {
+		return fmt.Errorf("%w: %s at %s: rows event type %s is not supported", errFatal, key, pos, header.EventType)
 	}
 	step := 1
 	if act == events.OpUpdate {
 		step = 2 // [before, after] pairs
 	}
+	meta, err := h.meta(e.Table)
+	if errors.Is(err, errTransient) || err != nil && !errors.Is(err, errPoison) && !errors.Is(err, errNoKey) {
+		return fmt.Errorf("%s at %s: %w", key, pos, err)
+	}
+	if err != nil { // every row of the event: none can be labelled
+		for i := 0; i+step <= len(e.Rows); i += step {
+			before, after := images(act, e.Rows, i)
+			h.reject(models, act, pos, i/step, e.Table, before, after, err)
+		}
+		return nil
+	}
 	ts := time.Unix(int64(header.Timestamp), 0).UTC()
 	for i := 0; i+step <= len(e.Rows); i += step {
-		var before, after []json.RawMessage
-		switch act {
-		case events.OpInsert:
-			after, err = meta.image(e.Rows[i])
-		case events.OpDelete:
-			before, err = meta.image(e.Rows[i])
-		default:
-			if before, err = meta.image(e.Rows[i]); err == nil {
-				after, err = meta.image(e.Rows[i+1])
-			}
-		}
+		rawBefore, rawAfter := images(act, e.Rows, i)
+		before, after, err := meta.encodeImages(rawBefore, rawAfter)
 		if err != nil {
-			return fmt.Errorf("%s at %s: %w", key, pos, err)
+			h.reject(models, act, pos, i/step, e.Table, rawBefore, rawAfter, err)
+			continue
 		}
 		if watched {
 			h.b.snaps.observe(key, meta, [][]json.RawMessage{before, after})
@@ -160,7 +161,8 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 				}
 				payload, err := events.Encode(env)
 				if err != nil {
-					return fmt.Errorf("%w: %s at %s: %w", errFatal, key, pos, err)
+					h.reject([]*model{m}, act, pos, i/step, e.Table, rawBefore, rawAfter, fmt.Errorf("%w: %w", errPoison, err))
+					continue
 				}
 				if err := h.publish(m.name, env, payload, meta.shard(env), header.Timestamp); err != nil {
 					return err
@@ -169,6 +171,32 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 		}
 	}
 	return nil
+}
+
+// images returns the raw before and after images of the row change at i.
+func images(act string, rows [][]any, i int) (before, after []any) {
+	switch act {
+	case events.OpInsert:
+		return nil, rows[i]
+	case events.OpDelete:
+		return rows[i], nil
+	}
+	return rows[i], rows[i+1]
+}
+
+// encodeImages encodes a row change's images (nil stays nil).
+func (m *tableMeta) encodeImages(before, after []any) (b, a []json.RawMessage, err error) {
+	if before != nil {
+		if b, err = m.image(before); err != nil {
+			return nil, nil, err
+		}
+	}
+	if after != nil {
+		if a, err = m.image(after); err != nil {
+			return nil, nil, err
+		}
+	}
+	return b, a, nil
 }
 
 // envelopes returns the events of one row change for model md: none when
@@ -235,7 +263,7 @@ func (h *handler) meta(tm *replication.TableMapEvent) (*tableMeta, error) {
 		}
 		h.cur[key] = cur
 	}
-	m, err := newMeta(tm, cur, h.epoch)
+	m, err := newMeta(tm, cur, h.epoch, h.charsetOf)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +296,7 @@ func capID(id string) string {
 // whose width is not its TABLE_MAP's is refused: labelling it would guess.
 func (m *tableMeta) image(row []any) ([]json.RawMessage, error) {
 	if len(row) != len(m.cols) {
-		return nil, fmt.Errorf("%w: a row of %d values for %d columns", errFatal, len(row), len(m.cols))
+		return nil, fmt.Errorf("%w: a row of %d values for %d columns", errPoison, len(row), len(m.cols))
 	}
 	out := make([]json.RawMessage, len(m.cols))
 	for i := range out {

@@ -19,7 +19,7 @@ import (
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 
-	_ "github.com/go-sql-driver/mysql"
+	gomysql "github.com/go-sql-driver/mysql"
 )
 
 // env is one test's world: a database, a gearman namespace, a config.
@@ -216,3 +216,12 @@ func (c *collector) wait(t *testing.T, n int, timeout time.Duration) []*events.E
 }
 
 func bridgeConcurrency(n int) bridge.Option { return bridge.WithConcurrency(n) }
+
+// dbName is the test database's name.
+func (e *env) dbName() string {
+	cfg, err := gomysql.ParseDSN(e.dsn)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cfg.DBName
+}

@@ -13,20 +13,30 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/charset"
 	"github.com/rowgear/rowgear/triggers"
 )
 
 // Run streams until ctx ends, then stops reading, lets gearmand acknowledge
 // what was read (up to the flush timeout), saves the position and returns
 // nil. Lost MariaDB connections are retried forever; it returns an error
-// only for what a retry cannot fix (the position store at start, a table
-// without primary key, an event that does not encode).
+// only for what a retry cannot fix (the server's settings and the position
+// store at start, a purged binlog). A row change it cannot publish is a dead
+// letter, a table without a primary key is skipped (package documentation).
 func (b *Bridge) Run(ctx context.Context) error {
 	if err := b.checkServer(ctx); err != nil {
 		return err
 	}
 	if err := b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.server_id").Scan(&b.sourceID); err != nil {
 		return fmt.Errorf("server_id: %w", err)
+	}
+	collations, err := charset.LoadCollations(ctx, b.db)
+	if err != nil {
+		return err
+	}
+	b.collations = collations
+	if err := b.checkTables(ctx); err != nil {
+		return err
 	}
 	start, err := b.startPosition(ctx)
 	if err != nil {
@@ -44,7 +54,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer b.client.Close()
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{},
-		cur: map[string]*triggers.Table{}}
+		cur: map[string]*triggers.Table{}, noKeyWarned: map[string]bool{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
 	// Submitters outlive ctx: after it ends they still drain what was read.

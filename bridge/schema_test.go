@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -100,23 +99,33 @@ func TestRowMetadataRequired(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Rows without names, and a column dropped since: the bridge stops.
+	// Rows without names, and a column dropped since: the row cannot be
+	// labelled; it becomes a dead letter and the bridge goes on.
 	e.exec("SET GLOBAL binlog_row_metadata = MINIMAL")
 	e.exec("INSERT INTO items VALUES (2, 'y', 2)")
 	e.exec("ALTER TABLE items DROP COLUMN a")
 	e.exec("SET GLOBAL binlog_row_metadata = FULL")
-	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if b, err = bridge.New(runCtx, e.config(), bridge.WithLogger(testLogger(t))); err != nil {
+	r = e.startBridge()
+	e.exec("INSERT INTO items VALUES (3, 3)")
+	evs := got.wait(t, 2, 30*time.Second)
+	if g := rowString(evs[1].Row); g != `b=3 id=3` {
+		t.Errorf("the row after the dead letter: got %s", g)
+	}
+	var fn, errs string
+	var payload []byte
+	if err := e.db.QueryRow("SELECT function, errors, payload FROM rowgear_failed_jobs WHERE state = 'dead'").Scan(&fn, &errs, &payload); err != nil {
 		t.Fatal(err)
 	}
-	err = b.Run(runCtx)
-	b.Close()
-	if err == nil || !strings.Contains(err.Error(), "cannot be labelled safely") || !strings.Contains(err.Error(), "items") {
-		t.Fatalf("got %v, want the bridge to stop on the row it cannot label", err)
+	if fn != e.ns+".Item.insert" || !strings.Contains(errs, "cannot be labelled safely") || !strings.Contains(string(payload), `"b64:eQ=="`) {
+		t.Errorf("dead letter: %s %s %s", fn, errs, payload)
 	}
-	t.Log(err)
-	if n := got.distinct(); n != 1 {
-		t.Errorf("%d events published, want only the first", n)
+	if st := r.b.Stats(); st.DeadLettered != 1 {
+		t.Errorf("Stats().DeadLettered = %d, want 1", st.DeadLettered)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := got.distinct(); n != 2 {
+		t.Errorf("%d events published, want 2", n)
 	}
 }

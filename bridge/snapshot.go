@@ -298,8 +298,9 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 			env.Modified = w.cols
 		}
 		payload, err := events.Encode(env)
-		if err != nil {
-			return fmt.Errorf("%w: snapshot of %s at %s: %w", errFatal, w.table, pos, err)
+		if err != nil { // a value no JSON string holds (a ucs2 surrogate): a dead letter, the snapshot goes on
+			h.rejectSnapshot(w.md, env, err)
+			continue
 		}
 		if err := h.publish(w.md.name, env, payload, shardOf(env.Schema, env.Table, r.key), header.Timestamp); err != nil {
 			return err

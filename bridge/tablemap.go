@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
+	"github.com/rowgear/rowgear/internal/charset"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -81,14 +83,9 @@ func fixedLength(meta uint16) int {
 // binaryCollation is the collation id of the binary character set.
 const binaryCollation = 63
 
-// latin1Collation reports the collation ids of latin1.
-func latin1Collation(id uint64) bool {
-	switch id {
-	case 5, 8, 15, 31, 47, 48, 49, 94, 1029, 1032, 1039, 1055, 1071, 1072, 1073, 1118: // latin1_*, with MariaDB's NOPAD ids
-		return true
-	}
-	return false
-}
+// charsetOf resolves a collation id of a TABLE_MAP to its character set's
+// converter (the handler loads the server's ids; see charset.LoadCollations).
+type charsetOf func(collation uint64) (*charset.Charset, error)
 
 // typeName names a binlog column type in errors.
 func typeName(t byte) string {
@@ -172,8 +169,9 @@ func fits(dt string, t byte) bool {
 }
 
 // newMeta derives the metadata of tm's rows. cur is the table's current
-// schema (nil: it no longer exists).
-func newMeta(tm *replication.TableMapEvent, cur *triggers.Table, epoch int) (*tableMeta, error) {
+// schema (nil: it no longer exists); csOf resolves the TABLE_MAP's
+// collation ids.
+func newMeta(tm *replication.TableMapEvent, cur *triggers.Table, epoch int, csOf charsetOf) (*tableMeta, error) {
 	m := &tableMeta{schema: string(tm.Schema), table: string(tm.Table), types: tm.ColumnType,
 		meta: tm.ColumnMeta, colNames: tm.ColumnName, epoch: epoch}
 	names := tm.ColumnNameString()
@@ -189,99 +187,172 @@ func newMeta(tm *replication.TableMapEvent, cur *triggers.Table, epoch int) (*ta
 			names = append(names, c.Name)
 		}
 	}
-	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
-	colls := tm.CollationMap()
-	esColls := tm.EnumSetCollationMap()
+	d := &deriver{tm: tm, cur: cur, fromCurrent: fromCurrent, csOf: csOf, colls: tm.CollationMap(),
+		esColls: tm.EnumSetCollationMap(), enums: tm.EnumStrValueMap(), sets: tm.SetStrValueMap()}
 	for i, name := range names {
-		t := binlogType(tm, i)
-		c := column{name: name, kind: kString}
-		var hint triggers.Column
-		if cur != nil {
-			hint, _ = cur.Column(name)
+		c, err := d.column(i, name)
+		if errors.Is(err, errTransient) {
+			return nil, err
 		}
-		if fromCurrent {
-			hint = cur.Columns[i]
-		}
-		coll, hasColl := colls[i]
-		binary := hasColl && coll == binaryCollation || !hasColl && fromCurrent && strings.Contains(hint.DataType, "binary")
-		switch t {
-		case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG,
-			mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_YEAR:
-			c.kind = kNumber
-		case mysql.MYSQL_TYPE_FLOAT:
-			c.kind = kFloat
-		case mysql.MYSQL_TYPE_DOUBLE:
-			c.kind = kDouble
-		case mysql.MYSQL_TYPE_BIT:
-			c.kind = kBit
-		case mysql.MYSQL_TYPE_JSON:
-			c.kind = kJSON
-		case mysql.MYSQL_TYPE_TIME2:
-			c.kind, c.prec = kTime, int(tm.ColumnMeta[i])
-		case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
-			c.kind = kEnum
-			vals := enums[i]
-			if t == mysql.MYSQL_TYPE_SET {
-				c.kind, vals = kSet, sets[i]
-			}
-			if vals == nil && fromCurrent {
-				vals = members(hint.ColumnType)
-			}
-			if vals == nil {
-				return nil, fmt.Errorf("%w: %s.%s column %s: the TABLE_MAP has no %s members", errFatal, m.schema, m.table, name, typeName(t))
-			}
-			if latin1Collation(esColls[i]) || fromCurrent && hint.Charset == "latin1" {
-				vals = slices.Clone(vals)
-				for j, v := range vals {
-					vals[j] = string(latin1ToUTF8([]byte(v)))
-				}
-			}
-			c.values = vals
-		case mysql.MYSQL_TYPE_GEOMETRY:
-			c.kind = kBinary
-		case mysql.MYSQL_TYPE_STRING:
-			n := fixedLength(tm.ColumnMeta[i])
-			switch {
-			case binary && hint.DataType == "uuid" && n == 16:
-				c.kind = kUUID
-			case binary && hint.DataType == "inet6" && n == 16:
-				c.kind = kInet6
-			case binary && hint.DataType == "inet4" && n == 4:
-				c.kind = kInet4
-			case binary:
-				c.kind, c.fixed = kBinary, n
-			}
-		case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
-			switch {
-			case binary:
-				c.kind = kBinary
-			case t == mysql.MYSQL_TYPE_BLOB && hint.DataType == "json":
-				c.kind = kJSON
-			}
-		}
-		if c.kind == kString {
-			c.latin1 = hasColl && latin1Collation(coll) || !hasColl && hint.Charset == "latin1"
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s.%s column %s: %w", errPoison, m.schema, m.table, name, err)
 		}
 		m.cols = append(m.cols, c)
 	}
-	for _, i := range tm.PrimaryKey {
-		m.pk = append(m.pk, int(i))
-	}
-	if len(m.pk) == 0 && cur != nil && (fromCurrent || len(tm.PrimaryKey) == 0) {
-		// MariaDB logs the key with FULL metadata; take the current one by name.
-		for _, k := range cur.PK {
-			i := slices.IndexFunc(m.cols, func(c column) bool { return c.name == k })
-			if i < 0 {
-				m.pk = nil
-				break
-			}
-			m.pk = append(m.pk, i)
-		}
-	}
+	m.pk = d.primaryKey(m.cols)
 	if len(m.pk) == 0 {
-		return nil, fmt.Errorf("%w: table %s.%s has no primary key: events name their row by it", errFatal, m.schema, m.table)
+		return nil, fmt.Errorf("%w: table %s.%s has no primary key: events name their row by it", errNoKey, m.schema, m.table)
 	}
 	return m, nil
+}
+
+// deriver derives the columns of one TABLE_MAP.
+type deriver struct {
+	tm             *replication.TableMapEvent
+	cur            *triggers.Table
+	fromCurrent    bool // no column names logged: the current schema labels the row
+	csOf           charsetOf
+	colls, esColls map[int]uint64
+	enums, sets    map[int][]string
+}
+
+// hint is the current column that tells what the TABLE_MAP cannot.
+func (d *deriver) hint(i int, name string) triggers.Column {
+	if d.fromCurrent {
+		return d.cur.Columns[i]
+	}
+	if d.cur != nil {
+		c, _ := d.cur.Column(name)
+		return c
+	}
+	return triggers.Column{}
+}
+
+// column derives column i.
+func (d *deriver) column(i int, name string) (column, error) {
+	t := binlogType(d.tm, i)
+	c := column{name: name, kind: kString}
+	hint := d.hint(i, name)
+	switch t {
+	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_LONG,
+		mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_YEAR:
+		c.kind = kNumber
+	case mysql.MYSQL_TYPE_FLOAT:
+		c.kind = kFloat
+	case mysql.MYSQL_TYPE_DOUBLE:
+		c.kind = kDouble
+	case mysql.MYSQL_TYPE_BIT:
+		c.kind = kBit
+	case mysql.MYSQL_TYPE_JSON:
+		c.kind = kJSON
+	case mysql.MYSQL_TYPE_TIME2:
+		c.kind, c.prec = kTime, int(d.tm.ColumnMeta[i])
+	case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
+		return d.enumSet(i, t, c, hint)
+	case mysql.MYSQL_TYPE_GEOMETRY:
+		c.kind = kBinary
+	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
+		return d.text(i, t, c, hint)
+	}
+	return c, nil
+}
+
+// charset is the converter of column i's text: from its collation in the
+// TABLE_MAP, else from the current column. nil: utf8mb4 (the fast path);
+// binary is reported by the caller's own check.
+func (d *deriver) charset(coll uint64, hasColl bool, hint triggers.Column) (*charset.Charset, error) {
+	if hasColl {
+		return d.csOf(coll)
+	}
+	if hint.Charset == "" || hint.Charset == "utf8mb4" {
+		return nil, nil
+	}
+	return charset.Get(hint.Charset)
+}
+
+// enumSet derives an ENUM or SET column: its members, converted from the
+// column's character set once here.
+func (d *deriver) enumSet(i int, t byte, c column, hint triggers.Column) (column, error) {
+	c.kind, c.values = kEnum, d.enums[i]
+	if t == mysql.MYSQL_TYPE_SET {
+		c.kind, c.values = kSet, d.sets[i]
+	}
+	if c.values == nil && d.fromCurrent {
+		c.values = members(hint.ColumnType)
+	}
+	if c.values == nil {
+		return c, fmt.Errorf("the TABLE_MAP has no %s members", typeName(t))
+	}
+	coll, hasColl := d.esColls[i]
+	cs, err := d.charset(coll, hasColl, hint)
+	if err != nil || cs == nil || cs.Name() == "utf8mb4" {
+		return c, err
+	}
+	vals := make([]string, len(c.values))
+	for j, v := range c.values {
+		b, err := cs.Append(nil, []byte(v))
+		if err != nil {
+			return c, fmt.Errorf("member %d: %w", j+1, err)
+		}
+		vals[j] = string(b)
+	}
+	c.values = vals
+	return c, nil
+}
+
+// text derives a CHAR/VARCHAR/TEXT column or its binary kin (BINARY,
+// VARBINARY, BLOB; and MariaDB's UUID, INET4, INET6, JSON, which the
+// TABLE_MAP logs as those).
+func (d *deriver) text(i int, t byte, c column, hint triggers.Column) (column, error) {
+	coll, hasColl := d.colls[i]
+	binary := hasColl && coll == binaryCollation || !hasColl && d.fromCurrent && strings.Contains(hint.DataType, "binary")
+	if t == mysql.MYSQL_TYPE_STRING && binary {
+		n := fixedLength(d.tm.ColumnMeta[i])
+		switch {
+		case hint.DataType == "uuid" && n == 16:
+			c.kind = kUUID
+		case hint.DataType == "inet6" && n == 16:
+			c.kind = kInet6
+		case hint.DataType == "inet4" && n == 4:
+			c.kind = kInet4
+		default:
+			c.kind, c.fixed = kBinary, n
+		}
+		return c, nil
+	}
+	switch {
+	case binary:
+		c.kind = kBinary
+		return c, nil
+	case t == mysql.MYSQL_TYPE_BLOB && hint.DataType == "json":
+		c.kind = kJSON
+		return c, nil
+	}
+	cs, err := d.charset(coll, hasColl, hint)
+	if err == nil && cs != nil && cs.Name() != "utf8mb4" {
+		c.cs = cs
+	}
+	return c, err
+}
+
+// primaryKey is the key's column indexes: logged with FULL metadata, else
+// the current key's columns by name.
+func (d *deriver) primaryKey(cols []column) []int {
+	var pk []int
+	for _, i := range d.tm.PrimaryKey {
+		pk = append(pk, int(i))
+	}
+	if len(pk) > 0 || d.cur == nil || !d.fromCurrent && len(d.tm.PrimaryKey) != 0 {
+		return pk
+	}
+	for _, k := range d.cur.PK {
+		i := slices.IndexFunc(cols, func(c column) bool { return c.name == k })
+		if i < 0 {
+			return nil
+		}
+		pk = append(pk, i)
+	}
+	return pk
 }
 
 // checkCurrent refuses to decode tm's rows with the current schema unless
@@ -293,7 +364,7 @@ func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *triggers.Ta
 	}
 	if cur == nil {
 		return fmt.Errorf("%w: %s.%s: the binlog row (%s) has no column names (binlog_row_metadata was not FULL when it was written) "+
-			"and the table no longer exists: its columns are unknown", errFatal, m.schema, m.table, strings.Join(logged, ", "))
+			"and the table no longer exists: its columns are unknown", errPoison, m.schema, m.table, strings.Join(logged, ", "))
 	}
 	var now []string
 	ok := len(cur.Columns) == len(tm.ColumnType)
@@ -305,7 +376,7 @@ func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *triggers.Ta
 		return fmt.Errorf("%w: %s.%s: the binlog row has %d columns (%s) and no column names (binlog_row_metadata was not FULL when it was written), "+
 			"but the table now has %d (%s): it was written before a schema change and cannot be labelled safely. "+
 			"Set binlog_row_metadata=FULL, and start the bridge past this event (--start) after replaying what it missed",
-			errFatal, m.schema, m.table, len(logged), strings.Join(logged, ", "), len(now), strings.Join(now, ", "))
+			errPoison, m.schema, m.table, len(logged), strings.Join(logged, ", "), len(now), strings.Join(now, ", "))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/charset"
 )
 
 // kind is how a column's decoded binlog value becomes its wire form
@@ -37,10 +38,10 @@ const (
 type column struct {
 	name   string
 	kind   kind
-	fixed  int      // BINARY(n): the binlog drops trailing zero bytes, the column has n
-	prec   int      // TIME(p)
-	values []string // ENUM and SET members
-	latin1 bool     // text stored as latin1: converted to UTF-8
+	fixed  int              // BINARY(n): the binlog drops trailing zero bytes, the column has n
+	prec   int              // TIME(p)
+	values []string         // ENUM and SET members
+	cs     *charset.Charset // text in a character set other than utf8mb4: converted as the server's CONVERT does
 }
 
 // members parses the quoted list of enum('a','b”c') or set(…) as
@@ -125,32 +126,46 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 		}
 	}
 	switch x := v.(type) {
-	case int8:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int16:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int32:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case int64:
-		return strconv.AppendInt(nil, x, 10), nil
-	case int:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case uint8:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case uint16:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case uint32:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
-	case uint64:
-		return strconv.AppendUint(nil, x, 10), nil
-	case uint:
-		return strconv.AppendUint(nil, uint64(x), 10), nil
 	case string:
+		if c.kind == kString && c.cs == nil && utf8.ValidString(x) {
+			return events.AppendString(nil, x), nil // utf8mb4 text: no copy, no conversion
+		}
 		return c.bytes([]byte(x))
 	case []byte:
 		return c.bytes(x)
 	}
-	return nil, fmt.Errorf("%w: column %s: unexpected %T for its binlog type", errFatal, c.name, v)
+	if n, ok := appendInteger(nil, v); ok {
+		return n, nil
+	}
+	return nil, fmt.Errorf("%w: column %s: unexpected %T for its binlog type", errPoison, c.name, v)
+}
+
+// appendInteger appends v when it is one of the integer types go-mysql
+// decodes to.
+func appendInteger(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case int8:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int16:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(b, x, 10), true
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), true
+	case uint8:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint16:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint32:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	case uint64:
+		return strconv.AppendUint(b, x, 10), true
+	case uint:
+		return strconv.AppendUint(b, uint64(x), 10), true
+	}
+	return b, false
 }
 
 func (c *column) bytes(b []byte) (json.RawMessage, error) {
@@ -175,15 +190,25 @@ func (c *column) bytes(b []byte) (json.RawMessage, error) {
 	case kUUID, kInet4, kInet6:
 		return c.fixedText(b)
 	}
-	if !utf8.Valid(b) {
-		if c.latin1 {
-			b = latin1ToUTF8(b)
-		} else {
-			b = []byte(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if c.cs != nil {
+		conv, err := c.cs.Append(make([]byte, 0, len(b)+len(b)/2), b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errPoison, c.name, err)
 		}
+		b = conv
+	} else if !utf8.Valid(b) {
+		// utf8mb4 as the server reads it: '?' for a byte that starts no
+		// character (a column can hold them only when written unchecked).
+		conv, err := utf8mb4.Append(nil, b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: column %s: %w", errPoison, c.name, err)
+		}
+		b = conv
 	}
 	return events.AppendString(nil, string(b)), nil
 }
+
+var utf8mb4, _ = charset.Get("utf8mb4")
 
 // fixedText renders MariaDB's UUID, INET4 and INET6 as the server shows them.
 func (c *column) fixedText(b []byte) (json.RawMessage, error) {
@@ -195,7 +220,7 @@ func (c *column) fixedText(b []byte) (json.RawMessage, error) {
 		b = append(b[:len(b):len(b)], make([]byte, n-len(b))...)
 	}
 	if len(b) != n {
-		return nil, fmt.Errorf("%w: column %s: %d bytes, want %d", errFatal, c.name, len(b), n)
+		return nil, fmt.Errorf("%w: column %s: %d bytes, want %d", errPoison, c.name, len(b), n)
 	}
 	switch c.kind {
 	case kUUID:
@@ -255,14 +280,6 @@ func inet6String(a [16]byte) string {
 		b.WriteString(strconv.FormatUint(uint64(w[i]), 16))
 	}
 	return b.String()
-}
-
-func latin1ToUTF8(b []byte) []byte {
-	out := make([]byte, 0, len(b)*2)
-	for _, c := range b {
-		out = utf8.AppendRune(out, rune(c))
-	}
-	return out
 }
 
 // appendMariaDBFloat writes f as MariaDB writes a FLOAT (digits 6) or

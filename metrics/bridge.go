@@ -18,6 +18,7 @@ type Bridge struct {
 	lag       prometheus.Gauge
 	inflight  prometheus.Gauge
 	snapshot  *prometheus.GaugeVec
+	rejected  *prometheus.CounterVec
 
 	mu       sync.Mutex
 	lastFile string
@@ -57,10 +58,14 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 			Name: "rowgear_bridge_snapshot_rows_total",
 			Help: "Rows published by the initial snapshot, by table.",
 		}, []string{"table"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rowgear_bridge_events_rejected_total",
+			Help: "Row changes not published, by table, op and outcome: dead_lettered (stored in rowgear_failed_jobs) or skipped_no_primary_key.",
+		}, []string{"table", "op", "outcome"}),
 	}
 	m.lag.Set(-1)
 	m.behind.Set(-1)
-	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot); err != nil {
+	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot, m.rejected); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -98,4 +103,13 @@ var _ bridge.SnapshotObserver = (*Bridge)(nil)
 // SnapshotRows sets the rows a snapshot of table has published.
 func (m *Bridge) SnapshotRows(table string, n int64) {
 	m.snapshot.WithLabelValues(table).Set(float64(n))
+}
+
+// The bridge reports the row changes it did not publish to observers that
+// take them.
+var _ bridge.RejectObserver = (*Bridge)(nil)
+
+// Rejected counts a row change of table the bridge did not publish.
+func (m *Bridge) Rejected(table, op, outcome string) {
+	m.rejected.WithLabelValues(table, op, outcome).Inc()
 }

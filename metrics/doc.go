@@ -28,6 +28,9 @@
 //	rowgear_bridge_lag_seconds                      gauge: age of the newest heartbeat read
 //	rowgear_bridge_inflight_events                  gauge: read, not yet acknowledged
 //	rowgear_bridge_snapshot_rows_total{table}       gauge: rows the running snapshot has published
+//	rowgear_bridge_events_rejected_total{table,op,outcome}  counter: row changes not published;
+//	                                                outcome dead_lettered (an undecodable row,
+//	                                                see `dead list`) or skipped_no_primary_key
 //
 // Commit → handler latency (package latency) registers
 // rowgear_commit_to_handler_seconds{source} on the same registry.

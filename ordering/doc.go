@@ -151,6 +151,15 @@
 //   - Triggers generated before the commit gate send events without seq:
 //     they fail with ErrNoSeq (kept as dead letters). Regenerate the
 //     triggers (dbworker triggers generate) and migrate.
+//   - Dropping a model's schema while its trigger events are in flight
+//     drops its gate table with it: those events fail with ErrGateGone,
+//     permanent, and are kept as dead letters at once (`dead list`), never
+//     retried against a table that is gone. Replay them once the schema is
+//     back (their gate rows went with it: they are then dropped as rolled
+//     back), or purge them. Stop the application's writes to a schema
+//     before dropping it: a statement that opens its table after the gate
+//     table went, and before the table itself goes, is refused by the
+//     server (ERROR 1146 on rowgear_gate, from the trigger).
 //   - Privileges: the trigger's definer and the worker need INSERT, SELECT
 //     and DELETE on rowgear_gate; application accounts should have none (an
 //     account that can write rowgear_gate can forge trigger events).

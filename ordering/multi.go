@@ -107,6 +107,9 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	defer tc.close()
 	conn := tc.Conn
 	found, digest, updated, err := readFirst(ctx, conn, q, args, gated, ordered)
+	if gone := gateGone(ev, job, err); gated && gone != nil {
+		return nil, gone
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ordering: event %s: waiting for its commit, locking its row: %w", ev.ID, err)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
+
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
@@ -31,6 +33,11 @@ var (
 	// before the commit gate. Regenerate the triggers (`dbworker triggers
 	// generate`, then migrate). Permanent too: the job is kept.
 	ErrNoSeq = errors.New("ordering: trigger event has no seq (triggers generated before the commit gate: regenerate them)")
+	// ErrGateGone: a trigger event whose commit-gate table no longer
+	// exists: its schema was dropped (or rowgear's migrations rolled back)
+	// while the event was in flight. Permanent: the job is kept as a dead
+	// letter, to replay once the schema is back, or to purge.
+	ErrGateGone = errors.New("ordering: the commit gate of this trigger event is gone (its schema was dropped while the event was in flight)")
 	// ErrOption: New was given a bad option.
 	ErrOption = errors.New("ordering: bad option")
 )
@@ -227,10 +234,24 @@ func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *
 	if errors.Is(err, sql.ErrNoRows) {
 		return o.checkGate(job, ev, false, nil)
 	}
+	if gone := gateGone(ev, job, err); gone != nil {
+		return false, gone
+	}
 	if err != nil {
 		return false, fmt.Errorf("ordering: event %s: waiting for its commit: %w", ev.ID, err)
 	}
 	return o.checkGate(job, ev, true, digest)
+}
+
+// gateGone is ErrGateGone, permanent, when err says the gate table or its
+// schema does not exist; else nil. Retrying cannot bring them back, and a
+// retried event would only fail the same way until its attempts ran out.
+func gateGone(ev *events.Envelope, job *gearman.Job, err error) error {
+	var me *gomysql.MySQLError
+	if !errors.As(err, &me) || !(me.Number == 1146 && strings.Contains(me.Message, triggers.GateTable) || me.Number == 1049) {
+		return nil
+	}
+	return retry.Permanent(fmt.Errorf("event %s (%s): %w: %w", ev.ID, job.Function, ErrGateGone, err))
 }
 
 // gateID is the id of a trigger event's gate row: its seq.

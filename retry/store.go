@@ -68,6 +68,14 @@ func (s *Store) Dead(ctx context.Context, fn string, h header, payload []byte) e
 	return s.insert(ctx, "dead", fn, h, payload, 0)
 }
 
+// Quarantine stores a dead letter for an event that never ran: one its
+// source could not publish (binlogbridge's undecodable row changes), with
+// reason as its only error and no attempts.
+func (s *Store) Quarantine(ctx context.Context, fn, key, reason string, payload []byte) error {
+	h := header{Key: key, Errors: []Failure{{At: time.Now().UTC(), Error: reason}}}
+	return s.insert(ctx, "dead", fn, h, payload, 0)
+}
+
 const entryCols = "id, state, function, job_key, attempts, errors, payload, due_at, created_at, updated_at"
 
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {

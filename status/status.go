@@ -79,6 +79,9 @@ type Bridge struct {
 	SavedAt     *time.Time `json:"saved_at,omitempty"`
 	LagSeconds  *float64   `json:"lag_seconds"`  // age of the newest heartbeat read back; nil: unknown
 	BehindBytes *int64     `json:"behind_bytes"` // saved position → server's end, same file only; nil: unknown
+	// Keyless: tables of binlog models without a primary key
+	// ("schema.table"): binlogbridge skips their row changes.
+	Keyless []string `json:"keyless_tables,omitempty"`
 }
 
 // Options of Collect.
@@ -256,6 +259,7 @@ func (r *Report) bridge(ctx context.Context, cfg *config.Config, db *sql.DB, thr
 			b.BehindBytes = &n
 		}
 	}
+	r.keyless(ctx, cfg, db, b)
 	var lag sql.NullFloat64
 	err = db.QueryRowContext(ctx, "SELECT TIMESTAMPDIFF(MICROSECOND, MAX(ts), UTC_TIMESTAMP(6)) / 1e6 FROM `"+bridge.HeartbeatTable+
 		"` WHERE server_id = ? AND binlog_file IS NOT NULL", b.ServerID).Scan(&lag)
@@ -272,6 +276,30 @@ func (r *Report) bridge(ctx context.Context, cfg *config.Config, db *sql.DB, thr
 		b.LagSeconds = &v
 		if d := time.Duration(v * float64(time.Second)); d > threshold {
 			r.problem("bridge lagging: %s behind (threshold %s); newest heartbeat read back is that old", d.Round(time.Second), threshold)
+		}
+	}
+}
+
+// keyless finds the binlog models' tables without a primary key.
+func (r *Report) keyless(ctx context.Context, cfg *config.Config, db *sql.DB, b *Bridge) {
+	for _, name := range sortedKeys(cfg.Models) {
+		m := cfg.Models[name]
+		if m.Source != "binlog" {
+			continue
+		}
+		var schema string
+		var n int
+		err := db.QueryRowContext(ctx, "SELECT COALESCE(NULLIF(?, ''), DATABASE()), (SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS "+
+			"WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_TYPE = 'PRIMARY KEY')",
+			m.Schema, m.Schema, m.Table).Scan(&schema, &n)
+		if err != nil {
+			r.problem("model %s: primary key unknown: %v", name, err)
+			continue
+		}
+		if n == 0 {
+			b.Keyless = append(b.Keyless, schema+"."+m.Table)
+			r.problem("model %s: table %s.%s has no primary key: binlogbridge skips its row changes "+
+				"(add one with ALTER TABLE … ADD PRIMARY KEY, or use source: trigger)", name, schema, m.Table)
 		}
 	}
 }

@@ -171,3 +171,45 @@ func TestStatusNamesEachProblem(t *testing.T) {
 		t.Errorf("status when all is well: exit %d:\n%s", code, out.String())
 	}
 }
+
+// TestStatusNamesKeylessTables: a binlog model's table without a primary
+// key is a problem, with what to do.
+func TestStatusNamesKeylessTables(t *testing.T) {
+	ctx := context.Background()
+	db, dsn := testenv.DB(t)
+	if err := migrations.UpRowgear(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE TABLE logs (at DATETIME, msg TEXT)", "CREATE TABLE items (id INT PRIMARY KEY)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Parse("k.yml", []byte(fmt.Sprintf(`all:
+  namespace: k
+  server:
+    default: %s
+  models:
+    Log: {table: logs, source: binlog}
+    Item: {table: items, source: binlog}
+  database:
+    dsn: '%s'
+`, testenv.Gearman(t), dsn)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := status.Collect(ctx, cfg, db, status.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bridge == nil || len(r.Bridge.Keyless) != 1 || !strings.HasSuffix(r.Bridge.Keyless[0], ".logs") {
+		t.Fatalf("bridge %+v, want logs named keyless", r.Bridge)
+	}
+	found := false
+	for _, p := range r.Problems {
+		found = found || strings.Contains(p, "model Log") && strings.Contains(p, "no primary key") && strings.Contains(p, "ADD PRIMARY KEY")
+	}
+	if !found {
+		t.Errorf("problems %v: none names the keyless table", r.Problems)
+	}
+}
