@@ -43,6 +43,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/rowgear/rowgear/internal/phpser"
 )
 
 // Priority of a job: gearmand hands out HIGH jobs before NORMAL before LOW.
@@ -154,6 +156,9 @@ func Unserialize(data []byte, v any) error {
 		data = []byte("null")
 	}
 	if !json.Valid(data) {
+		if _, err := phpser.Unmarshal(data); err == nil || phpser.Valid(data) {
+			return fmt.Errorf("%w: %d bytes starting %q are PHP-serialized (serialize()), not JSON, cannot decode into %T: set serializer: php for this function", ErrNotSerialized, len(data), head(data), v)
+		}
 		return fmt.Errorf("%w: %d bytes starting %q cannot decode into %T", ErrNotSerialized, len(data), head(data), v)
 	}
 	return unmarshal(data, v)
