@@ -147,4 +147,3 @@ func forJSON(t any) any {
 	}
 	return t
 }
-
