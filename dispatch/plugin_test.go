@@ -123,3 +123,19 @@ func startWorker(t *testing.T, w *gearman.Worker) {
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
+
+// With naming: plugin, a worker: set's functions get the @namespace
+// suffix; a set under both worker: and doctrine: (the plugin's
+// gearman.yml.sample) mounts both.
+func TestPluginNamedWorkerSet(t *testing.T) {
+	e := setup(t, "  naming: plugin\n  worker:\n    example:\n      reverse: [Worker1, reverse]\n  doctrine:\n    example:\n      Article: [publish]\n")
+	e.reg.HandleFunc("Worker1.reverse", func(context.Context, *gearman.Job) (any, error) { return "", nil })
+	w := gearman.NewWorker([]string{e.addr})
+	fns, err := e.reg.Mount(w, e.cfg, "example", e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Article.publish@" + e.ns, "reverse@" + e.ns}; !slices.Equal(fns, want) {
+		t.Fatalf("mounted %v, want %v", fns, want)
+	}
+}

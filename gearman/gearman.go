@@ -36,6 +36,15 @@
 // empty array as [], which does not decode into a Go struct or map: use
 // (object)[] or JSON_FORCE_OBJECT where Go expects an object. Payloads that
 // older rowgear versions prefixed with "\x00RG1" still decode.
+//
+// # sfGearmanPlugin peers
+//
+// That is the JSON codec, the default. PHP code written for
+// sfGearmanPlugin serialize()s instead: give those functions the PHP codec
+// (WithCodec, WithCodecFor, WithWorkerCodec, WithWorkerCodecFor; in
+// gearman.yml, serializer: php), and the plugin's @namespace suffix with
+// WithFunctionSuffix and WithWorkerFunctionSuffix. A PHP-serialized payload
+// decoded as JSON gives ErrNotSerialized saying it is PHP-serialized.
 package gearman
 
 import (
