@@ -220,3 +220,20 @@ func TestUnserializeSaysPHP(t *testing.T) {
 		t.Errorf("PHP raw 42 = %d, %v", n, err)
 	}
 }
+
+// FuzzPHPDecode: no payload panics the PHP codec, whatever the target.
+func FuzzPHPDecode(f *testing.F) {
+	for _, s := range []string{`a:1:{s:2:"id";i:1;}`, `s:1:"x";`, `42`, `d:INF;`, `a:1:{s:4:"tags";a:1:{i:0;N;}}`, `O:8:"stdClass":0:{}`, `b:1;`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var in typedIn
+		_ = gearman.PHP.Decode(data, &in)
+		var v any
+		_ = gearman.PHP.Decode(data, &v)
+		var s string
+		_ = gearman.PHP.Decode(data, &s)
+		var m map[string]any
+		_ = gearman.PHP.Decode(data, &m)
+	})
+}

@@ -30,7 +30,7 @@ func TestUnmarshal(t *testing.T) {
 		{`a:0:{}`, []any{}},
 		{`a:2:{i:0;s:1:"a";i:1;i:2;}`, []any{"a", int64(2)}},
 		{`a:2:{i:1;s:1:"a";i:0;i:2;}`, map[string]any{"1": "a", "0": int64(2)}},
-		{`a:2:{s:1:"0";s:1:"a";s:1:"1";N;}`, []any{"a", nil}}, // numeric strings are int keys
+		{`a:2:{s:1:"0";s:1:"a";s:1:"1";N;}`, []any{"a", nil}},         // numeric strings are int keys
 		{`a:2:{i:5;i:1;s:1:"5";i:2;}`, map[string]any{"5": int64(2)}}, // last wins
 		{`a:1:{s:1:"k";a:1:{i:0;b:1;}}`, map[string]any{"k": []any{true}}},
 		{`O:8:"stdClass":1:{s:1:"a";i:1;}`, map[string]any{"a": int64(1)}},
@@ -194,4 +194,26 @@ var seeds = []string{
 	`a:3:{s:4:"name";s:3:"é/ü";s:1:"n";i:42;s:4:"tags";a:2:{i:0;s:1:"a";i:1;s:1:"b";}}`,
 	`O:8:"stdClass":2:{s:1:"a";i:1;s:1:"b";O:8:"stdClass":0:{}}`,
 	`O:7:"Exploit":0:{}`, `a:1:{i:0;R:1;}`, `s:99999999999:"x";`, `a:100000000:{}`, `i:1;junk`,
+}
+
+// A workload as the plugin's Doctrine template sends a table job, with
+// a nested record-like array.
+var benchPayload = []byte(`a:2:{s:9:"arguments";a:3:{i:0;b:1;i:1;d:1.5;i:2;s:11:"hello world";}s:2:"pk";a:1:{s:2:"id";i:12345;}}`)
+
+func BenchmarkUnmarshal(b *testing.B) {
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		if _, err := phpser.Unmarshal(benchPayload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	v, _ := phpser.Unmarshal(benchPayload)
+	for b.Loop() {
+		if _, err := phpser.Marshal(v); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
