@@ -41,8 +41,24 @@ type Config struct {
 	// `doctrine:` section and rowgear's `dbworker:` section both land here.
 	DBWorkers map[string]DBWorkerSet
 
-	// Namespace prefixes row-event and job function names.
+	// Namespace prefixes row-event and job function names
+	// (<namespace>.<Model>.<op|job>). With naming: plugin it is always
+	// DefaultNamespace, and gearman.yml's namespace is FunctionSuffix.
 	Namespace string
+
+	// Naming is NamingRowgear (default) or NamingPlugin (naming:).
+	Naming string
+	// FunctionSuffix is "@<namespace>" with naming: plugin and a namespace,
+	// else empty: appended to every plain function, queue and job, as
+	// sfGearmanPlugin does.
+	FunctionSuffix string
+
+	// Serializer picks the codec of each function (serializer:).
+	Serializer Serializer
+
+	// Notes are the places where rowgear reads gearman.yml differently from
+	// sfGearmanPlugin; a command prints them at start.
+	Notes []Note
 
 	// Models is the one source of truth for what each table emits.
 	Models map[string]Model
@@ -60,14 +76,21 @@ type Config struct {
 type WorkerSet map[string]HandlerRef
 
 // HandlerRef is the seed's [Handler, method] pair, e.g. [Worker1, reverse];
-// Go code registers the handler under "Worker1.reverse".
+// Go code registers the handler under "Worker1.reverse". The plugin's
+// callback string ("reverse", or "Worker1::reverse") has an empty Type
+// and the name itself (or Type and Method).
 type HandlerRef struct {
 	Type   string
 	Method string
 }
 
-// Name is the registration name, "Type.method".
-func (h HandlerRef) Name() string { return h.Type + "." + h.Method }
+// Name is the registration name, "Type.method", or "method" alone.
+func (h HandlerRef) Name() string {
+	if h.Type == "" {
+		return h.Method
+	}
+	return h.Type + "." + h.Method
+}
 
 // DBWorkerSet maps a model name to what a dbworker set runs for it.
 type DBWorkerSet map[string]ModelJobs

@@ -461,7 +461,7 @@ func TestErrors(t *testing.T) {
 		{"yaml unclosed list", "all:\n  server: [\n", "", "t.yml:2: did not find expected node content"},
 		{"two documents", "all: {}\n---\nprod: {}\n", "", "t.yml:2: more than one YAML document"},
 		{"duplicate key", "all:\n  namespace: a\n  namespace: b\n", "", "t.yml:3: all.namespace: duplicate key (first at line 2)"},
-		{"unknown section", "all:\n  namespace: a\n  workers: {}\n", "", "t.yml:3: all.workers: unknown section (want one of namespace, server"},
+		{"unknown section", "all:\n  namespace: a\n  workers: {}\n", "", "t.yml:3: all.workers: unknown section (want one of naming, namespace, server, serializer"},
 		{"unknown section in env", "all:\n  namespace: a\nprod:\n  bogus: 1\n", "prod", "t.yml:4: prod.bogus: unknown section"},
 		{"section not a mapping", "all:\n  worker: [a]\n", "", "t.yml:2: all.worker: want a mapping, got a list of 1"},
 		{"merge key not a mapping", "all:\n  <<: [1]\n", "", "t.yml:2: all.<<: want a mapping to merge, got a number"},
@@ -474,7 +474,6 @@ func TestErrors(t *testing.T) {
 
 		// server
 		{"server bad port", "all:\n  server:\n    default: gm:99999\n", "", `t.yml:3: all.server.default: want a port number 1-65535, got "99999"`},
-		{"server null", "all:\n  server:\n    default: ~\n", "", "t.yml:3: all.server.default: want host:port, {host: h, port: p} or a list of them, got ~ (null)"},
 		{"server empty list", "all:\n  server:\n    default: []\n", "", "t.yml:3: all.server.default: empty list of servers"},
 		{"server map typo", "all:\n  server:\n    default: {host: gm, prot: 1}\n", "", "t.yml:3: all.server.default.prot: unknown key (want host, port)"},
 		{"server map no host", "all:\n  server:\n    default:\n      port: 4730\n", "", "t.yml:4: all.server.default: missing host"},
@@ -484,13 +483,13 @@ func TestErrors(t *testing.T) {
 		{"server empty in comma list", "all:\n  server:\n    default: a,,b\n", "", "t.yml:3: all.server.default: want host:port, got an empty string"},
 
 		// worker
-		{"worker string", "all:\n  worker:\n    example1:\n      reverse: Worker1::reverse\n", "", "t.yml:4: all.worker.example1.reverse: want [Handler, method], got a string"},
+		{"worker string", "all:\n  worker:\n    example1:\n      reverse: {Worker1: reverse}\n", "", "t.yml:4: all.worker.example1.reverse: want [Handler, method] or a callback name, got a mapping"},
 		{"worker three items", "all:\n  worker:\n    example1:\n      reverse: [Worker1, reverse, x]\n", "", "t.yml:4: all.worker.example1.reverse: want [Handler, method], got a list of 3"},
 		{"worker null item", "all:\n  worker:\n    example1:\n      reverse: [Worker1, ~]\n", "", "t.yml:4: all.worker.example1.reverse[1]: want [Handler, method], got ~ (null)"},
 		{"worker null set", "all:\n  worker:\n    example1:\n", "", "t.yml:3: all.worker.example1: want function: [Handler, method] entries"},
 		{"worker set list", "all:\n  worker:\n    example1: [a]\n", "", "t.yml:3: all.worker.example1: want a mapping, got a list of 1"},
-		{"worker error in env", "all:\n  worker:\n    w:\n      a: [A, a]\nprod:\n  worker:\n    w:\n      b: B.b\n", "prod", "t.yml:8: prod.worker.w.b: want [Handler, method], got a string"},
-		{"worker error in all seen from env", "all:\n  worker:\n    w:\n      a: A.a\nprod:\n  worker:\n    w:\n      b: [B, b]\n", "prod", "t.yml:4: all.worker.w.a: want [Handler, method], got a string"},
+		{"worker error in env", "all:\n  worker:\n    w:\n      a: [A, a]\nprod:\n  worker:\n    w:\n      b: {B: b}\n", "prod", "t.yml:8: prod.worker.w.b: want [Handler, method] or a callback name, got a mapping"},
+		{"worker error in all seen from env", "all:\n  worker:\n    w:\n      a: {A: a}\nprod:\n  worker:\n    w:\n      b: [B, b]\n", "prod", "t.yml:4: all.worker.w.a: want [Handler, method] or a callback name, got a mapping"},
 
 		// doctrine / dbworker
 		{"doctrine string", "all:\n  doctrine:\n    example2:\n      Article: publish\n", "", "t.yml:4: all.doctrine.example2.Article: want ~ or a list of jobs (~ for all events), got a string"},
@@ -551,13 +550,13 @@ func TestErrors(t *testing.T) {
 }
 
 func TestErrorFields(t *testing.T) {
-	_, err := parse(t, "all:\n  worker:\n    example1:\n      reverse: Worker1\n", "", nil)
+	_, err := parse(t, "all:\n  worker:\n    example1:\n      reverse: {Worker1: reverse}\n", "", nil)
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("want *Error, got %T %v", err, err)
 	}
-	eq(t, "Error", *e, Error{File: "t.yml", Line: 4, Key: "all.worker.example1.reverse", Msg: "want [Handler, method], got a string"})
-	eq(t, "Error()", e.Error(), "t.yml:4: all.worker.example1.reverse: want [Handler, method], got a string")
+	eq(t, "Error", *e, Error{File: "t.yml", Line: 4, Key: "all.worker.example1.reverse", Msg: "want [Handler, method] or a callback name, got a mapping"})
+	eq(t, "Error()", e.Error(), "t.yml:4: all.worker.example1.reverse: want [Handler, method] or a callback name, got a mapping")
 }
 
 func TestLoadMissingFile(t *testing.T) {
@@ -589,7 +588,7 @@ func TestMoreErrors(t *testing.T) {
 	wantErr(t, err, "t.yml:2: all: a key must be a plain string")
 
 	_, err = parse(t, "all:\n  worker:\n    w: {f: true}\n", "", nil)
-	wantErr(t, err, "t.yml:3: all.worker.w.f: want [Handler, method], got a boolean")
+	wantErr(t, err, "t.yml:3: all.worker.w.f: want [Handler, method] or a callback name, got a boolean")
 	_, err = parse(t, "all:\n  binlog:\n    flavor: {a: 1}\n", "", nil)
 	wantErr(t, err, "t.yml:3: all.binlog.flavor: want mariadb or mysql, got a mapping")
 

@@ -20,7 +20,7 @@ import (
 // sectionOrder lists the keys allowed inside an environment section, in the
 // order they are decoded: servers before binlog (which names one), models
 // before the dbworker sets (which are checked against them).
-var sectionOrder = []string{"namespace", "server", "worker", "models", "doctrine", "dbworker", "database", "binlog", "triggers", "retry"}
+var sectionOrder = []string{"naming", "namespace", "server", "serializer", "worker", "models", "doctrine", "dbworker", "database", "binlog", "triggers", "retry"}
 
 var sectionNames = func() map[string]struct{} {
 	m := map[string]struct{}{}
@@ -64,8 +64,10 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			Batch:         1,
 			StatsInterval: 10 * time.Second,
 		},
-		Triggers: Triggers{Mode: "strict"},
-		Retry:    map[string]RetryPolicy{"default": DefaultRetry},
+		Triggers:   Triggers{Mode: "strict"},
+		Retry:      map[string]RetryPolicy{"default": DefaultRetry},
+		Naming:     NamingRowgear,
+		Serializer: Serializer{Server: map[string]string{}, Set: map[string]string{}, Function: map[string]string{}},
 	}
 	ps, err := d.mapping(n, "")
 	if err != nil {
@@ -85,6 +87,11 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			continue
 		}
 		switch name {
+		case "naming":
+			d.namingSet = !isNull(p.v)
+			err = d.naming(p.v, c)
+		case "serializer":
+			err = d.serializer(p.v, c)
 		case "namespace":
 			err = d.namespace(p.v, c)
 		case "server":
@@ -108,6 +115,11 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			return nil, err
 		}
 	}
+	var nsNode *yaml.Node
+	if p, ok := secs["namespace"]; ok && !isNull(p.v) {
+		nsNode = p.v
+	}
+	d.applyNaming(c, nsNode)
 	return c, nil
 }
 
@@ -202,7 +214,9 @@ func (d *decoder) servers(n *yaml.Node, c *Config) error {
 		var items []*yaml.Node
 		switch {
 		case isNull(p.v):
-			return d.errorf(p.v, path, "want host:port, {host: h, port: p} or a list of them, got ~ (null)")
+			// The plugin's own gearman.yml: ~ is php-gearman's default server.
+			c.Servers[p.k.Value] = []string{DefaultServer}
+			continue
 		case p.v.Kind == yaml.SequenceNode:
 			if len(p.v.Content) == 0 {
 				return d.errorf(p.v, path, "empty list of servers")
@@ -339,7 +353,12 @@ func (d *decoder) workers(n *yaml.Node, c *Config) error {
 			if f.k.Value == "" {
 				return d.errorf(f.k, fp, "empty function name")
 			}
-			h, err := d.handler(f.v, fp)
+			var h HandlerRef
+			if f.v.Kind != yaml.SequenceNode {
+				h, err = d.callbackString(f.v, fp)
+			} else {
+				h, err = d.handler(f.v, fp)
+			}
 			if err != nil {
 				return err
 			}

@@ -57,12 +57,12 @@ func ExampleParse_error() {
 	yml := `all:
   worker:
     example1:
-      reverse: Worker1::reverse
+      reverse: {Worker1: reverse}
 `
 	_, err := config.Parse("config/gearman.yml", []byte(yml), "")
 	fmt.Println(err)
 	// Output:
-	// config/gearman.yml:4: all.worker.example1.reverse: want [Handler, method], got a string
+	// config/gearman.yml:4: all.worker.example1.reverse: want [Handler, method] or a callback name, got a mapping
 }
 
 // The environment section is merged over all:, key by key.

@@ -80,6 +80,9 @@ type decoder struct {
 	origin map[*yaml.Node]string
 	lookup func(string) (string, bool)
 	nodes  int // nodes built by normalize, to bound alias expansion
+
+	notes     []Note
+	namingSet bool // naming: written in the file
 }
 
 // errorf builds an *Error located at n; path is the key path below the

@@ -129,18 +129,19 @@ type binding struct {
 func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, error) {
 	plan := map[string]binding{}
 	if ws, ok := cfg.Workers[set]; ok && set != "" {
-		if _, both := cfg.DBWorkers[set]; both {
-			return nil, fmt.Errorf("%w: set %q is both a worker and a dbworker set", ErrConfig, set)
-		}
 		for fn, ref := range ws {
 			h, ok := r.funcs[ref.Name()]
 			if !ok {
 				return nil, fmt.Errorf("%w: worker set %s: function %s wants handler %s, which is not registered (registered: %s)",
 					ErrConfig, set, fn, ref.Name(), strings.Join(r.funcNames(), ", "))
 			}
-			plan[fn] = binding{plain: h}
+			plan[fn+cfg.FunctionSuffix] = binding{plain: h}
 		}
-		return plan, nil
+		// A set under both worker: and doctrine: (the plugin ran them with
+		// two tasks) serves both here.
+		if _, both := cfg.DBWorkers[set]; !both {
+			return plan, nil
+		}
 	}
 	sel, err := cfg.DBWorkerSet(set)
 	if err != nil {
@@ -213,7 +214,7 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 			return fmt.Errorf("%w: %s: model %s has no job %q (registered: %s)",
 				ErrConfig, where, name, jn, strings.Join(m.jobNames(), ", "))
 		}
-		plan[events.FuncName(cfg.Namespace, name, jn)] = binding{model: m, cfg: mc, job: j}
+		plan[cfg.JobFunction(name, jn)] = binding{model: m, cfg: mc, job: j}
 	}
 	return nil
 }
@@ -348,9 +349,44 @@ type jobPayload struct {
 	Args []json.RawMessage `json:"args"`
 }
 
+// pluginPayload is a record or table job's workload as sfGearmanPlugin's
+// Doctrine template writes it ({arguments: [...], record: ...}), read with
+// the PHP codec; a record is named by pk (its primary key columns), since a
+// serialized Doctrine record is a PHP object, refused as such.
+type pluginPayload struct {
+	PK        map[string]any `json:"pk"`
+	Arguments []any          `json:"arguments"`
+	Args      []any          `json:"args"`
+}
+
 func decodeJob(j *gearman.Job, jb *job) (*jobPayload, []reflect.Value, error) {
 	var p jobPayload
-	if err := json.Unmarshal(j.Workload, &p); err != nil {
+	if j.Codec().Name() == "php" {
+		var pp pluginPayload
+		if err := j.Decode(&pp); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrPayload, err)
+		}
+		args := pp.Arguments
+		if args == nil {
+			args = pp.Args
+		}
+		for _, a := range args {
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
+			}
+			p.Args = append(p.Args, raw)
+		}
+		if pp.PK != nil {
+			raw, err := json.Marshal(pp.PK)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
+			}
+			if err := json.Unmarshal(raw, &p.PK); err != nil {
+				return nil, nil, fmt.Errorf("%w: %s: pk: %w", ErrPayload, j.Function, err)
+			}
+		}
+	} else if err := json.Unmarshal(j.Workload, &p); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 	}
 	if len(p.Args) != len(jb.args) {

@@ -35,6 +35,8 @@ var ErrLostResult = errors.New("gearman: connection lost before the job's result
 // next server of their key's order. Servers reports which are up.
 type Client struct {
 	servers   []string
+	codecFor  func(fn string) Codec
+	suffix    string
 	timeout   time.Duration
 	retryDown time.Duration
 	log       *slog.Logger
@@ -96,6 +98,35 @@ func WithClientLogger(l *slog.Logger) ClientOption {
 	return func(c *Client) { c.log = l }
 }
 
+// WithCodec sets the codec of every function's workloads and results
+// (default JSON).
+func WithCodec(c Codec) ClientOption {
+	return func(cl *Client) { cl.codecFor = func(string) Codec { return c } }
+}
+
+// WithCodecFor picks the codec by function name (as the caller writes it,
+// before WithFunctionSuffix): gearman.yml's serializer per server, set or
+// function. A nil result means JSON.
+func WithCodecFor(f func(fn string) Codec) ClientOption {
+	return func(cl *Client) { cl.codecFor = f }
+}
+
+// WithFunctionSuffix appends suffix to every function name the client
+// submits to, queues included: "@shop" makes Task(ctx, "reverse", …) call
+// reverse@shop, as sfGearmanPlugin's namespace does.
+func WithFunctionSuffix(suffix string) ClientOption {
+	return func(cl *Client) { cl.suffix = suffix }
+}
+
+func (c *Client) codec(fn string) Codec {
+	if c.codecFor != nil {
+		if cd := c.codecFor(fn); cd != nil {
+			return cd
+		}
+	}
+	return JSON
+}
+
 // NewClient returns a client for the given "host:port" servers; a job goes
 // to the one its key picks, and to the next when that one is down.
 func NewClient(servers []string, opts ...ClientOption) *Client {
@@ -127,7 +158,10 @@ func (c *Client) Close() error {
 // SubmitOption adjusts one submit.
 type SubmitOption func(*submit)
 
-type submit struct{ unique, key string }
+type submit struct {
+	unique, key string
+	codec       Codec
+}
 
 // Unique sets the job's unique key (at most 64 bytes, no NUL). gearmand
 // coalesces jobs with the same key, even while one runs: use an event id,
@@ -143,11 +177,11 @@ func Key(key string) SubmitOption { return func(s *submit) { s.key = key } }
 // has acknowledged (and, with a persistent queue, stored) it. The workload
 // is serialized as by Serialize.
 func (c *Client) Background(ctx context.Context, fn string, workload any, p Priority, opts ...SubmitOption) (string, error) {
-	data, s, err := prepare(workload, opts)
+	data, s, err := prepare(c.codec(fn), workload, opts)
 	if err != nil {
 		return "", err
 	}
-	h, _, err := c.do(ctx, fn, data, s, p, nil)
+	h, _, err := c.do(ctx, fn+c.suffix, data, s, p, nil)
 	return h, err
 }
 
@@ -155,23 +189,44 @@ func (c *Client) Background(ctx context.Context, fn string, workload any, p Prio
 type Result struct {
 	Handle  string
 	Data    []byte   // the WORK_COMPLETE payload
-	Updates [][]byte // WORK_DATA payloads sent while it ran
+	Updates []Update // WORK_DATA and WORK_STATUS sent while it ran, in order
+
+	codec Codec
 }
 
-// Decode unserializes the result into v (see Unserialize).
-func (r *Result) Decode(v any) error { return Unserialize(r.Data, v) }
+// Update is a partial result (Job.SendData) or a progress report
+// (Job.SendStatus) a worker sent while the job ran.
+type Update struct {
+	Data []byte // WORK_DATA payload; nil for a status
+	// Status: Numerator of Denominator done (WORK_STATUS).
+	Status                 bool
+	Numerator, Denominator uint64
+}
+
+// Decode unserializes the result into v with the function's codec (see
+// Unserialize for JSON).
+func (r *Result) Decode(v any) error {
+	if r.codec != nil {
+		return r.codec.Decode(r.Data, v)
+	}
+	return Unserialize(r.Data, v)
+}
 
 // String returns the raw result.
 func (r *Result) String() string { return string(r.Data) }
 
 // Task submits a job and waits for its result: the seed's task().
 func (c *Client) Task(ctx context.Context, fn string, workload any, p Priority, opts ...SubmitOption) (*Result, error) {
-	data, s, err := prepare(workload, opts)
+	cd := c.codec(fn)
+	data, s, err := prepare(cd, workload, opts)
 	if err != nil {
 		return nil, err
 	}
+	if s.codec != nil {
+		cd = s.codec
+	}
 	w := &waiter{done: make(chan struct{})}
-	h, cc, err := c.do(ctx, fn, data, s, p, w.handle)
+	h, cc, err := c.do(ctx, fn+c.suffix, data, s, p, w.handle)
 	if err != nil {
 		return nil, err
 	}
@@ -192,20 +247,24 @@ func (c *Client) Task(ctx context.Context, fn string, workload any, p Priority, 
 	if w.failed {
 		return nil, &JobError{Function: fn, Handle: h, Msg: w.warning}
 	}
-	return &Result{Handle: h, Data: w.data, Updates: w.updates}, nil
+	return &Result{Handle: h, Data: w.data, Updates: w.updates, codec: cd}, nil
 }
 
 // TaskAs runs Task and decodes its result into a T.
-func TaskAs[T any](ctx context.Context, c *Client, fn string, workload any, p Priority) (T, error) {
+func TaskAs[T any](ctx context.Context, c *Client, fn string, workload any, p Priority, opts ...SubmitOption) (T, error) {
 	var v T
-	r, err := c.Task(ctx, fn, workload, p)
+	r, err := c.Task(ctx, fn, workload, p, opts...)
 	if err != nil {
 		return v, err
 	}
 	return v, r.Decode(&v)
 }
 
-func prepare(workload any, opts []SubmitOption) ([]byte, submit, error) {
+// WithJobCodec encodes this job's workload (and decodes its result) with
+// c instead of the function's codec.
+func WithJobCodec(c Codec) SubmitOption { return func(s *submit) { s.codec = c } }
+
+func prepare(cd Codec, workload any, opts []SubmitOption) ([]byte, submit, error) {
 	var s submit
 	for _, o := range opts {
 		o(&s)
@@ -219,7 +278,10 @@ func prepare(workload any, opts []SubmitOption) ([]byte, submit, error) {
 	if len(s.unique) > 64 {
 		return nil, s, fmt.Errorf("gearman: unique key %q is longer than 64 bytes", s.unique)
 	}
-	data, err := Serialize(workload)
+	if s.codec != nil {
+		cd = s.codec
+	}
+	data, err := cd.Encode(workload)
 	return data, s, err
 }
 
@@ -235,7 +297,7 @@ func NewID() string {
 type waiter struct {
 	mu      sync.Mutex
 	data    []byte
-	updates [][]byte
+	updates []Update
 	warning string
 	failed  bool
 	done    chan struct{}
@@ -247,7 +309,11 @@ func (w *waiter) handle(resp *gc.Response) {
 	defer w.mu.Unlock()
 	switch resp.DataType {
 	case gc.WorkData:
-		w.updates = append(w.updates, resp.Data)
+		w.updates = append(w.updates, Update{Data: resp.Data})
+	case gc.WorkStatus:
+		if st, err := resp.Status(); err == nil {
+			w.updates = append(w.updates, Update{Status: true, Numerator: st.Numerator, Denominator: st.Denominator})
+		}
 	case gc.WorkWarning:
 		w.warning = string(resp.Data)
 	case gc.WorkComplete:

@@ -36,6 +36,15 @@
 // empty array as [], which does not decode into a Go struct or map: use
 // (object)[] or JSON_FORCE_OBJECT where Go expects an object. Payloads that
 // older rowgear versions prefixed with "\x00RG1" still decode.
+//
+// # sfGearmanPlugin peers
+//
+// That is the JSON codec, the default. PHP code written for
+// sfGearmanPlugin serialize()s instead: give those functions the PHP codec
+// (WithCodec, WithCodecFor, WithWorkerCodec, WithWorkerCodecFor; in
+// gearman.yml, serializer: php), and the plugin's @namespace suffix with
+// WithFunctionSuffix and WithWorkerFunctionSuffix. A PHP-serialized payload
+// decoded as JSON gives ErrNotSerialized saying it is PHP-serialized.
 package gearman
 
 import (
@@ -43,6 +52,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/rowgear/rowgear/internal/phpser"
 )
 
 // Priority of a job: gearmand hands out HIGH jobs before NORMAL before LOW.
@@ -154,6 +165,9 @@ func Unserialize(data []byte, v any) error {
 		data = []byte("null")
 	}
 	if !json.Valid(data) {
+		if _, err := phpser.Unmarshal(data); err == nil || phpser.Valid(data) {
+			return fmt.Errorf("%w: %d bytes starting %q are PHP-serialized (serialize()), not JSON, cannot decode into %T: set serializer: php for this function", ErrNotSerialized, len(data), head(data), v)
+		}
 		return fmt.Errorf("%w: %d bytes starting %q cannot decode into %T", ErrNotSerialized, len(data), head(data), v)
 	}
 	return unmarshal(data, v)

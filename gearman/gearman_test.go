@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -421,8 +422,9 @@ func TestJobSendsDataAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.String() != "done" || len(r.Updates) != 1 || string(r.Updates[0]) != "part 1" {
-		t.Fatalf("result %q, updates %q", r.Data, r.Updates)
+	want := []gearman.Update{{Status: true, Numerator: 1, Denominator: 2}, {Data: []byte("part 1")}}
+	if r.String() != "done" || !reflect.DeepEqual(r.Updates, want) {
+		t.Fatalf("result %q, updates %+v, want %+v", r.Data, r.Updates, want)
 	}
 }
 

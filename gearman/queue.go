@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/phpser"
 )
 
 // Queue is the seed's sfGearmanQueue: messages are background jobs of the
@@ -19,20 +20,46 @@ type Queue struct {
 func NewQueue(c *Client) *Queue { return &Queue{client: c} }
 
 // Put adds a message; High messages are fetched first. The message is
-// serialized as by Serialize.
+// serialized with the codec the client picks for queue.<name>: JSON as by
+// Serialize, or PHP, where even a string is serialized
+// (s:9:"a message";), as sfGearmanQueue::put does.
 func (q *Queue) Put(ctx context.Context, name string, msg any, p Priority) error {
-	_, err := q.client.Background(ctx, events.QueueFunc(name), msg, p)
+	fn := events.QueueFunc(name)
+	var opts []SubmitOption
+	if q.client.codec(fn).Name() == "php" {
+		opts = append(opts, WithJobCodec(phpQueueCodec{}))
+	}
+	_, err := q.client.Background(ctx, fn, msg, p, opts...)
 	return err
+}
+
+// phpQueueCodec is sfGearmanQueue's: serialize() for every value.
+type phpQueueCodec struct{ phpCodec }
+
+func (phpQueueCodec) Encode(v any) ([]byte, error) {
+	b, err := phpser.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("gearman: serialize %T: %w", v, err)
+	}
+	return b, nil
 }
 
 // Message is a message taken from a queue.
 type Message struct {
 	Queue string
 	Data  []byte
+
+	codec Codec
 }
 
-// Decode unserializes the message into v (see Unserialize).
-func (m *Message) Decode(v any) error { return Unserialize(m.Data, v) }
+// Decode unserializes the message into v with the queue's codec (see
+// Unserialize for JSON).
+func (m *Message) Decode(v any) error {
+	if m.codec != nil {
+		return m.codec.Decode(m.Data, v)
+	}
+	return Unserialize(m.Data, v)
+}
 
 // Get takes one message, waiting up to timeout (0: until ctx ends); it
 // returns an error matching ErrTimeout when none came. A message is removed
@@ -47,6 +74,8 @@ func (q *Queue) Get(ctx context.Context, name string, timeout time.Duration) (*M
 		defer cancel()
 	}
 	fn := events.QueueFunc(name)
+	cd := q.client.codec(fn)
+	fn += q.client.suffix
 	servers := q.client.servers
 	type got struct {
 		msg *Message
@@ -79,7 +108,7 @@ func (q *Queue) Get(ctx context.Context, name string, timeout time.Duration) (*M
 	for range servers {
 		r := <-results
 		if r.msg != nil {
-			r.msg.Queue = name
+			r.msg.Queue, r.msg.codec = name, cd
 			return r.msg, nil
 		}
 		if r.err != nil && gctx.Err() == nil {

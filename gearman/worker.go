@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +22,28 @@ type Job struct {
 
 	conn   *wconn
 	worker *Worker
+	codec  Codec
 }
 
-// Decode unserializes the workload into v (see Unserialize).
-func (j *Job) Decode(v any) error { return Unserialize(j.Workload, v) }
+// Decode unserializes the workload into v with the function's codec (see
+// Unserialize for JSON, PHP for sfGearmanPlugin's).
+func (j *Job) Decode(v any) error {
+	if j.codec != nil {
+		if err := j.codec.Decode(j.Workload, v); err != nil {
+			return fmt.Errorf("%s (%s): %w", j.Function, j.Handle, err)
+		}
+		return nil
+	}
+	return Unserialize(j.Workload, v)
+}
+
+// Codec is the codec of the job's function: its workload's and result's.
+func (j *Job) Codec() Codec {
+	if j.codec == nil {
+		return JSON
+	}
+	return j.codec
+}
 
 // SendData sends a partial result (WORK_DATA) to a waiting client.
 func (j *Job) SendData(data []byte) error { return j.conn.send(ptWorkData, []byte(j.Handle), data) }
@@ -77,6 +96,8 @@ type Worker struct {
 	log         *slog.Logger
 	id          string
 	onConn      func(ConnEvent)
+	codecFor    func(fn string) Codec
+	suffix      string
 
 	started  atomic.Int64 // jobs reserved (counted against maxJobs)
 	done     atomic.Int64
@@ -131,6 +152,25 @@ func WithConnObserver(f func(ConnEvent)) WorkerOption {
 	return func(w *Worker) { w.onConn = f }
 }
 
+// WithWorkerCodecFor picks the codec of a function's workloads and results
+// by its name as registered (before WithWorkerFunctionSuffix); nil or a nil
+// result means JSON.
+func WithWorkerCodecFor(f func(fn string) Codec) WorkerOption {
+	return func(w *Worker) { w.codecFor = f }
+}
+
+// WithWorkerCodec sets the codec of every function.
+func WithWorkerCodec(c Codec) WorkerOption {
+	return WithWorkerCodecFor(func(string) Codec { return c })
+}
+
+// WithWorkerFunctionSuffix registers every function under its name plus
+// suffix: "@shop" makes Register("reverse", …) serve reverse@shop, as
+// sfGearmanPlugin's namespace does.
+func WithWorkerFunctionSuffix(suffix string) WorkerOption {
+	return func(w *Worker) { w.suffix = suffix }
+}
+
 // NewWorker returns a worker for the given "host:port" servers.
 func NewWorker(servers []string, opts ...WorkerOption) *Worker {
 	w := &Worker{servers: servers, funcs: map[string]Handler{}, concurrency: 1}
@@ -148,7 +188,17 @@ func (w *Worker) logger() *slog.Logger {
 }
 
 // Register adds a function. Call it before Run.
-func (w *Worker) Register(fn string, h Handler) { w.funcs[fn] = h }
+// With WithWorkerFunctionSuffix, gearmand sees fn plus the suffix.
+func (w *Worker) Register(fn string, h Handler) { w.funcs[fn+w.suffix] = h }
+
+func (w *Worker) codec(fn string) Codec {
+	if w.codecFor != nil {
+		if c := w.codecFor(strings.TrimSuffix(fn, w.suffix)); c != nil {
+			return c
+		}
+	}
+	return JSON
+}
 
 // Functions lists the registered function names, sorted.
 func (w *Worker) Functions() []string {
@@ -400,6 +450,7 @@ func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn,
 // cancelled by a stop: running jobs finish.
 func (w *Worker) run(ctx context.Context, job *Job) error {
 	job.worker = w
+	job.codec = w.codec(job.Function)
 	w.running.Add(1)
 	w.lastBusy.Store(time.Now().UnixNano())
 	defer func() {
@@ -421,7 +472,7 @@ func (w *Worker) run(ctx context.Context, job *Job) error {
 	out, err := w.call(jctx, job)
 	var data []byte
 	if err == nil {
-		data, err = Serialize(out)
+		data, err = job.codec.Encode(out)
 	}
 	if errors.Is(err, ErrRequeue) {
 		// No answer: closing this connection makes gearmand requeue the job.

@@ -86,6 +86,8 @@ type Trigger struct {
 	// Body is the trigger body (BEGIN … END), as information_schema.TRIGGERS
 	// reports it in ACTION_STATEMENT.
 	Body string
+	// Plugin marks an installed sfGearmanPlugin trigger (Installed).
+	Plugin bool
 }
 
 // Name returns the trigger name of a table's op: rowgear_<table>_<op>, or,
