@@ -70,6 +70,12 @@ type Bridge struct {
 	heartbeatSet bool
 	stallAfter   time.Duration
 	obs          obs
+
+	ha       bool          // binlog.ha: run only while holding the lease (lease.go)
+	leaseTTL time.Duration // binlog.lease_ttl
+	instance string        // this bridge's name in the lease
+	lease    *lease        // held while active, else nil
+	gtidMode bool          // binlog.position: gtid (gtid.go)
 }
 
 // Option configures a Bridge.
@@ -117,9 +123,13 @@ func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
 // streaming. cfg.Binlog and cfg.Models say what to publish.
 func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency, batch: max(cfg.Binlog.Batch, 1),
-		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
+		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval,
+		ha: cfg.Binlog.HA, leaseTTL: cfg.Binlog.LeaseTTL, gtidMode: cfg.Binlog.Position == "gtid"}
 	for _, o := range opts {
 		o(b)
+	}
+	if b.leaseTTL <= 0 {
+		b.leaseTTL = DefaultLeaseTTL
 	}
 	if !b.heartbeatSet {
 		b.heartbeat = 250 * time.Millisecond
@@ -239,7 +249,7 @@ func (b *Bridge) openStore(ctx context.Context) (Store, error) {
 	if path, ok := strings.CutPrefix(where, "file:"); ok {
 		return FileStore{Path: path}, nil
 	}
-	if where != "" && where != "table" {
+	if where != "" && where != "table" && where != "gtid" {
 		return nil, fmt.Errorf("%w: binlog.position %q", ErrConfig, where)
 	}
 	if b.dsn.DBName == "" {

@@ -20,8 +20,18 @@ import (
 // what was read (up to the flush timeout), saves the position and returns
 // nil. Lost MariaDB connections are retried forever; it returns an error
 // only for what a retry cannot fix (the position store at start, a table
-// without primary key, an event that does not encode).
+// without primary key, an event that does not encode). With binlog.ha it
+// first stands by until it holds the lease, and stands by again when it
+// loses it (see High availability in the package documentation).
 func (b *Bridge) Run(ctx context.Context) error {
+	if b.ha {
+		return b.runHA(ctx)
+	}
+	return b.runOnce(ctx)
+}
+
+// runOnce is Run without the lease: one active run.
+func (b *Bridge) runOnce(ctx context.Context) error {
 	if err := b.checkServer(ctx); err != nil {
 		return err
 	}
@@ -47,8 +57,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 		cur: map[string]*triggers.Table{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
-	// Submitters outlive ctx: after it ends they still drain what was read.
-	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
+	b.subs.gate = b.submitGate()
+	// Submitters outlive ctx: after it ends they still drain what was read
+	// (not the lease: see submitContext).
+	subCtx, stopSubs := context.WithCancel(b.submitContext(ctx))
 	defer stopSubs()
 	b.subs.start(subCtx)
 
@@ -77,6 +89,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { b.subs.wg.Wait(); close(drained) }()
 	select {
 	case <-drained:
+	case <-subCtx.Done(): // the lease is lost: nothing more may be published
+		<-drained
 	case <-time.After(b.flushTimeout):
 		b.log.Warn("flush timed out; unacknowledged jobs will be published again by the next run",
 			"inflight", b.subs.inflight.Load())

@@ -114,7 +114,7 @@ func (b *Bridge) syncerConfig() (replication.BinlogSyncerConfig, error) {
 		host, p = b.dsn.Addr, 0
 	}
 	return replication.BinlogSyncerConfig{
-		ServerID:                b.serverID(),
+		ServerID:                b.replicaID(),
 		Flavor:                  b.flavor(),
 		Host:                    host,
 		Port:                    uint16(p),
