@@ -101,7 +101,7 @@ func TestHAStandbyTakesOver(t *testing.T) {
 	// holder is the process holding an unexpired lease (nil: none).
 	holder := func() *haProc {
 		var h string
-		err := db.QueryRow("SELECT holder FROM "+bridge.LeaseTable+" WHERE expires_at > NOW(6)").Scan(&h)
+		err := db.QueryRow("SELECT holder FROM " + bridge.LeaseTable + " WHERE expires_at > NOW(6)").Scan(&h)
 		if err != nil {
 			return nil
 		}
@@ -325,4 +325,3 @@ func publishedSeconds(t *testing.T, path string) map[string]int {
 	}
 	return out
 }
-
