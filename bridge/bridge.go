@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -76,6 +77,10 @@ type Bridge struct {
 	instance string        // this bridge's name in the lease
 	lease    *lease        // held while active, else nil
 	gtidMode bool          // binlog.position: gtid (gtid.go)
+	gt       gtidTrx       // the transaction being read, GTID mode
+	hosts    hostSet       // the DSN's hosts when it lists several (gtid.go)
+	lostMu   sync.Mutex
+	lost     []string // GTID ranges lost in source failovers
 }
 
 // Option configures a Bridge.
@@ -154,6 +159,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 			return nil, fmt.Errorf("%w: --dsn: %w", ErrConfig, err)
 		}
 	}
+	rawDSN, b.hosts.all = splitHosts(rawDSN)
 	dsn, err := gomysql.ParseDSN(rawDSN)
 	if err != nil {
 		return nil, fmt.Errorf("%w: database dsn: %w", ErrConfig, err)
@@ -175,6 +181,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	}
 	plain := dsn.Clone()
 	plain.ParseTime, plain.MultiStatements = false, false
+	b.useHosts(plain)
 	if b.db, err = sql.Open("mysql", plain.FormatDSN()); err != nil {
 		return nil, fmt.Errorf("%w: database dsn: %w", ErrConfig, err)
 	}

@@ -32,6 +32,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 // runOnce is Run without the lease: one active run.
 func (b *Bridge) runOnce(ctx context.Context) error {
+	b.pickHost(ctx)
 	if err := b.checkServer(ctx); err != nil {
 		return err
 	}
@@ -40,6 +41,9 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 	}
 	start, err := b.startPosition(ctx)
 	if err != nil {
+		return err
+	}
+	if err := b.checkGTIDMode(start); err != nil {
 		return err
 	}
 	b.history = start.History
@@ -208,7 +212,14 @@ func (b *Bridge) stream(ctx context.Context, start Position) error {
 			return err
 		}
 		if gone := binlogGone(err); gone != "" {
+			if _, ok := b.gtidRecover(ctx, pos, gone); ok {
+				continue // from where this server's history and the bridge's agree
+			}
 			return b.goneError(pos, gone)
+		}
+		if b.pickHost(ctx) {
+			backoff = time.Second
+			continue // another host is the primary now
 		}
 		if time.Since(began) > time.Minute {
 			backoff = time.Second
