@@ -21,7 +21,7 @@ import (
 // transaction the same way on every server of the replication topology
 // (with log_slave_updates), so in this mode an event's id is
 // "<domain>-<server>-<seq>:<row>@<history>" — row counts the published rows
-// of the transaction — and its seq is "<history start>:g<seq>:<row>": a
+// of the transaction — and its seq is "<history start>:9<seq>:<row>": a
 // change replayed from another server after a failover keeps its id and
 // seq, and the promoted server's transactions, which continue the domain's
 // sequence, order after the old primary's. Seqs compare within one GTID
@@ -65,10 +65,12 @@ func (h *handler) seqAt(logPos uint32, row int) string {
 	return eventSeq(h.b.history, h.file, logPos, row)
 }
 
-// gtidSeq is "<history start>:g<seq, 19 digits>:<row, 7 digits>", 40 bytes;
-// "g" sorts after the digits of a file:pos seq of the same history.
+// gtidSeq is "<history start>:9<seq, 19 digits>:<row, 7 digits>", 40
+// bytes (digits and colons, as events requires): the 9 sorts it after the
+// file number (10 digits, far below 9,000,000,000) of a file:pos seq of the
+// same history.
 func gtidSeq(history string, seqNo uint64, row int) string {
-	return fmt.Sprintf("%.*s:g%019d:%07d", historyStartLen, history, seqNo, row)
+	return fmt.Sprintf("%.*s:9%019d:%07d", historyStartLen, history, seqNo, row)
 }
 
 // checkGTIDMode refuses what GTID mode cannot follow.
