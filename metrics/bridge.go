@@ -18,6 +18,8 @@ type Bridge struct {
 	lag       prometheus.Gauge
 	inflight  prometheus.Gauge
 	snapshot  *prometheus.GaugeVec
+	active    prometheus.Gauge
+	epoch     prometheus.Gauge
 
 	mu       sync.Mutex
 	lastFile string
@@ -57,10 +59,19 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 			Name: "rowgear_bridge_snapshot_rows_total",
 			Help: "Rows published by the initial snapshot, by table.",
 		}, []string{"table"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_active",
+			Help: "1 while this bridge publishes (binlog.ha: holds the lease), 0 while it stands by; -1 before it ran.",
+		}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_lease_epoch",
+			Help: "The lease election this bridge won last (binlog.ha); 0 without HA.",
+		}),
 	}
 	m.lag.Set(-1)
 	m.behind.Set(-1)
-	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot); err != nil {
+	m.active.Set(-1)
+	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot, m.active, m.epoch); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -98,4 +109,17 @@ var _ bridge.SnapshotObserver = (*Bridge)(nil)
 // SnapshotRows sets the rows a snapshot of table has published.
 func (m *Bridge) SnapshotRows(table string, n int64) {
 	m.snapshot.WithLabelValues(table).Set(float64(n))
+}
+
+// The bridge reports its HA role to observers that take it.
+var _ bridge.LeaseObserver = (*Bridge)(nil)
+
+// Lease sets rowgear_bridge_active and rowgear_bridge_lease_epoch.
+func (m *Bridge) Lease(role bridge.Role, epoch int64) {
+	if role == bridge.Active {
+		m.active.Set(1)
+		m.epoch.Set(float64(epoch))
+		return
+	}
+	m.active.Set(0)
 }

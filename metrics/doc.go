@@ -28,6 +28,9 @@
 //	rowgear_bridge_lag_seconds                      gauge: age of the newest heartbeat read
 //	rowgear_bridge_inflight_events                  gauge: read, not yet acknowledged
 //	rowgear_bridge_snapshot_rows_total{table}       gauge: rows the running snapshot has published
+//	rowgear_bridge_active                           gauge: 1 publishing (binlog.ha: holds the
+//	                                                lease), 0 standing by, -1 not yet run
+//	rowgear_bridge_lease_epoch                      gauge: the lease election it won last
 //
 // Commit → handler latency (package latency) registers
 // rowgear_commit_to_handler_seconds{source} on the same registry.

@@ -79,6 +79,9 @@ type Bridge struct {
 	SavedAt     *time.Time `json:"saved_at,omitempty"`
 	LagSeconds  *float64   `json:"lag_seconds"`  // age of the newest heartbeat read back; nil: unknown
 	BehindBytes *int64     `json:"behind_bytes"` // saved position → server's end, same file only; nil: unknown
+	// Instances are the bridges of a binlog.ha group: which one is active,
+	// where the others stand.
+	Instances []BridgeInstance `json:"instances,omitempty"`
 }
 
 // Options of Collect.
@@ -224,6 +227,7 @@ func (r *Report) bridge(ctx context.Context, cfg *config.Config, db *sql.DB, thr
 		b.ServerID = 1001
 	}
 	r.Bridge = b
+	r.instances(ctx, db, b)
 	var saved bridge.Position
 	var at time.Time
 	var err error
@@ -313,6 +317,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			behind = fmt.Sprintf("%d bytes", *b.BehindBytes)
 		}
 		fmt.Fprintf(tw, "server_id %d\t%s\t%s\t%s\t\n", b.ServerID, cmp.Or(b.Position, "-"), lag, behind)
+		writeInstances(tw, b)
 	}
 	fmt.Fprintf(tw, "\nDEAD LETTERS\tCOUNT\t\t\t\n")
 	if len(r.DeadLetters) == 0 {
