@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -76,6 +77,7 @@ type Bridge struct {
 	leaseTTL time.Duration // binlog.lease_ttl
 	instance string        // this bridge's name in the lease
 	lease    *lease        // held while active, else nil
+	standing atomic.Bool   // waiting for the lease: healthy, not streaming
 	gtidMode bool          // binlog.position: gtid (gtid.go)
 	gt       gtidTrx       // the transaction being read, GTID mode
 	hosts    hostSet       // the DSN's hosts when it lists several (gtid.go)

@@ -139,6 +139,12 @@ func (l *lease) currentEpoch() int64 {
 // ensureTables creates the lease tables if `migrate up` did not.
 func (l *lease) ensureTables(ctx context.Context) error {
 	db := l.b.db
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "+
+		"AND TABLE_NAME IN (?, ?)", LeaseTable, BridgesTable).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("%w: looking for the lease tables: %w", ErrStore, err)
+	}
 	for _, q := range []string{
 		"CREATE TABLE IF NOT EXISTS `" + LeaseTable + "` (server_id INT UNSIGNED NOT NULL PRIMARY KEY, " +
 			"holder VARCHAR(191) NOT NULL, epoch BIGINT UNSIGNED NOT NULL, expires_at TIMESTAMP(6) NOT NULL, " +
@@ -147,11 +153,14 @@ func (l *lease) ensureTables(ctx context.Context) error {
 			"role VARCHAR(16) NOT NULL, epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, position TEXT NOT NULL, " +
 			"seen_at TIMESTAMP(6) NOT NULL, PRIMARY KEY (server_id, instance)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
 	} {
+		if n == 2 {
+			break // an account without CREATE needs them made by migrate up
+		}
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%w: creating the lease tables (or run `migrate up`): %w", ErrStore, err)
 		}
 	}
-	_, err := db.ExecContext(ctx, "INSERT IGNORE INTO `"+LeaseTable+"` (server_id, holder, epoch, expires_at, acquired_at) "+
+	_, err = db.ExecContext(ctx, "INSERT IGNORE INTO `"+LeaseTable+"` (server_id, holder, epoch, expires_at, acquired_at) "+
 		"VALUES (?, '', 0, '1970-01-02 00:00:00', NOW(6))", l.group)
 	if err != nil {
 		return fmt.Errorf("%w: lease row: %w", ErrStore, err)
@@ -238,6 +247,8 @@ func (l *lease) wait(ctx context.Context) error {
 	poll := min(l.ttl/10, 250*time.Millisecond)
 	var lastReport time.Time
 	var lastHolder string
+	l.b.standing.Store(true)
+	defer l.b.standing.Store(false)
 	for {
 		ok, err := l.tryAcquire(ctx)
 		if err != nil {
