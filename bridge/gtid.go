@@ -233,6 +233,11 @@ func (b *Bridge) gtidRecover(ctx context.Context, pos Position, msg string) (Pos
 	if !b.gtidMode || pos.GTID == "" {
 		return Position{}, false
 	}
+	if ok, why := b.isPrimary(ctx, b.addr()); !ok {
+		// A replica still catching up lacks them for now, not for good.
+		b.log.Error("the server lacks transactions the bridge read, and is no primary: not treating them as lost", "server", b.addr(), "why", why)
+		return Position{}, false
+	}
 	m := gtidInMessage.FindStringSubmatch(msg)
 	if m == nil {
 		return Position{}, false
