@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,7 +19,9 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/status"
 )
 
 // haChanges is the size of TestHAStandbyTakesOver's load:
@@ -121,6 +125,31 @@ func TestHAStandbyTakesOver(t *testing.T) {
 	var active *haProc
 	testenv.Eventually(t, 30*time.Second, "one bridge to take the lease", func() bool { active = holder(); return active != nil })
 	testenv.Eventually(t, 30*time.Second, "the other to stand by", func() bool { return standbys() == 1 })
+	// status names the active bridge and the standby.
+	cfg, err := config.Parse("ha.yml", []byte(yml), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "status to show one active bridge and one standby", func() bool {
+		rep, err := status.Collect(context.Background(), cfg, db, status.Options{})
+		if err != nil || rep.Bridge == nil {
+			return false
+		}
+		roles := map[string]int{}
+		for _, in := range rep.Bridge.Instances {
+			roles[in.Role]++
+			if in.Holder {
+				roles["holder"]++
+			}
+		}
+		if roles["active"] != 1 || roles["standby"] != 1 || roles["holder"] != 1 {
+			return false
+		}
+		var buf bytes.Buffer
+		rep.WriteText(&buf)
+		t.Logf("status:\n%s", buf.String())
+		return true
+	})
 	// The active bridge saved its start position: every later write is published.
 	testenv.Eventually(t, 30*time.Second, "the start position", func() bool {
 		var n int
