@@ -100,7 +100,9 @@ func TestGTIDFailoverToReplica(t *testing.T) {
 		}
 		done <- err
 	}()
-	t.Cleanup(func() { cancel(); <-done; b.Close() })
+	var once sync.Once
+	stopBridge := func() { once.Do(func() { cancel(); <-done; b.Close() }) }
+	t.Cleanup(stopBridge)
 	testenv.Eventually(t, 30*time.Second, "the start position", func() bool {
 		var n int
 		return pdb.QueryRow("SELECT COUNT(*) FROM "+bridge.PositionTable).Scan(&n) == nil && n == 1
@@ -170,9 +172,42 @@ func TestGTIDFailoverToReplica(t *testing.T) {
 		return false
 	})
 	resumed := got.distinct()
+	// A position the bridge saved on the new primary, rewound to below:
+	// as if the bridge had crashed long after saving it.
+	var old [4]string
+	testenv.Eventually(t, 30*time.Second, "a position saved on the new primary", func() bool {
+		return rdb.QueryRow("SELECT binlog_file, binlog_pos, gtid_set, history FROM "+bridge.PositionTable).
+			Scan(&old[0], &old[1], &old[2], &old[3]) == nil && strings.Contains(old[2], "0-2-")
+	})
 	testenv.Eventually(t, 60*time.Second, "1,500 more events", func() bool { return got.distinct() >= resumed+1500 })
+
+	// The operator's way: the bridge restarted, re-pointed at the new
+	// primary alone. It resumes from the position saved there (rewound, as
+	// after a crash): what it publishes again keeps its ids.
+	lost := b.Lost()
+	stopBridge()
+	if _, err := rdb.Exec("UPDATE "+bridge.PositionTable+" SET binlog_file = ?, binlog_pos = ?, gtid_set = ?, history = ?",
+		old[0], old[1], old[2], old[3]); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := bridge.New(ctx, e.config(), bridge.WithLogger(testLogger(t)), bridge.WithConcurrency(4), bridge.WithDSN(r.DSN+"app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { done2 <- b2.Run(ctx2) }()
+	t.Cleanup(func() { cancel2(); <-done2; b2.Close() })
+	restarted := got.distinct()
+	testenv.Eventually(t, 60*time.Second, "1,000 events after the restart", func() bool { return got.distinct() >= restarted+1000 })
 	stop.Store(true)
 	wg.Wait()
+	if l := b2.Lost(); len(l) != 0 {
+		t.Errorf("the restarted bridge reports %v lost", l)
+	}
+	if got.received() == got.distinct() {
+		t.Errorf("the restarted bridge published nothing again: the rewind did not take")
+	}
 
 	// The replica's history: its rows' final n.
 	final := map[string]int{}
@@ -191,7 +226,6 @@ func TestGTIDFailoverToReplica(t *testing.T) {
 	if len(final) != writers*rows {
 		t.Fatalf("%d rows on the replica, want %d", len(final), writers*rows)
 	}
-	lost := b.Lost()
 	if len(lost) != 1 {
 		t.Fatalf("lost ranges %v, want one", lost)
 	}
