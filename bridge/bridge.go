@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -84,6 +86,17 @@ type Bridge struct {
 	heartbeatSet bool
 	stallAfter   time.Duration
 	obs          obs
+
+	ha       bool          // binlog.ha: run only while holding the lease (lease.go)
+	leaseTTL time.Duration // binlog.lease_ttl
+	instance string        // this bridge's name in the lease
+	lease    *lease        // held while active, else nil
+	standing atomic.Bool   // waiting for the lease: healthy, not streaming
+	gtidMode bool          // binlog.position: gtid (gtid.go)
+	gt       gtidTrx       // the transaction being read, GTID mode
+	hosts    hostSet       // the DSN's hosts when it lists several (gtid.go)
+	lostMu   sync.Mutex
+	lost     []string // GTID ranges lost in source failovers
 }
 
 // Option configures a Bridge.
@@ -131,9 +144,13 @@ func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
 // streaming. cfg.Binlog and cfg.Models say what to publish.
 func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency, batch: max(cfg.Binlog.Batch, 1),
-		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval}
+		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval,
+		ha: cfg.Binlog.HA, leaseTTL: cfg.Binlog.LeaseTTL, gtidMode: cfg.Binlog.Position == "gtid"}
 	for _, o := range opts {
 		o(b)
+	}
+	if b.leaseTTL <= 0 {
+		b.leaseTTL = DefaultLeaseTTL
 	}
 	if !b.heartbeatSet {
 		b.heartbeat = 250 * time.Millisecond
@@ -158,6 +175,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 			return nil, fmt.Errorf("%w: --dsn: %w", ErrConfig, err)
 		}
 	}
+	rawDSN, b.hosts.all = splitHosts(rawDSN)
 	dsn, err := gomysql.ParseDSN(rawDSN)
 	if err != nil {
 		return nil, fmt.Errorf("%w: database dsn: %w", ErrConfig, err)
@@ -179,6 +197,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 	}
 	plain := dsn.Clone()
 	plain.ParseTime, plain.MultiStatements = false, false
+	b.useHosts(plain)
 	if b.db, err = sql.Open("mysql", plain.FormatDSN()); err != nil {
 		return nil, fmt.Errorf("%w: database dsn: %w", ErrConfig, err)
 	}
@@ -253,7 +272,7 @@ func (b *Bridge) openStore(ctx context.Context) (Store, error) {
 	if path, ok := strings.CutPrefix(where, "file:"); ok {
 		return FileStore{Path: path}, nil
 	}
-	if where != "" && where != "table" {
+	if where != "" && where != "table" && where != "gtid" {
 		return nil, fmt.Errorf("%w: binlog.position %q", ErrConfig, where)
 	}
 	if b.dsn.DBName == "" {

@@ -153,6 +153,19 @@
 // SIGINT/SIGTERM: stop reading, wait (up to 20 s) for the jobs read to be
 // acknowledged, save, exit 0.
 //
+// High availability. With binlog.ha several bridges of one source (same
+// binlog.server_id and database) run at once: the one holding the lease, a
+// row of LeaseTable renewed every lease_ttl/3 (default ttl 3 s), publishes;
+// the others stand by and take over once it expires. The active bridge
+// stops publishing as soon as it cannot trust its lease (checked before
+// every submit), before the server lets another take it, and every
+// position save is fenced by the lease's epoch. With binlog.position: gtid
+// (MariaDB) ids and seqs come from GTIDs, the same on every server of the
+// topology, the DSN may list several hosts (the primary is used), and a
+// failover that lost transactions the bridge had published is reported
+// (Lost) and resumed from the new primary's history. See
+// docs/high-availability.md.
+//
 // Order. binlog.concurrency (default 8) submitters, each with its own
 // gearman connection and queue. Every row change goes to the queue chosen
 // by a hash of its table and primary key, and each queue submits in binlog

@@ -151,8 +151,7 @@ func (h *handler) OnRows(header *replication.EventHeader, e *replication.RowsEve
 		if watched {
 			h.b.snaps.observe(key, meta, [][]json.RawMessage{before, after})
 		}
-		id := eventID(pos, i/step, h.b.sourceID, h.b.history)
-		seq := eventSeq(h.b.history, h.file, header.LogPos, i/step)
+		id, seq := h.ids(pos, header.LogPos, i/step)
 		for _, m := range models {
 			for _, env := range meta.envelopes(m, act, before, after) {
 				env.ID, env.Pos, env.TS, env.Seq, env.ReadAt = id, pos, ts, seq, read

@@ -313,6 +313,9 @@ func (b *Bridge) behind(ctx context.Context, read, end Position) int64 {
 // stall time while the server's binlog is ahead. nil when it is ready.
 func (b *Bridge) Health(ctx context.Context) error {
 	if !b.obs.running.Load() {
+		if b.standing.Load() { // a standby (binlog.ha) is ready when it can reach the lease
+			return b.db.PingContext(ctx)
+		}
 		return errors.New("bridge: not streaming")
 	}
 	var errs []error

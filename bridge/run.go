@@ -23,7 +23,19 @@ import (
 // only for what a retry cannot fix (the server's settings and the position
 // store at start, a purged binlog). A row change it cannot publish is a dead
 // letter, a table without a primary key is skipped (package documentation).
+// With binlog.ha it first stands by until it holds the lease, and stands by
+// again when it loses it (see High availability in the package
+// documentation).
 func (b *Bridge) Run(ctx context.Context) error {
+	if b.ha {
+		return b.runHA(ctx)
+	}
+	return b.runOnce(ctx)
+}
+
+// runOnce is Run without the lease: one active run.
+func (b *Bridge) runOnce(ctx context.Context) error {
+	b.pickHost(ctx)
 	if err := b.checkServer(ctx); err != nil {
 		return err
 	}
@@ -42,6 +54,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := b.checkGTIDMode(start); err != nil {
+		return err
+	}
 	b.history = start.History
 	if len(b.models) == 0 {
 		b.log.Info("no model has source: binlog: the bridge publishes snapshots only")
@@ -57,8 +72,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 		cur: map[string]*triggers.Table{}, noKeyWarned: map[string]bool{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
-	// Submitters outlive ctx: after it ends they still drain what was read.
-	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
+	b.subs.gate = b.submitGate()
+	// Submitters outlive ctx: after it ends they still drain what was read
+	// (not the lease: see submitContext).
+	subCtx, stopSubs := context.WithCancel(b.submitContext(ctx))
 	defer stopSubs()
 	b.subs.start(subCtx)
 
@@ -87,6 +104,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { b.subs.wg.Wait(); close(drained) }()
 	select {
 	case <-drained:
+	case <-subCtx.Done(): // the lease is lost: nothing more may be published
+		<-drained
 	case <-time.After(b.flushTimeout):
 		b.log.Warn("flush timed out; unacknowledged jobs will be published again by the next run",
 			"inflight", b.subs.inflight.Load())
@@ -204,7 +223,14 @@ func (b *Bridge) stream(ctx context.Context, start Position) error {
 			return err
 		}
 		if gone := binlogGone(err); gone != "" {
+			if _, ok := b.gtidRecover(ctx, pos, gone); ok {
+				continue // from where this server's history and the bridge's agree
+			}
 			return b.goneError(pos, gone)
+		}
+		if b.pickHost(ctx) {
+			backoff = time.Second
+			continue // another host is the primary now
 		}
 		if time.Since(began) > time.Minute {
 			backoff = time.Second

@@ -293,7 +293,7 @@ func (h *handler) publishChunk(header *replication.EventHeader, id string) error
 		}
 		env := &events.Envelope{V: events.Version, Source: events.SourceBinlog, Schema: w.md.schema, Table: w.md.table,
 			Model: w.md.name, Op: w.md.snapshotAs, PK: r.pk, Row: row, ID: eventID(pos, i, h.b.sourceID, h.b.history), Pos: pos, TS: ts,
-			Seq: eventSeq(h.b.history, h.file, header.LogPos, i), ReadAt: read} // ordered at the high watermark
+			Seq: h.seqAt(header.LogPos, i), ReadAt: read} // ordered at the high watermark
 		if env.Op == events.OpInsert {
 			env.Modified = w.cols
 		}

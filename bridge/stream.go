@@ -76,6 +76,9 @@ func (h *handler) handle(ev *replication.BinlogEvent, cur *mysql.Position, gset 
 			}
 		}
 		return nil
+	case *replication.MariadbGTIDEvent:
+		h.b.beginTrx(e)
+		return nil
 	case *replication.XIDEvent:
 		if e.GSet != nil {
 			*gset = e.GSet
@@ -102,19 +105,19 @@ func (h *handler) handle(ev *replication.BinlogEvent, cur *mysql.Position, gset 
 // events/doc.go: DECIMAL as go-mysql's exact string (not UseDecimal's
 // trimmed one), times as strings (not ParseTime), TIMESTAMP rendered in UTC.
 func (b *Bridge) syncerConfig() (replication.BinlogSyncerConfig, error) {
-	host, port, err := net.SplitHostPort(b.dsn.Addr)
+	host, port, err := net.SplitHostPort(b.addr())
 	if err != nil {
-		return replication.BinlogSyncerConfig{}, fmt.Errorf("database address %q: %w", b.dsn.Addr, err)
+		return replication.BinlogSyncerConfig{}, fmt.Errorf("database address %q: %w", b.addr(), err)
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
-		return replication.BinlogSyncerConfig{}, fmt.Errorf("database address %q: %w", b.dsn.Addr, err)
+		return replication.BinlogSyncerConfig{}, fmt.Errorf("database address %q: %w", b.addr(), err)
 	}
 	if b.dsn.Net == "unix" {
 		host, p = b.dsn.Addr, 0
 	}
 	return replication.BinlogSyncerConfig{
-		ServerID:                b.serverID(),
+		ServerID:                b.replicaID(),
 		Flavor:                  b.flavor(),
 		Host:                    host,
 		Port:                    uint16(p),

@@ -109,6 +109,7 @@ type submitters struct {
 	inflight  atomic.Int64 // jobs enqueued, not yet acknowledged
 	failing   atomic.Bool  // gearmand refused the last submit
 	observer  Observer
+	gate      func() error // checked before each submit: the HA lease (nil: open)
 }
 
 const queueLen = 512
@@ -208,6 +209,9 @@ func (s *submitters) submit(ctx context.Context, group []*job) bool {
 	}
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		if s.gate != nil && s.gate() != nil {
+			return false // the lease is lost: publish nothing more
+		}
 		_, err := s.client.Background(ctx, fn, payload, gearman.Normal, gearman.Unique(unique), gearman.Key(j.key))
 		if err == nil {
 			if s.failing.Swap(false) {

@@ -165,8 +165,15 @@ type Binlog struct {
 	ServerID uint32 // unique among the server's replicas; default 1001
 	Flavor   string // "mariadb" (default) or "mysql"
 	// Position is where the bridge keeps its position: "table" (default, a
-	// table in the source database) or "file:PATH".
+	// table in the source database), "gtid" (the table, and events
+	// identified by GTID so that the bridge can follow a failover to a
+	// replica; see package bridge) or "file:PATH".
 	Position string
+	// HA lets several bridges of one source run, one active, the others
+	// standing by (a lease in the source database; package bridge).
+	HA bool
+	// LeaseTTL is the HA lease's time to live; default 3 s.
+	LeaseTTL time.Duration
 	// Server is the gearman connection name the bridge publishes to.
 	Server string
 	// Concurrency is the number of gearman connections submitting; default 8.

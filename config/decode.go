@@ -625,7 +625,7 @@ func readPassword(path string) (string, error) {
 	return pw, nil
 }
 
-var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "batch", "stats_interval"}
+var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "batch", "stats_interval", "ha", "lease_ttl"}
 
 func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 	ps, err := d.mapping(n, "binlog")
@@ -660,8 +660,8 @@ func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 			b.ServerID = uint32(id)
 		case "position":
 			path, isFile := strings.CutPrefix(v, "file:")
-			if v != "table" && (!isFile || path == "") {
-				return d.errorf(p.v, kp, `want "table" or "file:PATH", got %q`, v)
+			if v != "table" && v != "gtid" && (!isFile || path == "") {
+				return d.errorf(p.v, kp, `want "table", "gtid" or "file:PATH", got %q`, v)
 			}
 			b.Position = v
 		case "server":
@@ -687,6 +687,18 @@ func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 				return d.errorf(p.v, kp, "want a positive duration such as 10s or 1m, got %q", v)
 			}
 			b.StatsInterval = iv
+		case "ha":
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return d.errorf(p.v, kp, "want true or false, got %q", v)
+			}
+			b.HA = on
+		case "lease_ttl":
+			iv, err := time.ParseDuration(v)
+			if err != nil || iv < 300*time.Millisecond {
+				return d.errorf(p.v, kp, "want a duration of at least 300ms such as 3s, got %q", v)
+			}
+			b.LeaseTTL = iv
 		}
 	}
 	return nil

@@ -19,6 +19,8 @@ type Bridge struct {
 	inflight  prometheus.Gauge
 	snapshot  *prometheus.GaugeVec
 	rejected  *prometheus.CounterVec
+	active    prometheus.Gauge
+	epoch     prometheus.Gauge
 
 	mu       sync.Mutex
 	lastFile string
@@ -62,10 +64,19 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 			Name: "rowgear_bridge_events_rejected_total",
 			Help: "Row changes not published, by table, op and outcome: dead_lettered (stored in rowgear_failed_jobs) or skipped_no_primary_key.",
 		}, []string{"table", "op", "outcome"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_active",
+			Help: "1 while this bridge publishes (binlog.ha: holds the lease), 0 while it stands by; -1 before it ran.",
+		}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rowgear_bridge_lease_epoch",
+			Help: "The lease election this bridge won last (binlog.ha); 0 without HA.",
+		}),
 	}
 	m.lag.Set(-1)
 	m.behind.Set(-1)
-	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot, m.rejected); err != nil {
+	m.active.Set(-1)
+	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot, m.rejected, m.active, m.epoch); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -112,4 +123,17 @@ var _ bridge.RejectObserver = (*Bridge)(nil)
 // Rejected counts a row change of table the bridge did not publish.
 func (m *Bridge) Rejected(table, op, outcome string) {
 	m.rejected.WithLabelValues(table, op, outcome).Inc()
+}
+
+// The bridge reports its HA role to observers that take it.
+var _ bridge.LeaseObserver = (*Bridge)(nil)
+
+// Lease sets rowgear_bridge_active and rowgear_bridge_lease_epoch.
+func (m *Bridge) Lease(role bridge.Role, epoch int64) {
+	if role == bridge.Active {
+		m.active.Set(1)
+		m.epoch.Set(float64(epoch))
+		return
+	}
+	m.active.Set(0)
 }

@@ -31,6 +31,9 @@
 //	rowgear_bridge_events_rejected_total{table,op,outcome}  counter: row changes not published;
 //	                                                outcome dead_lettered (an undecodable row,
 //	                                                see `dead list`) or skipped_no_primary_key
+//	rowgear_bridge_active                           gauge: 1 publishing (binlog.ha: holds the
+//	                                                lease), 0 standing by, -1 not yet run
+//	rowgear_bridge_lease_epoch                      gauge: the lease election it won last
 //
 // Commit → handler latency (package latency) registers
 // rowgear_commit_to_handler_seconds{source} on the same registry.

@@ -82,6 +82,9 @@ type Bridge struct {
 	// Keyless: tables of binlog models without a primary key
 	// ("schema.table"): binlogbridge skips their row changes.
 	Keyless []string `json:"keyless_tables,omitempty"`
+	// Instances are the bridges of a binlog.ha group: which one is active,
+	// where the others stand.
+	Instances []BridgeInstance `json:"instances,omitempty"`
 }
 
 // Options of Collect.
@@ -227,6 +230,7 @@ func (r *Report) bridge(ctx context.Context, cfg *config.Config, db *sql.DB, thr
 		b.ServerID = 1001
 	}
 	r.Bridge = b
+	r.instances(ctx, db, b)
 	var saved bridge.Position
 	var at time.Time
 	var err error
@@ -341,6 +345,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			behind = fmt.Sprintf("%d bytes", *b.BehindBytes)
 		}
 		fmt.Fprintf(tw, "server_id %d\t%s\t%s\t%s\t\n", b.ServerID, cmp.Or(b.Position, "-"), lag, behind)
+		writeInstances(tw, b)
 	}
 	fmt.Fprintf(tw, "\nDEAD LETTERS\tCOUNT\t\t\t\n")
 	if len(r.DeadLetters) == 0 {

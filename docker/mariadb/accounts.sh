@@ -7,8 +7,8 @@
 #                    which functions exist; the server's start-up creates
 #                    them as root: see entrypoint.sh)
 #   rowgear_bridge   binlogbridge: REPLICATION SLAVE and BINLOG MONITOR,
-#                    SELECT on DB, and writes to its position and heartbeat
-#                    tables only
+#                    SELECT on DB, and writes to its position, heartbeat,
+#                    snapshot and HA lease tables only
 #   rowgear_worker   dbworker: SELECT, INSERT, UPDATE, DELETE on DB (its
 #                    handlers', retries' and commit gate's tables)
 #   rowgear_app      the application (the demo writer): the same DML on the
@@ -52,7 +52,9 @@ account rowgear_migrate "$ROWGEAR_DB_PASSWORD_MIGRATE" "ALL PRIVILEGES ON $dbq.*
 account rowgear_bridge "$ROWGEAR_DB_PASSWORD_BRIDGE" "REPLICATION SLAVE, BINLOG MONITOR ON *.*" \
 	"SELECT ON $dbq.*" "CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_position\`" \
 	"CREATE, INSERT, UPDATE, DELETE ON $dbq.\`rowgear_heartbeat\`" \
-	"CREATE, UPDATE ON $dbq.\`rowgear_snapshots\`"
+	"CREATE, UPDATE ON $dbq.\`rowgear_snapshots\`" \
+	"CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_lease\`" \
+	"CREATE, INSERT, UPDATE ON $dbq.\`rowgear_binlog_bridges\`"
 account rowgear_worker "$ROWGEAR_DB_PASSWORD_WORKER" "SELECT, INSERT, UPDATE, DELETE ON $dbq.*"
 app=()
 IFS=, read -ra names <<<"$tables"

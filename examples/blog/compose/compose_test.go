@@ -99,6 +99,25 @@ func (s *stack) logs(service string) string {
 	return s.compose(2*time.Minute, "logs", "--no-color", service)
 }
 
+// bridgeLogs is what both bridges (binlog.ha: one active, one standing
+// by) printed.
+func (s *stack) bridgeLogs() string {
+	return s.logs("binlogbridge") + s.logs("binlogbridge-standby")
+}
+
+// activeBridge is the bridge service whose last lease event is an
+// acquisition ("" when neither's is).
+func (s *stack) activeBridge() string {
+	for _, svc := range []string{"binlogbridge", "binlogbridge-standby"} {
+		l := s.logs(svc)
+		if a := strings.LastIndex(l, "lease acquired"); a >= 0 && a > strings.LastIndex(l, "lease lost") &&
+			a > strings.LastIndex(l, "binlog bridge stopped") {
+			return svc
+		}
+	}
+	return ""
+}
+
 // await polls cond once a second until it holds or timeout passes; what
 // names the condition in the failure.
 func await(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -355,6 +374,37 @@ func TestComposeStack(t *testing.T) {
 			len(arts), len(coms), dups(h.ids["Article"], arts), dups(h.ids["Comment"], coms))
 	})
 
+	s.phase(t, "kill the active bridge", func(t *testing.T) {
+		// binlog.ha: the standby takes over within the lease (3 s) plus its
+		// start; every row written through the kill is handled.
+		var active string
+		await(t, 2*time.Minute, "one bridge active", func() bool { active = s.activeBridge(); return active != "" })
+		other := map[string]string{"binlogbridge": "binlogbridge-standby", "binlogbridge-standby": "binlogbridge"}[active]
+		await(t, 2*time.Minute, other+" standing by", func() bool { return strings.Contains(s.logs(other), "standing by") })
+		before := strings.Count(s.logs(other), "lease acquired")
+		bw := startWriter(db, "kill-bridge")
+		await(t, time.Minute, "rows written before the kill", func() bool { return bw.rows() >= 30 })
+		killed := time.Now()
+		s.compose(time.Minute, "kill", active) // SIGKILL
+		await(t, time.Minute, other+" to take the lease", func() bool {
+			return strings.Count(s.logs(other), "lease acquired") > before
+		})
+		took := time.Since(killed)
+		atTakeover := bw.rows()
+		await(t, time.Minute, "rows written after the takeover", func() bool { return bw.rows() >= atTakeover+30 })
+		w := bw.stop(t)
+		arts, coms := w.snapshot()
+		h := s.awaitHandled(w, 3*time.Minute)
+		t.Logf("%s killed, %s active %s later (seen through `compose logs`, polled once a second): %d articles and %d comments written, all handled (%d comments more than once)",
+			active, other, took.Round(time.Second), len(arts), len(coms), dups(h.ids["Comment"], coms))
+		// The killed one comes back as the standby.
+		s.compose(3*time.Minute, "start", active)
+		await(t, 2*time.Minute, active+" standing by again", func() bool {
+			l := s.logs(active)
+			return strings.LastIndex(l, "standing by") > strings.LastIndex(l, "lease acquired")
+		})
+	})
+
 	s.phase(t, "kill gearmand with jobs queued", func(t *testing.T) {
 		const n = 100
 		s.compose(3*time.Minute, "stop", "dbworker")
@@ -458,8 +508,8 @@ func (s *stack) killUnderLoad(t *testing.T, db *sql.DB, svc string, bridges bool
 		return strings.Contains(s.logs("dbworker"), `msg="gearman worker connected again" server=`+svc+`:4730`)
 	})
 	if bridges {
-		await(t, time.Minute, "binlogbridge to log "+svc+" down and up again", func() bool {
-			l := s.logs("binlogbridge")
+		await(t, time.Minute, "the active bridge to log "+svc+" down and up again", func() bool {
+			l := s.bridgeLogs()
 			return strings.Contains(l, `msg="gearman server down" server=`+svc+`:4730`) &&
 				strings.Contains(l, `msg="gearman server up" server=`+svc+`:4730`)
 		})
@@ -474,8 +524,8 @@ func (s *stack) awaitReady(t *testing.T) {
 		st := s.gearmanStatus()
 		return st["rowgear.Article.insert"].Available > 0 && st["rowgear.Comment.insert"].Available > 0
 	})
-	await(t, 3*time.Minute, "binlogbridge streaming", func() bool {
-		l := s.logs("binlogbridge")
+	await(t, 3*time.Minute, "a bridge streaming", func() bool {
+		l := s.bridgeLogs()
 		return strings.Count(l, "binlog bridge starting") > strings.Count(l, "binlog bridge stopped")
 	})
 }
