@@ -259,7 +259,7 @@ func (a *App) commands() *cobra.Command {
 	root := a.workCmd(&c)
 	root.PersistentFlags().StringVar(&c.dsn, "dsn", "", "database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
 	c.cf.Register(root.PersistentFlags())
-	root.AddCommand(a.migrateCmd(&c), a.triggersCmd(&c), a.deadCmd(&c), a.bridgeCmd(&c, "bridge"), a.statusCmd(&c), probeCmd())
+	root.AddCommand(a.migrateCmd(&c), a.triggersCmd(&c), a.deadCmd(&c), a.bridgeCmd(&c, "bridge"), a.statusCmd(&c), probeCmd(), a.consoleCmd(&c))
 	a.setup(root)
 	return root
 }
