@@ -57,8 +57,10 @@ func (s *Store) Find(ctx context.Context, f Filter, offset, limit int) ([]Entry,
 	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM rowgear_failed_jobs WHERE "+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("retry: find: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+entryCols+" FROM rowgear_failed_jobs WHERE "+where+
-		fmt.Sprintf(" ORDER BY id DESC LIMIT %d OFFSET %d", max(limit, 0), max(offset, 0)), args...)
+	// The page's ids first, from the (state, function) index where the
+	// filter allows it; then only their rows, payloads and all.
+	rows, err := s.db.QueryContext(ctx, "SELECT "+entryCols+" FROM rowgear_failed_jobs JOIN (SELECT id AS page_id FROM rowgear_failed_jobs WHERE "+where+
+		fmt.Sprintf(" ORDER BY id DESC LIMIT %d OFFSET %d) AS page ON id = page_id ORDER BY id DESC", max(limit, 0), max(offset, 0)), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("retry: find: %w", err)
 	}
