@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/status"
 )
@@ -101,6 +102,16 @@ func waitText(t *testing.T, ctx context.Context, sel, what string, cond func(str
 		time.Sleep(100 * time.Millisecond)
 	}
 	return got
+}
+
+// ready waits until the page has loaded and htmx has set it up, so that
+// a click reaches htmx's handlers (a loaded machine runs the deferred
+// scripts late).
+func ready(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitText(t, ctx, "body", "the page to load", func(string) bool {
+		return js(ctx, `document.readyState === "complete" && window.htmx ? "yes" : ""`) == "yes"
+	})
 }
 
 // shot writes a screenshot of the page to dir.
@@ -206,6 +217,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}()
 	testenv.Eventually(t, 60*time.Second, "the charts to show the writer's events", func() bool {
+		if a, _ := strconv.Atoi(attr(ctx, "#chart-events", "data-active")); a < 5 { // a line, for the screenshot
+			return false
+		}
 		pts, w, b, p50 := attr(ctx, "#chart-events", "data-points"), attr(ctx, "#chart-events", "data-worker"),
 			attr(ctx, "#chart-events", "data-bridge"), attr(ctx, "#chart-latency", "data-p50")
 		np, _ := strconv.Atoi(pts)
@@ -234,6 +248,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		return strings.Contains(s, update) && strings.Contains(s, "help desk is down")
 	})
 	shot(t, ctx, dir, "dead-letters")
+	ready(t, ctx)
 	do(t, ctx, "dead letter", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#dead tr[data-id="%d"] a`, id))), chromedp.WaitVisible(chromedp.CSS("#payload")))
 	waitText(t, ctx, "#payload", "the payload", func(s string) bool {
 		return strings.Contains(s, `"printer on fire"`) && strings.Contains(s, `"Ticket"`)
@@ -242,6 +257,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	waitText(t, ctx, "#row", "the row now", func(s string) bool { return strings.Contains(s, "printer on fire") })
 
 	// Without the token: refused, the dead letter stays.
+	ready(t, ctx)
 	do(t, ctx, "retry without token", chromedp.Click(chromedp.CSS(`button[hx-post="/dead/retry"]`)))
 	waitText(t, ctx, "#result-msg", "the refusal", func(s string) bool { return strings.Contains(s, "needs the console's token") })
 	if c := n.count("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE id = ?", id); c != 1 {
@@ -251,6 +267,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// The handler is fixed; the retry from the page replays it.
 	n.exec("UPDATE settings SET helpdesk_down = 0")
+	ready(t, ctx)
 	do(t, ctx, "retry with token", chromedp.SendKeys(chromedp.CSS("#token"), token),
 		chromedp.Click(chromedp.CSS(`button[hx-post="/dead/retry"]`)))
 	waitText(t, ctx, "#result-msg", "the retry's result", func(s string) bool { return strings.Contains(s, "re-submitted 1 dead letter") })
@@ -290,8 +307,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	// Snapshots: request one from the page; it runs to its end.
-	do(t, ctx, "snapshots", chromedp.Navigate(base+"/snapshots"), chromedp.WaitVisible(chromedp.CSS("#snap")),
-		chromedp.SetValue(chromedp.CSS(`#snap input[name="chunk"]`), "50"),
+	do(t, ctx, "snapshots", chromedp.Navigate(base+"/snapshots"), chromedp.WaitVisible(chromedp.CSS("#snap")))
+	ready(t, ctx)
+	do(t, ctx, "request a snapshot", chromedp.SetValue(chromedp.CSS(`#snap input[name="chunk"]`), "50"),
 		chromedp.Click(chromedp.CSS(`#snap button`)))
 	waitText(t, ctx, "#result-msg", "the snapshot request", func(s string) bool { return strings.Contains(s, "of Ticket requested (chunk 50") })
 	waitText(t, ctx, "#snapshots", "the snapshot to end", func(s string) bool { return strings.Contains(s, "done") })
@@ -303,4 +321,30 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 	shot(t, ctx, dir, "models")
 	t.Logf("screenshots in %s", dir)
+}
+
+// TestConsoleCommandNamesBadInput: the console's flags are checked before
+// it listens.
+func TestConsoleCommandNamesBadInput(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"console", "-h"}, 0, "--token-file"},
+		{[]string{"console", "--addr", "1.2.3.4:5:6"}, 2, "--addr"},
+		{[]string{"console", "--token-file", "/nonexistent/token"}, 1, "/nonexistent/token"},
+		{[]string{"console", "--token-file", empty}, 1, "is empty"},
+	} {
+		var buf strings.Builder
+		app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&buf, &buf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := app.Exit(context.Background(), c.args); code != c.code || !strings.Contains(buf.String(), c.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, buf.String())
+		}
+	}
 }

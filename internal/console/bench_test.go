@@ -66,4 +66,3 @@ func BenchmarkOverview(b *testing.B) {
 		}
 	})
 }
-

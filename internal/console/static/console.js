@@ -20,7 +20,7 @@
     if (t && t.value) { e.detail.headers["X-Console-Token"] = t.value; }
   });
 
-  function size(el) { return { width: Math.max(320, Math.min(640, el.parentNode.clientWidth - 20)), height: 220 }; }
+  function size() { return { width: Math.max(320, Math.min(620, (window.innerWidth - 80) / 2)), height: 220 }; }
 
   function charts() {
     var ev = document.getElementById("chart-events");
@@ -28,16 +28,16 @@
     if (!ev || !lat || typeof uPlot === "undefined") { return; }
     var plots = null;
     function make(data) {
-      var s = size(ev);
+      var s = size();
       var pe = new uPlot({
         width: s.width, height: s.height,
-        series: [{}, { label: "worker runs/s", stroke: "#2456a6", spanGaps: false },
-                 { label: "bridge published/s", stroke: "#1a7f37", spanGaps: false }],
+        series: [{}, { label: "worker runs/s", stroke: "#2456a6", width: 2 },
+                 { label: "bridge published/s", stroke: "#1a7f37", dash: [6, 4] }],
         axes: [{}, { size: 60 }]
       }, [data[0], data[1], data[2]], ev);
       var pl = new uPlot({
         width: s.width, height: s.height,
-        series: [{}, { label: "p50 ms", stroke: "#9a6700" }, { label: "p99 ms", stroke: "#c62828" }],
+        series: [{}, { label: "p50 ms", stroke: "#9a6700", width: 2 }, { label: "p99 ms", stroke: "#c62828" }],
         axes: [{}, { size: 60 }]
       }, [data[0], data[3], data[4]], lat);
       return [pe, pl];
@@ -52,6 +52,7 @@
         }
         // What the page shows, for people reading the DOM (and tests).
         ev.dataset.points = d[0].length;
+        ev.dataset.active = d[1].filter(function (v) { return v > 0; }).length;
         ev.dataset.worker = last(d[1]);
         ev.dataset.bridge = last(d[2]);
         lat.dataset.points = d[0].length;
