@@ -5,7 +5,7 @@ GO ?= go
 # builds it once into the build cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test compose-test demo bench services stop vet udf
+.PHONY: test compose-test demo bench services stop vet udf vendor-console
 
 # Starts the private services (installing what is missing), checks gofmt,
 # go vet and staticcheck, runs every test against the services, stops them
@@ -50,3 +50,8 @@ stop:
 
 vet:
 	$(GO) vet ./...
+
+# Re-fetches the console's vendored htmx and uPlot at their exact versions
+# (internal/console/static/vendor/README); needs npm.
+vendor-console:
+	scripts/vendor-console

@@ -107,7 +107,7 @@ func BridgeMain() {
 	root := a.bridgeCmd(&c, a.name)
 	root.PersistentFlags().StringVar(&c.dsn, "dsn", "", "source database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
 	c.cf.Register(root.PersistentFlags()) // persistent: `binlogbridge snapshot` takes them too
-	root.AddCommand(probeCmd())
+	root.AddCommand(probeCmd(), a.consoleCmd(&c))
 	a.setup(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root.SetArgs(os.Args[1:])

@@ -274,7 +274,7 @@ func (a *App) Command() (*cobra.Command, error) {
 	root := a.workCmd(&c)
 	root.PersistentFlags().StringVar(&c.dsn, "dsn", "", "database DSN, user:pass@tcp(host:port)/db (default: database.dsn of gearman.yml)")
 	c.cf.Register(root.PersistentFlags())
-	root.AddCommand(a.migrateCmd(&c), a.triggersCmd(&c), a.deadCmd(&c), a.bridgeCmd(&c, "bridge"), a.statusCmd(&c), probeCmd())
+	root.AddCommand(a.migrateCmd(&c), a.triggersCmd(&c), a.deadCmd(&c), a.bridgeCmd(&c, "bridge"), a.statusCmd(&c), probeCmd(), a.consoleCmd(&c))
 	for _, cmd := range a.commands {
 		if taken, _, err := root.Find([]string{cmd.Name()}); err == nil && taken != root {
 			return nil, fmt.Errorf("rowgear: %w: %q is rowgear's %s command", ErrCommand, cmd.Name(), taken.Name())

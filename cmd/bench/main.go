@@ -48,7 +48,8 @@ func run() error {
 	jsonOut := flag.String("json", "bench-results.json", "write the results as JSON here; empty: don't")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	sections := flag.String("sections", "1,2,3,4,5", "sections to run: 1 gearmand, 2 trigger, 3 binlog, 4 worker, 5 commit gate and ordering, 6 strict writes under bridge load, "+
-		"7 one big transaction through a binlogbridge process, 8 snapshot (a --snapshot-rows table snapshotted under writes, the bridge killed twice; minutes)")
+		"7 one big transaction through a binlogbridge process, 8 snapshot (a --snapshot-rows table snapshotted under writes, the bridge killed twice; minutes), "+
+		"9 the console's cost to a worker")
 	bigRows := flag.Int("big-rows", 1000000, "section 7: rows of its one transaction")
 	snapRows := flag.Int("snapshot-rows", 1000000, "rows of the table section 8 snapshots")
 	snapBefore := flag.Duration("snapshot-before", time.Minute, "how long section 8 measures the writer before the snapshot")
@@ -97,6 +98,7 @@ func run() error {
 		{"6", "strict writes under bridge load", b.contention},
 		{"7", "one big transaction through binlogbridge", b.bigTransaction},
 		{"8", "snapshot under load, bridge killed twice", b.snapshotUnderLoad},
+		{"9", "the console's cost to a worker", b.consoleCost},
 	}
 	for _, s := range steps {
 		if !slices.Contains(strings.Split(*sections, ","), s.key) {
