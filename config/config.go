@@ -26,6 +26,9 @@ const DefaultNamespace = "rowgear"
 type Config struct {
 	// File is the path the config was read from, for error messages.
 	File string
+	// workerAt is where each worker set's function stands ("file:line"),
+	// by set and function: see WorkerAt.
+	workerAt map[[2]string]string
 	// Env is the environment section merged over `all:`; empty for `all:`
 	// alone.
 	Env string
@@ -83,6 +86,10 @@ type HandlerRef struct {
 	Type   string
 	Method string
 }
+
+// WorkerAt is where function fn of worker set set stands in the file
+// ("file:line"), for the start-up checks' errors; "" when unknown.
+func (c *Config) WorkerAt(set, fn string) string { return c.workerAt[[2]string{set, fn}] }
 
 // Name is the registration name, "Type.method", or "method" alone.
 func (h HandlerRef) Name() string {

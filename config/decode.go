@@ -363,6 +363,10 @@ func (d *decoder) workers(n *yaml.Node, c *Config) error {
 				return err
 			}
 			set[f.k.Value] = h
+			if c.workerAt == nil {
+				c.workerAt = map[[2]string]string{}
+			}
+			c.workerAt[[2]string{s.k.Value, f.k.Value}] = fmt.Sprintf("%s:%d", d.file, f.k.Line)
 		}
 		c.Workers[s.k.Value] = set
 	}

@@ -132,8 +132,8 @@ func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, err
 		for fn, ref := range ws {
 			h, ok := r.funcs[ref.Name()]
 			if !ok {
-				return nil, fmt.Errorf("%w: worker set %s: function %s wants handler %s, which is not registered (registered: %s)",
-					ErrConfig, set, fn, ref.Name(), strings.Join(r.funcNames(), ", "))
+				return nil, fmt.Errorf("%w: %s: worker set %s: function %s wants handler %s, which is not registered (registered: %s)",
+					ErrConfig, cfg.WorkerAt(set, fn), set, fn, ref.Name(), strings.Join(r.funcNames(), ", "))
 			}
 			plan[fn+cfg.FunctionSuffix] = binding{plain: h}
 		}
