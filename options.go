@@ -86,8 +86,9 @@ func WithDSN(dsn string) WorkerOption {
 }
 
 // WithDB runs the worker on the application's own pool, which it does not
-// close. Without a DSN (WithDSN, database.dsn) the ordering runs on db too:
-// a pool from ordering.OpenDB saves it round trips (see package ordering).
+// close; database.dsn is then not used. Without WithDSN the ordering runs on
+// db too; with it, on a pool of its own from ordering.OpenDB, which saves
+// round trips (see package ordering).
 func WithDB(db *sql.DB) WorkerOption {
 	return func(s *settings) error {
 		if db == nil {
