@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -85,7 +85,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	}
 
 	var out, errOut bytes.Buffer
-	app, err := rowgear.New(rowgear.WithName("app"), rowgear.WithOutput(&out, &errOut))
+	app, err := cli.New(cli.WithName("app"), cli.WithOutput(&out, &errOut))
 	if err != nil {
 		t.Fatal(err)
 	}
