@@ -16,7 +16,11 @@ import (
 
 // WorkerOption configures a Worker. Options check their arguments: NewWorker
 // reports the first bad one.
-type WorkerOption func(*settings) error
+type WorkerOption interface{ apply(*settings) error }
+
+type optionFunc func(*settings) error
+
+func (f optionFunc) apply(s *settings) error { return f(s) }
 
 // settings are what the options set; the zero values are the defaults but
 // for those defaults() fills in.
@@ -51,122 +55,123 @@ func defaults() settings {
 // events, record and table jobs). Default: every model with every event and
 // job.
 func WithSet(name string) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if name == "" {
 			return errors.New("WithSet: empty set name")
 		}
 		s.set = name
 		return nil
-	}
+	})
 }
 
 // WithServer names the gearman connection of gearman.yml's server: section
 // (default "default").
 func WithServer(name string) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if name == "" {
 			return errors.New("WithServer: empty connection name")
 		}
 		s.server = name
 		return nil
-	}
+	})
 }
 
 // WithDSN opens the application's database at dsn instead of database.dsn of
 // gearman.yml. The worker opens its pools itself and closes them when it
 // stops.
 func WithDSN(dsn string) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if dsn == "" {
 			return errors.New("WithDSN: empty DSN")
 		}
 		s.dsn = dsn
 		return nil
-	}
+	})
 }
 
 // WithDB runs the worker on the application's own pool, which it does not
-// close. Without a DSN (WithDSN, database.dsn) the ordering runs on db too:
-// a pool from ordering.OpenDB saves it round trips (see package ordering).
+// close; database.dsn is then not used. Without WithDSN the ordering runs on
+// db too; with it, on a pool of its own from ordering.OpenDB, which saves
+// round trips (see package ordering).
 func WithDB(db *sql.DB) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if db == nil {
 			return errors.New("WithDB: nil database")
 		}
 		s.db = db
 		return nil
-	}
+	})
 }
 
 // WithLogger logs through l (default slog.Default()); the registry's
 // handlers keep the logger the application gave it.
 func WithLogger(l *slog.Logger) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if l == nil {
 			return errors.New("WithLogger: nil logger")
 		}
 		s.log = l
 		return nil
-	}
+	})
 }
 
 // WithName is the worker's gearman client id and the program named in
 // hints ("run `NAME migrate up`").
 func WithName(name string) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if name == "" {
 			return errors.New("WithName: empty name")
 		}
 		s.name = name
 		return nil
-	}
+	})
 }
 
 // WithConcurrency runs n jobs at once (default 1).
 func WithConcurrency(n int) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if n < 1 {
 			return fmt.Errorf("WithConcurrency(%d): want 1 or more", n)
 		}
 		s.concurrency = n
 		return nil
-	}
+	})
 }
 
 // WithMaxJobs makes Run return after n jobs (default 0: never); a process
 // manager then starts a fresh worker.
 func WithMaxJobs(n int) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if n < 0 {
 			return fmt.Errorf("WithMaxJobs(%d): want 0 (never) or more", n)
 		}
 		s.maxJobs = n
 		return nil
-	}
+	})
 }
 
 // WithIdleTimeout makes Run return after d without a job (default 0:
 // never).
 func WithIdleTimeout(d time.Duration) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if d < 0 {
 			return fmt.Errorf("WithIdleTimeout(%s): want 0 (never) or more", d)
 		}
 		s.idle = d
 		return nil
-	}
+	})
 }
 
 // WithJobTimeout cancels a handler's context after d (default 0: no
 // limit; per-function timeouts: retry: in gearman.yml).
 func WithJobTimeout(d time.Duration) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if d < 0 {
 			return fmt.Errorf("WithJobTimeout(%s): want 0 (no limit) or more", d)
 		}
 		s.jobTimeout = d
 		return nil
-	}
+	})
 }
 
 // WithStateDir keeps the crash journals in dir, shared by the workers of one
@@ -174,30 +179,30 @@ func WithJobTimeout(d time.Duration) WorkerOption {
 // sub-directory. Default: $ROWGEAR_STATE_DIR, else rowgear-dbworker in the
 // temporary directory.
 func WithStateDir(dir string) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if dir == "" {
 			return errors.New("WithStateDir: empty directory")
 		}
 		s.stateDir = dir
 		return nil
-	}
+	})
 }
 
 // WithoutRetry reports failures to gearmand only: no retries, no dead
 // letters, no crash journal.
 func WithoutRetry() WorkerOption {
-	return func(s *settings) error { s.noRetry = true; return nil }
+	return optionFunc(func(s *settings) error { s.noRetry = true; return nil })
 }
 
 // WithVerbose logs every job with its workload.
 func WithVerbose() WorkerOption {
-	return func(s *settings) error { s.verbose = true; return nil }
+	return optionFunc(func(s *settings) error { s.verbose = true; return nil })
 }
 
 // WithMiddleware adds middleware inside rowgear's (observation, retry guard,
 // ordering), after the registry's own (Registry.Use), in the order given.
 func WithMiddleware(mw ...dispatch.Middleware) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		for i, m := range mw {
 			if m == nil {
 				return fmt.Errorf("WithMiddleware: middleware %d is nil", i)
@@ -205,7 +210,7 @@ func WithMiddleware(mw ...dispatch.Middleware) WorkerOption {
 		}
 		s.mws = append(s.mws, mw...)
 		return nil
-	}
+	})
 }
 
 // WithListeners serves the worker's Prometheus metrics and /healthz,
@@ -213,11 +218,11 @@ func WithMiddleware(mw ...dispatch.Middleware) WorkerOption {
 // application with an HTTP server of its own mounts Worker.Observer's
 // instead.
 func WithListeners(f observe.Flags) WorkerOption {
-	return func(s *settings) error {
+	return optionFunc(func(s *settings) error {
 		if f.MetricsAddr == "" && f.HealthAddr == "" {
 			return errors.New("WithListeners: no address")
 		}
 		s.listen = f
 		return nil
-	}
+	})
 }

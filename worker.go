@@ -59,43 +59,51 @@ type Worker struct {
 // (retries, dead letters, crash journal), the ordering (commit gate, per-row
 // order), the application's middleware, the latency's handler start. reg is
 // not changed.
-func NewWorker(ctx context.Context, cfg *config.Config, reg *dispatch.Registry, opts ...WorkerOption) (_ *Worker, err error) {
+func NewWorker(ctx context.Context, cfg *config.Config, reg *dispatch.Registry, opts ...WorkerOption) (*Worker, error) {
 	if cfg == nil || reg == nil {
 		return nil, errors.New("rowgear: NewWorker: nil config or registry")
 	}
 	w := &Worker{s: defaults(), cfg: cfg, done: make(chan struct{})}
 	for _, o := range opts {
-		if err := o(&w.s); err != nil {
+		if o == nil {
+			return nil, errors.New("rowgear: nil WorkerOption")
+		}
+		if err := o.apply(&w.s); err != nil {
 			return nil, fmt.Errorf("rowgear: %w", err)
 		}
 	}
 	w.log = cmp.Or(w.s.log, slog.Default())
-	defer func() {
-		if err != nil {
-			w.release()
-		}
-	}()
-	if err := wiring.CheckSet(cfg, w.s.set, fmt.Sprintf("WithSet(%q)", w.s.set)); err != nil {
+	if err := w.init(ctx, reg); err != nil {
+		w.release()
 		return nil, err
+	}
+	return w, nil
+}
+
+// init opens and checks what the worker needs, and mounts reg's handlers
+// in rowgear's chain; the caller releases what it opened when it fails.
+func (w *Worker) init(ctx context.Context, reg *dispatch.Registry) error {
+	cfg := w.cfg
+	var err error
+	if err := wiring.CheckSet(cfg, w.s.set, fmt.Sprintf("WithSet(%q)", w.s.set)); err != nil {
+		return err
 	}
 	if w.servers, err = cfg.ServerAddrs(w.s.server); err != nil {
-		return nil, err
+		return err
 	}
 	if err := w.openDB(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	outer, err := w.outer(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	w.gw = gearman.NewWorker(w.servers, append(w.obs.WorkerOptions(), gearman.WithConcurrency(w.s.concurrency),
 		gearman.WithMaxJobs(w.s.maxJobs), gearman.WithIdleTimeout(w.s.idle), gearman.WithVerbose(w.s.verbose),
 		gearman.WithLogger(w.log), gearman.WithJobTimeout(w.s.jobTimeout), gearman.WithClientID(cmp.Or(w.s.name, "rowgear")))...)
 	inner := slices.Concat(w.s.mws, []dispatch.Middleware{w.obs.HandlerStart}) // innermost: commit → handler latency ends here
-	if w.fns, err = reg.Chained(outer, inner).Mount(w.gw, cfg, w.s.set, w.db); err != nil {
-		return nil, err
-	}
-	return w, nil
+	w.fns, err = reg.Chained(outer, inner).Mount(w.gw, cfg, w.s.set, w.db)
+	return err
 }
 
 // openDB opens the database a model set needs, for its records and for the

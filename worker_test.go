@@ -427,8 +427,23 @@ func TestNewWorkerChecks(t *testing.T) {
 	if _, err := rowgear.NewWorker(ctx, e.cfg, dispatch.NewRegistry(), rowgear.WithSet("notes")); !errors.Is(err, dispatch.ErrConfig) {
 		t.Errorf("empty registry: %v", err)
 	}
+	// The application's own pool: used, not closed.
+	w, err := rowgear.NewWorker(ctx, e.cfg, reg, rowgear.WithDB(e.db), rowgear.WithSet("notes"), rowgear.WithLogger(quiet),
+		rowgear.WithStateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(w.Functions(), " "); !strings.Contains(got, e.ns+".Note.insert") || !strings.Contains(got, e.ns+".Note.shout") {
+		t.Errorf("functions %s", got)
+	}
+	if err := w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.PingContext(ctx); err != nil {
+		t.Errorf("the worker closed the application's pool: %v", err)
+	}
 	// Shutdown before Run releases the worker; Run then refuses.
-	w, err := rowgear.NewWorker(ctx, e.cfg, reg, rowgear.WithLogger(quiet), rowgear.WithStateDir(t.TempDir()))
+	w, err = rowgear.NewWorker(ctx, e.cfg, reg, rowgear.WithLogger(quiet), rowgear.WithStateDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

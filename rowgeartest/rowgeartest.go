@@ -96,7 +96,7 @@ type Worker struct {
 	db     *sql.DB
 	set    string
 	mws    []dispatch.Middleware
-	fns    map[string]gearman.Handler
+	fns    mounted
 	client *dispatch.Client
 	n      atomic.Int64
 }
@@ -109,20 +109,22 @@ func New(cfg *config.Config, reg *dispatch.Registry, db *sql.DB, opts ...Option)
 	if cfg == nil || reg == nil {
 		return nil, errors.New("rowgeartest: nil config or registry")
 	}
-	w := &Worker{cfg: cfg, db: db, fns: map[string]gearman.Handler{}, client: dispatch.NewClient(nil, reg, cfg.Namespace)}
+	w := &Worker{cfg: cfg, db: db, fns: mounted{}, client: dispatch.NewClient(nil, reg, cfg.Namespace)}
 	for _, o := range opts {
 		if err := o(w); err != nil {
 			return nil, fmt.Errorf("rowgeartest: %w", err)
 		}
 	}
-	if _, err := reg.Chained(nil, w.mws).Mount(w, cfg, w.set, db); err != nil {
+	if _, err := reg.Chained(nil, w.mws).Mount(w.fns, cfg, w.set, db); err != nil {
 		return nil, fmt.Errorf("rowgeartest: %w", err)
 	}
 	return w, nil
 }
 
-// Register is dispatch.Worker's: Mount hands the worker its functions.
-func (w *Worker) Register(fn string, h gearman.Handler) { w.fns[fn] = h }
+// mounted is where Mount registers the functions (a dispatch.Worker).
+type mounted map[string]gearman.Handler
+
+func (m mounted) Register(fn string, h gearman.Handler) { m[fn] = h }
 
 // Functions lists the mounted gearman functions, sorted.
 func (w *Worker) Functions() []string { return slices.Sorted(maps.Keys(w.fns)) }
