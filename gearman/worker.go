@@ -28,13 +28,10 @@ type Job struct {
 // Decode unserializes the workload into v with the function's codec (see
 // Unserialize for JSON, PHP for sfGearmanPlugin's).
 func (j *Job) Decode(v any) error {
-	if j.codec != nil {
-		if err := j.codec.Decode(j.Workload, v); err != nil {
-			return fmt.Errorf("%s (%s): %w", j.Function, j.Handle, err)
-		}
-		return nil
+	if err := j.Codec().Decode(j.Workload, v); err != nil {
+		return fmt.Errorf("%s (%s): %w", j.Function, j.Handle, err)
 	}
-	return Unserialize(j.Workload, v)
+	return nil
 }
 
 // Codec is the codec of the job's function: its workload's and result's.
