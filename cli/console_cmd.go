@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -98,7 +99,13 @@ func (a *App) console(ctx context.Context, c *common, addr, tokenFile, server st
 		if !strings.Contains(u, "://") {
 			u = "http://" + u + "/metrics"
 		}
-		sources = append(sources, console.Source{Name: u, Gatherer: console.Scrape(u)})
+		name := u
+		if pu, err := url.Parse(u); err == nil {
+			name = pu.Redacted() // never a password on the page
+		} else {
+			return usageErr("--metrics %q: %v", u, err)
+		}
+		sources = append(sources, console.Source{Name: name, Gatherer: console.Scrape(u)})
 	}
 	opt := console.Options{Config: cfg, DB: db, Registry: reg, Metrics: sources, Token: token, Server: server,
 		SampleEvery: every, Status: status.Options{LagThreshold: lag}, Logger: a.log()}

@@ -31,8 +31,8 @@ func (f Filter) where() (string, []any) {
 		args = append(args, "%."+likeEscape(f.Model)+".%")
 	}
 	if f.Error != "" {
-		w = append(w, "errors LIKE ?")
-		args = append(args, "%"+likeEscape(f.Error)+"%")
+		w = append(w, "LOWER(errors) LIKE ?") // the table's collation is binary
+		args = append(args, "%"+likeEscape(strings.ToLower(f.Error))+"%")
 	}
 	if !f.Since.IsZero() {
 		w = append(w, "updated_at >= ?")

@@ -28,7 +28,7 @@ func (b *bench) consoleCost(ctx context.Context) error {
 	}
 	defer b.stopGearmand(g)
 	rates := map[bool][]float64{}
-	var perScrape time.Duration
+	var perScrape, workerSide time.Duration
 	for i := range 2 * rounds {
 		withConsole := i%2 == 1
 		ns := fmt.Sprintf("bench_c%d", i)
@@ -73,6 +73,13 @@ func (b *bench) consoleCost(ctx context.Context) error {
 				}
 			}
 			perScrape = time.Since(t0) / k
+			h := metrics.Handler(ow.Registry) // the worker's side alone
+			t0 = time.Now()
+			for range k {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			}
+			workerSide = time.Since(t0) / k
 		}
 		srv.Close()
 	}
@@ -84,5 +91,7 @@ func (b *bench) consoleCost(ctx context.Context) error {
 		note(fmt.Sprintf("runs alone %.0f, with console %.0f jobs/s", rates[false], rates[true]))
 	b.add(sec, "one scrape of the worker's metrics, both ends (sampler's default: one per 5 s)", float64(perScrape.Microseconds()), "µs").
 		note(fmt.Sprintf("%.3f%% of one core at one scrape per 5 s", perScrape.Seconds()/5*100))
+	b.add(sec, "the worker's side of one scrape (answering /metrics)", float64(workerSide.Microseconds()), "µs").
+		note(fmt.Sprintf("%.3f%% of one core at one scrape per 5 s", workerSide.Seconds()/5*100))
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rowgear/rowgear/bridge"
@@ -17,7 +18,10 @@ import (
 
 // rateObs are a running snapshot's recent (rows done, time) observations,
 // for its rate and ETA.
-type rateObs struct{ pts []ratePt }
+type rateObs struct {
+	mu  sync.Mutex // two tabs may poll at once
+	pts []ratePt
+}
 
 type ratePt struct {
 	at   time.Time
@@ -86,6 +90,7 @@ func (c *Console) snapData(ctx context.Context) *snapData {
 		if s.Running {
 			v, _ := c.rates.LoadOrStore(p.ID, &rateObs{})
 			o := v.(*rateObs)
+			o.mu.Lock()
 			o.pts = append(o.pts, ratePt{now, p.RowsDone})
 			for len(o.pts) > 2 && now.Sub(o.pts[0].at) > time.Minute {
 				o.pts = o.pts[1:]
@@ -93,6 +98,7 @@ func (c *Console) snapData(ctx context.Context) *snapData {
 			if a, b := o.pts[0], o.pts[len(o.pts)-1]; b.at.Sub(a.at) > time.Second {
 				rate = float64(b.rows-a.rows) / b.at.Sub(a.at).Seconds()
 			}
+			o.mu.Unlock()
 			if rate > 0 && p.RowsEstimate > p.RowsDone {
 				s.ETA = (time.Duration(float64(p.RowsEstimate-p.RowsDone)/rate) * time.Second).Round(time.Second).String()
 			}
