@@ -100,7 +100,13 @@ func (w *Worker) init(ctx context.Context, reg *dispatch.Registry) error {
 	}
 	w.gw = gearman.NewWorker(w.servers, append(w.obs.WorkerOptions(), gearman.WithConcurrency(w.s.concurrency),
 		gearman.WithMaxJobs(w.s.maxJobs), gearman.WithIdleTimeout(w.s.idle), gearman.WithVerbose(w.s.verbose),
-		gearman.WithLogger(w.log), gearman.WithJobTimeout(w.s.jobTimeout), gearman.WithClientID(cmp.Or(w.s.name, "rowgear")))...)
+		gearman.WithLogger(w.log), gearman.WithJobTimeout(w.s.jobTimeout), gearman.WithClientID(cmp.Or(w.s.name, "rowgear")),
+		gearman.WithWorkerCodecFor(dispatch.Codecs(cfg, w.s.server, w.s.set)))...)
+	// Where rowgear reads gearman.yml differently from sfGearmanPlugin: said
+	// once at start, naming the line, so a migrating team sees it.
+	for _, n := range cfg.Notes {
+		w.log.Warn("gearman.yml read differently from sfGearmanPlugin", "note", n.String())
+	}
 	inner := slices.Concat(w.s.mws, []dispatch.Middleware{w.obs.HandlerStart}) // innermost: commit → handler latency ends here
 	w.fns, err = reg.Chained(outer, inner).Mount(w.gw, cfg, w.s.set, w.db)
 	return err

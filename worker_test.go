@@ -1,6 +1,7 @@
 package rowgear_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -478,5 +479,71 @@ func TestWorkerOptionsCheckThemselves(t *testing.T) {
 		if _, err := rowgear.NewWorker(context.Background(), cfg, reg, opt); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestWorkerSpeaksTheConfiguredSerializer: with `serializer: php` in
+// gearman.yml the worker decodes a PHP-serialized workload and answers in
+// serialize() (as an sfGearmanPlugin client expects), and logs where
+// rowgear reads the file differently from the plugin.
+func TestWorkerSpeaksTheConfiguredSerializer(t *testing.T) {
+	gm := testenv.Gearman(t)
+	ns := testenv.Name(t, "php")
+	file := filepath.Join(t.TempDir(), "gearman.yml")
+	yml := fmt.Sprintf(`all:
+  namespace: %s
+  serializer: php
+  server: {default: '%s'}
+  worker:
+    plain:
+      %s_sum: [Worker1, sum]
+`, ns, gm, ns)
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Notes) == 0 {
+		t.Fatal("a namespace without naming: gives no note")
+	}
+	reg := dispatch.NewRegistry()
+	reg.HandleFunc("Worker1.sum", func(_ context.Context, j *gearman.Job) (any, error) {
+		var in map[string]int
+		if err := j.Decode(&in); err != nil {
+			return nil, err
+		}
+		return map[string]int{"sum": in["a"] + in["b"]}, nil
+	})
+	var logged bytes.Buffer
+	w, err := rowgear.NewWorker(context.Background(), cfg, reg, rowgear.WithSet("plain"),
+		rowgear.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	gc := gearman.NewClient([]string{gm})
+	defer gc.Close()
+	// What PHP's serialize(['a' => 2, 'b' => 3]) writes.
+	res, err := gc.Task(ctx, ns+"_sum", []byte(`a:2:{s:1:"a";i:2;s:1:"b";i:3;}`), gearman.Normal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.String(); got != `a:1:{s:3:"sum";i:5;}` {
+		t.Errorf("result %q, want PHP's serialize(['sum' => 5])", got)
+	}
+	if !strings.Contains(logged.String(), "read differently from sfGearmanPlugin") {
+		t.Errorf("no note logged at start:\n%s", logged.String())
 	}
 }
