@@ -27,9 +27,9 @@
 //
 // # The middleware, from the outermost
 //
-//  1. the observation (package observe): metrics, the commit → handler
-//     latency, readiness; served by WithListeners, or by the application
-//     from Observer();
+//  1. the observation: metrics, the commit → handler latency, readiness;
+//     served by WithListeners, or by the application's own server from
+//     MetricsHandler and ReadyHandler;
 //  2. the retry guard (package retry): retries with backoff, the dead-letter
 //     table, the crash journal in WithStateDir keyed by the application's
 //     database and namespace (off: WithoutRetry);

@@ -17,8 +17,6 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/health"
-	"github.com/rowgear/rowgear/metrics"
 )
 
 // NewWorker checks the set, the registrations and (for a model set) the
@@ -76,8 +74,8 @@ func Example_embedded() {
 	}
 	mux := http.NewServeMux()
 	// mux.Handle("/api/", api) …
-	mux.Handle("GET /metrics", metrics.Handler(w.Observer().Registry))
-	mux.Handle("GET /readyz", health.Handler(w.Observer().Checks(), 0))
+	mux.Handle("GET /metrics", w.MetricsHandler())
+	mux.Handle("GET /readyz", w.ReadyHandler())
 	srv := &http.Server{Addr: ":8080", Handler: mux}
 	go srv.ListenAndServe()
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/dispatch"
-	"github.com/rowgear/rowgear/observe"
+	"github.com/rowgear/rowgear/internal/observe"
 )
 
 // WorkerOption configures a Worker. Options check their arguments: NewWorker
@@ -213,16 +213,17 @@ func WithMiddleware(mw ...dispatch.Middleware) WorkerOption {
 	})
 }
 
-// WithListeners serves the worker's Prometheus metrics and /healthz,
-// /readyz on listeners of its own while it runs (package observe). An
-// application with an HTTP server of its own mounts Worker.Observer's
-// instead.
-func WithListeners(f observe.Flags) WorkerOption {
+// WithListeners serves the worker's Prometheus metrics (at
+// http://metricsAddr/metrics) and /healthz, /readyz (at healthAddr) on
+// listeners of its own while it runs; an empty address leaves that one off,
+// a bare port listens on 127.0.0.1. An application with an HTTP server of
+// its own mounts Worker.MetricsHandler and Worker.ReadyHandler instead.
+func WithListeners(metricsAddr, healthAddr string) WorkerOption {
 	return optionFunc(func(s *settings) error {
-		if f.MetricsAddr == "" && f.HealthAddr == "" {
+		if metricsAddr == "" && healthAddr == "" {
 			return errors.New("WithListeners: no address")
 		}
-		s.listen = f
+		s.listen = observe.Flags{MetricsAddr: metricsAddr, HealthAddr: healthAddr}
 		return nil
 	})
 }

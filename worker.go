@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,8 +18,10 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/health"
+	"github.com/rowgear/rowgear/internal/metrics"
+	"github.com/rowgear/rowgear/internal/observe"
 	"github.com/rowgear/rowgear/internal/wiring"
-	"github.com/rowgear/rowgear/observe"
 	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/retry"
 )
@@ -228,10 +231,14 @@ func (w *Worker) newGuard() error {
 // Functions lists the gearman functions the worker registers, sorted.
 func (w *Worker) Functions() []string { return w.fns }
 
-// Observer is the worker's observation: its Prometheus registry
-// (Observer().Registry) and readiness checks (Observer().Checks()), for an
-// application that serves them on its own HTTP server.
-func (w *Worker) Observer() *observe.Worker { return w.obs }
+// MetricsHandler serves the worker's Prometheus metrics (a registry of its
+// own, not the global one), for an application's own HTTP server.
+func (w *Worker) MetricsHandler() http.Handler { return metrics.Handler(w.obs.Registry) }
+
+// ReadyHandler answers readiness as /readyz does: 200 while the worker's
+// gearmand connections and its database are up, 503 with the failing checks
+// otherwise.
+func (w *Worker) ReadyHandler() http.Handler { return health.Handler(w.obs.Checks(), 0) }
 
 // Done returns how many jobs the worker has finished.
 func (w *Worker) Done() int64 { return w.gw.Done() }

@@ -26,11 +26,8 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/health"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/metrics"
 	"github.com/rowgear/rowgear/migrations"
-	"github.com/rowgear/rowgear/observe"
 )
 
 // TestMain: Run and Shutdown leave no goroutine behind, nor do the tests'
@@ -199,8 +196,8 @@ func serve(ctx context.Context, ln net.Listener, cfg *config.Config, db *sql.DB,
 		id, _ := res.LastInsertId()
 		fmt.Fprint(rw, id)
 	})
-	mux.Handle("GET /metrics", metrics.Handler(w.Observer().Registry))
-	mux.Handle("GET /readyz", health.Handler(w.Observer().Checks(), 0))
+	mux.Handle("GET /metrics", w.MetricsHandler())
+	mux.Handle("GET /readyz", w.ReadyHandler())
 	srv := &http.Server{Handler: mux}
 
 	var wg sync.WaitGroup
@@ -474,7 +471,7 @@ func TestWorkerOptionsCheckThemselves(t *testing.T) {
 		"WithJobTimeout":  rowgear.WithJobTimeout(-time.Second),
 		"WithStateDir":    rowgear.WithStateDir(""),
 		"WithMiddleware":  rowgear.WithMiddleware(nil),
-		"WithListeners":   rowgear.WithListeners(observe.Flags{}),
+		"WithListeners":   rowgear.WithListeners("", ""),
 	} {
 		if _, err := rowgear.NewWorker(context.Background(), cfg, reg, opt); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v", name, err)

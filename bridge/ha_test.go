@@ -20,8 +20,8 @@ import (
 
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/internal/status"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/status"
 )
 
 // haChanges is the size of TestHAStandbyTakesOver's load:

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/internal/metrics"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/metrics"
 )
 
 // TestPoisonedRow: among 10,000 good rows across three tables, one row the

@@ -16,7 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/internal/console"
-	"github.com/rowgear/rowgear/status"
+	"github.com/rowgear/rowgear/internal/status"
 )
 
 // consoleCmd is `console`: the operator's web console (internal/console).

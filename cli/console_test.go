@@ -21,8 +21,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rowgear/rowgear/cli"
+	"github.com/rowgear/rowgear/internal/status"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/status"
 )
 
 // browser starts Debian's headless Chromium on an empty profile; dialogs

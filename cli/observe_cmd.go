@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rowgear/rowgear/bridge"
-	"github.com/rowgear/rowgear/health"
-	"github.com/rowgear/rowgear/observe"
+	"github.com/rowgear/rowgear/internal/health"
+	"github.com/rowgear/rowgear/internal/observe"
 )
 
 // bridgeObsFlags are the bridge's observation flags: package observe's

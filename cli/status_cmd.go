@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear/dispatch"
-	"github.com/rowgear/rowgear/status"
+	"github.com/rowgear/rowgear/internal/status"
 )
 
 // statusCmd is `status`: one screen for an operator (package status).

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear"
+	"github.com/rowgear/rowgear/internal/observe"
 	"github.com/rowgear/rowgear/internal/wiring"
-	"github.com/rowgear/rowgear/observe"
 )
 
 type workFlags struct {
@@ -123,7 +123,7 @@ func (f *workFlags) options() []rowgear.WorkerOption {
 		opts = append(opts, rowgear.WithVerbose())
 	}
 	if f.obs.MetricsAddr != "" || f.obs.HealthAddr != "" {
-		opts = append(opts, rowgear.WithListeners(f.obs))
+		opts = append(opts, rowgear.WithListeners(f.obs.MetricsAddr, f.obs.HealthAddr))
 	}
 	return opts
 }

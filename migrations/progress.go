@@ -9,7 +9,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
-	"github.com/rowgear/rowgear/progress"
+	"github.com/rowgear/rowgear/internal/progress"
 )
 
 // UpProgress is Up applying the migrations one by one and reporting its

@@ -22,7 +22,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/progress"
+	"github.com/rowgear/rowgear/internal/progress"
 )
 
 // ErrPermanent marks an error that retrying cannot fix: the job goes

@@ -14,7 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/internal/benchutil"
-	"github.com/rowgear/rowgear/latency"
+	"github.com/rowgear/rowgear/internal/latency"
 	"github.com/rowgear/rowgear/migrations"
 )
 

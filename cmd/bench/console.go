@@ -9,8 +9,8 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/console"
-	"github.com/rowgear/rowgear/metrics"
-	"github.com/rowgear/rowgear/observe"
+	"github.com/rowgear/rowgear/internal/metrics"
+	"github.com/rowgear/rowgear/internal/observe"
 )
 
 // consoleCost: section 9. The worker of section 4 (dispatch, retry guard,

@@ -40,7 +40,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
-	"github.com/rowgear/rowgear/status"
+	"github.com/rowgear/rowgear/internal/status"
 )
 
 //go:embed templates static

@@ -17,8 +17,8 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/metrics"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/metrics"
 	"github.com/rowgear/rowgear/migrations"
 )
 

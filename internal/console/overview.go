@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/status"
+	"github.com/rowgear/rowgear/internal/status"
 )
 
 // problem is one of status's problems with what an operator does about it.

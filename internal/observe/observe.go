@@ -29,9 +29,9 @@ import (
 
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/health"
-	"github.com/rowgear/rowgear/latency"
-	"github.com/rowgear/rowgear/metrics"
+	"github.com/rowgear/rowgear/internal/health"
+	"github.com/rowgear/rowgear/internal/latency"
+	"github.com/rowgear/rowgear/internal/metrics"
 	"github.com/rowgear/rowgear/retry"
 )
 

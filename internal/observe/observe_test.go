@@ -22,10 +22,10 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/latency"
+	"github.com/rowgear/rowgear/internal/observe"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/latency"
 	"github.com/rowgear/rowgear/migrations"
-	"github.com/rowgear/rowgear/observe"
 	"github.com/rowgear/rowgear/retry"
 )
 

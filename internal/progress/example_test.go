@@ -3,7 +3,7 @@ package progress_test
 import (
 	"os"
 
-	"github.com/rowgear/rowgear/progress"
+	"github.com/rowgear/rowgear/internal/progress"
 )
 
 // Not on a terminal (here, the example's captured output), a reporter

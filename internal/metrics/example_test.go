@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/metrics"
+	"github.com/rowgear/rowgear/internal/metrics"
 )
 
 // The middleware counts every run of a handler by outcome; the registry is

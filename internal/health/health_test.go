@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/health"
+	"github.com/rowgear/rowgear/internal/health"
 )
 
 func TestListenAddr(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/status"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
-	"github.com/rowgear/rowgear/status"
 	"github.com/rowgear/rowgear/triggers"
 )
 

@@ -3,7 +3,7 @@ package health_test
 import (
 	"fmt"
 
-	"github.com/rowgear/rowgear/health"
+	"github.com/rowgear/rowgear/internal/health"
 )
 
 // A bare port listens on loopback only; name a host to listen elsewhere.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/latency"
+	"github.com/rowgear/rowgear/internal/latency"
 )
 
 func triggerEvent(t *testing.T, ts time.Time) []byte {
