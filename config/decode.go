@@ -631,19 +631,86 @@ func readPassword(path string) (string, error) {
 
 var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "batch", "stats_interval", "ha", "lease_ttl"}
 
+// binlogSetters set one scalar key of binlog: from its value, or say what
+// they want instead (flavor, a choice, is read apart).
+var binlogSetters = map[string]func(c *Config, v string) error{
+	"server_id": func(c *Config, v string) error {
+		id, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || id == 0 {
+			return fmt.Errorf("want a replica server id 1-4294967295, got %q", v)
+		}
+		c.Binlog.ServerID = uint32(id)
+		return nil
+	},
+	"position": func(c *Config, v string) error {
+		path, isFile := strings.CutPrefix(v, "file:")
+		if v != "table" && v != "gtid" && (!isFile || path == "") {
+			return fmt.Errorf(`want "table", "gtid" or "file:PATH", got %q`, v)
+		}
+		c.Binlog.Position = v
+		return nil
+	},
+	"server": func(c *Config, v string) error {
+		if _, ok := c.Servers[v]; !ok {
+			return fmt.Errorf("unknown gearman connection %q (define it under server:)", v)
+		}
+		c.Binlog.Server = v
+		return nil
+	},
+	"concurrency": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a positive number of connections, got %q", v)
+		}
+		c.Binlog.Concurrency = n
+		return nil
+	},
+	"batch": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > events.MaxBatch {
+			return fmt.Errorf("want the most events a job carries, 1 to %d, got %q", events.MaxBatch, v)
+		}
+		c.Binlog.Batch = n
+		return nil
+	},
+	"stats_interval": func(c *Config, v string) error {
+		iv, err := time.ParseDuration(v)
+		if err != nil || iv <= 0 {
+			return fmt.Errorf("want a positive duration such as 10s or 1m, got %q", v)
+		}
+		c.Binlog.StatsInterval = iv
+		return nil
+	},
+	"ha": func(c *Config, v string) error {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.Binlog.HA = on
+		return nil
+	},
+	"lease_ttl": func(c *Config, v string) error {
+		iv, err := time.ParseDuration(v)
+		if err != nil || iv < 300*time.Millisecond {
+			return fmt.Errorf("want a duration of at least 300ms such as 3s, got %q", v)
+		}
+		c.Binlog.LeaseTTL = iv
+		return nil
+	},
+}
+
 func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 	ps, err := d.mapping(n, "binlog")
 	if err != nil {
 		return err
 	}
-	b := &c.Binlog
 	for _, p := range ps {
 		kp := join("binlog", p.k.Value)
 		if !slices.Contains(binlogKeys, p.k.Value) {
 			return d.errorf(p.k, kp, "unknown key (want %s)", strings.Join(binlogKeys, ", "))
 		}
 		if p.k.Value == "flavor" {
-			if err := d.oneOf(p.v, kp, &b.Flavor, "mariadb", "mysql"); err != nil {
+			if err := d.oneOf(p.v, kp, &c.Binlog.Flavor, "mariadb", "mysql"); err != nil {
 				return err
 			}
 			continue
@@ -655,54 +722,8 @@ func (d *decoder) binlog(n *yaml.Node, c *Config) error {
 		if !ok {
 			continue // ~: keep the default
 		}
-		switch p.k.Value {
-		case "server_id":
-			id, err := strconv.ParseUint(v, 10, 32)
-			if err != nil || id == 0 {
-				return d.errorf(p.v, kp, "want a replica server id 1-4294967295, got %q", v)
-			}
-			b.ServerID = uint32(id)
-		case "position":
-			path, isFile := strings.CutPrefix(v, "file:")
-			if v != "table" && v != "gtid" && (!isFile || path == "") {
-				return d.errorf(p.v, kp, `want "table", "gtid" or "file:PATH", got %q`, v)
-			}
-			b.Position = v
-		case "server":
-			if _, ok := c.Servers[v]; !ok {
-				return d.errorf(p.v, kp, "unknown gearman connection %q (define it under server:)", v)
-			}
-			b.Server = v
-		case "concurrency":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.errorf(p.v, kp, "want a positive number of connections, got %q", v)
-			}
-			b.Concurrency = n
-		case "batch":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > events.MaxBatch {
-				return d.errorf(p.v, kp, "want the most events a job carries, 1 to %d, got %q", events.MaxBatch, v)
-			}
-			b.Batch = n
-		case "stats_interval":
-			iv, err := time.ParseDuration(v)
-			if err != nil || iv <= 0 {
-				return d.errorf(p.v, kp, "want a positive duration such as 10s or 1m, got %q", v)
-			}
-			b.StatsInterval = iv
-		case "ha":
-			on, err := strconv.ParseBool(v)
-			if err != nil {
-				return d.errorf(p.v, kp, "want true or false, got %q", v)
-			}
-			b.HA = on
-		case "lease_ttl":
-			iv, err := time.ParseDuration(v)
-			if err != nil || iv < 300*time.Millisecond {
-				return d.errorf(p.v, kp, "want a duration of at least 300ms such as 3s, got %q", v)
-			}
-			b.LeaseTTL = iv
+		if err := binlogSetters[p.k.Value](c, v); err != nil {
+			return d.errorf(p.v, kp, "%s", err.Error())
 		}
 	}
 	return nil
