@@ -134,36 +134,46 @@ func (w *walker) envelope() (*Envelope, error) {
 		return nil, err
 	}
 
+	if err := w.check(&seen, repeated, unknown); err != nil {
+		return nil, err
+	}
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// check says what is wrong with the fields envelope read, in the order a
+// reader fixes them: a repeated field, the version, an unknown field, then
+// each field missing or malformed.
+func (w *walker) check(seen *[nFields]bool, repeated, unknown *string) error {
 	if repeated != nil {
-		return nil, malformed(*repeated, "repeated")
+		return malformed(*repeated, "repeated")
 	}
 	// The version decides what the rest means: check it first.
 	if !seen[fV] {
-		return nil, malformed("v", "missing")
+		return malformed("v", "missing")
 	}
 	if w.errs[fV] != nil {
-		return nil, w.errs[fV]
+		return w.errs[fV]
 	}
 	if n, err := strconv.Atoi(w.v); err != nil || n != Version {
-		return nil, fmt.Errorf("%w: v is %s, want %d", ErrVersion, w.v, Version)
+		return fmt.Errorf("%w: v is %s, want %d", ErrVersion, w.v, Version)
 	}
 	if unknown != nil {
-		return nil, fmt.Errorf("%w: unknown field %q", ErrMalformed, *unknown)
+		return fmt.Errorf("%w: unknown field %q", ErrMalformed, *unknown)
 	}
 	for i := fID; i < nFields; i++ {
 		switch {
 		case !seen[i] && (i == fOld || i == fModified || i == fPos || i == fSeq || i == fReadAt):
 			// optional; validate checks old, pos and read_at
 		case !seen[i]:
-			return nil, malformed(fieldNames[i], "missing")
+			return malformed(fieldNames[i], "missing")
 		case w.errs[i] != nil:
-			return nil, w.errs[i]
+			return w.errs[i]
 		}
 	}
-	if err := e.validate(); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return nil
 }
 
 // field decodes the value of field i into e.
