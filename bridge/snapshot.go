@@ -363,62 +363,117 @@ func (s *snapshots) start(id int64) {
 // errNotOurs: the request names a model this bridge does not publish.
 var errNotOurs = errors.New("not a model of this bridge")
 
+// snapshotRun is a row of SnapshotTable as a run reads it: a snapshot
+// request and its progress.
+type snapshotRun struct {
+	id              int64
+	model, status   string
+	chunkSize, rate int            // rows per chunk; rows per second at most (0: unpaced)
+	lastKey, maxKey sql.NullString // the last key published; the last key to read
+	done, estimate  int64          // rows published; rows the table had at the start
+}
+
+// snapshotSource is what a snapshot reads: its model's table, the columns
+// the model publishes, and the query of a chunk.
+type snapshotSource struct {
+	md   *model
+	key  string // "schema.table"
+	cols []string
+	q    *chunkQuery
+}
+
 // run reads snapshot id's table chunk by chunk until its end.
 func (s *snapshots) run(ctx context.Context, id int64) error {
-	b := s.b
-	var name, status string
-	var chunkSize, rate int
-	var lastKey, maxKey sql.NullString
-	var done, estimate int64
-	// The binlog can show a commit a moment before other sessions see it:
-	// a request met there may not be readable yet.
+	r, err := s.request(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.status != "requested" && r.status != "running" {
+		return nil
+	}
+	if _, ok := s.b.cfg.Models[r.model]; !ok {
+		return errNotOurs
+	}
+	st, err := s.table(ctx, r.model)
+	if err != nil {
+		return err
+	}
+	r.chunkSize = chunkSize(r.chunkSize, r.rate)
+	if r.status == "requested" {
+		if err := s.begin(ctx, r, st); err != nil {
+			return err
+		}
+	}
+	s.watch(st.key, 1)
+	defer s.watch(st.key, -1)
+	s.b.log.Info("snapshot running", "snapshot", id, "model", r.model, "table", st.key, "from", r.lastKey.String,
+		"rows_estimate", r.estimate, "rows_per_second_max", r.rate)
+	if err := s.chunks(ctx, r, st); err != nil {
+		return err
+	}
+	if !r.maxKey.Valid { // an empty table
+		if _, err := s.b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET status = 'done' WHERE id = ?", id); err != nil {
+			return err
+		}
+	}
+	s.b.log.Info("snapshot done", "snapshot", id, "model", r.model, "rows", r.done)
+	return nil
+}
+
+// request reads snapshot id's row. The binlog can show a commit a moment
+// before other sessions see it: a request met there may not be readable
+// yet, so a missing row is read again for a few seconds.
+func (s *snapshots) request(ctx context.Context, id int64) (*snapshotRun, error) {
+	r := &snapshotRun{id: id}
 	var err error
 	for wait := 10 * time.Millisecond; ; wait *= 2 {
-		err = b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, rows_per_second, last_key, max_key, rows_done, rows_estimate FROM "+
-			SnapshotTable+" WHERE id = ?", id).Scan(&name, &status, &chunkSize, &rate, &lastKey, &maxKey, &done, &estimate)
+		err = s.b.db.QueryRowContext(ctx, "SELECT model, status, chunk_size, rows_per_second, last_key, max_key, rows_done, rows_estimate FROM "+
+			SnapshotTable+" WHERE id = ?", id).Scan(&r.model, &r.status, &r.chunkSize, &r.rate, &r.lastKey, &r.maxKey, &r.done, &r.estimate)
 		if !errors.Is(err, sql.ErrNoRows) || wait > 5*time.Second {
 			break
 		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w %d: reading the request (has `migrate up` run?): %w", ErrSnapshot, id, err)
+		return nil, fmt.Errorf("%w %d: reading the request (has `migrate up` run?): %w", ErrSnapshot, id, err)
 	}
-	if status != "requested" && status != "running" {
-		return nil
-	}
-	if _, ok := b.cfg.Models[name]; !ok {
-		return errNotOurs
-	}
+	return r, nil
+}
+
+// table describes model name's table for a snapshot, refusing one it
+// cannot read in order: missing, without a primary key, or on a server
+// whose commits may become visible out of binlog order.
+func (s *snapshots) table(ctx context.Context, name string) (*snapshotSource, error) {
+	b := s.b
 	md, err := b.newModel(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := md.schema + "." + md.table
 	t, err := triggers.Describe(ctx, b.db, md.schema, md.table)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if t == nil {
-		return fmt.Errorf("%w: table %s does not exist", ErrSnapshot, key)
+		return nil, fmt.Errorf("%w: table %s does not exist", ErrSnapshot, key)
 	}
 	if len(t.PK) == 0 {
-		return fmt.Errorf("%w: table %s has no primary key: a snapshot reads it in primary-key order", ErrSnapshot, key)
+		return nil, fmt.Errorf("%w: table %s has no primary key: a snapshot reads it in primary-key order", ErrSnapshot, key)
 	}
 	// What precedes a low watermark in the binlog must be visible to the
 	// chunk read after it: commits in binlog order (MariaDB always; MySQL
 	// with binlog_order_commits, its default).
 	var ordered sql.NullInt64
 	if b.db.QueryRowContext(ctx, "SELECT @@GLOBAL.binlog_order_commits").Scan(&ordered) == nil && ordered.Valid && ordered.Int64 == 0 {
-		return fmt.Errorf("%w: the server has binlog_order_commits=OFF: a chunk read could miss a change logged before it; turn it ON", ErrSnapshot)
+		return nil, fmt.Errorf("%w: the server has binlog_order_commits=OFF: a chunk read could miss a change logged before it; turn it ON", ErrSnapshot)
 	}
 	q, err := newChunkQuery(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var cols []string
 	for _, c := range t.Columns {
@@ -426,104 +481,131 @@ func (s *snapshots) run(ctx context.Context, id int64) error {
 			cols = append(cols, c.Name)
 		}
 	}
-	if chunkSize <= 0 {
-		chunkSize = 1000
+	return &snapshotSource{md: md, key: key, cols: cols, q: q}, nil
+}
+
+// chunkSize is the rows per chunk of a request for size rows (default
+// 1000) at rate rows per second at most. A chunk is published at once: a
+// paced snapshot reads a quarter of a second's rows at most, so that its
+// bursts stay short.
+func chunkSize(size, rate int) int {
+	if size <= 0 {
+		size = 1000
 	}
-	// A chunk is published at once: a paced snapshot reads a quarter of a
-	// second's rows at most, so that its bursts stay short.
-	if c := max(1, rate/4); rate > 0 && chunkSize > c {
-		chunkSize = c
+	if c := max(1, rate/4); rate > 0 && size > c {
+		size = c
 	}
-	if status == "requested" {
-		// The last key now: rows inserted later are published as inserts,
-		// and a busy table still ends.
-		maxKey.String, maxKey.Valid, err = q.maxKey(ctx, b.db)
-		if err != nil {
-			return err
-		}
-		b.db.QueryRowContext(ctx, "SELECT IFNULL(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-			md.schema, md.table).Scan(&estimate)
-		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET status = 'running', max_key = ?, rows_estimate = ? WHERE id = ?",
-			maxKey, estimate, id); err != nil {
-			return err
-		}
+	return size
+}
+
+// begin marks a requested snapshot running, with its last key now: rows
+// inserted later are published as inserts, and a busy table still ends.
+func (s *snapshots) begin(ctx context.Context, r *snapshotRun, st *snapshotSource) error {
+	b := s.b
+	var err error
+	r.maxKey.String, r.maxKey.Valid, err = st.q.maxKey(ctx, b.db)
+	if err != nil {
+		return err
 	}
+	b.db.QueryRowContext(ctx, "SELECT IFNULL(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+		st.md.schema, st.md.table).Scan(&r.estimate)
+	_, err = b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET status = 'running', max_key = ?, rows_estimate = ? WHERE id = ?",
+		r.maxKey, r.estimate, r.id)
+	return err
+}
+
+// watch counts the snapshots running on table key (delta 1 or -1).
+func (s *snapshots) watch(key string, delta int) {
 	s.mu.Lock()
-	s.watched[key]++
+	s.watched[key] += delta
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.watched[key]--
-		s.mu.Unlock()
-	}()
-	b.log.Info("snapshot running", "snapshot", id, "model", name, "table", key, "from", lastKey.String, "rows_estimate", estimate, "rows_per_second_max", rate)
-	began, startDone := time.Now(), done
-	for maxKey.Valid {
+}
+
+// chunks publishes r's table chunk by chunk, at r's pace, saving the
+// progress after each, until a chunk comes back short: the end.
+func (s *snapshots) chunks(ctx context.Context, r *snapshotRun, st *snapshotSource) error {
+	began, startDone := time.Now(), r.done
+	for r.maxKey.Valid {
 		select {
-		case <-time.After(time.Until(paceUntil(began, done-startDone, rate))):
+		case <-time.After(time.Until(paceUntil(began, r.done-startDone, r.rate))):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		wid := gearman.NewID()
-		w := &window{table: key, md: md, cols: cols, changed: map[string]bool{}, done: make(chan Position, 1)}
-		s.mu.Lock()
-		s.windows[wid] = w
-		s.mu.Unlock()
-		if err := s.watermark(ctx, id, "L:"+wid); err != nil {
-			return err
-		}
-		chunk, err := q.read(ctx, b.db, lastKey, maxKey.String, chunkSize)
+		chunk, err := s.chunk(ctx, r, st)
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		w.chunk = chunk
-		s.mu.Unlock()
-		if err := s.watermark(ctx, id, "H:"+wid); err != nil {
+		finished := len(chunk) < r.chunkSize
+		if err := s.progress(ctx, r, st, chunk, finished); err != nil {
 			return err
 		}
-		var hi Position
-		select {
-		case hi = <-w.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err := s.acknowledged(ctx, hi); err != nil {
-			return err
-		}
-		done += int64(len(chunk))
-		finished := len(chunk) < chunkSize
-		if len(chunk) > 0 {
-			lastKey = sql.NullString{String: q.keyJSON(chunk[len(chunk)-1].pk), Valid: true}
-		}
-		newStatus := "running"
-		if finished {
-			newStatus = "done"
-		}
-		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET last_key = ?, rows_done = ?, status = ? WHERE id = ?",
-			lastKey, done, newStatus, id); err != nil {
-			return err
-		}
-		if so, ok := b.observer.(SnapshotObserver); ok {
-			so.SnapshotRows(md.table, done)
-		}
-		rate := float64(done-startDone) / time.Since(began).Seconds()
+		rate := float64(r.done-startDone) / time.Since(began).Seconds()
 		eta := time.Duration(0)
-		if rate > 0 && estimate > done {
-			eta = time.Duration(float64(estimate-done) / rate * float64(time.Second)).Round(time.Second)
+		if rate > 0 && r.estimate > r.done {
+			eta = time.Duration(float64(r.estimate-r.done) / rate * float64(time.Second)).Round(time.Second)
 		}
-		b.log.Info("snapshot progress", "snapshot", id, "model", name, "rows_done", done, "rows_estimate", estimate,
+		s.b.log.Info("snapshot progress", "snapshot", r.id, "model", r.model, "rows_done", r.done, "rows_estimate", r.estimate,
 			"rows_per_second", int64(rate), "eta", eta)
 		if finished {
 			break
 		}
 	}
-	if !maxKey.Valid { // an empty table
-		if _, err := b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET status = 'done' WHERE id = ?", id); err != nil {
-			return err
-		}
+	return nil
+}
+
+// chunk reads the next chunk between a low and a high watermark and waits
+// until gearmand has acknowledged its events, which the stream publishes
+// when it meets the high watermark (changes of its rows logged between the
+// two win over the rows read).
+func (s *snapshots) chunk(ctx context.Context, r *snapshotRun, st *snapshotSource) ([]snapRow, error) {
+	wid := gearman.NewID()
+	w := &window{table: st.key, md: st.md, cols: st.cols, changed: map[string]bool{}, done: make(chan Position, 1)}
+	s.mu.Lock()
+	s.windows[wid] = w
+	s.mu.Unlock()
+	if err := s.watermark(ctx, r.id, "L:"+wid); err != nil {
+		return nil, err
 	}
-	b.log.Info("snapshot done", "snapshot", id, "model", name, "rows", done)
+	chunk, err := st.q.read(ctx, s.b.db, r.lastKey, r.maxKey.String, r.chunkSize)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	w.chunk = chunk
+	s.mu.Unlock()
+	if err := s.watermark(ctx, r.id, "H:"+wid); err != nil {
+		return nil, err
+	}
+	var hi Position
+	select {
+	case hi = <-w.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := s.acknowledged(ctx, hi); err != nil {
+		return nil, err
+	}
+	return chunk, nil
+}
+
+// progress saves r's progress past chunk (done when finished) and reports
+// it to the observer.
+func (s *snapshots) progress(ctx context.Context, r *snapshotRun, st *snapshotSource, chunk []snapRow, finished bool) error {
+	r.done += int64(len(chunk))
+	if len(chunk) > 0 {
+		r.lastKey = sql.NullString{String: st.q.keyJSON(chunk[len(chunk)-1].pk), Valid: true}
+	}
+	status := "running"
+	if finished {
+		status = "done"
+	}
+	if _, err := s.b.db.ExecContext(ctx, "UPDATE "+SnapshotTable+" SET last_key = ?, rows_done = ?, status = ? WHERE id = ?",
+		r.lastKey, r.done, status, r.id); err != nil {
+		return err
+	}
+	if so, ok := s.b.observer.(SnapshotObserver); ok {
+		so.SnapshotRows(st.md.table, r.done)
+	}
 	return nil
 }
 

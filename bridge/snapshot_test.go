@@ -36,7 +36,11 @@ func (e *env) writer(n int) (stop func() int) {
 	go func() {
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(7, 8))
-		tick := time.NewTicker(2 * time.Millisecond) // ≤ 500 statements/s: the bridge keeps up
+		// ≤ 100 statements/s (each changes up to 6 rows): the bridge keeps
+		// up on a loaded machine. At 500/s, with a load of 40 on 2 cores, it
+		// published 250-480 events/s, fell behind further each second, and
+		// the snapshot's chunks, which wait for the stream, stalled.
+		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for ctx.Err() == nil {
 			select {

@@ -77,11 +77,42 @@ func malformed(field, format string, args ...any) error {
 
 // validate checks everything Encode and Decode both promise, so that a
 // decoded envelope always encodes and an encoded one always decodes.
-// Column values are checked by Encode as it writes them.
+// Column values are checked by Encode as it writes them. The checks run
+// in this order, so that an envelope with several faults names the first.
 func (e *Envelope) validate() error {
 	if e.V != Version {
 		return fmt.Errorf("%w: v is %d, want %d", ErrVersion, e.V, Version)
 	}
+	if err := e.checkID(); err != nil {
+		return err
+	}
+	if err := e.checkOrigin(); err != nil {
+		return err
+	}
+	if err := e.checkOp(); err != nil {
+		return err
+	}
+	if err := e.checkImages(); err != nil {
+		return err
+	}
+	if err := e.checkModified(); err != nil {
+		return err
+	}
+	if err := e.checkTS(); err != nil {
+		return err
+	}
+	if err := e.checkBinlogFields(); err != nil {
+		return err
+	}
+	if err := e.checkSeq(); err != nil {
+		return err
+	}
+	return e.checkUTF8()
+}
+
+// checkID: present, short enough for a gearman unique key, without NUL.
+// Its UTF-8 is checked with the other strings' (checkUTF8).
+func (e *Envelope) checkID() error {
 	if e.ID == "" {
 		return malformed("id", "empty")
 	}
@@ -93,6 +124,12 @@ func (e *Envelope) validate() error {
 			return malformed("id", "contains NUL")
 		}
 	}
+	return nil
+}
+
+// checkOrigin: a known source, and a schema, table and model, the model a
+// valid part of a function name.
+func (e *Envelope) checkOrigin() error {
 	switch e.Source {
 	case SourceTrigger, SourceBinlog:
 	case "":
@@ -110,13 +147,22 @@ func (e *Envelope) validate() error {
 	if err := checkPart(e.Model); err != nil {
 		return malformed("model", "%v", err)
 	}
+	return nil
+}
+
+func (e *Envelope) checkOp() error {
 	switch e.Op {
 	case OpInsert, OpUpdate, OpDelete, OpSnapshot:
+		return nil
 	case "":
 		return malformed("op", "empty")
 	default:
 		return malformed("op", "unknown op %q", e.Op)
 	}
+}
+
+// checkImages: pk and row; old for an update only.
+func (e *Envelope) checkImages() error {
 	if err := e.PK.check("pk"); err != nil {
 		return err
 	}
@@ -124,27 +170,38 @@ func (e *Envelope) validate() error {
 		return err
 	}
 	if e.Op == OpUpdate {
-		if err := e.Old.check("old"); err != nil {
-			return err
-		}
-	} else if e.Old != nil {
+		return e.Old.check("old")
+	}
+	if e.Old != nil {
 		return malformed("old", "not allowed for op %q", e.Op)
 	}
-	if err := e.checkModified(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// checkTS: a time that encodes (a four-digit year).
+func (e *Envelope) checkTS() error {
 	if e.TS.IsZero() {
 		return malformed("ts", "zero time")
 	}
 	if y := e.TS.UTC().Year(); y < 0 || y > 9999 {
 		return malformed("ts", "year %d out of range", y)
 	}
+	return nil
+}
+
+// checkBinlogFields: pos and read_at only in events from the binlog.
+func (e *Envelope) checkBinlogFields() error {
 	if e.Pos != "" && e.Source != SourceBinlog {
 		return malformed("pos", "only allowed for source %q", SourceBinlog)
 	}
 	if !e.ReadAt.IsZero() && e.Source != SourceBinlog {
 		return malformed("read_at", "only allowed for source %q", SourceBinlog)
 	}
+	return nil
+}
+
+// checkSeq: at most MaxSeqLen digits and colons (compared as bytes).
+func (e *Envelope) checkSeq() error {
 	if len(e.Seq) > MaxSeqLen {
 		return malformed("seq", "%d bytes, at most %d allowed", len(e.Seq), MaxSeqLen)
 	}
@@ -153,6 +210,10 @@ func (e *Envelope) validate() error {
 			return malformed("seq", "%q: want digits and ':' only", e.Seq)
 		}
 	}
+	return nil
+}
+
+func (e *Envelope) checkUTF8() error {
 	for _, f := range [...]struct{ name, v string }{
 		{"id", e.ID}, {"schema", e.Schema}, {"table", e.Table}, {"pos", e.Pos},
 	} {

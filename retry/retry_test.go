@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("RETRY_TEST_WORKER"); mode != "" {
 		os.Exit(workerProcess(mode))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func policy(attempts int, backoff time.Duration) func(string) config.RetryPolicy {
