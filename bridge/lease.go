@@ -317,7 +317,7 @@ func (l *lease) keep(ctx context.Context, stop context.CancelCauseFunc) {
 			l.b.log.Warn("lease renewal failed; retrying", "error", err)
 		}
 		pos := ""
-		if l.b.tracker != nil {
+		if l.b.obs.running.Load() { // set once runOnce made its tracker
 			p, _, _ := l.b.tracker.advance()
 			pos = p.String()
 		}
