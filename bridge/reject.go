@@ -44,9 +44,10 @@ type rejected struct {
 // (Quarantined "snapshot") they are the base64 of each column's JSON text
 // as the server wrote it, in Columns' order.
 //
-// `dead retry` of such a letter re-submits this document, which no handler
-// takes (it is not an event): it fails again. Fix the row and snapshot it
-// (or let its next change carry it), then `dead purge` the letter.
+// `dead retry` of such a letter re-submits this document, which is no
+// event: rowgear's worker refuses it as a bad payload (permanent) and it is
+// a dead letter again. Fix the row and snapshot it (or let its next change
+// carry it), then `dead purge` the letter.
 type Quarantined struct {
 	Quarantined string   `json:"quarantined"` // "binlog" or "snapshot"
 	Reason      string   `json:"reason"`

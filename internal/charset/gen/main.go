@@ -30,6 +30,9 @@ func main() {
 	dsn := flag.String("dsn", os.Getenv("ROWGEAR_MYSQL_DSN"), "the server to ask (a DSN without database)")
 	out := flag.String("o", "tables.go", "output file")
 	flag.Parse()
+	if *dsn == "" {
+		log.Fatal("gen: no server to ask: set ROWGEAR_MYSQL_DSN (user@tcp(host:port)/) or -dsn")
+	}
 	db, err := sql.Open("mysql", *dsn)
 	if err != nil {
 		log.Fatal(err)
