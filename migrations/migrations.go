@@ -3,8 +3,8 @@
 // position table (00002) and its history column (00020), package
 // ordering's commit-gate, row-seq and applied-event tables (00010),
 // binlogbridge's snapshot requests and progress (00040) and their pace
-// (00045), an index of dead letters by function (00050), its
-// high-availability lease and bridge reports (00060), and the gearman UDFs
+// (00045), an index of dead letters by function (00050), the
+// bridge's high-availability lease and reports (00060), and the gearman UDFs
 // the triggers call (00099, last). The UDFs are needed only by
 // trigger-sourced models: an application whose models all use the binlog
 // leaves 00099 out (see WithoutUDF), so a server without the UDF's library,
