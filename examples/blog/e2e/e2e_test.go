@@ -105,7 +105,7 @@ func TestComposeConfig(t *testing.T) {
 	}
 	got := strings.Fields(string(out))
 	slices.Sort(got)
-	want := []string{"binlogbridge", "dbworker", "demo", "gearmand", "gearmand-binlog", "mariadb", "migrate"}
+	want := []string{"binlogbridge", "binlogbridge-standby", "dbworker", "demo", "gearmand", "gearmand-binlog", "mariadb", "migrate"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("docker-compose config --services = %v, want %v", got, want)
 	}
