@@ -14,6 +14,7 @@ import (
 // plain function) pass through untouched, without touching the database.
 func ExampleOrderer_Middleware() {
 	db, _ := sql.Open("mysql", "app:secret@tcp(127.0.0.1:3306)/app") // opens no connection yet
+	defer db.Close()
 	o, err := ordering.New(db, ordering.WithUnordered("AuditLog"))
 	if err != nil {
 		fmt.Println(err)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
@@ -24,9 +26,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.RemoveBuilds()
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		testenv.RemoveBuilds()
+		os.Exit(code)
+	}))
 }
 
 // world is one test's application: its database (rowgear's migrations and

@@ -117,6 +117,27 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// Progressing polls every 100 ms until poll says done, for as long as the
+// progress it reports keeps growing: it fails when progress has not grown
+// for stall. For the long waits of big tests, whose speed depends on the
+// machine's load: a slow machine gets the time it needs, a stuck pipeline
+// fails after stall, and the failure says how far it got.
+func Progressing(t testing.TB, stall time.Duration, what string, poll func() (progress int64, done bool)) {
+	t.Helper()
+	last, done := poll()
+	since := time.Now()
+	for !done {
+		if time.Since(since) > stall {
+			t.Fatalf("timed out waiting for %s: no progress for %s (stuck at %d)", what, stall, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+		var n int64
+		if n, done = poll(); n > last {
+			last, since = n, time.Now()
+		}
+	}
+}
+
 func dial(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
