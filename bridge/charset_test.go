@@ -14,6 +14,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/charset"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -69,7 +70,7 @@ func testCharsetFamily(t *testing.T, f csFamily) {
 	// The trigger source: its submits go to a table instead of gearmand.
 	e.exec("CREATE TABLE submitted (id INT AUTO_INCREMENT PRIMARY KEY, payload LONGBLOB)")
 	e.exec("CREATE FUNCTION capture(f TEXT, w LONGBLOB, u TEXT) RETURNS TEXT DETERMINISTIC MODIFIES SQL DATA BEGIN INSERT INTO submitted (payload) VALUES (w); RETURN u; END")
-	tab, err := triggers.LoadTable(context.Background(), e.db, "", "cs")
+	tab, err := sqlschema.LoadTable(context.Background(), e.db, "", "cs")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowgear/rowgear/events"
-	"github.com/rowgear/rowgear/triggers"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // model is one configured model the bridge publishes.
@@ -35,11 +35,11 @@ type model struct {
 type handler struct {
 	ctx         context.Context
 	b           *Bridge
-	file        string                     // current binlog file: rows events carry only LogPos
-	metas       map[string]*tableMeta      // by "schema.table": its last version seen
-	cur         map[string]*triggers.Table // current schemas, by "schema.table"; dropped on DDL
-	epoch       int                        // bumped on DDL: metas built before use stale hints
-	noKeyWarned map[string]bool            // tables without a primary key warned about
+	file        string                      // current binlog file: rows events carry only LogPos
+	metas       map[string]*tableMeta       // by "schema.table": its last version seen
+	cur         map[string]*sqlschema.Table // current schemas, by "schema.table"; dropped on DDL
+	epoch       int                         // bumped on DDL: metas built before use stale hints
+	noKeyWarned map[string]bool             // tables without a primary key warned about
 
 	lastTS  atomic.Uint32 // header timestamp of the last event handled
 	handled atomic.Int64  // events handled, for the lag estimate

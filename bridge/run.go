@@ -14,7 +14,7 @@ import (
 
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/charset"
-	"github.com/rowgear/rowgear/triggers"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // Run streams until ctx ends, then stops reading, lets gearmand acknowledge
@@ -69,7 +69,7 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 	defer b.client.Close()
 	b.tracker = newTracker(start)
 	b.handler = &handler{ctx: ctx, b: b, metas: map[string]*tableMeta{},
-		cur: map[string]*triggers.Table{}, noKeyWarned: map[string]bool{}}
+		cur: map[string]*sqlschema.Table{}, noKeyWarned: map[string]bool{}}
 	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
 	b.subs.gate = b.submitGate()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/triggers"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // SnapshotTable is the table of snapshot requests and their progress
@@ -454,7 +454,7 @@ func (s *snapshots) table(ctx context.Context, name string) (*snapshotSource, er
 		return nil, err
 	}
 	key := md.schema + "." + md.table
-	t, err := triggers.Describe(ctx, b.db, md.schema, md.table)
+	t, err := sqlschema.Describe(ctx, b.db, md.schema, md.table)
 	if err != nil {
 		return nil, err
 	}
@@ -634,7 +634,7 @@ func (s *snapshots) acknowledged(ctx context.Context, p Position) error {
 
 // chunkQuery reads a table's rows in event form, in primary-key order.
 type chunkQuery struct {
-	t      *triggers.Table
+	t      *sqlschema.Table
 	row    string // JSON_OBJECT of every column
 	pk     string // JSON_OBJECT of the key columns
 	cols   string // (`a`, `b`)
@@ -643,16 +643,16 @@ type chunkQuery struct {
 	params string // (?, ?)
 }
 
-func newChunkQuery(t *triggers.Table) (*chunkQuery, error) {
+func newChunkQuery(t *sqlschema.Table) (*chunkQuery, error) {
 	names := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		names[i] = c.Name
 	}
-	row, err := triggers.RowSQL(t, names)
+	row, err := sqlschema.RowSQL(t, names)
 	if err != nil {
 		return nil, err
 	}
-	pk, err := triggers.RowSQL(t, t.PK)
+	pk, err := sqlschema.RowSQL(t, t.PK)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowgear/rowgear/internal/charset"
-	"github.com/rowgear/rowgear/triggers"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // tableMeta is what encoding a table's rows needs, derived from a TABLE_MAP
@@ -40,15 +40,15 @@ func (m *tableMeta) same(tm *replication.TableMapEvent, epoch int) bool {
 
 // The TABLE_MAP lacks what MariaDB does not log: a JSON column is a
 // LONGTEXT there, UUID/INET6/INET4 are BINARY(16)/BINARY(4). Those types are
-// taken from the current column of the same name (triggers.Describe); without
+// taken from the current column of the same name (sqlschema.Describe); without
 // column names in the TABLE_MAP (binlog_row_metadata was not FULL when the
 // row was written) the current schema is all there is, and is used only when
 // it matches.
 
 // loadCurrent reads schema.table's current schema; nil when the table no
 // longer exists.
-func loadCurrent(ctx context.Context, db *sql.DB, schema, table string) (*triggers.Table, error) {
-	t, err := triggers.Describe(ctx, db, schema, table)
+func loadCurrent(ctx context.Context, db *sql.DB, schema, table string) (*sqlschema.Table, error) {
+	t, err := sqlschema.Describe(ctx, db, schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("current schema: %w", err)
 	}
@@ -171,7 +171,7 @@ func fits(dt string, t byte) bool {
 // newMeta derives the metadata of tm's rows. cur is the table's current
 // schema (nil: it no longer exists); csOf resolves the TABLE_MAP's
 // collation ids.
-func newMeta(tm *replication.TableMapEvent, cur *triggers.Table, epoch int, csOf charsetOf) (*tableMeta, error) {
+func newMeta(tm *replication.TableMapEvent, cur *sqlschema.Table, epoch int, csOf charsetOf) (*tableMeta, error) {
 	m := &tableMeta{schema: string(tm.Schema), table: string(tm.Table), types: tm.ColumnType,
 		meta: tm.ColumnMeta, colNames: tm.ColumnName, epoch: epoch}
 	names := tm.ColumnNameString()
@@ -209,7 +209,7 @@ func newMeta(tm *replication.TableMapEvent, cur *triggers.Table, epoch int, csOf
 // deriver derives the columns of one TABLE_MAP.
 type deriver struct {
 	tm             *replication.TableMapEvent
-	cur            *triggers.Table
+	cur            *sqlschema.Table
 	fromCurrent    bool // no column names logged: the current schema labels the row
 	csOf           charsetOf
 	colls, esColls map[int]uint64
@@ -217,7 +217,7 @@ type deriver struct {
 }
 
 // hint is the current column that tells what the TABLE_MAP cannot.
-func (d *deriver) hint(i int, name string) triggers.Column {
+func (d *deriver) hint(i int, name string) sqlschema.Column {
 	if d.fromCurrent {
 		return d.cur.Columns[i]
 	}
@@ -225,7 +225,7 @@ func (d *deriver) hint(i int, name string) triggers.Column {
 		c, _ := d.cur.Column(name)
 		return c
 	}
-	return triggers.Column{}
+	return sqlschema.Column{}
 }
 
 // column derives column i.
@@ -260,7 +260,7 @@ func (d *deriver) column(i int, name string) (column, error) {
 // charset is the converter of column i's text: from its collation in the
 // TABLE_MAP, else from the current column. nil: utf8mb4 (the fast path);
 // binary is reported by the caller's own check.
-func (d *deriver) charset(coll uint64, hasColl bool, hint triggers.Column) (*charset.Charset, error) {
+func (d *deriver) charset(coll uint64, hasColl bool, hint sqlschema.Column) (*charset.Charset, error) {
 	if hasColl {
 		return d.csOf(coll)
 	}
@@ -272,7 +272,7 @@ func (d *deriver) charset(coll uint64, hasColl bool, hint triggers.Column) (*cha
 
 // enumSet derives an ENUM or SET column: its members, converted from the
 // column's character set once here.
-func (d *deriver) enumSet(i int, t byte, c column, hint triggers.Column) (column, error) {
+func (d *deriver) enumSet(i int, t byte, c column, hint sqlschema.Column) (column, error) {
 	c.kind, c.values = kEnum, d.enums[i]
 	if t == mysql.MYSQL_TYPE_SET {
 		c.kind, c.values = kSet, d.sets[i]
@@ -303,7 +303,7 @@ func (d *deriver) enumSet(i int, t byte, c column, hint triggers.Column) (column
 // text derives a CHAR/VARCHAR/TEXT column or its binary kin (BINARY,
 // VARBINARY, BLOB; and MariaDB's UUID, INET4, INET6, JSON, which the
 // TABLE_MAP logs as those).
-func (d *deriver) text(i int, t byte, c column, hint triggers.Column) (column, error) {
+func (d *deriver) text(i int, t byte, c column, hint sqlschema.Column) (column, error) {
 	coll, hasColl := d.colls[i]
 	binary := hasColl && coll == binaryCollation || !hasColl && d.fromCurrent && strings.Contains(hint.DataType, "binary")
 	if t == mysql.MYSQL_TYPE_STRING && binary {
@@ -357,7 +357,7 @@ func (d *deriver) primaryKey(cols []column) []int {
 
 // checkCurrent refuses to decode tm's rows with the current schema unless
 // it has the same columns, in the same order, of the same binlog types.
-func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *triggers.Table) error {
+func (m *tableMeta) checkCurrent(tm *replication.TableMapEvent, cur *sqlschema.Table) error {
 	logged := make([]string, len(tm.ColumnType))
 	for i := range tm.ColumnType {
 		logged[i] = typeName(binlogType(tm, i))

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/triggers"
 )
@@ -149,7 +150,7 @@ func planTriggers(ctx context.Context, db *sql.DB, specs []triggers.Spec, drift 
 		return trs, err
 	}
 	for _, s := range specs {
-		t, err := triggers.LoadTable(ctx, db, s.Schema, s.Table)
+		t, err := sqlschema.LoadTable(ctx, db, s.Schema, s.Table)
 		if err != nil {
 			return nil, nil, fmt.Errorf("model %s: %w", s.Model, err)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/triggers"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // Record is embedded in every model struct. The dispatcher fills it before
@@ -141,7 +141,7 @@ func (s *source) selectQuery(ctx context.Context) (string, error) {
 	if s.query != "" {
 		return s.query, nil
 	}
-	t, err := triggers.LoadTable(ctx, s.db, s.schemaName, s.tableName)
+	t, err := sqlschema.LoadTable(ctx, s.db, s.schemaName, s.tableName)
 	if err != nil {
 		return "", fmt.Errorf("dispatch: load from %s: %w", s.table, err)
 	}
@@ -149,7 +149,7 @@ func (s *source) selectQuery(ctx context.Context) (string, error) {
 	for i, c := range s.cols {
 		names[i] = c.Name
 	}
-	obj, err := triggers.RowSQL(t, names)
+	obj, err := sqlschema.RowSQL(t, names)
 	if err != nil {
 		return "", fmt.Errorf("dispatch: load from %s: %w", s.table, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/ordering/internal/ordertest"
@@ -95,7 +96,7 @@ func newWorldBatch(t *testing.T, db *sql.DB, dsn string, batch int, servers ...s
 		t.Fatal(err)
 	}
 	w.cfg = cfg
-	tab, err := triggers.LoadTable(ctx, db, "", "items_t")
+	tab, err := sqlschema.LoadTable(ctx, db, "", "items_t")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/retry"
-	"github.com/rowgear/rowgear/triggers"
 )
 
 var (
@@ -84,7 +84,7 @@ func WithConfig(cfg *config.Config) Option {
 				o.unordered[name] = true
 			}
 			if m.Schema != "" {
-				o.gateTable[name] = quote(m.Schema) + "." + triggers.GateTable
+				o.gateTable[name] = quote(m.Schema) + "." + sqlschema.GateTable
 			}
 		}
 		return nil
@@ -248,7 +248,7 @@ func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *
 // retried event would only fail the same way until its attempts ran out.
 func gateGone(ev *events.Envelope, job *gearman.Job, err error) error {
 	var me *gomysql.MySQLError
-	if !errors.As(err, &me) || !(me.Number == 1146 && strings.Contains(me.Message, triggers.GateTable) || me.Number == 1049) {
+	if !errors.As(err, &me) || !(me.Number == 1146 && strings.Contains(me.Message, sqlschema.GateTable) || me.Number == 1049) {
 		return nil
 	}
 	return retry.Permanent(fmt.Errorf("event %s (%s): %w: %w", ev.ID, job.Function, ErrGateGone, err))
@@ -291,7 +291,7 @@ func (o *Orderer) gate(model string) string {
 	if t, ok := o.gateTable[model]; ok {
 		return t
 	}
-	return triggers.GateTable
+	return sqlschema.GateTable
 }
 
 // claim sets the row's applied seq to ev's when ev is newer, holding the
@@ -348,10 +348,10 @@ func rowKey(ev *events.Envelope) []byte {
 }
 
 // payloadDigest is the SHA-256 the trigger stored in the gate row: of the
-// payload without the seq suffix it appended (triggers.SeqSuffixLen bytes,
+// payload without the seq suffix it appended (sqlschema.SeqSuffixLen bytes,
 // `, "seq": "<20 digits>"}`), closed again with its brace.
 func payloadDigest(payload []byte, seq string) ([32]byte, bool) {
-	n := len(payload) - triggers.SeqSuffixLen
+	n := len(payload) - sqlschema.SeqSuffixLen
 	if n <= 0 || len(seq) != 20 || string(payload[n:]) != `, "seq": "`+seq+`"}` {
 		return [32]byte{}, false
 	}
@@ -405,7 +405,7 @@ func Purge(ctx context.Context, db *sql.DB, olderThan time.Duration) (int64, err
 	var total int64
 	for _, q := range []string{
 		"DELETE FROM rowgear_applied WHERE applied_at < NOW() - INTERVAL ? SECOND",
-		"DELETE FROM " + triggers.GateTable + " WHERE created_at < NOW() - INTERVAL ? SECOND",
+		"DELETE FROM " + sqlschema.GateTable + " WHERE created_at < NOW() - INTERVAL ? SECOND",
 	} {
 		res, err := db.ExecContext(ctx, q, secs)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/ordering"
@@ -121,7 +122,7 @@ func TestForgedTriggerEventsDoNotRun(t *testing.T) {
 	// A committed gate row whose job nobody takes (a namespace without a
 	// worker): a forger can read its id.
 	w.exec("CREATE TABLE other (id INT PRIMARY KEY, v INT NOT NULL)")
-	tab, err := triggers.LoadTable(context.Background(), w.db, "", "other")
+	tab, err := sqlschema.LoadTable(context.Background(), w.db, "", "other")
 	if err != nil {
 		t.Fatal(err)
 	}

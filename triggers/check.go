@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // Drift is one difference between the installed triggers and the config.
@@ -56,8 +58,8 @@ func Installed(ctx context.Context, db *sql.DB, schema string) ([]Trigger, error
 		}
 		t.Event = strings.ToLower(event)
 		t.Create = fmt.Sprintf("CREATE TRIGGER %s %s %s ON %s FOR EACH ROW\n%s",
-			quoteIdent(t.Name), strings.ToUpper(timing), strings.ToUpper(event), quoteIdent(t.Table), t.Body)
-		t.Drop = "DROP TRIGGER IF EXISTS " + quoteIdent(t.Name)
+			sqlschema.QuoteIdent(t.Name), strings.ToUpper(timing), strings.ToUpper(event), sqlschema.QuoteIdent(t.Table), t.Body)
+		t.Drop = "DROP TRIGGER IF EXISTS " + sqlschema.QuoteIdent(t.Name)
 		t.Plugin = !strings.HasPrefix(t.Name, "rowgear_")
 		if timing != "AFTER" {
 			t.Event = strings.ToLower(timing) + " " + t.Event // never equal to a generated one
@@ -73,7 +75,7 @@ func Check(ctx context.Context, db *sql.DB, specs ...Spec) ([]Drift, error) {
 	want := map[string][]Trigger{} // by schema
 	var schemas []string
 	for _, s := range specs {
-		t, err := LoadTable(ctx, db, s.Schema, s.Table)
+		t, err := sqlschema.LoadTable(ctx, db, s.Schema, s.Table)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", s.Model, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/mikespook/gearman-go/worker"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -36,7 +37,7 @@ func coltypes(t *testing.T, db *sql.DB, part int) {
 func install(t *testing.T, db *sql.DB, trs []Trigger) {
 	t.Helper()
 	// The commit gate the triggers write (rowgear's migration 00010).
-	mustExec(t, db, "CREATE TABLE IF NOT EXISTS "+GateTable+" (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, digest BINARY(32) NOT NULL)")
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS "+sqlschema.GateTable+" (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, digest BINARY(32) NOT NULL)")
 	for _, tr := range trs {
 		if _, err := db.Exec(tr.Drop); err != nil {
 			t.Fatalf("%s: %v", tr.Drop, err)
@@ -54,7 +55,7 @@ func setup(t *testing.T, db *sql.DB, spec Spec) (Spec, []Trigger) {
 	if spec.Namespace == "" {
 		spec.Namespace = testenv.Name(t, "ns")
 	}
-	tab, err := LoadTable(context.Background(), db, "", spec.Table)
+	tab, err := sqlschema.LoadTable(context.Background(), db, "", spec.Table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestColtypesEnvelope(t *testing.T) {
 	t.Parallel()
 	db, _ := testenv.DB(t)
 	coltypes(t, db, 0)
-	tab, err := LoadTable(context.Background(), db, "", "coltypes")
+	tab, err := sqlschema.LoadTable(context.Background(), db, "", "coltypes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestTimestampIsUTC(t *testing.T) {
 	for i, c := range []struct{ zone, local string }{
 		{"SYSTEM", ""}, {"+05:30", "2024-06-01 15:30:00.250"}, {"-08:00", "2024-06-01 02:00:00.250"}, {"+00:00", "2024-06-01 10:00:00.250"},
 	} {
-		if _, err := conn.ExecContext(context.Background(), "SET time_zone = "+quoteString(c.zone)); err != nil {
+		if _, err := conn.ExecContext(context.Background(), "SET time_zone = "+sqlschema.QuoteString(c.zone)); err != nil {
 			t.Fatal(err)
 		}
 		if c.local == "" {
@@ -337,17 +338,17 @@ func TestHostileIdentifiers(t *testing.T) {
 	var cols []string
 	for _, c := range tab.Columns {
 		typ := map[string]string{"int": "INT", "varchar": "VARCHAR(20)", "text": "TEXT", "timestamp": "TIMESTAMP(3) NULL", "blob": "BLOB"}[c.DataType]
-		cols = append(cols, quoteIdent(c.Name)+" "+typ)
+		cols = append(cols, sqlschema.QuoteIdent(c.Name)+" "+typ)
 	}
-	mustExec(t, db, "CREATE TABLE "+quoteIdent(tab.Name)+" ("+strings.Join(cols, ", ")+
-		", PRIMARY KEY ("+quoteIdent("i`d")+", "+quoteIdent("k'ey")+")) DEFAULT CHARSET=utf8mb4")
+	mustExec(t, db, "CREATE TABLE "+sqlschema.QuoteIdent(tab.Name)+" ("+strings.Join(cols, ", ")+
+		", PRIMARY KEY ("+sqlschema.QuoteIdent("i`d")+", "+sqlschema.QuoteIdent("k'ey")+")) DEFAULT CHARSET=utf8mb4")
 	ns := testenv.Name(t, "ns")
 	spec, trs := setup(t, db, Spec{Namespace: ns, Mode: Strict, Model: "Hostile", Table: tab.Name})
 	if len(trs) != 3 {
 		t.Fatalf("%d triggers", len(trs))
 	}
 	mustExec(t, db, "SET time_zone = '+00:00'")
-	ins := "INSERT INTO " + quoteIdent(tab.Name) + " VALUES (7, 'it''s', 'a\\\\b \"q\"', '2024-01-01 00:00:00.125', X'FF00')"
+	ins := "INSERT INTO " + sqlschema.QuoteIdent(tab.Name) + " VALUES (7, 'it''s', 'a\\\\b \"q\"', '2024-01-01 00:00:00.125', X'FF00')"
 	mustExec(t, db, ins)
 	env := one(t, spec.Namespace+".Hostile.insert")
 	want := `{"--":"/wA=","back\\slash \"q\"":"a\\b \"q\"","i` + "`" + `d":7,"k'ey":"it's","ünï €":"2024-01-01 00:00:00.125"}`
@@ -357,7 +358,7 @@ func TestHostileIdentifiers(t *testing.T) {
 	if env["table"] != tab.Name || env["model"] != "Hostile" {
 		t.Errorf("table %v, model %v", env["table"], env["model"])
 	}
-	mustExec(t, db, "UPDATE "+quoteIdent(tab.Name)+" SET "+quoteIdent(`back\slash "q"`)+" = 'x'")
+	mustExec(t, db, "UPDATE "+sqlschema.QuoteIdent(tab.Name)+" SET "+sqlschema.QuoteIdent(`back\slash "q"`)+" = 'x'")
 	if got := asJSON(one(t, spec.Namespace+".Hostile.update")["modified"]); got != `["back\\slash \"q\""]` {
 		t.Errorf("modified = %s", got)
 	}
@@ -377,7 +378,7 @@ func TestStrictAndLenient(t *testing.T) {
 	mustExec(t, db, "CREATE FUNCTION no_submit(f TEXT, w LONGTEXT, u TEXT) RETURNS TEXT NO SQL RETURN NULL")
 	var schema string
 	db.QueryRow("SELECT DATABASE()").Scan(&schema)
-	tab, err := LoadTable(context.Background(), db, "", "s")
+	tab, err := sqlschema.LoadTable(context.Background(), db, "", "s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +387,7 @@ func TestStrictAndLenient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		trs[0].Create = strings.Replace(trs[0].Create, "gman_do_background(", quoteIdent(schema)+".no_submit(", 1)
+		trs[0].Create = strings.Replace(trs[0].Create, "gman_do_background(", sqlschema.QuoteIdent(schema)+".no_submit(", 1)
 		install(t, db, trs)
 		_, err = db.Exec("INSERT INTO s VALUES (1)")
 		var n int
@@ -452,19 +453,19 @@ func TestLoadTable(t *testing.T) {
 	coltypes(t, db, 0)
 	mustExec(t, db, "CREATE TABLE nopk (a INT)")
 	ctx := context.Background()
-	tab, err := LoadTable(ctx, db, "", "coltypes")
+	tab, err := sqlschema.LoadTable(ctx, db, "", "coltypes")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := func(name string) Column { c, _ := tab.Column(name); return c }
+	c := func(name string) sqlschema.Column { c, _ := tab.Column(name); return c }
 	if c("j").DataType != "json" || !c("bu").Unsigned || c("bi").Unsigned || c("ts").Precision != 6 || c("dtm").Precision != 0 ||
 		!slices.Equal(tab.PK, []string{"id"}) || len(tab.Columns) != 38 {
 		t.Errorf("LoadTable(coltypes) = %+v", tab)
 	}
-	if _, err := LoadTable(ctx, db, "", "nopk"); err == nil || !strings.Contains(err.Error(), "no primary key") {
+	if _, err := sqlschema.LoadTable(ctx, db, "", "nopk"); err == nil || !strings.Contains(err.Error(), "no primary key") {
 		t.Errorf("table without primary key: err = %v", err)
 	}
-	if _, err := LoadTable(ctx, db, "", "nosuch"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := sqlschema.LoadTable(ctx, db, "", "nosuch"); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing table: err = %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -23,7 +24,7 @@ func TestTimestampInRepeatedHour(t *testing.T) {
 	// function that records the payload instead.
 	mustExec(t, db, "CREATE TABLE submitted (payload LONGTEXT)")
 	mustExec(t, db, "CREATE FUNCTION capture(f TEXT, w LONGTEXT, u TEXT) RETURNS TEXT MODIFIES SQL DATA BEGIN INSERT INTO submitted VALUES (w); RETURN u; END")
-	tab, err := LoadTable(context.Background(), db, "", "t")
+	tab, err := sqlschema.LoadTable(context.Background(), db, "", "t")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/triggers"
@@ -36,7 +37,7 @@ func TestTriggersSurviveLosingOneOfTwoGearmands(t *testing.T) {
 	if _, err := db.Exec("CREATE TABLE items (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 0)"); err != nil {
 		t.Fatal(err)
 	}
-	tab, err := triggers.LoadTable(ctx, db, "", "items")
+	tab, err := sqlschema.LoadTable(ctx, db, "", "items")
 	if err != nil {
 		t.Fatal(err)
 	}

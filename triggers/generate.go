@@ -4,7 +4,7 @@
 //
 // A trigger builds the events.Envelope in SQL with JSON_OBJECT, writing each
 // column in the form events documents, writes its commit gate (a row in
-// GateTable holding the envelope's SHA-256, inside the writer's
+// sqlschema.GateTable holding the envelope's SHA-256, inside the writer's
 // transaction), appends the gate row's id to the envelope as seq, and
 // submits it with gman_do_background('<namespace>.<Model>.<op>', payload,
 // id). Package ordering's worker middleware runs the event only once the
@@ -32,10 +32,10 @@
 // text); FLOAT and DOUBLE go as they are (MariaDB's own notation, which
 // binlogbridge reproduces); JSON goes through JSON_EXTRACT(col, '$') so it
 // is embedded, not quoted (MariaDB's JSON is a LONGTEXT whose only trace is a
-// json_valid check, see LoadTable); binary columns are TO_BASE64 with its
+// json_valid check, see sqlschema.LoadTable); binary columns are TO_BASE64 with its
 // line breaks removed. `modified` compares text and binary columns as bytes,
 // so a case-only change under a case-insensitive collation counts; a delete
-// has none. RowSQL gives the same forms to a plain SELECT.
+// has none. sqlschema.RowSQL gives the same forms to a plain SELECT.
 //
 // Identifiers are backquoted and string literals never contain a backslash
 // (hex literals instead), so the DDL means the same under any sql_mode.
@@ -52,6 +52,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // Modes of the generated triggers.
@@ -104,7 +105,7 @@ func Name(table, op string) string {
 }
 
 // Generate returns the triggers of spec on table t, in Ops order.
-func Generate(spec Spec, t *Table) ([]Trigger, error) {
+func Generate(spec Spec, t *sqlschema.Table) ([]Trigger, error) {
 	if spec.Model == "" {
 		return nil, fmt.Errorf("triggers: spec has no model name")
 	}
@@ -135,7 +136,7 @@ func Generate(spec Spec, t *Table) ([]Trigger, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pk []Column
+	var pk []sqlschema.Column
 	for _, name := range t.PK {
 		c, ok := t.Column(name)
 		if !ok {
@@ -169,8 +170,8 @@ func Generate(spec Spec, t *Table) ([]Trigger, error) {
 			Event: op,
 			Body:  body,
 			Create: fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW\n%s",
-				quoteIdent(name), strings.ToUpper(op), quoteIdent(t.Name), body),
-			Drop: "DROP TRIGGER IF EXISTS " + quoteIdent(name),
+				sqlschema.QuoteIdent(name), strings.ToUpper(op), sqlschema.QuoteIdent(t.Name), body),
+			Drop: "DROP TRIGGER IF EXISTS " + sqlschema.QuoteIdent(name),
 		})
 	}
 	return out, nil
@@ -189,13 +190,13 @@ func checkName(name string) error {
 
 // selectColumns returns the spec's columns in table order, all when none
 // are configured.
-func selectColumns(spec Spec, t *Table) ([]Column, error) {
+func selectColumns(spec Spec, t *sqlschema.Table) ([]sqlschema.Column, error) {
 	for _, name := range spec.Columns {
 		if _, ok := t.Column(name); !ok {
 			return nil, fmt.Errorf("model %s: column %s is not in table %s", spec.Model, name, t.Name)
 		}
 	}
-	var out []Column
+	var out []sqlschema.Column
 	for _, c := range t.Columns {
 		if len(spec.Columns) == 0 || slices.Contains(spec.Columns, c.Name) {
 			if err := checkName(c.Name); err != nil {
@@ -214,9 +215,9 @@ type gen struct {
 	spec  Spec
 	ns    string
 	mode  string
-	table *Table
-	cols  []Column
-	pk    []Column
+	table *sqlschema.Table
+	cols  []sqlschema.Column
+	pk    []sqlschema.Column
 }
 
 // Local variable names; prefixed so they can never shadow anything else.
@@ -226,14 +227,6 @@ const (
 	varError    = "rowgear_error"
 	varPayload  = "rowgear_payload"
 )
-
-// GateTable is the commit-gate table the triggers write (migration 00010),
-// in the schema of the model's table.
-const GateTable = "rowgear_gate"
-
-// SeqSuffixLen is the length of what a trigger appends to the envelope it
-// hashed: `, "seq": "<20 digits>"}` in place of its closing brace.
-const SeqSuffixLen = len(`, "seq": "`) + 20 + len(`"}`)
 
 func (g gen) body(op string) (string, error) {
 	image := "NEW"
@@ -261,7 +254,7 @@ func (g gen) body(op string) (string, error) {
 		fmt.Fprintf(&b, "  SET %s = CONCAT_WS(',',\n", varModified)
 		for i, c := range g.cols {
 			name, _ := json.Marshal(c.Name)
-			fmt.Fprintf(&b, "    IF(%s, %s, NULL)", changed(c), quoteString(string(name)))
+			fmt.Fprintf(&b, "    IF(%s, %s, NULL)", changed(c), sqlschema.QuoteString(string(name)))
 			if i < len(g.cols)-1 {
 				b.WriteString(",")
 			}
@@ -318,9 +311,9 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 		"'id', " + varID,
 		"'source', 'trigger'",
 		"'schema', DATABASE()",
-		"'table', " + quoteString(g.table.Name),
-		"'model', " + quoteString(g.spec.Model),
-		"'op', " + quoteString(op),
+		"'table', " + sqlschema.QuoteString(g.table.Name),
+		"'model', " + sqlschema.QuoteString(g.spec.Model),
+		"'op', " + sqlschema.QuoteString(op),
 		"'pk', " + g.object(image, g.pk, in),
 		"'row', " + g.object(image, g.cols, in),
 	}
@@ -336,17 +329,17 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 	// The gate row's id orders the events of one row: the writer holds the
 	// row's lock from here to its commit. LAST_INSERT_ID() is restored for
 	// the writer's own statements when the trigger ends.
-	fmt.Fprintf(b, "%sINSERT INTO %s (digest) VALUES (UNHEX(SHA2(%s, 256)));\n", indent, GateTable, varPayload)
+	fmt.Fprintf(b, "%sINSERT INTO %s (digest) VALUES (UNHEX(SHA2(%s, 256)));\n", indent, sqlschema.GateTable, varPayload)
 	fmt.Fprintf(b, "%sSET %s = CONCAT(LEFT(%s, CHAR_LENGTH(%s) - 1), ', \"seq\": \"', LPAD(LAST_INSERT_ID(), 20, '0'), '\"}');\n",
 		indent, varPayload, varPayload, varPayload)
-	call := fmt.Sprintf("gman_do_background(%s, %s, %s)", quoteString(fn), varPayload, varID)
+	call := fmt.Sprintf("gman_do_background(%s, %s, %s)", sqlschema.QuoteString(fn), varPayload, varID)
 	if g.mode == Strict {
 		fmt.Fprintf(b, "%sIF %s IS NULL THEN\n", indent, call)
 		// MESSAGE_TEXT takes a variable or literal, at most 512 characters in
 		// MariaDB (MySQL 8 cuts at 128: the UDF's reason starts with the
 		// server and the code).
 		fmt.Fprintf(b, "%s  SET %s = LEFT(CONCAT(%s, IFNULL(gman_last_error(), 'unknown error')), 512);\n",
-			indent, varError, quoteString("rowgear: submitting "+fn+" failed: "))
+			indent, varError, sqlschema.QuoteString("rowgear: submitting "+fn+" failed: "))
 		fmt.Fprintf(b, "%s  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = %s;\n", indent, varError)
 		fmt.Fprintf(b, "%sEND IF;\n", indent)
 	} else {
@@ -356,23 +349,23 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 }
 
 // names lists the columns as SQL string literals.
-func (g gen) names(cols []Column) string {
+func (g gen) names(cols []sqlschema.Column) string {
 	s := make([]string, len(cols))
 	for i, c := range cols {
-		s[i] = quoteString(c.Name)
+		s[i] = sqlschema.QuoteString(c.Name)
 	}
 	return strings.Join(s, ", ")
 }
 
 // object renders JSON_OBJECT('col', <value>, …) over image (NEW or OLD).
-func (g gen) object(image string, cols []Column, indent string) string {
+func (g gen) object(image string, cols []sqlschema.Column, indent string) string {
 	if len(cols) == 0 {
 		return "JSON_OBJECT()"
 	}
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		v, _ := valueExpr(image, c) // checked in selectColumns
-		parts[i] = quoteString(c.Name) + ", " + v
+		parts[i] = sqlschema.QuoteString(c.Name) + ", " + v
 	}
 	if len(cols) == 1 {
 		return "JSON_OBJECT(" + parts[0] + ")"
@@ -383,95 +376,16 @@ func (g gen) object(image string, cols []Column, indent string) string {
 // changed is the SQL condition "this column's value differs", NULL-safe.
 // Text compares as bytes: under a case-insensitive or PAD SPACE collation
 // 'a' <=> 'A ' is true, yet the row did change.
-func changed(c Column) string {
-	o, n := "OLD."+quoteIdent(c.Name), "NEW."+quoteIdent(c.Name)
-	if kindOf(c.DataType) == kindText || kindOf(c.DataType) == kindBinary || c.DataType == "json" {
+func changed(c sqlschema.Column) string {
+	o, n := "OLD."+sqlschema.QuoteIdent(c.Name), "NEW."+sqlschema.QuoteIdent(c.Name)
+	if c.Textual() {
 		return fmt.Sprintf("NOT (CAST(%s AS BINARY) <=> CAST(%s AS BINARY))", o, n)
 	}
 	return fmt.Sprintf("NOT (%s <=> %s)", o, n)
 }
 
-type kind int
-
-const (
-	kindUnknown   kind = iota
-	kindNumber         // JSON_OBJECT writes a number
-	kindBit            // number, but JSON_OBJECT would write the raw bytes
-	kindDecimal        // string with the column's scale
-	kindTemporal       // text as stored
-	kindTimestamp      // text, converted to UTC
-	kindJSON
-	kindText
-	kindBinary // base64
-)
-
-func kindOf(dataType string) kind {
-	switch dataType {
-	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "float", "double", "real":
-		return kindNumber
-	case "bit":
-		return kindBit
-	case "decimal", "numeric":
-		return kindDecimal
-	case "date", "time", "datetime":
-		return kindTemporal
-	case "timestamp":
-		return kindTimestamp
-	case "json":
-		return kindJSON
-	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set",
-		"inet4", "inet6", "uuid":
-		return kindText
-	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
-		"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
-		"multipolygon", "geometrycollection":
-		return kindBinary
-	}
-	return kindUnknown
-}
-
 // valueExpr is the SQL expression that gives JSON_OBJECT column c of image
 // in the form events documents.
-func valueExpr(image string, c Column) (string, error) {
-	return valueSQL(image+"."+quoteIdent(c.Name), c)
-}
-
-// valueSQL is the SQL expression that gives JSON_OBJECT the value of
-// column c, referred to by the SQL expression ref (e.g. `price` or
-// NEW.`price`), in the form events documents.
-func valueSQL(ref string, c Column) (string, error) {
-	switch kindOf(c.DataType) {
-	case kindNumber:
-		if c.DataType == "year" {
-			// JSON_OBJECT writes YEAR 0 as 0000, which is no JSON number.
-			return "CAST(" + ref + " AS UNSIGNED)", nil
-		}
-		return ref, nil
-	case kindBit:
-		return "CAST(" + ref + " AS UNSIGNED)", nil
-	case kindDecimal, kindTemporal:
-		return "CAST(" + ref + " AS CHAR)", nil
-	case kindTimestamp:
-		// The zero TIMESTAMP stays the zero date, as the binlog reports it.
-		// It is recognised by its text: UNIX_TIMESTAMP of it is 0 in a
-		// SELECT but NULL inside a trigger.
-		return fmt.Sprintf("IF(CAST(%s AS CHAR) LIKE '0000-00-00%%', CAST(%s AS CHAR), "+
-			"CAST(CAST(TIMESTAMP'1970-01-01 00:00:00.000000' + INTERVAL UNIX_TIMESTAMP(%s) * 1000000 MICROSECOND AS DATETIME(%d)) AS CHAR))",
-			ref, ref, ref, c.Precision), nil
-	case kindJSON:
-		// JSON_EXTRACT's result is typed JSON, so JSON_OBJECT embeds it.
-		return "JSON_EXTRACT(" + ref + ", '$')", nil
-	case kindText:
-		if c.DataType == "inet4" || c.DataType == "inet6" || c.DataType == "uuid" {
-			return "CAST(" + ref + " AS CHAR)", nil
-		}
-		// utf8mb4 whatever the column's charset: JSON_OBJECT refuses a
-		// latin1 column beside the envelope's ascii id ("Illegal mix of
-		// collations"), as in a database created with latin1 defaults.
-		return "CONVERT(" + ref + " USING utf8mb4)", nil
-	case kindBinary:
-		// TO_BASE64 breaks lines every 76 characters; the contract has none.
-		return "REPLACE(TO_BASE64(" + ref + "), CHAR(10), '')", nil
-	}
-	return "", fmt.Errorf("column %s: type %s is not supported", c.Name, c.DataType)
+func valueExpr(image string, c sqlschema.Column) (string, error) {
+	return sqlschema.ValueSQL(image+"."+sqlschema.QuoteIdent(c.Name), c)
 }

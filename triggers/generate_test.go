@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the generator's output")
@@ -30,8 +32,8 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 // articles is the example schema's table (migrations/00001).
-func articles() *Table {
-	return &Table{Schema: "app", Name: "articles", PK: []string{"id"}, Columns: []Column{
+func articles() *sqlschema.Table {
+	return &sqlschema.Table{Schema: "app", Name: "articles", PK: []string{"id"}, Columns: []sqlschema.Column{
 		{Name: "id", DataType: "bigint", Unsigned: true},
 		{Name: "title", DataType: "varchar"},
 		{Name: "body", DataType: "text"},
@@ -41,8 +43,8 @@ func articles() *Table {
 }
 
 // hostile has names that break naive quoting.
-func hostile() *Table {
-	return &Table{Schema: "app", Name: "we`i'rd\"t\\b;le", PK: []string{"i`d", "k'ey"}, Columns: []Column{
+func hostile() *sqlschema.Table {
+	return &sqlschema.Table{Schema: "app", Name: "we`i'rd\"t\\b;le", PK: []string{"i`d", "k'ey"}, Columns: []sqlschema.Column{
 		{Name: "i`d", DataType: "int"},
 		{Name: "k'ey", DataType: "varchar"},
 		{Name: `back\slash "q"`, DataType: "text"},
@@ -51,7 +53,7 @@ func hostile() *Table {
 	}}
 }
 
-func generateAll(t *testing.T, spec Spec, tab *Table) []Trigger {
+func generateAll(t *testing.T, spec Spec, tab *sqlschema.Table) []Trigger {
 	t.Helper()
 	trs, err := Generate(spec, tab)
 	if err != nil {
@@ -85,13 +87,13 @@ func TestGenerateErrors(t *testing.T) {
 	noPK := articles()
 	noPK.PK = nil
 	odd := articles()
-	odd.Columns = append(odd.Columns, Column{Name: "shape", DataType: "mystery"})
+	odd.Columns = append(odd.Columns, sqlschema.Column{Name: "shape", DataType: "mystery"})
 	nl := articles()
-	nl.Columns = append(nl.Columns, Column{Name: "a\nb", DataType: "int"})
+	nl.Columns = append(nl.Columns, sqlschema.Column{Name: "a\nb", DataType: "int"})
 	for _, tc := range []struct {
 		name string
 		spec Spec
-		tab  *Table
+		tab  *sqlschema.Table
 		want string
 	}{
 		{"no pk", Spec{Namespace: "n", Model: "A"}, noPK, "no primary key"},
@@ -135,11 +137,11 @@ func TestQuoteString(t *testing.T) {
 		"x`y":    "'x`y'",
 		"\xff\n": "CONVERT(X'FF0A' USING utf8mb4)",
 	} {
-		if got := quoteString(in); got != want {
-			t.Errorf("quoteString(%q) = %s, want %s", in, got, want)
+		if got := sqlschema.QuoteString(in); got != want {
+			t.Errorf("sqlschema.QuoteString(%q) = %s, want %s", in, got, want)
 		}
 	}
-	if got := quoteIdent("a`b"); got != "`a``b`" {
+	if got := sqlschema.QuoteIdent("a`b"); got != "`a``b`" {
 		t.Errorf("quoteIdent = %s", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // Migration renders triggers as a goose SQL migration. Up first drops every
@@ -55,7 +57,7 @@ func dropAll(triggers, previous []Trigger) []string {
 	}
 	for _, t := range triggers {
 		for _, op := range Ops {
-			add("DROP TRIGGER IF EXISTS " + quoteIdent(Name(t.Table, op)))
+			add("DROP TRIGGER IF EXISTS " + sqlschema.QuoteIdent(Name(t.Table, op)))
 		}
 	}
 	for _, t := range previous {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -47,7 +48,7 @@ func TestPluginTriggerReportedAndReplaced(t *testing.T) {
 		t.Fatalf("drift %v, want the plugin trigger as extra, explained", drift)
 	}
 
-	tab, err := LoadTable(ctx, db, "", "articles")
+	tab, err := sqlschema.LoadTable(ctx, db, "", "articles")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestPluginTriggerReportedAndReplaced(t *testing.T) {
 	}
 	for _, part := range strings.Split(up, "-- +goose StatementBegin\n")[1:] {
 		stmt, _, _ := strings.Cut(part, ";\n-- +goose StatementEnd")
-		mustExec(t, db, "CREATE TABLE IF NOT EXISTS "+GateTable+" (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, digest BINARY(32) NOT NULL)")
+		mustExec(t, db, "CREATE TABLE IF NOT EXISTS "+sqlschema.GateTable+" (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, digest BINARY(32) NOT NULL)")
 		mustExec(t, db, stmt)
 	}
 	drift, err = Check(ctx, db, spec)

@@ -29,6 +29,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/mikespook/gearman-go/worker"
 
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/triggers"
@@ -1408,7 +1409,7 @@ func TestGeneratedStrictTriggerNamesServer(t *testing.T) {
 	if err := migrations.UpTo(ctx, db, migrations.Rowgear(), 10); err != nil {
 		t.Fatal(err)
 	}
-	tab, err := triggers.LoadTable(ctx, db, "", "articles")
+	tab, err := sqlschema.LoadTable(ctx, db, "", "articles")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/ordering"
-	"github.com/rowgear/rowgear/triggers"
 )
 
 // orderingPath: section 5. What the commit gate costs the writer (its
@@ -227,7 +227,7 @@ func (b *bench) ordererAlone(ctx context.Context, pools map[string]*sql.DB) (map
 			return nil, err
 		}
 		sum := sha256.Sum256(body)
-		res, err := b.db.ExecContext(ctx, "INSERT INTO "+triggers.GateTable+" (digest) VALUES (?)", sum[:])
+		res, err := b.db.ExecContext(ctx, "INSERT INTO "+sqlschema.GateTable+" (digest) VALUES (?)", sum[:])
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/internal/benchutil"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -30,7 +31,7 @@ func (b *bench) installTrigger(ctx context.Context, ns, table, addr string) erro
 // gate-row INSERT and seq) when gate is false: the trigger before package
 // ordering, to measure what the gate costs the writer.
 func (b *bench) installTriggerGate(ctx context.Context, ns, table, addr string, gate bool) error {
-	t, err := triggers.LoadTable(ctx, b.db, b.dbName, table)
+	t, err := sqlschema.LoadTable(ctx, b.db, b.dbName, table)
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func (b *bench) installTriggerGate(ctx context.Context, ns, table, addr string, 
 		if !gate {
 			var kept []string
 			for _, line := range strings.Split(ddl, "\n") {
-				if !strings.Contains(line, triggers.GateTable) && !strings.Contains(line, "LAST_INSERT_ID()") {
+				if !strings.Contains(line, sqlschema.GateTable) && !strings.Contains(line, "LAST_INSERT_ID()") {
 					kept = append(kept, line)
 				}
 			}
@@ -106,7 +107,7 @@ func (b *bench) triggerPath(ctx context.Context) error {
 	variants := []struct{ table, name, body string }{
 		{"items_plain", "plain table", ""},
 		{"items_empty", "a trigger doing nothing (SET @x = 1)", "BEGIN SET @x = 1; END"},
-		{"items_gaterow", "a trigger writing one commit-gate row, nothing else", "BEGIN INSERT INTO " + triggers.GateTable + " (digest) VALUES (REPEAT('x', 32)); END"},
+		{"items_gaterow", "a trigger writing one commit-gate row, nothing else", "BEGIN INSERT INTO " + sqlschema.GateTable + " (digest) VALUES (REPEAT('x', 32)); END"},
 		{"items_env", "generated trigger building the envelope, no gate, no UDF call", ""},
 		{"items_json", "generated trigger building the envelope and its gate row, no UDF call", ""},
 		{"items_trig", "generated trigger + UDF (the whole trigger path)", ""},

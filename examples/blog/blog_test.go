@@ -9,6 +9,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/examples/blog"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/triggers"
@@ -42,7 +43,7 @@ func TestTriggersMigrationIsGenerated(t *testing.T) {
 	}
 	var all []triggers.Trigger
 	for _, s := range specs {
-		tab, err := triggers.LoadTable(ctx, db, "", s.Table)
+		tab, err := sqlschema.LoadTable(ctx, db, "", s.Table)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/status"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
@@ -56,7 +57,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := triggers.LoadTable(ctx, db, "", "things")
+	tab, err := sqlschema.LoadTable(ctx, db, "", "things")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package triggers
+package sqlschema
 
 import (
 	"context"
@@ -115,7 +115,7 @@ func Describe(ctx context.Context, db *sql.DB, schema, table string) (*Table, er
 			continue
 		}
 		for _, chk := range checks {
-			if strings.EqualFold(strings.TrimSpace(chk), "json_valid("+quoteIdent(c.Name)+")") {
+			if strings.EqualFold(strings.TrimSpace(chk), "json_valid("+QuoteIdent(c.Name)+")") {
 				t.Columns[i].DataType = "json"
 			}
 		}

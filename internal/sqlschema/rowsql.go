@@ -1,4 +1,4 @@
-package triggers
+package sqlschema
 
 import (
 	"fmt"
@@ -17,11 +17,11 @@ func RowSQL(t *Table, names []string) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("column %s is not in table %s", name, t.Name)
 		}
-		v, err := valueSQL(quoteIdent(name), c)
+		v, err := ValueSQL(QuoteIdent(name), c)
 		if err != nil {
 			return "", err
 		}
-		parts[i] = quoteString(name) + ", " + v
+		parts[i] = QuoteString(name) + ", " + v
 	}
 	return "JSON_OBJECT(" + strings.Join(parts, ", ") + ")", nil
 }
