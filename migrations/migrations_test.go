@@ -146,18 +146,7 @@ func TestDownToZeroOnPrivateServer(t *testing.T) {
 	db := testenv.StartMariaDB(t, testenv.WithUDF(""), testenv.WithoutBinlog()).DB("app")
 	ctx := context.Background()
 	funcs := func() []string {
-		rows, err := db.Query("SELECT name FROM mysql.func WHERE name LIKE 'gman\\_%' ORDER BY name")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var s string
-			rows.Scan(&s)
-			out = append(out, s)
-		}
-		return out
+		return testenv.Strings(t, db, "SELECT name FROM mysql.func WHERE name LIKE 'gman\\_%' ORDER BY name")
 	}
 	for round := range 2 { // the second round shows Down left nothing behind
 		if err := UpRowgear(ctx, db); err != nil {

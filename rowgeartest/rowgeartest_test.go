@@ -109,18 +109,7 @@ func setup(t *testing.T, opts ...rowgeartest.Option) (*rowgeartest.Worker, func(
 	}
 	logged := func(prefix string) []string {
 		t.Helper()
-		rows, err := db.Query("SELECT what FROM log WHERE what LIKE CONCAT(?, '%') ORDER BY n", prefix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var s string
-			rows.Scan(&s)
-			out = append(out, s)
-		}
-		return out
+		return testenv.Strings(t, db, "SELECT what FROM log WHERE what LIKE CONCAT(?, '%') ORDER BY n", prefix)
 	}
 	return w, logged
 }
