@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"reflect"
 	"testing"
@@ -87,23 +88,8 @@ func TestGoClientCallsPHPWorker(t *testing.T) {
 	prefix := testenv.Name(t, "php")
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	cmd := exec.Command(php, "testdata/worker.php", addr, prefix, "3")
 	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		exited <- err
-		if err != nil {
-			cancel() // a worker that died early fails the Task calls at once
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // a no-op once it has exited
-	})
+	exited := startPHPWorker(t, cancel, &stderr, &stderr, php, "testdata/worker.php", addr, prefix, "3")
 	fail := func(what string, err error) {
 		t.Helper()
 		t.Fatalf("%s: %v\nworker.php: %s", what, err, stderr.String())
@@ -153,4 +139,26 @@ func TestGoClientCallsPHPWorker(t *testing.T) {
 	if err := <-exited; err != nil {
 		fail("worker.php exit", err)
 	}
+}
+
+// startPHPWorker starts `php args…` as a worker process, killed at the
+// test's end; a worker that dies early calls cancel, so the calls waiting
+// for it fail at once. The channel gets its exit.
+func startPHPWorker(t *testing.T, cancel context.CancelFunc, stdout, stderr io.Writer, php string, args ...string) <-chan error {
+	t.Helper()
+	cmd := exec.Command(php, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+		if err != nil {
+			cancel()
+		}
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // a no-op once it has exited
+	return exited
 }

@@ -108,21 +108,8 @@ func TestPluginGoClientCallsPHPWorker(t *testing.T) {
 	ns := testenv.Name(t, "ns")
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	cmd := exec.Command(php, "testdata/plugin.php", "worker", addr, ns)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		exited <- err
-		if err != nil {
-			cancel()
-		}
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	exited := startPHPWorker(t, cancel, &stdout, &stderr, php, "testdata/plugin.php", "worker", addr, ns)
 
 	c := gearman.NewClient([]string{addr}, gearman.WithCodec(gearman.PHP), gearman.WithFunctionSuffix("@"+ns))
 	defer c.Close()
