@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/config"
 )
 
 // snapshotCmd is `bridge snapshot`: request snapshots, or list them.
@@ -50,56 +52,16 @@ func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []s
 		return err
 	}
 	defer db.Close()
-	// An application binary knows its models' Go types: refuse a snapshot
-	// whose rows no handler would take (the bare binlogbridge cannot tell).
-	reg, err := a.registry(a.log())
+	ids, err := a.requestSnapshots(ctx, db, cfg, out, models, chunk, rate)
 	if err != nil {
 		return err
-	}
-	ids := map[int64]bool{}
-	for _, m := range models {
-		if cfg != nil {
-			if _, ok := cfg.Models[m]; !ok {
-				return usageErr("model %s is not in the models: section of %s", m, cfg.File)
-			}
-			if len(reg.Models()) > 0 {
-				if _, err := reg.SnapshotHandler(cfg, m); err != nil {
-					return usageErr("snapshot of %s: %v", m, err)
-				}
-			}
-		}
-		id, err := bridge.RequestSnapshot(ctx, db, m, chunk, bridge.SnapshotRate(rate))
-		if err != nil {
-			return err
-		}
-		ids[id] = true
-		fmt.Fprintf(out, "snapshot %d of %s requested\n", id, m)
 	}
 	for {
 		all, err := bridge.Snapshots(ctx, db)
 		if err != nil {
 			return err
 		}
-		pending, failed := 0, 0
-		for _, s := range all {
-			if len(ids) > 0 && !ids[s.ID] {
-				continue
-			}
-			line := fmt.Sprintf("%d\t%s\t%s\t%d/%d rows", s.ID, s.Model, s.Status, s.RowsDone, s.RowsEstimate)
-			if s.RowsPerSecond > 0 {
-				line += fmt.Sprintf("\t≤ %d rows/s", s.RowsPerSecond)
-			}
-			if s.Error != "" {
-				line += "\t" + s.Error
-			}
-			fmt.Fprintln(out, line)
-			switch s.Status {
-			case "requested", "running":
-				pending++
-			case "failed":
-				failed++
-			}
-		}
+		pending, failed := printSnapshots(out, all, ids)
 		if !wait || len(ids) == 0 || pending == 0 {
 			if wait && failed > 0 {
 				return fmt.Errorf("%d snapshot(s) failed", failed)
@@ -112,4 +74,60 @@ func (a *App) snapshot(ctx context.Context, c *common, out io.Writer, models []s
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// requestSnapshots requests a snapshot of each of models and returns the
+// requests' ids. An application binary knows its models' Go types: it
+// refuses a snapshot whose rows no handler would take (the bare
+// binlogbridge cannot tell).
+func (a *App) requestSnapshots(ctx context.Context, db *sql.DB, cfg *config.Config, out io.Writer, models []string, chunk, rate int) (map[int64]bool, error) {
+	reg, err := a.registry(a.log())
+	if err != nil {
+		return nil, err
+	}
+	ids := map[int64]bool{}
+	for _, m := range models {
+		if cfg != nil {
+			if _, ok := cfg.Models[m]; !ok {
+				return nil, usageErr("model %s is not in the models: section of %s", m, cfg.File)
+			}
+			if len(reg.Models()) > 0 {
+				if _, err := reg.SnapshotHandler(cfg, m); err != nil {
+					return nil, usageErr("snapshot of %s: %v", m, err)
+				}
+			}
+		}
+		id, err := bridge.RequestSnapshot(ctx, db, m, chunk, bridge.SnapshotRate(rate))
+		if err != nil {
+			return nil, err
+		}
+		ids[id] = true
+		fmt.Fprintf(out, "snapshot %d of %s requested\n", id, m)
+	}
+	return ids, nil
+}
+
+// printSnapshots prints a line for each of all (only those in ids unless
+// ids is empty) and counts those still pending and those failed.
+func printSnapshots(out io.Writer, all []bridge.SnapshotProgress, ids map[int64]bool) (pending, failed int) {
+	for _, s := range all {
+		if len(ids) > 0 && !ids[s.ID] {
+			continue
+		}
+		line := fmt.Sprintf("%d\t%s\t%s\t%d/%d rows", s.ID, s.Model, s.Status, s.RowsDone, s.RowsEstimate)
+		if s.RowsPerSecond > 0 {
+			line += fmt.Sprintf("\t≤ %d rows/s", s.RowsPerSecond)
+		}
+		if s.Error != "" {
+			line += "\t" + s.Error
+		}
+		fmt.Fprintln(out, line)
+		switch s.Status {
+		case "requested", "running":
+			pending++
+		case "failed":
+			failed++
+		}
+	}
+	return pending, failed
 }

@@ -38,27 +38,9 @@ const snapTable = "snap_items"
 func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	const sec = "8"
 	n := b.snapRows
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "bench: snapshot: "+format+"\n", args...)
+	if err := b.fillSnapTable(ctx, n); err != nil {
+		return err
 	}
-	t0 := time.Now()
-	for _, q := range []string{
-		"CREATE TABLE " + snapTable + " " + replica.DDL,
-		"CREATE TABLE " + replica.Table + " " + replica.DDL,
-	} {
-		if _, err := b.db.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < n; i += 10000 {
-		// MariaDB's sequence engine: 10,000 rows a statement.
-		q := fmt.Sprintf("INSERT INTO %s SELECT seq, seq, 'initial' FROM seq_%d_to_%d", snapTable, i, min(i+10000, n)-1)
-		if _, err := b.db.ExecContext(ctx, q); err != nil {
-			return err
-		}
-	}
-	logf("%d rows written in %s", n, time.Since(t0).Round(time.Millisecond))
-
 	g, err := b.gearmand("memory")
 	if err != nil {
 		return err
@@ -72,21 +54,11 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 			Events: []string{"insert", "update", "delete"}, Source: "binlog"}},
 		Database: config.Database{DSN: b.dsn},
 	}
-
-	// The worker: as an application's, ordering inside the retry guard.
 	counts := &replica.Counts{}
-	o, err := ordering.New(b.db, ordering.WithConfig(cfg), ordering.WithLogger(b.log))
+	stopWorker, err := b.startReplicaWorker(ctx, cfg, counts)
 	if err != nil {
 		return err
 	}
-	w, cleanup, err := b.modelWorker(ctx, cfg, 8, true, o.Middleware(), func(reg *dispatch.Registry) error {
-		return replica.Register(reg, "Item", counts)
-	})
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	stopWorker := runWorker(ctx, w)
 	defer stopWorker()
 
 	// The bridge: the binlogbridge binary, so that kill -9 is real.
@@ -103,97 +75,188 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	}
 	defer wdb.Close()
 	wr := &snapWriter{db: wdb, n: n}
-	wctx, stopWrites := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var werr error
-	wg.Add(1)
-	go func() { defer wg.Done(); werr = wr.run(wctx) }()
-	defer func() { stopWrites(); wg.Wait() }()
+	wr.start(ctx)
+	defer wr.halt()
 	sleepCtx(ctx, b.snapBefore) // the writer's latency before the snapshot
 	wr.phase.Store(1)
 
-	began := time.Now()
-	id, err := bridge.RequestSnapshot(ctx, b.db, "Item", b.snapChunk, bridge.SnapshotRate(b.snapRate))
+	sr, err := b.snapshotWithKills(ctx, n, br, wr, counts)
 	if err != nil {
 		return err
 	}
-	var kills []int64
-	var killedAt []string
-	var p bridge.SnapshotProgress
-	lastLog := time.Now()
-	for p.Status != "done" {
-		if ctx.Err() != nil || werr != nil {
-			return fmt.Errorf("interrupted: %v %v", ctx.Err(), werr)
-		}
-		if br.exited() {
-			return fmt.Errorf("binlogbridge exited on its own; its log: %s", br.logPath)
-		}
-		time.Sleep(200 * time.Millisecond)
-		if p, err = snapshotProgress(ctx, b.db, id); err != nil {
+	wr.phase.Store(2)
+	if err := wr.halt(); err != nil {
+		return fmt.Errorf("writer: %w", err)
+	}
+	snapLogf("snapshot done in %s; waiting for the replica", sr.took.Round(time.Millisecond))
+	// The writer's figures now: the replica may take long to catch up.
+	wr.logFigures(sr.killedAt)
+
+	rs, err := b.awaitReplica(ctx, counts)
+	if err != nil {
+		return err
+	}
+	before, during := b.reportSnapshot(sec, n, sr, wr, counts, rs)
+	snapLogf("writer before: %+v; during: %+v", before, during)
+	if !rs.equal {
+		return fmt.Errorf("replica %s differs from source %s after %s", rs.rep, rs.src, rs.converged.Round(time.Second))
+	}
+	return nil
+}
+
+// snapLogf logs section 8's progress on stderr.
+func snapLogf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: snapshot: "+format+"\n", args...)
+}
+
+// fillSnapTable creates snapTable with n rows, and the empty replica table.
+func (b *bench) fillSnapTable(ctx context.Context, n int) error {
+	t0 := time.Now()
+	for _, q := range []string{
+		"CREATE TABLE " + snapTable + " " + replica.DDL,
+		"CREATE TABLE " + replica.Table + " " + replica.DDL,
+	} {
+		if _, err := b.db.ExecContext(ctx, q); err != nil {
 			return err
 		}
-		if p.Status == "failed" {
-			return fmt.Errorf("snapshot failed: %s", p.Error)
+	}
+	for i := 0; i < n; i += 10000 {
+		// MariaDB's sequence engine: 10,000 rows a statement.
+		q := fmt.Sprintf("INSERT INTO %s SELECT seq, seq, 'initial' FROM seq_%d_to_%d", snapTable, i, min(i+10000, n)-1)
+		if _, err := b.db.ExecContext(ctx, q); err != nil {
+			return err
 		}
-		if len(kills) < 2 && p.RowsDone >= int64(n)*int64(len(kills)+1)/3 {
+	}
+	snapLogf("%d rows written in %s", n, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// startReplicaWorker starts the worker applying cfg's events to the
+// replica table, counting them in counts: as an application's, ordering
+// inside the retry guard. The returned func stops it.
+func (b *bench) startReplicaWorker(ctx context.Context, cfg *config.Config, counts *replica.Counts) (func(), error) {
+	o, err := ordering.New(b.db, ordering.WithConfig(cfg), ordering.WithLogger(b.log))
+	if err != nil {
+		return nil, err
+	}
+	w, cleanup, err := b.modelWorker(ctx, cfg, 8, true, o.Middleware(), func(reg *dispatch.Registry) error {
+		return replica.Register(reg, "Item", counts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	stopWorker := runWorker(ctx, w)
+	return func() { stopWorker(); cleanup() }, nil
+}
+
+// snapResult is what snapshotWithKills saw: the last progress, how long
+// the snapshot took, and the rows read when the bridge was killed (and
+// when, since the writer began).
+type snapResult struct {
+	p        bridge.SnapshotProgress
+	took     time.Duration
+	kills    []int64
+	killedAt []string
+}
+
+// snapshotWithKills requests the snapshot of n rows and waits until it is
+// done, kill -9'ing the bridge and restarting it at a third and at two
+// thirds of the rows.
+func (b *bench) snapshotWithKills(ctx context.Context, n int, br *bridgeProc, wr *snapWriter, counts *replica.Counts) (snapResult, error) {
+	var sr snapResult
+	began := time.Now()
+	id, err := bridge.RequestSnapshot(ctx, b.db, "Item", b.snapChunk, bridge.SnapshotRate(b.snapRate))
+	if err != nil {
+		return sr, err
+	}
+	lastLog := time.Now()
+	for sr.p.Status != "done" {
+		if err := snapshotInterrupted(ctx, br, wr); err != nil {
+			return sr, err
+		}
+		time.Sleep(200 * time.Millisecond)
+		if sr.p, err = snapshotProgress(ctx, b.db, id); err != nil {
+			return sr, err
+		}
+		if sr.p.Status == "failed" {
+			return sr, fmt.Errorf("snapshot failed: %s", sr.p.Error)
+		}
+		if len(sr.kills) < 2 && sr.p.RowsDone >= int64(n)*int64(len(sr.kills)+1)/3 {
 			br.kill9()
-			kills = append(kills, p.RowsDone)
-			killedAt = append(killedAt, time.Since(wr.began).Round(time.Second).String())
-			logf("binlogbridge kill -9'd at %d rows", p.RowsDone)
+			sr.kills = append(sr.kills, sr.p.RowsDone)
+			sr.killedAt = append(sr.killedAt, time.Since(wr.began).Round(time.Second).String())
+			snapLogf("binlogbridge kill -9'd at %d rows", sr.p.RowsDone)
 			if err := br.start(); err != nil {
-				return err
+				return sr, err
 			}
 		}
 		if time.Since(lastLog) > 10*time.Second {
-			logf("%d/%d rows read, %d handler calls (%d TriggerSnapshot)", p.RowsDone, p.RowsEstimate,
+			snapLogf("%d/%d rows read, %d handler calls (%d TriggerSnapshot)", sr.p.RowsDone, sr.p.RowsEstimate,
 				counts.Applied(), counts.Snapshot.Load())
 			lastLog = time.Now()
 		}
 	}
-	took := time.Since(began)
-	wr.phase.Store(2)
-	stopWrites()
-	wg.Wait()
-	if werr != nil {
-		return fmt.Errorf("writer: %w", werr)
-	}
-	logf("snapshot done in %s; waiting for the replica", took.Round(time.Millisecond))
-	// The writer's figures now: the replica may take long to catch up.
-	logf("writer before: %+v; during: %+v", benchutil.Percentiles(wr.samples(0)), benchutil.Percentiles(wr.samples(1)))
-	logf("slowest statement of each minute before: %v; during: %v", wr.minuteMaxima(0), wr.minuteMaxima(1))
-	logf("slowest statements before: %s", wr.slowest(0, 5))
-	logf("slowest statements during: %s; binlogbridge kill -9'd at %s", wr.slowest(1, 10), strings.Join(killedAt, ", "))
+	sr.took = time.Since(began)
+	return sr, nil
+}
 
-	// The worker drains what the snapshot queued at its own pace: wait
-	// until the replica equals the source, or stops changing for 5 minutes.
+// snapshotInterrupted says why the snapshot cannot go on, if it cannot:
+// ctx ended, the writer failed or the bridge exited on its own.
+func snapshotInterrupted(ctx context.Context, br *bridgeProc, wr *snapWriter) error {
+	if werr := wr.failed(); ctx.Err() != nil || werr != nil {
+		return fmt.Errorf("interrupted: %v %v", ctx.Err(), werr)
+	}
+	if br.exited() {
+		return fmt.Errorf("binlogbridge exited on its own; its log: %s", br.logPath)
+	}
+	return nil
+}
+
+// replicaState is the end of the wait for the replica: both checksums,
+// whether they are equal, and how long the wait took.
+type replicaState struct {
+	src, rep  string
+	equal     bool
+	converged time.Duration
+}
+
+// awaitReplica lets the worker drain what the snapshot queued at its own
+// pace: it waits until the replica equals the source, or stops changing
+// for 5 minutes.
+func (b *bench) awaitReplica(ctx context.Context, counts *replica.Counts) (replicaState, error) {
+	var rs replicaState
 	done := time.Now()
-	var src, rep string
-	equal := false
 	lastRep, changed := "", time.Now()
+	var err error
 	for ctx.Err() == nil && time.Since(changed) < 5*time.Minute {
-		if src, err = replica.Checksum(ctx, b.db, snapTable); err != nil {
-			return err
+		if rs.src, err = replica.Checksum(ctx, b.db, snapTable); err != nil {
+			return rs, err
 		}
-		if rep, err = replica.Checksum(ctx, b.db, replica.Table); err != nil {
-			return err
+		if rs.rep, err = replica.Checksum(ctx, b.db, replica.Table); err != nil {
+			return rs, err
 		}
-		if equal = src == rep; equal {
+		if rs.equal = rs.src == rs.rep; rs.equal {
 			break
 		}
-		if rep != lastRep {
-			lastRep, changed = rep, time.Now()
+		if rs.rep != lastRep {
+			lastRep, changed = rs.rep, time.Now()
 		}
-		logf("replica %s, source %s; %d handler calls", rep, src, counts.Applied())
+		snapLogf("replica %s, source %s; %d handler calls", rs.rep, rs.src, counts.Applied())
 		sleepCtx(ctx, 5*time.Second)
 	}
-	converged := time.Since(done)
+	rs.converged = time.Since(done)
+	return rs, nil
+}
 
-	before, during := benchutil.Percentiles(wr.samples(0)), benchutil.Percentiles(wr.samples(1))
-	b.add(sec, fmt.Sprintf("snapshot of a %d-row table, rows read (bridge kill -9'd at %d and %d)", n, kills[0], kills[1]),
-		float64(p.RowsDone), "rows")
-	b.add(sec, "snapshot rows/s, under the writer, kills and restarts included", float64(p.RowsDone)/took.Seconds(), "rows/s").
+// reportSnapshot adds section 8's figures and returns the writer's
+// percentiles before and during the snapshot.
+func (b *bench) reportSnapshot(sec string, n int, sr snapResult, wr *snapWriter, counts *replica.Counts, rs replicaState) (before, during benchutil.Latency) {
+	before, during = benchutil.Percentiles(wr.samples(0)), benchutil.Percentiles(wr.samples(1))
+	b.add(sec, fmt.Sprintf("snapshot of a %d-row table, rows read (bridge kill -9'd at %d and %d)", n, sr.kills[0], sr.kills[1]),
+		float64(sr.p.RowsDone), "rows")
+	b.add(sec, "snapshot rows/s, under the writer, kills and restarts included", float64(sr.p.RowsDone)/sr.took.Seconds(), "rows/s").
 		note(fmt.Sprintf("paced at ≤ %d rows/s (0: unpaced), chunks of %d", b.snapRate, b.snapChunk))
-	b.add(sec, "writer statements/s during the snapshot (90% UPDATE, 4% DELETE, 6% INSERT)", float64(during.N)/took.Seconds(), "stmt/s")
+	b.add(sec, "writer statements/s during the snapshot (90% UPDATE, 4% DELETE, 6% INSERT)", float64(during.N)/sr.took.Seconds(), "stmt/s")
 	b.add(sec, "writer statement p99 before the snapshot", before.P99/1000, "ms")
 	b.add(sec, "writer statement p99 during the snapshot", during.P99/1000, "ms").vs("before", before.P99/1000)
 	b.add(sec, "writer statement max before the snapshot", before.Max/1000, "ms")
@@ -202,35 +265,37 @@ func (b *bench) snapshotUnderLoad(ctx context.Context) error {
 	b.add(sec, "extra wait of the slowest statement during vs before (target ≤ 100 ms)", (during.Max-before.Max)/1000, "ms").
 		note(fmt.Sprintf("%d statements before, %d during", before.N, during.N))
 	b.add(sec, "extra p99 during vs before", (during.P99-before.P99)/1000, "ms")
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	bm, dm := wr.minuteMaxima(0), wr.minuteMaxima(1)
-	if len(bm) > 0 && len(dm) > 0 {
-		over := 0
-		for _, m := range dm {
-			if m > slices.Max(bm)+100*time.Millisecond {
-				over++
-			}
-		}
-		sorted := slices.Sorted(slices.Values(dm))
-		b.add(sec, "slowest statement of each minute during the snapshot: median", ms(sorted[len(sorted)/2]), "ms").
-			vs("slowest of a minute before", ms(slices.Max(bm)))
-		b.add(sec, "minutes of the snapshot whose slowest statement waited > 100 ms longer than the slowest before", float64(over), "minutes").
-			note(fmt.Sprintf("of %d whole minutes", len(dm)))
-	}
+	b.reportMinuteMaxima(sec, wr.minuteMaxima(0), wr.minuteMaxima(1))
 
 	b.add(sec, "handler calls: TriggerSnapshot", float64(counts.Snapshot.Load()), "calls")
 	b.add(sec, "handler calls: insert, update, delete", float64(counts.Insert.Load()+counts.Update.Load()+counts.Delete.Load()), "calls")
 	eq := 0.0
-	if equal {
+	if rs.equal {
 		eq = 1
 	}
-	b.add(sec, "replica equal to source (1: same count and CRC32 sum)", eq, "").note("source " + src + ", replica " + rep)
-	b.add(sec, "replica caught up after the snapshot ended", converged.Seconds(), "s")
-	logf("writer before: %+v; during: %+v", before, during)
-	if !equal {
-		return fmt.Errorf("replica %s differs from source %s after %s", rep, src, converged.Round(time.Second))
+	b.add(sec, "replica equal to source (1: same count and CRC32 sum)", eq, "").note("source " + rs.src + ", replica " + rs.rep)
+	b.add(sec, "replica caught up after the snapshot ended", rs.converged.Seconds(), "s")
+	return before, during
+}
+
+// reportMinuteMaxima compares the slowest statement of each minute during
+// the snapshot (dm) with the slowest of a minute before (bm).
+func (b *bench) reportMinuteMaxima(sec string, bm, dm []time.Duration) {
+	if len(bm) == 0 || len(dm) == 0 {
+		return
 	}
-	return nil
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	over := 0
+	for _, m := range dm {
+		if m > slices.Max(bm)+100*time.Millisecond {
+			over++
+		}
+	}
+	sorted := slices.Sorted(slices.Values(dm))
+	b.add(sec, "slowest statement of each minute during the snapshot: median", ms(sorted[len(sorted)/2]), "ms").
+		vs("slowest of a minute before", ms(slices.Max(bm)))
+	b.add(sec, "minutes of the snapshot whose slowest statement waited > 100 ms longer than the slowest before", float64(over), "minutes").
+		note(fmt.Sprintf("of %d whole minutes", len(dm)))
 }
 
 // p999 is the 99.9th percentile of d in ms.
@@ -273,6 +338,10 @@ type snapWriter struct {
 	lat   [3][]time.Duration
 	at    [3][]time.Duration // when each statement of lat started, since began
 	began time.Time
+
+	cancel context.CancelFunc // of run's context, set by start
+	wg     sync.WaitGroup
+	err    error // run's, under mu
 }
 
 func (w *snapWriter) run(ctx context.Context) error {
@@ -308,6 +377,44 @@ func (w *snapWriter) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// start runs the writer in the background until halt.
+func (w *snapWriter) start(ctx context.Context) {
+	wctx, cancel := context.WithCancel(ctx)
+	w.cancel = cancel
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		err := w.run(wctx)
+		w.mu.Lock()
+		w.err = err
+		w.mu.Unlock()
+	}()
+}
+
+// halt stops the writer and returns its error; calling it again is a
+// no-op returning the same.
+func (w *snapWriter) halt() error {
+	w.cancel()
+	w.wg.Wait()
+	return w.failed()
+}
+
+// failed is the error the writer stopped on, nil while it runs.
+func (w *snapWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// logFigures logs the writer's latencies before and during the snapshot,
+// its slowest statements beside when the bridge was killed.
+func (w *snapWriter) logFigures(killedAt []string) {
+	snapLogf("writer before: %+v; during: %+v", benchutil.Percentiles(w.samples(0)), benchutil.Percentiles(w.samples(1)))
+	snapLogf("slowest statement of each minute before: %v; during: %v", w.minuteMaxima(0), w.minuteMaxima(1))
+	snapLogf("slowest statements before: %s", w.slowest(0, 5))
+	snapLogf("slowest statements during: %s; binlogbridge kill -9'd at %s", w.slowest(1, 10), strings.Join(killedAt, ", "))
 }
 
 func (w *snapWriter) samples(phase int) []time.Duration {

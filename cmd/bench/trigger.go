@@ -96,23 +96,60 @@ func insertItems(ctx context.Context, db interface {
 	return err
 }
 
-// triggerPath: section 2.
+// triggerPath: section 2. What the trigger costs an UPDATE, split into
+// its parts, then the whole path end to end.
 func (b *bench) triggerPath(ctx context.Context) error {
 	const sec = "2"
 	const nrows = 1000 // rows the UPDATEs cycle through
-	// The UPDATE's cost, split: a trigger that does nothing, one that only
-	// writes a commit-gate row, the generated trigger building the envelope
-	// without the gate and without sending it, the same with the gate, and
-	// the generated trigger whole.
-	variants := []struct{ table, name, body string }{
-		{"items_plain", "plain table", ""},
-		{"items_empty", "a trigger doing nothing (SET @x = 1)", "BEGIN SET @x = 1; END"},
-		{"items_gaterow", "a trigger writing one commit-gate row, nothing else", "BEGIN INSERT INTO " + sqlschema.GateTable + " (digest) VALUES (REPEAT('x', 32)); END"},
-		{"items_env", "generated trigger building the envelope, no gate, no UDF call", ""},
-		{"items_json", "generated trigger building the envelope and its gate row, no UDF call", ""},
-		{"items_trig", "generated trigger + UDF (the whole trigger path)", ""},
+	if err := b.updateCost(ctx, sec, nrows); err != nil {
+		return err
 	}
-	for _, v := range variants {
+	return b.triggerEndToEnd(ctx, sec, nrows)
+}
+
+// updateVariant is one table of section 2's UPDATE cost, with the body of
+// its hand-written trigger ("": none, or the generated one).
+type updateVariant struct{ table, name, body string }
+
+// updateVariants split the UPDATE's cost: a trigger that does nothing, one
+// that only writes a commit-gate row, the generated trigger building the
+// envelope without the gate and without sending it, the same with the
+// gate, and the generated trigger whole (last).
+var updateVariants = []updateVariant{
+	{"items_plain", "plain table", ""},
+	{"items_empty", "a trigger doing nothing (SET @x = 1)", "BEGIN SET @x = 1; END"},
+	{"items_gaterow", "a trigger writing one commit-gate row, nothing else", "BEGIN INSERT INTO " + sqlschema.GateTable + " (digest) VALUES (REPEAT('x', 32)); END"},
+	{"items_env", "generated trigger building the envelope, no gate, no UDF call", ""},
+	{"items_json", "generated trigger building the envelope and its gate row, no UDF call", ""},
+	{"items_trig", "generated trigger + UDF (the whole trigger path)", ""},
+}
+
+// updateCost sets up section 2's tables, times UPDATEs on each, and adds
+// the figures.
+func (b *bench) updateCost(ctx context.Context, sec string, nrows int) error {
+	if err := b.createUpdateVariants(ctx, nrows); err != nil {
+		return err
+	}
+	g, err := b.gearmand("memory")
+	if err != nil {
+		return err
+	}
+	if err := b.installVariantTriggers(ctx, "bench_trig", g.Addr); err != nil {
+		return err
+	}
+	dur, updates, err := b.timeVariantUpdates(ctx, nrows)
+	if err != nil {
+		return err
+	}
+	b.reportUpdateCost(sec, dur, updates)
+	b.stopGearmand(g)
+	return nil
+}
+
+// createUpdateVariants creates the tables of updateVariants and their
+// hand-written triggers.
+func (b *bench) createUpdateVariants(ctx context.Context, nrows int) error {
+	for _, v := range updateVariants {
 		if err := b.createItems(ctx, v.table, nrows); err != nil {
 			return err
 		}
@@ -122,29 +159,32 @@ func (b *bench) triggerPath(ctx context.Context) error {
 			}
 		}
 	}
-	// UPDATE cost: interleaved blocks of 100 single-row autocommit UPDATEs
-	// on one session, so machine noise hits every table alike.
-	g, err := b.gearmand("memory")
-	if err != nil {
-		return err
-	}
-	ns := "bench_trig"
-	if err := b.installTrigger(ctx, ns, "items_trig", g.Addr); err != nil {
+	return nil
+}
+
+// installVariantTriggers installs the generated triggers of updateVariants:
+// whole (submitting to addr), without the UDF call, and without gate either.
+func (b *bench) installVariantTriggers(ctx context.Context, ns, addr string) error {
+	if err := b.installTrigger(ctx, ns, "items_trig", addr); err != nil {
 		return err
 	}
 	if err := b.installTrigger(ctx, ns, "items_json", ""); err != nil {
 		return err
 	}
-	if err := b.installTriggerGate(ctx, ns, "items_env", "", false); err != nil {
-		return err
-	}
+	return b.installTriggerGate(ctx, ns, "items_env", "", false)
+}
+
+// timeVariantUpdates times interleaved blocks of 100 single-row autocommit
+// UPDATEs on one session, so machine noise hits every table alike. It
+// returns the time spent on each of updateVariants and the UPDATEs run on
+// each.
+func (b *bench) timeVariantUpdates(ctx context.Context, nrows int) ([]time.Duration, int, error) {
 	conn, err := b.db.Conn(ctx)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer conn.Close()
-	dur := make([]time.Duration, len(variants))
-	updates := 0
+	dur := make([]time.Duration, len(updateVariants))
 	block := func(k int, table string, from int) error {
 		t0 := time.Now()
 		for i := from; i < from+100; i++ {
@@ -156,44 +196,52 @@ func (b *bench) triggerPath(ctx context.Context) error {
 		return nil
 	}
 	for i := 0; i < 2; i++ { // warm-up
-		for k, v := range variants {
+		for k, v := range updateVariants {
 			if err := block(k, v.table, 0); err != nil {
-				return err
+				return nil, 0, err
 			}
 		}
 	}
 	clear(dur)
+	updates := 0
 	limit := time.Now().Add(2 * b.maxTime)
 	for updates < b.rows/2 && time.Now().Before(limit) {
-		for k, v := range variants {
+		for k, v := range updateVariants {
 			if err := block(k, v.table, updates); err != nil {
-				return fmt.Errorf("UPDATE %s: %w", v.table, err)
+				return nil, 0, fmt.Errorf("UPDATE %s: %w", v.table, err)
 			}
 		}
 		updates += 100
 	}
+	return dur, updates, nil
+}
+
+// reportUpdateCost adds the UPDATE cost figures: each variant's latency
+// beside the plain table's, and the whole trigger path's rate.
+func (b *bench) reportUpdateCost(sec string, dur []time.Duration, updates int) {
 	us := func(k int) float64 { return float64(dur[k].Microseconds()) / float64(updates) }
-	plainUS, trigUS := us(0), us(len(variants)-1)
+	plainUS, trigUS := us(0), us(len(updateVariants)-1)
 	b.add(sec, "UPDATE latency, plain table", plainUS, "µs").note(fmt.Sprintf("%d single-row autocommit UPDATEs per table", updates))
-	for k, v := range variants[1:] {
+	for k, v := range updateVariants[1:] {
 		f := b.add(sec, "UPDATE latency, "+v.name, us(k+1), "µs").vs("plain UPDATE µs", plainUS)
-		if k+1 == len(variants)-1 {
+		if k+1 == len(updateVariants)-1 {
 			f.note("ratio = cost, target ≤ 1.2")
 		}
 	}
 	b.add(sec, "UPDATE rate, generated trigger + UDF", 1e6/trigUS, "rows/s").vs("plain UPDATE rows/s", 1e6/plainUS)
 	b.ceilings["update_plain_us"], b.ceilings["update_trig_us"] = plainUS, trigUS
-	b.stopGearmand(g)
+}
 
-	// End to end: 4 writers updating distinct rows, the trigger submitting to
-	// a fresh gearmand, one worker (4 jobs at once) with dispatch and the
-	// retry guard, as dbworker runs.
-	g, err = b.gearmand("memory")
+// triggerEndToEnd: 4 writers updating distinct rows, the trigger
+// submitting to a fresh gearmand, one worker (4 jobs at once) with
+// dispatch and the retry guard, as dbworker runs.
+func (b *bench) triggerEndToEnd(ctx context.Context, sec string, nrows int) error {
+	g, err := b.gearmand("memory")
 	if err != nil {
 		return err
 	}
 	defer b.stopGearmand(g)
-	ns = "bench_trig_e2e"
+	ns := "bench_trig_e2e"
 	if err := b.installTrigger(ctx, ns, "items_trig", g.Addr); err != nil {
 		return err
 	}
@@ -212,31 +260,11 @@ func (b *bench) triggerPath(ctx context.Context) error {
 	stop := runWorker(ctx, w)
 	defer stop()
 	const writers = 4
-	var written atomic.Int64
-	var wg sync.WaitGroup
-	var werr error
-	var once sync.Once
 	start := time.Now()
-	deadline := start.Add(b.maxTime)
-	for k := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := k; written.Load() < int64(b.rows) && time.Now().Before(deadline); i += writers {
-				if _, err := b.db.ExecContext(ctx, "UPDATE items_trig SET n = n + 1, written_at = NOW(6) WHERE id = ?", i%nrows); err != nil {
-					once.Do(func() { werr = err })
-					return
-				}
-				written.Add(1)
-			}
-		}()
+	n, writeDur, err := b.spreadUpdates(ctx, "items_trig", nrows, writers, start.Add(b.maxTime))
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	writeDur := time.Since(start)
-	if werr != nil {
-		return werr
-	}
-	n := written.Load()
 	ok := waitFor(ctx, 30*time.Second, func() bool { return r.n.Load() >= n })
 	got := r.n.Load()
 	el := time.Duration(r.last.Load() - start.UnixNano())
@@ -251,6 +279,33 @@ func (b *bench) triggerPath(ctx context.Context) error {
 	awaitSamples(ctx, r, got)
 	addLatency(b, sec, "trigger commit → handler", r, "the trigger's UTC_TIMESTAMP(6) (package latency)")
 	return nil
+}
+
+// spreadUpdates runs single-row autocommit UPDATEs on table's first nrows
+// rows from writers sessions, writer k taking rows k, k+writers, …, until
+// b.rows are written or deadline passes. It returns how many were written
+// and how long the writing took.
+func (b *bench) spreadUpdates(ctx context.Context, table string, nrows, writers int, deadline time.Time) (int64, time.Duration, error) {
+	var written atomic.Int64
+	var wg sync.WaitGroup
+	var werr error
+	var once sync.Once
+	start := time.Now()
+	for k := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; written.Load() < int64(b.rows) && time.Now().Before(deadline); i += writers {
+				if _, err := b.db.ExecContext(ctx, "UPDATE "+table+" SET n = n + 1, written_at = NOW(6) WHERE id = ?", i%nrows); err != nil {
+					once.Do(func() { werr = err })
+					return
+				}
+				written.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return written.Load(), time.Since(start), werr
 }
 
 // addLatency adds r's commit → handler percentiles, each beside the same
