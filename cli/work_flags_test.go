@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,11 +28,12 @@ func (*flagItem) TriggerInsert(context.Context) error { return nil }
 func (*flagItem) Touch(context.Context) error { return nil }
 
 // runWorkerCLI runs the application's command line in-process with a
-// counting reverse function and the flagItem model.
+// counting reverse function and the flagItem model, and returns its exit
+// code and stderr (errors, notices and the worker's log).
 func runWorkerCLI(t *testing.T, ran *atomic.Int64, args ...string) (int, string) {
 	t.Helper()
 	var buf bytes.Buffer
-	app, err := cli.New(cli.WithName("app"), cli.WithOutput(&buf, &buf),
+	app, err := cli.New(cli.WithName("app"), cli.WithOutput(io.Discard, &buf),
 		cli.WithRegister(func(reg *dispatch.Registry) error {
 			reg.HandleFunc("Worker1.reverse", func(context.Context, *gearman.Job) (any, error) {
 				ran.Add(1)
