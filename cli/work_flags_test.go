@@ -127,3 +127,15 @@ func TestWorkerModelFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerDrainUnreachable: --timeout=0 is a one-off run: a gearmand it
+// cannot reach fails it (exit 1, naming the server) instead of waiting.
+func TestWorkerDrainUnreachable(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) // nothing listens
+	f := writeFile(t, fmt.Sprintf("all:\n  server: {default: '%s'}\n  worker:\n    plain:\n      reverse: [Worker1, reverse]\n", addr))
+	var ran atomic.Int64
+	code, out := runWorkerCLI(t, &ran, "--file", f, "--config=plain", "--timeout=0")
+	if code != 1 || !strings.Contains(out, "draining "+addr) {
+		t.Errorf("exit %d, want 1 naming %s\n%s", code, addr, out)
+	}
+}

@@ -99,6 +99,7 @@ type Worker struct {
 	onIdle      func()
 
 	idled    atomic.Bool  // Run stopped for want of a job
+	drainErr atomic.Value // error: a server WithDrain could not reach
 	started  atomic.Int64 // jobs reserved (counted against maxJobs)
 	done     atomic.Int64
 	running  atomic.Int64
@@ -126,7 +127,8 @@ func WithIdleTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.
 
 // WithDrain makes each connection stop once gearmand has no job for it
 // (NO_JOB), and Run return when all have: the worker drains the queue and
-// exits, as the seed's worker did with a timeout of 0.
+// exits, as the seed's worker did with a timeout of 0. A server it cannot
+// reach is Run's error then, not redialled.
 func WithDrain() WorkerOption { return WithDrainIf(true) }
 
 // WithDrainIf is WithDrain when drain is true.
@@ -253,6 +255,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		go w.watchIdle(stop, cancel)
 	}
 	wg.Wait()
+	if err, _ := w.drainErr.Load().(error); err != nil {
+		return err
+	}
 	if w.drain && ctx.Err() == nil && (w.maxJobs <= 0 || w.done.Load() < w.maxJobs) {
 		w.idled.Store(true)
 	}
@@ -315,6 +320,12 @@ func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr strin
 	var downSince time.Time // of the first failed dial in a row
 	for first := true; ctx.Err() == nil; first = false {
 		c, err := w.connect(addr)
+		if err != nil && w.drain {
+			// Draining is a one-off run: an unreachable server is its
+			// failure, not something to wait out.
+			w.drainErr.CompareAndSwap(nil, fmt.Errorf("gearman: draining %s: %w", addr, err))
+			return
+		}
 		if err != nil {
 			if downSince.IsZero() {
 				downSince = time.Now()
