@@ -2,6 +2,7 @@ package rowgear
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type settings struct {
 	verbose     bool
 	mws         []dispatch.Middleware
 	listen      observe.Flags
+	drain       bool
+	model       string
+	methods     []string
+	hooks       Hooks
 }
 
 func defaults() settings {
@@ -226,4 +231,52 @@ func WithListeners(metricsAddr, healthAddr string) WorkerOption {
 		s.listen = observe.Flags{MetricsAddr: metricsAddr, HealthAddr: healthAddr}
 		return nil
 	})
+}
+
+// WithDrain makes Run return as soon as gearmand has no job for the worker:
+// it works off what is queued and exits (sfGearmanPlugin's --timeout=0).
+func WithDrain() WorkerOption {
+	return optionFunc(func(s *settings) error { s.drain = true; return nil })
+}
+
+// WithModel registers only model's functions of the worker set (its row
+// events, snapshot, batch and jobs); with methods, only those: an event
+// (insert, update, delete, or the plugin's triggerInsert, ...), snapshot,
+// batch, or a job's name. NewWorker reports a model or method the set does
+// not serve with ErrNotInSet (sfGearmanPlugin's --model and --methods).
+func WithModel(model string, methods ...string) WorkerOption {
+	return optionFunc(func(s *settings) error {
+		if model == "" {
+			return errors.New("WithModel: empty model name")
+		}
+		for i, m := range methods {
+			if m == "" {
+				return fmt.Errorf("WithModel(%q): method %d is empty", model, i)
+			}
+		}
+		s.model, s.methods = model, methods
+		return nil
+	})
+}
+
+// Hooks are called at points of a worker's life, as sfGearmanPlugin's
+// gearman.start, gearman.stop and gearman.timeout events were; a nil hook
+// is skipped. They run on the worker's goroutines: keep them short.
+type Hooks struct {
+	// OnStart: Run is about to take jobs (gearman.start).
+	OnStart func(ctx context.Context)
+	// OnIdle: Run stops because no job came within WithIdleTimeout, or
+	// WithDrain found no job (gearman.timeout); OnStop follows.
+	OnIdle func(ctx context.Context)
+	// OnStop: Run has stopped taking jobs, the running ones have finished;
+	// err is what Run returns (gearman.stop).
+	OnStop func(ctx context.Context, err error)
+	// OnJobTimeout: a handler of function fn returned after its context's
+	// deadline passed (WithJobTimeout, or retry:'s per-function timeout).
+	OnJobTimeout func(ctx context.Context, fn string)
+}
+
+// WithHooks calls h's hooks; a later WithHooks replaces an earlier one.
+func WithHooks(h Hooks) WorkerOption {
+	return optionFunc(func(s *settings) error { s.hooks = h; return nil })
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,10 @@ import (
 // ErrNotMigrated: rowgear's own migrations are not (all) applied.
 var ErrNotMigrated = errors.New("rowgear's migrations are not applied")
 
+// ErrNotInSet: WithModel names a model or a method that the worker set does
+// not serve.
+var ErrNotInSet = errors.New("rowgear: not in the worker set")
+
 // ErrWorkerStopped: Run was called on a worker that ran or was shut down.
 var ErrWorkerStopped = errors.New("rowgear: the worker has run already or was shut down")
 
@@ -49,6 +54,7 @@ type Worker struct {
 	mu      sync.Mutex
 	started bool
 	stop    context.CancelFunc // Run's; nil before it
+	runCtx  context.Context    // Run's, for the hooks
 	done    chan struct{}      // closed when Run has returned, or by Shutdown before Run
 }
 
@@ -104,15 +110,122 @@ func (w *Worker) init(ctx context.Context, reg *dispatch.Registry) error {
 	w.gw = gearman.NewWorker(w.servers, append(w.obs.WorkerOptions(), gearman.WithConcurrency(w.s.concurrency),
 		gearman.WithMaxJobs(w.s.maxJobs), gearman.WithIdleTimeout(w.s.idle), gearman.WithVerbose(w.s.verbose),
 		gearman.WithLogger(w.log), gearman.WithJobTimeout(w.s.jobTimeout), gearman.WithClientID(cmp.Or(w.s.name, "rowgear")),
-		gearman.WithWorkerCodecFor(dispatch.Codecs(cfg, w.s.server, w.s.set)))...)
+		gearman.WithWorkerCodecFor(dispatch.Codecs(cfg, w.s.server, w.s.set)), gearman.WithDrainIf(w.s.drain),
+		gearman.WithIdleStop(w.idleHook))...)
 	// Where rowgear reads gearman.yml differently from sfGearmanPlugin: said
 	// once at start, naming the line, so a migrating team sees it.
 	for _, n := range cfg.Notes {
 		w.log.Warn("gearman.yml read differently from sfGearmanPlugin", "note", n.String())
 	}
 	inner := slices.Concat(w.s.mws, []dispatch.Middleware{w.obs.HandlerStart}) // innermost: commit → handler latency ends here
-	w.fns, err = reg.Chained(outer, inner).Mount(w.gw, cfg, w.s.set, w.db)
-	return err
+	col := collector{}
+	if _, err = reg.Chained(outer, inner).Mount(col, cfg, w.s.set, w.db); err != nil {
+		return err
+	}
+	keep, err := w.selected(col)
+	if err != nil {
+		return err
+	}
+	for _, fn := range keep {
+		w.gw.Register(fn, w.timeoutHook(fn, col[fn]))
+	}
+	w.fns = keep
+	return nil
+}
+
+// collector takes what Mount registers, for WithModel to choose from.
+type collector map[string]gearman.Handler
+
+func (c collector) Register(fn string, h gearman.Handler) { c[fn] = h }
+
+// selected are the functions of fns that WithModel keeps, sorted.
+func (w *Worker) selected(fns collector) ([]string, error) {
+	all := slices.Sorted(maps.Keys(fns))
+	if w.s.model == "" {
+		return all, nil
+	}
+	where := "set " + cmp.Or(w.s.set, "(every model)")
+	if _, plain := w.cfg.Workers[w.s.set]; plain && w.s.set != "" {
+		if _, both := w.cfg.DBWorkers[w.s.set]; !both {
+			return nil, fmt.Errorf("%w: %s is a worker: set of plain functions, it has no model %s", ErrNotInSet, where, w.s.model)
+		}
+	}
+	byMethod := map[string][]string{} // method → functions of the model
+	var models []string
+	for _, fn := range all {
+		model, method, ok := w.modelMethod(fn)
+		if !ok {
+			continue
+		}
+		if !slices.Contains(models, model) {
+			models = append(models, model)
+		}
+		if model == w.s.model {
+			byMethod[method] = append(byMethod[method], fn)
+		}
+	}
+	if len(byMethod) == 0 {
+		return nil, fmt.Errorf("%w: %s has no model %s (models: %s)", ErrNotInSet, where, w.s.model, strings.Join(models, ", "))
+	}
+	if len(w.s.methods) == 0 {
+		var keep []string
+		for _, f := range byMethod {
+			keep = append(keep, f...)
+		}
+		slices.Sort(keep)
+		return keep, nil
+	}
+	var keep []string
+	for _, m := range w.s.methods {
+		m = strings.TrimSpace(m)
+		// The plugin's special methods: insert means triggerInsert.
+		if t, ok := strings.CutPrefix(m, "trigger"); ok && t != "" {
+			m = strings.ToLower(t)
+		}
+		f, ok := byMethod[m]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: model %s has no method %s (methods: %s)", ErrNotInSet, where, w.s.model, m,
+				strings.Join(slices.Sorted(maps.Keys(byMethod)), ", "))
+		}
+		keep = append(keep, f...)
+	}
+	slices.Sort(keep)
+	return slices.Compact(keep), nil
+}
+
+// modelMethod splits a function name into its model and its event or job.
+func (w *Worker) modelMethod(fn string) (model, method string, ok bool) {
+	rest, ok := strings.CutPrefix(fn, w.cfg.Namespace+".")
+	if !ok && w.cfg.Naming == config.NamingPlugin {
+		rest, ok = strings.CutSuffix(fn, w.cfg.FunctionSuffix)
+	}
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, ".")
+}
+
+// timeoutHook calls Hooks.OnJobTimeout when fn's handler returns after its
+// deadline.
+func (w *Worker) timeoutHook(fn string, h gearman.Handler) gearman.Handler {
+	hook := w.s.hooks.OnJobTimeout
+	if hook == nil {
+		return h
+	}
+	return func(ctx context.Context, job *gearman.Job) (any, error) {
+		out, err := h(ctx, job)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			hook(ctx, fn)
+		}
+		return out, err
+	}
+}
+
+// idleHook is gearman's idle stop, passed on to Hooks.OnIdle.
+func (w *Worker) idleHook() {
+	if w.s.hooks.OnIdle != nil {
+		w.s.hooks.OnIdle(w.runCtx)
+	}
 }
 
 // openDB opens the database a model set needs, for its records and for the
@@ -255,6 +368,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.started = true
 	ctx, w.stop = context.WithCancel(ctx)
+	w.runCtx = ctx
 	w.mu.Unlock()
 	defer close(w.done)
 	defer w.release()
@@ -279,10 +393,16 @@ func (w *Worker) run(ctx context.Context) error {
 	if w.guard != nil {
 		guardDone.Go(func() { w.guard.Run(gctx) })
 	}
+	if w.s.hooks.OnStart != nil {
+		w.s.hooks.OnStart(ctx)
+	}
 	err := w.gw.Run(ctx)
 	stopGuard()
 	guardDone.Wait()
 	w.stop() // the observation's listeners and latency resolver
+	if w.s.hooks.OnStop != nil {
+		w.s.hooks.OnStop(context.WithoutCancel(ctx), err)
+	}
 	if err != nil {
 		return err
 	}

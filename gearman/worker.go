@@ -95,7 +95,11 @@ type Worker struct {
 	onConn      func(ConnEvent)
 	codecFor    func(fn string) Codec
 	suffix      string
+	drain       bool
+	onIdle      func()
 
+	idled    atomic.Bool  // Run stopped for want of a job
+	drainErr atomic.Value // error: a server WithDrain could not reach
 	started  atomic.Int64 // jobs reserved (counted against maxJobs)
 	done     atomic.Int64
 	running  atomic.Int64
@@ -120,6 +124,19 @@ func WithMaxJobs(n int) WorkerOption { return func(w *Worker) { w.maxJobs = int6
 // WithIdleTimeout stops the worker after d without a job (0 or less:
 // never), as the seed's --timeout.
 func WithIdleTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.idle = d } }
+
+// WithDrain makes each connection stop once gearmand has no job for it
+// (NO_JOB), and Run return when all have: the worker drains the queue and
+// exits, as the seed's worker did with a timeout of 0. A server it cannot
+// reach is Run's error then, not redialled.
+func WithDrain() WorkerOption { return WithDrainIf(true) }
+
+// WithDrainIf is WithDrain when drain is true.
+func WithDrainIf(drain bool) WorkerOption { return func(w *Worker) { w.drain = drain } }
+
+// WithIdleStop calls f when Run returns because no job came: the idle
+// timeout passed, or WithDrain found the queue empty.
+func WithIdleStop(f func()) WorkerOption { return func(w *Worker) { w.onIdle = f } }
 
 // WithJobTimeout cancels a handler's context after d (0: no limit). It is
 // enforced here, not with gearmand's CAN_DO_TIMEOUT, which requeues the job.
@@ -238,8 +255,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		go w.watchIdle(stop, cancel)
 	}
 	wg.Wait()
+	if err, _ := w.drainErr.Load().(error); err != nil {
+		return err
+	}
+	if w.drain && ctx.Err() == nil && (w.maxJobs <= 0 || w.done.Load() < w.maxJobs) {
+		w.idled.Store(true)
+	}
+	if w.idled.Load() && w.onIdle != nil {
+		w.onIdle()
+	}
 	return nil
 }
+
+// errDrained ends a connection's loop under WithDrain: gearmand has no job.
+var errDrained = errors.New("gearman: no job left")
 
 func (w *Worker) watchIdle(ctx context.Context, cancel context.CancelFunc) {
 	t := time.NewTicker(w.idle / 20)
@@ -251,6 +280,7 @@ func (w *Worker) watchIdle(ctx context.Context, cancel context.CancelFunc) {
 		case <-t.C:
 			if w.running.Load() == 0 && time.Since(time.Unix(0, w.lastBusy.Load())) >= w.idle {
 				w.logger().Info("worker idle, stopping", "idle", w.idle)
+				w.idled.Store(true)
 				cancel()
 				return
 			}
@@ -290,6 +320,12 @@ func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr strin
 	var downSince time.Time // of the first failed dial in a row
 	for first := true; ctx.Err() == nil; first = false {
 		c, err := w.connect(addr)
+		if err != nil && w.drain {
+			// Draining is a one-off run: an unreachable server is its
+			// failure, not something to wait out.
+			w.drainErr.CompareAndSwap(nil, fmt.Errorf("gearman: draining %s: %w", addr, err))
+			return
+		}
 		if err != nil {
 			if downSince.IsZero() {
 				downSince = time.Now()
@@ -310,6 +346,9 @@ func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr strin
 		err = w.serve(ctx, cancel, c, sem, &answered)
 		c.close()
 		w.observeConn(ConnEvent{Server: addr})
+		if errors.Is(err, errDrained) {
+			return
+		}
 		if answered {
 			requeueWait = minWait
 		}
@@ -412,6 +451,9 @@ func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn,
 			<-sem
 			if err != nil {
 				return err
+			}
+			if w.drain {
+				return errDrained
 			}
 			mu.Lock()
 			if stopping {
