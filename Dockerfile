@@ -1,4 +1,4 @@
-# The example application (examples/blog: dbworker with its models and
+# The bundled example application (cmd/dbworker with the models of models/, its
 # migrations, the demo writer) and rowgear's binlogbridge, on a small Debian
 # image.
 #
@@ -15,7 +15,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ \
-      ./examples/blog/cmd/dbworker ./cmd/binlogbridge ./examples/blog/cmd/demo
+      ./cmd/dbworker ./cmd/binlogbridge ./cmd/demo
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -24,7 +24,7 @@ RUN apt-get update \
  && useradd --system --home-dir /app --shell /usr/sbin/nologin rowgear \
  && install -d -o rowgear /var/lib/rowgear
 COPY --from=build /out/ /usr/local/bin/
-COPY examples/blog/config/gearman.yml /app/config/gearman.yml
+COPY models/config/gearman.yml /app/config/gearman.yml
 WORKDIR /app
 ENV ROWGEAR_CONFIG=/app/config/gearman.yml
 # dbworker's crash journals: a volume, so a restarted worker finds them.

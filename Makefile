@@ -18,16 +18,16 @@ test:
 	trap 'scripts/services stop' EXIT; \
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }; \
 	$(GO) vet ./...; \
-	$(GO) vet -tags compose ./examples/blog/compose/; \
+	$(GO) vet -tags compose ./examples/stack/compose/; \
 	$(GO) run $(STATICCHECK) ./...; \
 	$(GO) test -count=1 -timeout 20m ./...
 
-# The docker-compose stack for real (examples/blog/compose, build tag
+# The docker-compose stack for real (examples/stack/compose, build tag
 # compose): builds the images, starts the stack, writes rows, restarts and
 # kills services and counts what the handlers got, then `down -v`. Needs a
 # Docker API (DOCKER_HOST) and docker-compose; .ci/run brings them up.
 compose-test:
-	$(GO) test -tags compose -count=1 -timeout 30m -v ./examples/blog/compose/
+	$(GO) test -tags compose -count=1 -timeout 30m -v ./examples/stack/compose/
 
 # The demo without Docker (scripts/demo): starts the services, migrates,
 # runs binlogbridge and dbworker in the background and the demo writer.

@@ -8,17 +8,17 @@
 //	func TestPublish(t *testing.T) {
 //		db := openTestDB(t) // the application's schema
 //		reg := dispatch.NewRegistry()
-//		if err := blog.Register(reg); err != nil {
+//		if err := models.Register(reg); err != nil {
 //			t.Fatal(err)
 //		}
 //		w, err := rowgeartest.New(cfg, reg, db)
 //		if err != nil {
 //			t.Fatal(err)
 //		}
-//		if err := w.Insert(ctx, "Article", &blog.Article{ID: 1, Title: "Hi"}); err != nil {
+//		if err := w.Insert(ctx, "Article", &models.Article{ID: 1, Title: "Hi"}); err != nil {
 //			t.Fatal(err)
 //		}
-//		res, err := w.Job(ctx, &blog.Article{ID: 1}, "publish", false, true)
+//		res, err := w.Job(ctx, &models.Article{ID: 1}, "publish", false, true)
 //		…
 //	}
 //

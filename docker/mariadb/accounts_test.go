@@ -117,7 +117,7 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	env := func(role string) []string {
 		f := filepath.Join(dir, "secrets", role, "password")
 		return append(os.Environ(),
-			"ROWGEAR_CONFIG="+filepath.Join(repo, "examples", "blog", "config", "gearman.yml"),
+			"ROWGEAR_CONFIG="+filepath.Join(repo, "models", "config", "gearman.yml"),
 			"ROWGEAR_GEARMAN="+g.Addr,
 			fmt.Sprintf("ROWGEAR_DATABASE_DSN=rowgear_%s@tcp(%s)/rowgear", role, m.Addr),
 			"ROWGEAR_DB_PASSWORD_FILE="+f)
@@ -132,7 +132,7 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	dbworker := testenv.Build(t, "github.com/rowgear/rowgear/examples/blog/cmd/dbworker")
+	dbworker := testenv.Build(t, "github.com/rowgear/rowgear/cmd/dbworker")
 
 	// migrate: rowgear's migrations and the application's, triggers too.
 	mig := exec.Command(dbworker, "migrate", "up")

@@ -1,4 +1,4 @@
-package blog_test
+package models_test
 
 import (
 	"reflect"

@@ -1,4 +1,4 @@
-package blog_test
+package models_test
 
 import (
 	"bytes"
@@ -11,20 +11,20 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
-	"github.com/rowgear/rowgear/examples/blog"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
+	"github.com/rowgear/rowgear/models"
 	"github.com/rowgear/rowgear/rowgeartest"
 )
 
-// TestArticleHandlers tests the blog's handlers as an application tests its
-// own: with rowgeartest, on the blog's schema, with no gearmand and no
+// TestArticleHandlers tests the bundled models' handlers as an application tests its
+// own: with rowgeartest, on the bundled models' schema, with no gearmand and no
 // worker. publish marks an article published and returns when; buildFeed
 // lists it; a title change asks for a reindex.
 func TestArticleHandlers(t *testing.T) {
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
-	sub, err := fs.Sub(blog.Migrations, "migrations")
+	sub, err := fs.Sub(models.Migrations, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestArticleHandlers(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	reg := dispatch.NewRegistry(dispatch.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	if err := blog.Register(reg); err != nil {
+	if err := models.Register(reg); err != nil {
 		t.Fatal(err)
 	}
 	w, err := rowgeartest.New(cfg, reg, db, rowgeartest.WithSet("example2"))
@@ -52,7 +52,7 @@ func TestArticleHandlers(t *testing.T) {
 	}
 	id, _ := res.LastInsertId()
 	before := time.Now().UTC().Add(-time.Second)
-	out, err := w.Job(ctx, &blog.Article{ID: uint64(id)}, "publish", false, true)
+	out, err := w.Job(ctx, &models.Article{ID: uint64(id)}, "publish", false, true)
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -67,19 +67,19 @@ func TestArticleHandlers(t *testing.T) {
 	if want := at.Format("2006-01-02 15:04:05.000000"); stored != want {
 		t.Errorf("published_at %s, publish returned %s", stored, want)
 	}
-	if _, err := w.Job(ctx, &blog.Article{ID: 999}, "publish", false, false); err == nil {
+	if _, err := w.Job(ctx, &models.Article{ID: 999}, "publish", false, false); err == nil {
 		t.Error("publish of a missing article: no error")
 	}
 
-	feed, err := w.Job(ctx, &blog.ArticleTable{}, "buildFeed")
+	feed, err := w.Job(ctx, &models.ArticleTable{}, "buildFeed")
 	if err != nil {
 		t.Fatalf("buildFeed: %v", err)
 	}
-	if items := feed.([]blog.FeedItem); len(items) != 1 || items[0].ID != uint64(id) || items[0].Title != "Hello" {
+	if items := feed.([]models.FeedItem); len(items) != 1 || items[0].ID != uint64(id) || items[0].Title != "Hello" {
 		t.Errorf("buildFeed: %+v", items)
 	}
 
-	old := &blog.Article{ID: uint64(id), Title: "Hello", Body: "Text.", CreatedAt: before}
+	old := &models.Article{ID: uint64(id), Title: "Hello", Body: "Text.", CreatedAt: before}
 	renamed := *old
 	renamed.Title = "Hello again"
 	if err := w.Update(ctx, "Article", old, &renamed); err != nil {

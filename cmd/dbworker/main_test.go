@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 }
 
 func dbworker(t *testing.T) string {
-	return testenv.Build(t, "github.com/rowgear/rowgear/examples/blog/cmd/dbworker")
+	return testenv.Build(t, "github.com/rowgear/rowgear/cmd/dbworker")
 }
 
 // seedConfig is the seed README's example1, pointed at addr.

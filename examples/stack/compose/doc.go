@@ -4,7 +4,7 @@
 // section promises. It is built only with the compose tag, so `go test ./...`
 // (make test) does not run it:
 //
-//	make compose-test          # = go test -tags compose ./examples/blog/compose
+//	make compose-test          # = go test -tags compose ./examples/stack/compose
 //
 // It needs a Docker API (DOCKER_HOST, or /var/run/docker.sock) and
 // docker-compose; CI brings them up with ../shared/tools/container-engine

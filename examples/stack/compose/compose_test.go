@@ -530,7 +530,7 @@ func (s *stack) awaitReady(t *testing.T) {
 	})
 }
 
-// composeBatch is binlog.batch of examples/blog/config/gearman.yml: the
+// composeBatch is binlog.batch of models/config/gearman.yml: the
 // most Comment events the bridge puts in one job.
 const composeBatch = 100
 

@@ -25,8 +25,8 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
-	models "github.com/rowgear/rowgear/examples/blog"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/models"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package blog_test
+package models_test
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	"github.com/rowgear/rowgear/config"
-	"github.com/rowgear/rowgear/examples/blog"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
+	"github.com/rowgear/rowgear/models"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -19,13 +19,13 @@ var update = flag.Bool("update", false, "rewrite migrations/"+triggersFile+" fro
 
 const triggersFile = "00002_article_triggers.sql"
 
-// TestTriggersMigrationIsGenerated: the blog's 00002 is what `dbworker
+// TestTriggersMigrationIsGenerated: the bundled models' 00002 is what `dbworker
 // triggers generate` makes of config/gearman.yml's Article against the
 // schema of its 00001.
 func TestTriggersMigrationIsGenerated(t *testing.T) {
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
-	sub, err := fs.Sub(blog.Migrations, "migrations")
+	sub, err := fs.Sub(models.Migrations, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +65,6 @@ func TestTriggersMigrationIsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(got) != string(want) {
-		t.Errorf("%s is not what the generator makes of config/gearman.yml now; run go test ./examples/blog -run Generated -update and review", path)
+		t.Errorf("%s is not what the generator makes of config/gearman.yml now; run go test ./models -run Generated -update and review", path)
 	}
 }

@@ -34,17 +34,18 @@ import (
 )
 
 // repo is the repository root, seen from this package's directory (go test
-// runs a package's tests in its directory); example is the application's.
+// runs a package's tests in its directory); example is the bundled models'
+// directory (their config and migrations).
 const (
 	repo    = "../../.."
-	example = ".."
+	example = "../../../models"
 )
 
 // binaries are the packages of the compose services' commands: the example
 // application's own binaries, and rowgear's binlogbridge.
 var binaries = map[string]string{
-	"dbworker":     "github.com/rowgear/rowgear/examples/blog/cmd/dbworker",
-	"demo":         "github.com/rowgear/rowgear/examples/blog/cmd/demo",
+	"dbworker":     "github.com/rowgear/rowgear/cmd/dbworker",
+	"demo":         "github.com/rowgear/rowgear/cmd/demo",
 	"binlogbridge": "github.com/rowgear/rowgear/cmd/binlogbridge",
 }
 
