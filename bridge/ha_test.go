@@ -345,7 +345,13 @@ func publishedSeconds(t *testing.T, path string) map[string]int {
 		if !strings.Contains(line, " msg=published ") || !strings.HasPrefix(line, "time=") {
 			continue
 		}
+		// When the job went out (sent=), not when its answer was logged: a
+		// bridge SIGSTOPped while it waited for gearmand's answer logs the
+		// line only after SIGCONT, for a job it published before the stop.
 		ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		if _, after, ok := strings.Cut(line, " sent="); ok {
+			ts, _, _ = strings.Cut(after, " ")
+		}
 		tm, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
 			t.Fatalf("%s: %q: %v", path, line, err)

@@ -208,10 +208,12 @@ func (s *submitters) submit(ctx context.Context, group []*job) bool {
 		payload = events.EncodeBatch(envs)
 	}
 	backoff := 50 * time.Millisecond
+	var sent time.Time // when the accepted attempt went out, for the log
 	for attempt := 0; ; attempt++ {
 		if s.gate != nil && s.gate() != nil {
 			return false // the lease is lost: publish nothing more
 		}
+		sent = time.Now()
 		_, err := s.client.Background(ctx, fn, payload, gearman.Normal, gearman.Unique(unique), gearman.Key(j.key))
 		if err == nil {
 			if s.failing.Swap(false) {
@@ -245,7 +247,9 @@ func (s *submitters) submit(ctx context.Context, group []*job) bool {
 			s.observer.Published(j.table, j.op, time.Since(j.read))
 		}
 		if s.verbose {
-			s.log.Info("published", "fn", j.fn, "id", j.id, "pos", j.pos, "in", fn)
+			// sent, not the log line's time: a bridge paused while it
+			// waited for gearmand's answer logs it only when it resumes.
+			s.log.Info("published", "fn", j.fn, "id", j.id, "pos", j.pos, "in", fn, "sent", sent)
 		}
 	}
 	return true

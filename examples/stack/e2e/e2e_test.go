@@ -369,6 +369,8 @@ func TestStack(t *testing.T) {
 		// The local root has no password; the compose accounts and their
 		// password files are tested in docker/mariadb.
 		"ROWGEAR_DB_PASSWORD_FILE": "",
+		// One bridge runs here; the stack's two share a lease (compose test).
+		"ROWGEAR_BINLOG_HA": "false",
 	}
 	var env []string
 	for _, kv := range os.Environ() {
