@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
@@ -32,7 +30,7 @@ import (
 
 // TestMain: Run and Shutdown leave no goroutine behind, nor do the tests'
 // applications (their HTTP servers, bridges and clients).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.RunWithoutLeaks(m, nil) }
 
 // Note is the embedding application's model: its inserts come from the
 // binlog; shout and flaky are record jobs.

@@ -264,7 +264,7 @@ func TestSnapshotKill9(t *testing.T) {
 	}
 	p := e.snapshotDone(id, 120*time.Second)
 	writes := stopWriter()
-	sum := e.replicaEqual(120 * time.Second)
+	sum := e.replicaEqual(300 * time.Second) // two suites on 2 cores took over 120 s
 	if c.Snapshot.Load() < int64(n)/10 {
 		t.Errorf("TriggerSnapshot ran %d times for %d rows", c.Snapshot.Load(), n)
 	}

@@ -3,10 +3,10 @@ package gearman_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/rowgear/rowgear/internal/testenv"
 )
 
 // TestMain fails the package when a test leaves a goroutine running.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testenv.RunWithoutLeaks(m, nil)
 }

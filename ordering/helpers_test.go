@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
@@ -27,10 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		testenv.RemoveBuilds()
-		os.Exit(code)
-	}))
+	testenv.RunWithoutLeaks(m, testenv.RemoveBuilds)
 }
 
 // world is one test's application: its database (rowgear's migrations and

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -29,7 +27,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("RETRY_TEST_WORKER"); mode != "" {
 		os.Exit(workerProcess(mode))
 	}
-	goleak.VerifyTestMain(m)
+	testenv.RunWithoutLeaks(m, nil)
 }
 
 func policy(attempts int, backoff time.Duration) func(string) config.RetryPolicy {
@@ -350,7 +348,9 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 	f.worker(t, "fail-once", journal)
-	testenv.Eventually(t, 60*time.Second, "the second run", func() bool {
+	// A new worker process: its build and start took over 60 s with two
+	// test suites on the 2 cores.
+	testenv.Eventually(t, 180*time.Second, "the second run", func() bool {
 		var n int
 		f.db.QueryRow("SELECT COUNT(*) FROM runs").Scan(&n)
 		return n == 2
