@@ -22,6 +22,8 @@ import (
 	"github.com/rowgear/rowgear/internal/health"
 	"github.com/rowgear/rowgear/internal/metrics"
 	"github.com/rowgear/rowgear/internal/observe"
+	"github.com/rowgear/rowgear/internal/outbox"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/wiring"
 	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/retry"
@@ -49,6 +51,7 @@ type Worker struct {
 	closers []func() error
 	obs     *observe.Worker
 	guard   *retry.Guard // nil: retries off, or no database
+	relay   *outbox.Relay // nil: triggers.mode is not outbox
 	gw      *gearman.Worker
 
 	mu      sync.Mutex
@@ -129,8 +132,42 @@ func (w *Worker) init(ctx context.Context, reg *dispatch.Registry) error {
 	for _, fn := range keep {
 		w.gw.Register(fn, w.timeoutHook(fn, col[fn]))
 	}
+	if err := w.newRelay(); err != nil {
+		return err
+	}
+	if w.relay != nil {
+		// The doorbell, outside rowgear's chain: it only wakes the relay.
+		bell := outbox.Doorbell(cfg.Namespace)
+		w.gw.Register(bell, w.relay.Handler)
+		keep = append(keep, bell)
+		slices.Sort(keep)
+	}
 	w.fns = keep
 	return nil
+}
+
+// newRelay prepares the outbox relay when the triggers write an outbox
+// (triggers.mode: outbox): every worker process with the database relays,
+// so a dead one leaves the others relaying.
+func (w *Worker) newRelay() error {
+	if w.db == nil || w.cfg.Triggers.Mode != "outbox" {
+		return nil
+	}
+	tables := []string{sqlschema.GateTable}
+	for _, name := range slices.Sorted(maps.Keys(w.cfg.Models)) {
+		if s := w.cfg.Models[name].Schema; s != "" {
+			t := sqlschema.QuoteIdent(s) + "." + sqlschema.GateTable
+			if !slices.Contains(tables, t) {
+				tables = append(tables, t)
+			}
+		}
+	}
+	gc := gearman.NewClient(w.servers, gearman.WithClientLogger(w.log))
+	w.closers = append(w.closers, gc.Close)
+	var err error
+	w.relay, err = outbox.New(w.db, gc, outbox.Options{Tables: tables, ResendAfter: w.cfg.Triggers.ResendAfter,
+		Poll: w.cfg.Triggers.Poll, Concurrency: w.s.concurrency, Logger: w.log})
+	return err
 }
 
 // collector takes what Mount registers, for WithModel to choose from.
@@ -281,7 +318,7 @@ func (w *Worker) outer(ctx context.Context) ([]dispatch.Middleware, error) {
 	}
 	// Row events run after their commit only, in commit order per row;
 	// inside the guard, so that a failed event is retried.
-	if err := w.checkMigrated(ctx, 10); err != nil {
+	if err := w.checkMigrated(ctx, 110); err != nil {
 		return nil, err
 	}
 	odb := w.db
@@ -392,6 +429,9 @@ func (w *Worker) run(ctx context.Context) error {
 	var guardDone sync.WaitGroup
 	if w.guard != nil {
 		guardDone.Go(func() { w.guard.Run(gctx) })
+	}
+	if w.relay != nil {
+		guardDone.Go(func() { w.relay.Run(gctx) })
 	}
 	if w.s.hooks.OnStart != nil {
 		w.s.hooks.OnStart(ctx)

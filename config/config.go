@@ -196,9 +196,18 @@ type Binlog struct {
 // Triggers configures the generated triggers and the UDF they call.
 type Triggers struct {
 	// Mode is "strict" (default: a write fails when its job cannot be
-	// submitted, so nothing is lost) or "lenient" (the write goes through,
-	// the UDF returns NULL and the failure is counted and logged).
+	// submitted, so nothing is lost), "lenient" (the write goes through,
+	// the UDF returns NULL and the failure is counted and logged) or
+	// "outbox" (the event is written into the commit-gate row in the
+	// writer's transaction and the worker's relay publishes it: no write
+	// waits for gearmand or is refused for it; package internal/outbox).
 	Mode string
+	// ResendAfter (outbox) is how long a published event waits for its
+	// handler before the relay sends it again; 0: 30 s.
+	ResendAfter time.Duration
+	// Poll (outbox) is how often the relay looks for events without a
+	// doorbell; 0: 1 s.
+	Poll time.Duration
 }
 
 // RetryPolicy says how a failing job is retried before it goes to the

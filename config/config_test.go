@@ -538,8 +538,8 @@ func TestErrors(t *testing.T) {
 		{"server map typo with list", "all:\n  server:\n    default: {host: h, prot: [1]}\n", "", "t.yml:3: all.server.default.prot: unknown key (want host, port)"},
 
 		// triggers
-		{"triggers mode", "all:\n  triggers:\n    mode: loose\n", "", `t.yml:3: all.triggers.mode: want strict or lenient, got "loose"`},
-		{"triggers typo", "all:\n  triggers:\n    timeout: 1\n", "", "t.yml:3: all.triggers.timeout: unknown key (want mode)"},
+		{"triggers mode", "all:\n  triggers:\n    mode: loose\n", "", `t.yml:3: all.triggers.mode: want strict or lenient or outbox, got "loose"`},
+		{"triggers typo", "all:\n  triggers:\n    timeout: 1\n", "", "t.yml:3: all.triggers.timeout: unknown key (want mode, resend_after, poll)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

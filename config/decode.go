@@ -736,11 +736,31 @@ func (d *decoder) triggers(n *yaml.Node, c *Config) error {
 	}
 	for _, p := range ps {
 		kp := join("triggers", p.k.Value)
-		if p.k.Value != "mode" {
-			return d.errorf(p.k, kp, "unknown key (want mode)")
+		switch p.k.Value {
+		case "mode":
+			if err := d.oneOf(p.v, kp, &c.Triggers.Mode, "strict", "lenient", "outbox"); err != nil {
+				return err
+			}
+			continue
+		case "resend_after", "poll":
+		default:
+			return d.errorf(p.k, kp, "unknown key (want mode, resend_after, poll)")
 		}
-		if err := d.oneOf(p.v, kp, &c.Triggers.Mode, "strict", "lenient"); err != nil {
+		v, ok, err := d.scalar(p.v, kp, "a duration")
+		if err != nil {
 			return err
+		}
+		if !ok {
+			continue // ~: keep the default
+		}
+		iv, err := time.ParseDuration(v)
+		if err != nil || iv < 10*time.Millisecond {
+			return d.errorf(p.v, kp, "want a duration of at least 10ms such as 30s, got %q", v)
+		}
+		if p.k.Value == "poll" {
+			c.Triggers.Poll = iv
+		} else {
+			c.Triggers.ResendAfter = iv
 		}
 	}
 	return nil

@@ -4,8 +4,9 @@
 // ordering's commit-gate, row-seq and applied-event tables (00010),
 // binlogbridge's snapshot requests and progress (00040) and their pace
 // (00045), an index of dead letters by function (00050), the
-// bridge's high-availability lease and reports (00060), and the gearman UDFs
-// the triggers call (00099, last). The UDFs are needed only by
+// bridge's high-availability lease and reports (00060), the gearman UDFs
+// the triggers call (00099), and the outbox columns of the commit gate
+// (00110, triggers.mode: outbox). The UDFs are needed only by
 // trigger-sourced models: an application whose models all use the binlog
 // leaves 00099 out (see WithoutUDF), so a server without the UDF's library,
 // or a managed one, can run everything else. They are

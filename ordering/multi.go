@@ -91,7 +91,7 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		if err != nil {
 			return nil, err
 		}
-		q += "; DELETE FROM " + o.gate(ev.Model) + " WHERE id = ? RETURNING digest"
+		q += "; DELETE FROM " + o.gate(ev.Model) + " WHERE id = ? RETURNING digest, payload"
 		args = append(args, gate)
 	}
 	var key []byte
@@ -106,7 +106,7 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	}
 	defer tc.close()
 	conn := tc.Conn
-	found, digest, updated, err := readFirst(ctx, conn, q, args, gated, ordered)
+	found, gr, updated, err := readFirst(ctx, conn, q, args, gated, ordered)
 	if gone := gateGone(ev, job, err); gated && gone != nil {
 		return nil, gone
 	}
@@ -114,7 +114,7 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		return nil, fmt.Errorf("ordering: event %s: waiting for its commit, locking its row: %w", ev.ID, err)
 	}
 	if gated {
-		if ok, err := o.checkGate(job, ev, found, digest); err != nil || !ok {
+		if ok, err := o.checkGate(job, ev, found, gr); err != nil || !ok {
 			return nil, err
 		}
 	}
@@ -161,38 +161,38 @@ func (c *txConn) close() {
 }
 
 // readFirst sends runMulti's first round trip and reads its answers: the
-// gate row's digest (found false when there is none) and whether the
-// UPDATE claimed the row.
-func readFirst(ctx context.Context, conn *sql.Conn, q string, args []any, gated, ordered bool) (found bool, digest []byte, updated bool, err error) {
+// gate row (found false when there is none) and whether the UPDATE
+// claimed the row.
+func readFirst(ctx context.Context, conn *sql.Conn, q string, args []any, gated, ordered bool) (found bool, gr gateRow, updated bool, err error) {
 	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
-		return false, nil, false, err
+		return false, gr, false, err
 	}
 	defer rows.Close()
 	if gated {
 		if rows.Next() {
 			found = true
-			if err := rows.Scan(&digest); err != nil {
-				return false, nil, false, err
+			if err := rows.Scan(&gr.digest, &gr.payload); err != nil {
+				return false, gr, false, err
 			}
 		}
 		if ordered && !rows.NextResultSet() {
-			return false, nil, false, errOr(rows.Err(), "no claim result")
+			return false, gr, false, errOr(rows.Err(), "no claim result")
 		}
 	}
 	if ordered {
 		n, err := count(rows)
 		if err != nil {
-			return false, nil, false, err
+			return false, gr, false, err
 		}
 		updated = n == 1
 	}
 	for rows.NextResultSet() {
 	}
 	if err := rows.Err(); err != nil {
-		return false, nil, false, err
+		return false, gr, false, err
 	}
-	return found, digest, updated, rows.Close()
+	return found, gr, updated, rows.Close()
 }
 
 func count(rows *sql.Rows) (int64, error) {

@@ -229,10 +229,10 @@ func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *
 	// The DELETE waits for the writer's transaction like a shared-lock read
 	// (a unique-key lookup never reads around a lock), and saves a round
 	// trip: a failing handler rolls it back.
-	var digest []byte
-	err = tx.QueryRowContext(ctx, "DELETE FROM "+o.gate(ev.Model)+" WHERE id = ? RETURNING digest", gate).Scan(&digest)
+	var gr gateRow
+	err = tx.QueryRowContext(ctx, "DELETE FROM "+o.gate(ev.Model)+" WHERE id = ? RETURNING digest, payload", gate).Scan(&gr.digest, &gr.payload)
 	if errors.Is(err, sql.ErrNoRows) {
-		return o.checkGate(job, ev, false, nil)
+		return o.checkGate(job, ev, false, gr)
 	}
 	if gone := gateGone(ev, job, err); gone != nil {
 		return false, gone
@@ -240,8 +240,13 @@ func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *
 	if err != nil {
 		return false, fmt.Errorf("ordering: event %s: waiting for its commit: %w", ev.ID, err)
 	}
-	return o.checkGate(job, ev, true, digest)
+	return o.checkGate(job, ev, true, gr)
 }
+
+// gateRow is what the gate's DELETE … RETURNING gives: the SHA-256 of the
+// payload the trigger sent (strict and lenient triggers), or the payload
+// itself (outbox triggers: the relay sent it).
+type gateRow struct{ digest, payload []byte }
 
 // gateGone is ErrGateGone, permanent, when err says the gate table or its
 // schema does not exist; else nil. Retrying cannot bring them back, and a
@@ -264,15 +269,15 @@ func gateID(ev *events.Envelope) (uint64, error) {
 }
 
 // checkGate judges what the gate's DELETE … RETURNING found: no row (the
-// writer rolled back, or the event ran already: not to run), or a digest
-// that must be the payload's.
-func (o *Orderer) checkGate(job *gearman.Job, ev *events.Envelope, found bool, digest []byte) (ok bool, err error) {
+// writer rolled back, or the event ran already: not to run), or a row
+// whose digest or payload must be the job's.
+func (o *Orderer) checkGate(job *gearman.Job, ev *events.Envelope, found bool, gr gateRow) (ok bool, err error) {
 	if !found {
 		o.log.Debug("event dropped: its transaction rolled back, or it was applied already", "event", ev.ID,
 			"function", job.Function, "seq", ev.Seq)
 		return false, nil
 	}
-	if want, ok := payloadDigest(job.Workload, ev.Seq); !ok || !bytes.Equal(digest, want[:]) {
+	if !gr.matches(job.Workload, ev.Seq) {
 		o.log.Warn("trigger event does not match its commit gate: not run", "event", ev.ID,
 			"function", job.Function, "seq", ev.Seq)
 		return false, retry.Permanent(fmt.Errorf("event %s (%s): %w", ev.ID, job.Function, ErrForged))
@@ -347,21 +352,32 @@ func rowKey(ev *events.Envelope) []byte {
 	return h.Sum(nil)
 }
 
-// payloadDigest is the SHA-256 the trigger stored in the gate row: of the
-// payload without the seq suffix it appended (sqlschema.SeqSuffixLen bytes,
-// `, "seq": "<20 digits>"}`), closed again with its brace.
-func payloadDigest(payload []byte, seq string) ([32]byte, bool) {
+// matches reports whether the job's payload is the one the gate row was
+// written for.
+func (gr gateRow) matches(workload []byte, seq string) bool {
+	body, ok := withoutSeq(workload, seq)
+	if !ok {
+		return false
+	}
+	if gr.digest == nil {
+		// An outbox row: the payload as the trigger wrote it.
+		return gr.payload != nil && bytes.Equal(body, gr.payload)
+	}
+	sum := sha256.Sum256(body)
+	return bytes.Equal(gr.digest, sum[:])
+}
+
+// withoutSeq is the payload without the seq suffix the trigger or the
+// relay appended (sqlschema.SeqSuffixLen bytes, `, "seq": "<20 digits>"}`),
+// closed again with its brace.
+func withoutSeq(payload []byte, seq string) ([]byte, bool) {
 	n := len(payload) - sqlschema.SeqSuffixLen
 	if n <= 0 || len(seq) != 20 || string(payload[n:]) != `, "seq": "`+seq+`"}` {
-		return [32]byte{}, false
+		return nil, false
 	}
-	h := sha256.New()
-	h.Write(payload[:n])
-	h.Write([]byte{'}'})
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum, true
+	return append(payload[:n:n], '}'), true
 }
+
 
 // Once records eventID as applied in tx, the transaction in which a
 // handler makes its own writes, and reports whether this is the first
@@ -405,7 +421,9 @@ func Purge(ctx context.Context, db *sql.DB, olderThan time.Duration) (int64, err
 	var total int64
 	for _, q := range []string{
 		"DELETE FROM rowgear_applied WHERE applied_at < NOW() - INTERVAL ? SECOND",
-		"DELETE FROM " + sqlschema.GateTable + " WHERE created_at < NOW() - INTERVAL ? SECOND",
+		// Outbox rows (relay_after set) are events still to deliver, never
+		// purged: the relay sends them until they are handled.
+		"DELETE FROM " + sqlschema.GateTable + " WHERE created_at < NOW() - INTERVAL ? SECOND AND relay_after IS NULL",
 	} {
 		res, err := db.ExecContext(ctx, q, secs)
 		if err != nil {

@@ -52,6 +52,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
@@ -61,7 +62,15 @@ const (
 	Strict = "strict"
 	// Lenient lets the write through; the UDF logs and counts the failure.
 	Lenient = "lenient"
+	// Outbox writes the event into the commit-gate row, in the writer's
+	// transaction, and rings the doorbell (rowgear_ring, which never waits):
+	// the worker's relay publishes the row once committed and sends it again
+	// until it is handled. No write waits for gearmand or is refused for it.
+	Outbox = "outbox"
 )
+
+// Modes are the trigger modes Generate takes.
+var Modes = []string{Strict, Lenient, Outbox}
 
 // Ops are the row events, in the order triggers are generated.
 var Ops = []string{"insert", "update", "delete"}
@@ -69,7 +78,7 @@ var Ops = []string{"insert", "update", "delete"}
 // Spec is what the config says about one model's triggers.
 type Spec struct {
 	Namespace string   // function-name prefix, config.Config.Namespace
-	Mode      string   // Strict (default) or Lenient
+	Mode      string   // Strict (default), Lenient or Outbox
 	Model     string   // model name, e.g. Article
 	Schema    string   // empty: the connection's database
 	Table     string   // e.g. articles
@@ -117,8 +126,8 @@ func Generate(spec Spec, t *sqlschema.Table) ([]Trigger, error) {
 	if mode == "" {
 		mode = Strict
 	}
-	if mode != Strict && mode != Lenient {
-		return nil, fmt.Errorf("model %s: trigger mode %q: want strict or lenient", spec.Model, mode)
+	if !slices.Contains(Modes, mode) {
+		return nil, fmt.Errorf("model %s: trigger mode %q: want %s", spec.Model, mode, strings.Join(Modes, ", "))
 	}
 	for _, op := range Ops {
 		// Workers map the function name back to model and op.
@@ -329,6 +338,15 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 	// The gate row's id orders the events of one row: the writer holds the
 	// row's lock from here to its commit. LAST_INSERT_ID() is restored for
 	// the writer's own statements when the trigger ends.
+	if g.mode == Outbox {
+		// The row is the event: the relay appends the id as seq when it
+		// publishes it. Due at once (relay_after's lowest value, so due rows
+		// are claimed in id order); the doorbell only says "look".
+		fmt.Fprintf(b, "%sINSERT INTO %s (fn, payload, relay_after) VALUES (%s, %s, '1000-01-01 00:00:00');\n",
+			indent, sqlschema.GateTable, sqlschema.QuoteString(fn), varPayload)
+		fmt.Fprintf(b, "%sDO rowgear_ring(%s);\n", indent, sqlschema.QuoteString(outbox.Doorbell(g.ns)))
+		return
+	}
 	fmt.Fprintf(b, "%sINSERT INTO %s (digest) VALUES (UNHEX(SHA2(%s, 256)));\n", indent, sqlschema.GateTable, varPayload)
 	fmt.Fprintf(b, "%sSET %s = CONCAT(LEFT(%s, CHAR_LENGTH(%s) - 1), ', \"seq\": \"', LPAD(LAST_INSERT_ID(), 20, '0'), '\"}');\n",
 		indent, varPayload, varPayload, varPayload)

@@ -50,7 +50,9 @@ func Pending(ctx context.Context, db *sql.DB, need int64) ([]string, error) {
 	}
 	var pending []string
 	for _, s := range st {
-		if s.Source.Version <= need && s.State != goose.StateApplied {
+		// The UDF migration installs server-wide functions, not tables the
+		// worker reads: an application without trigger models leaves it out.
+		if s.Source.Version <= need && s.Source.Version != migrations.UDFVersion && s.State != goose.StateApplied {
 			pending = append(pending, s.Source.Path)
 		}
 	}

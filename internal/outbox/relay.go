@@ -1,0 +1,325 @@
+// Package outbox relays the trigger source's outbox (triggers.mode: outbox)
+// to gearmand.
+//
+// The generated trigger writes each event into a commit-gate row
+// (rowgear_gate: fn, payload, relay_after) in the writer's transaction and
+// rings the doorbell, a background job of <namespace>.outbox that the UDF
+// sends without waiting for gearmand. A Relay runs in every worker process:
+// woken by the doorbell, or by its poll when a ring was lost, it claims due
+// rows, publishes them as the jobs the strict triggers used to submit (the
+// payload with the row's id appended as seq), and moves each row's
+// relay_after to when it is to be sent again. The worker deletes the row in
+// the transaction that applies the event (package ordering), so a row that
+// is still there when its time comes was lost on the way (a gearmand that
+// died with its memory queue, a worker killed mid-job) or is still queued:
+// it goes again, and the gate's check makes a second copy a no-op.
+//
+// # Claims
+//
+// One statement in READ COMMITTED, FOR UPDATE SKIP LOCKED, in the order of
+// the relay_after index: the rows due at once (written by a trigger) in id
+// order, then the rows whose resend time passed. A row whose writer has not
+// committed is locked by it and skipped; its writer's doorbell, or the
+// poll, finds it after the commit. Several relays (one per worker process)
+// never claim the same row at once, and none needs a lease of its own: the
+// claim is the lease. READ COMMITTED keeps the claim's locks off the gaps,
+// so application inserts never wait for it.
+//
+// A doorbell rings inside the writer's statement, before its commit, so the
+// claim it wakes may find nothing yet: the relay then looks again shortly
+// (after 2, 10, 50 and 250 ms), before waiting for the next ring or poll.
+//
+// # MySQL 8
+//
+// The claim (SELECT … FOR UPDATE SKIP LOCKED, then UPDATE … WHERE id IN)
+// runs on MySQL 8.0 as on MariaDB 10.6+. The worker's gate check uses
+// MariaDB's DELETE … RETURNING (package ordering).
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/sqlschema"
+)
+
+// Doorbell is the gearman function the triggers of namespace ns ring.
+func Doorbell(ns string) string { return ns + ".outbox" }
+
+// Publisher submits background jobs; *gearman.Client is one.
+type Publisher interface {
+	Background(ctx context.Context, fn string, workload any, p gearman.Priority, opts ...gearman.SubmitOption) (string, error)
+}
+
+// Options tune a Relay; zero values take the defaults.
+type Options struct {
+	// Tables are the gate tables to relay, qualified when not in the
+	// connection's database; default: sqlschema.GateTable.
+	Tables []string
+	// ResendAfter is how long a published row waits for its handler before
+	// it is sent again; default 30 s. Longer than the worst queue wait you
+	// expect, or rows are sent twice (harmless, but work).
+	ResendAfter time.Duration
+	// Poll is how often the relay looks without a ring; default 1 s.
+	Poll time.Duration
+	// Batch is the most rows one claim takes; default 500.
+	Batch int
+	// Concurrency is how many jobs are submitted at once; default 8.
+	Concurrency int
+	Logger      *slog.Logger
+}
+
+// Relay publishes committed outbox rows; see the package documentation.
+type Relay struct {
+	db   *sql.DB
+	pub  Publisher
+	o    Options
+	ring chan struct{}
+
+	published atomic.Int64
+	failed    atomic.Int64
+}
+
+// New returns a relay of db's gate tables to pub.
+func New(db *sql.DB, pub Publisher, o Options) (*Relay, error) {
+	if db == nil || pub == nil {
+		return nil, errors.New("outbox: New: nil database or publisher")
+	}
+	if o.ResendAfter < 0 || o.Poll < 0 || o.Batch < 0 || o.Concurrency < 0 {
+		return nil, fmt.Errorf("outbox: negative option in %+v", o)
+	}
+	if len(o.Tables) == 0 {
+		o.Tables = []string{sqlschema.GateTable}
+	}
+	if o.ResendAfter == 0 {
+		o.ResendAfter = 30 * time.Second
+	}
+	if o.Poll == 0 {
+		o.Poll = time.Second
+	}
+	if o.Batch == 0 {
+		o.Batch = 500
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 8
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Relay{db: db, pub: pub, o: o, ring: make(chan struct{}, 1)}, nil
+}
+
+// Ring wakes the relay; rings that come while it works count as one.
+func (r *Relay) Ring() {
+	select {
+	case r.ring <- struct{}{}:
+	default:
+	}
+}
+
+// Handler is the doorbell's gearman handler: it wakes the relay and
+// returns at once, so that gearmand takes the next ring as a new job.
+func (r *Relay) Handler(context.Context, *gearman.Job) (any, error) {
+	r.Ring()
+	return nil, nil
+}
+
+// Published is how many jobs the relay has submitted, and how many
+// submits failed.
+func (r *Relay) Published() (ok, failed int64) { return r.published.Load(), r.failed.Load() }
+
+// retryAfterRing is when the relay looks again after a ring that found
+// nothing: the ring's writer may not have committed yet.
+var retryAfterRing = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	poll := time.NewTicker(r.o.Poll)
+	defer poll.Stop()
+	var again <-chan time.Time // the next look after an empty ring
+	step := len(retryAfterRing)
+	for {
+		rung := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.ring:
+			rung, step = true, 0
+		case <-again:
+		case <-poll.C:
+		}
+		again = nil
+		n, err := r.Drain(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.o.Logger.Warn("outbox relay: claiming rows failed; trying again at the next poll", "err", err)
+			continue
+		}
+		if n == 0 && (rung || step > 0) && step < len(retryAfterRing) {
+			again = time.After(retryAfterRing[step])
+			step++
+		} else if n > 0 {
+			step = len(retryAfterRing)
+		}
+	}
+}
+
+// Drain claims and publishes due rows of every table until a claim comes
+// back short, and returns how many rows it published.
+func (r *Relay) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for _, t := range r.o.Tables {
+		for {
+			rows, err := r.claim(ctx, t)
+			if err != nil {
+				return total, fmt.Errorf("outbox %s: %w", t, err)
+			}
+			total += r.publish(ctx, t, rows)
+			if len(rows) < r.o.Batch || ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+type row struct {
+	id      uint64
+	fn      string
+	payload []byte
+}
+
+// claim takes up to Batch due rows of table t and sets when they are due
+// again.
+func (r *Relay) claim(ctx context.Context, t string) ([]row, error) {
+	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rs, err := tx.QueryContext(ctx, "SELECT id, fn, payload FROM "+t+
+		" WHERE relay_after <= NOW(6) ORDER BY relay_after, id LIMIT ? FOR UPDATE SKIP LOCKED", r.o.Batch)
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	for rs.Next() {
+		var x row
+		var fn sql.NullString
+		if err := rs.Scan(&x.id, &fn, &x.payload); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		x.fn = fn.String
+		rows = append(rows, x)
+	}
+	if err := rs.Close(); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	if err := setDue(ctx, tx, t, rows, r.o.ResendAfter); err != nil {
+		return nil, err
+	}
+	return rows, tx.Commit()
+}
+
+// setDue moves the rows' relay_after to after from now.
+func setDue(ctx context.Context, ex interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, t string, rows []row, after time.Duration) error {
+	ids := make([]string, len(rows))
+	for i, x := range rows {
+		ids[i] = strconv.FormatUint(x.id, 10)
+	}
+	_, err := ex.ExecContext(ctx, "UPDATE "+t+" SET relay_after = NOW(6) + INTERVAL ? MICROSECOND WHERE id IN ("+
+		strings.Join(ids, ",")+")", after.Microseconds())
+	return err
+}
+
+// Envelope is the job a row becomes: its payload with the row's id
+// appended as seq, as the strict triggers send it (package ordering checks
+// the rest against the row). ok is false when the payload is not a JSON
+// object.
+func Envelope(payload []byte, id uint64) ([]byte, bool) {
+	n := len(payload)
+	if n < 2 || payload[0] != '{' || payload[n-1] != '}' {
+		return nil, false
+	}
+	out := make([]byte, 0, n+sqlschema.SeqSuffixLen)
+	out = append(out, payload[:n-1]...)
+	out = fmt.Appendf(out, `, "seq": "%020d"}`, id)
+	return out, true
+}
+
+// publish submits rows' jobs, Concurrency at a time, and returns how many
+// went out. A row whose submit failed is due again in a second (gearmand
+// may be back by then); one that cannot be a job stays until its resend
+// time and is logged.
+func (r *Relay) publish(ctx context.Context, t string, rows []row) int {
+	var (
+		mu     sync.Mutex
+		failed []row
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, r.o.Concurrency)
+		sent   atomic.Int64
+	)
+	for _, x := range rows {
+		job, ok := Envelope(x.payload, x.id)
+		if !ok || x.fn == "" {
+			r.o.Logger.Error("outbox row is not an event: left for an operator", "table", t, "id", x.id, "function", x.fn)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := r.pub.Background(ctx, x.fn, job, gearman.Normal, gearman.Unique(t+"#"+strconv.FormatUint(x.id, 10)))
+			if err != nil {
+				r.failed.Add(1)
+				mu.Lock()
+				failed = append(failed, x)
+				mu.Unlock()
+				return
+			}
+			r.published.Add(1)
+			sent.Add(1)
+		})
+	}
+	wg.Wait()
+	if len(failed) > 0 && ctx.Err() == nil {
+		r.o.Logger.Warn("outbox relay: submitting to gearmand failed; sending again in 1 s", "table", t, "rows", len(failed))
+		if err := setDue(context.WithoutCancel(ctx), r.db, t, failed, time.Second); err != nil {
+			r.o.Logger.Warn("outbox relay: could not make the rows due again; they go at their resend time", "err", err)
+		}
+	}
+	return int(sent.Load())
+}
+
+// Backlog counts the outbox rows of db's tables that wait for their
+// handler (due, or published and not yet handled).
+func Backlog(ctx context.Context, db *sql.DB, tables ...string) (int64, error) {
+	if len(tables) == 0 {
+		tables = []string{sqlschema.GateTable}
+	}
+	var total int64
+	for _, t := range tables {
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+t+" WHERE relay_after IS NOT NULL").Scan(&n); err != nil {
+			return total, fmt.Errorf("outbox %s: %w", t, err)
+		}
+		total += n
+	}
+	return total, nil
+}
