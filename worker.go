@@ -50,7 +50,7 @@ type Worker struct {
 	db      *sql.DB // nil: a plain worker set
 	closers []func() error
 	obs     *observe.Worker
-	guard   *retry.Guard // nil: retries off, or no database
+	guard   *retry.Guard  // nil: retries off, or no database
 	relay   *outbox.Relay // nil: triggers.mode is not outbox
 	gw      *gearman.Worker
 

@@ -378,7 +378,6 @@ func withoutSeq(payload []byte, seq string) ([]byte, bool) {
 	return append(payload[:n:n], '}'), true
 }
 
-
 // Once records eventID as applied in tx, the transaction in which a
 // handler makes its own writes, and reports whether this is the first
 // time. When it returns false, the event's effects are already committed:
