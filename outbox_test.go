@@ -33,23 +33,30 @@ type Box struct {
 	N  int64 `db:"n"`
 }
 
-func (b *Box) TriggerInsert(context.Context) error { b.seen.add(b.ID, b.N); return nil }
+func (b *Box) TriggerInsert(context.Context) error { return b.seen.add(b.ID, b.N) }
 
-func (b *Box) TriggerUpdate(context.Context, []string) error { b.seen.add(b.ID, b.N); return nil }
+func (b *Box) TriggerUpdate(context.Context, []string) error { return b.seen.add(b.ID, b.N) }
 
 // seenBoxes is, per row, the n of each event its handlers ran, in the
 // order they ran.
 type seenBoxes struct {
-	mu   sync.Mutex
-	runs map[int64][]int64
-	all  atomic.Int64
+	mu     sync.Mutex
+	runs   map[int64][]int64
+	all    atomic.Int64
+	poison int64 // a row with this n fails its handler, every time
+	tries  atomic.Int64
 }
 
-func (s *seenBoxes) add(id, n int64) {
+func (s *seenBoxes) add(id, n int64) error {
+	if s.poison != 0 && n == s.poison {
+		s.tries.Add(1)
+		return fmt.Errorf("box %d: n %d is poison", id, n)
+	}
 	s.mu.Lock()
 	s.runs[id] = append(s.runs[id], n)
 	s.mu.Unlock()
 	s.all.Add(1)
+	return nil
 }
 
 // outboxEnv is a database with the outbox triggers on boxes, a gearmand of
@@ -321,5 +328,43 @@ func TestOutboxCommitExact(t *testing.T) {
 	var dead int
 	if err := e.db.QueryRow("SELECT COUNT(*) FROM rowgear_failed_jobs").Scan(&dead); err != nil || dead != 0 {
 		t.Errorf("dead letters: %d, %v; want 0", dead, err)
+	}
+}
+
+// TestOutboxDeadLetterIsNotSentAgain: an event whose handler always fails
+// ends as one dead letter after its attempts; the relay then leaves its
+// row alone (no fresh round of attempts at each resend time), and a
+// replay of the dead letter runs it once its handler is mended.
+func TestOutboxDeadLetterIsNotSentAgain(t *testing.T) {
+	e := newOutboxEnv(t)
+	e.seen.poison = 13
+	e.work()
+	if _, err := e.db.Exec("INSERT INTO boxes (id, n) VALUES (1, 13), (2, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	dead := func() int {
+		var n int
+		e.db.QueryRow("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'dead'").Scan(&n)
+		return n
+	}
+	testenv.Eventually(t, 2*time.Minute, "the poison event dead-lettered", func() bool { return dead() == 1 })
+	tries := e.seen.tries.Load()
+	// Past two resend times (3 s each): the relay would have sent it again.
+	testenv.Eventually(t, time.Minute, "row 2 handled", func() bool {
+		e.seen.mu.Lock()
+		defer e.seen.mu.Unlock()
+		return len(e.seen.runs[2]) == 1
+	})
+	time.Sleep(7 * time.Second)
+	if got := e.seen.tries.Load(); got != tries || dead() != 1 {
+		t.Errorf("after the dead letter: %d more runs of the poison event, %d dead letters; want 0 and 1", got-tries, dead())
+	}
+	if tries != 10 {
+		t.Errorf("the poison event ran %d times; want its 10 attempts", tries)
+	}
+	var parked int
+	e.db.QueryRow("SELECT COUNT(*) FROM rowgear_gate WHERE relay_after IS NULL").Scan(&parked)
+	if parked != 1 {
+		t.Errorf("%d outbox rows parked; want the dead letter's 1", parked)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -52,6 +53,7 @@ type Worker struct {
 	obs     *observe.Worker
 	guard   *retry.Guard  // nil: retries off, or no database
 	relay   *outbox.Relay // nil: triggers.mode is not outbox
+	ord     *ordering.Orderer
 	gw      *gearman.Worker
 
 	mu      sync.Mutex
@@ -330,11 +332,10 @@ func (w *Worker) outer(ctx context.Context) ([]dispatch.Middleware, error) {
 		}
 		w.closers = append(w.closers, odb.Close)
 	}
-	ord, err := ordering.New(odb, ordering.WithConfig(w.cfg), ordering.WithLogger(w.log))
-	if err != nil {
+	if w.ord, err = ordering.New(odb, ordering.WithConfig(w.cfg), ordering.WithLogger(w.log)); err != nil {
 		return nil, err
 	}
-	return append(mws, ord.Middleware()), nil
+	return append(mws, w.ord.Middleware()), nil
 }
 
 // checkMigrated asks for `migrate up` when rowgear's migrations up to
@@ -366,7 +367,8 @@ func (w *Worker) newGuard() error {
 	w.closers = append(w.closers, gc.Close)
 	w.guard = retry.NewGuard(retry.NewStore(w.db), gc, w.cfg.RetryFor,
 		append([]retry.Option{retry.WithJournal(j), retry.WithLogger(w.log),
-			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction)},
+			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction),
+			retry.WithStoredHook(w.holdOutboxRow)},
 			w.obs.RetryOptions()...)...)
 	// Last closed: a worker that stopped has no job in its journal.
 	w.closers = append([]func() error{func() error {
@@ -376,6 +378,19 @@ func (w *Worker) newGuard() error {
 		return nil
 	}}, w.closers...)
 	return nil
+}
+
+// holdOutboxRow keeps the relay from sending a trigger event again while
+// the retry guard holds it: a retry's own run comes after wait, and a dead
+// letter is sent again only by a replay.
+func (w *Worker) holdOutboxRow(ctx context.Context, fn string, payload []byte, o retry.Outcome, wait time.Duration) {
+	if w.ord == nil || w.cfg.Triggers.Mode != "outbox" {
+		return
+	}
+	resend := cmp.Or(w.cfg.Triggers.ResendAfter, outbox.DefaultResendAfter)
+	if err := w.ord.Hold(ctx, payload, o == retry.DeadLettered, wait+resend); err != nil {
+		w.log.Warn("the relay may send the event again beside its retry", "function", fn, "err", err)
+	}
 }
 
 // Functions lists the gearman functions the worker registers, sorted.

@@ -248,6 +248,34 @@ func (o *Orderer) verify(ctx context.Context, tx *sql.Tx, job *gearman.Job, ev *
 // itself (outbox triggers: the relay sent it).
 type gateRow struct{ digest, payload []byte }
 
+// Hold keeps the relay (triggers.mode: outbox) from sending a trigger
+// event's outbox row again while the retry guard holds the event: for wait
+// and then until resend, after a retry was scheduled; for good once it is a
+// dead letter (park), until a replay of it runs, is handled and deletes
+// the row, or Purge drops it. Other events, and the rows of strict and
+// lenient triggers, are left alone.
+func (o *Orderer) Hold(ctx context.Context, workload []byte, park bool, wait time.Duration) error {
+	ev, err := events.DecodeContext(ctx, workload)
+	if err != nil || ev.Source != events.SourceTrigger || ev.Seq == "" {
+		return nil
+	}
+	id, err := strconv.ParseUint(ev.Seq, 10, 64)
+	if err != nil {
+		return nil
+	}
+	if park {
+		_, err = o.db.ExecContext(ctx, "UPDATE "+o.gate(ev.Model)+" SET relay_after = NULL WHERE id = ? AND digest IS NULL", id)
+	} else {
+		_, err = o.db.ExecContext(ctx, "UPDATE "+o.gate(ev.Model)+
+			" SET relay_after = GREATEST(relay_after, NOW(6) + INTERVAL ? MICROSECOND) WHERE id = ? AND relay_after IS NOT NULL",
+			wait.Microseconds(), id)
+	}
+	if err != nil {
+		return fmt.Errorf("ordering: holding event %s's outbox row: %w", ev.ID, err)
+	}
+	return nil
+}
+
 // gateGone is ErrGateGone, permanent, when err says the gate table or its
 // schema does not exist; else nil. Retrying cannot bring them back, and a
 // retried event would only fail the same way until its attempts ran out.

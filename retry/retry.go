@@ -114,6 +114,7 @@ type Guard struct {
 	log       *slog.Logger
 	interval  time.Duration
 	observe   func(fn string, o Outcome)
+	stored    func(ctx context.Context, fn string, payload []byte, o Outcome, wait time.Duration)
 
 	mu      sync.Mutex
 	crashes map[crashKey]int
@@ -156,6 +157,14 @@ const (
 // to gearmand): metrics count outcomes through it. f must be quick and safe
 // for concurrent use.
 func WithObserver(f func(fn string, o Outcome)) Option { return func(g *Guard) { g.observe = f } }
+
+// WithStoredHook calls f after a failed run of fn was stored as a retry
+// due after wait, or as a dead letter (wait 0), with the handler's payload:
+// the worker holds a trigger event's outbox row back meanwhile, so that the
+// relay does not send it again beside its retries (package ordering).
+func WithStoredHook(f func(ctx context.Context, fn string, payload []byte, o Outcome, wait time.Duration)) Option {
+	return func(g *Guard) { g.stored = f }
+}
 
 func (g *Guard) observed(fn string, o Outcome) {
 	if g.observe != nil {
@@ -356,6 +365,9 @@ func (g *Guard) fail(ctx context.Context, fn string, hdr header, payload []byte,
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
 	g.observed(fn, Retried)
+	if g.stored != nil {
+		g.stored(context.WithoutCancel(ctx), fn, payload, Retried, wait)
+	}
 	g.log.Warn("job failed, retry scheduled", "function", fn, "key", hdr.Key,
 		"attempt", hdr.Attempt, "of", pol.Attempts, "retry_in", wait, "err", cause)
 	return cause
@@ -368,6 +380,9 @@ func (g *Guard) dead(ctx context.Context, fn string, hdr header, payload []byte,
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
 	g.observed(fn, DeadLettered)
+	if g.stored != nil {
+		g.stored(context.WithoutCancel(ctx), fn, payload, DeadLettered, 0)
+	}
 	g.log.Error("job dead-lettered", "function", fn, "key", hdr.Key, "attempts", hdr.Attempt, "err", cause)
 	return cause
 }

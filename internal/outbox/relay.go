@@ -55,6 +55,9 @@ import (
 // Doorbell is the gearman function the triggers of namespace ns ring.
 func Doorbell(ns string) string { return ns + ".outbox" }
 
+// DefaultResendAfter is Options.ResendAfter's default.
+const DefaultResendAfter = 30 * time.Second
+
 // Publisher submits background jobs; *gearman.Client is one.
 type Publisher interface {
 	Background(ctx context.Context, fn string, workload any, p gearman.Priority, opts ...gearman.SubmitOption) (string, error)
@@ -101,7 +104,7 @@ func New(db *sql.DB, pub Publisher, o Options) (*Relay, error) {
 		o.Tables = []string{sqlschema.GateTable}
 	}
 	if o.ResendAfter == 0 {
-		o.ResendAfter = 30 * time.Second
+		o.ResendAfter = DefaultResendAfter
 	}
 	if o.Poll == 0 {
 		o.Poll = time.Second
