@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
+	"github.com/rowgear/rowgear/internal/status"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/triggers"
@@ -278,6 +280,15 @@ func TestOutboxWritesWithoutGearmand(t *testing.T) {
 	n, err := outbox.Backlog(context.Background(), e.db)
 	if err != nil || n != 200 {
 		t.Fatalf("outbox backlog with gearmand down: %d, %v; want 200", n, err)
+	}
+	rep, err := status.Collect(context.Background(), e.cfg, e.db, status.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var txt strings.Builder
+	rep.WriteText(&txt)
+	if rep.Outbox == nil || rep.Outbox.Waiting != 200 || !strings.Contains(txt.String(), "OUTBOX") {
+		t.Errorf("status with gearmand down does not name the backlog of 200:\n%s", txt.String())
 	}
 	e.gm.Start()
 	e.awaitAll(3 * time.Minute)

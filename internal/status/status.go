@@ -56,6 +56,7 @@ type Report struct {
 	At          time.Time        `json:"at"`
 	Servers     []Server         `json:"servers"`
 	Bridge      *Bridge          `json:"bridge,omitempty"` // nil: no model has source binlog
+	Outbox      *Outbox          `json:"outbox,omitempty"` // nil: triggers.mode is not outbox
 	DeadLetters map[string]int64 `json:"dead_letters"`     // by function
 	UDFFailures *int64           `json:"udf_failures"`     // nil: unknown (see Notes)
 	Drift       []string         `json:"drift"`
@@ -85,6 +86,15 @@ type Bridge struct {
 	// Instances are the bridges of a binlog.ha group: which one is active,
 	// where the others stand.
 	Instances []BridgeInstance `json:"instances,omitempty"`
+}
+
+// Outbox is the trigger source's backlog (triggers.mode: outbox): the
+// events committed and not yet handled, which the relay sends (again)
+// until they are.
+type Outbox struct {
+	Waiting       int64    `json:"waiting"`                  // rows not yet handled
+	OldestSeconds *float64 `json:"oldest_seconds,omitempty"` // the oldest's age; nil: none waits
+	Parked        int64    `json:"parked"`                   // rows of dead letters, sent again only by a replay
 }
 
 // Options of Collect.
@@ -152,7 +162,32 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 	if slices.ContainsFunc(slices.Collect(maps.Values(cfg.Models)), func(m config.Model) bool { return m.Source == "binlog" }) {
 		r.bridge(ctx, cfg, db, opt.LagThreshold)
 	}
+	if cfg.Triggers.Mode == "outbox" {
+		r.outbox(ctx, db, opt.LagThreshold)
+	}
 	return r, nil
+}
+
+// outbox reads the backlog of the connection's gate table; a backlog older
+// than threshold is a problem: nothing is relayed or handled.
+func (r *Report) outbox(ctx context.Context, db *sql.DB, threshold time.Duration) {
+	o := &Outbox{}
+	var oldest sql.NullFloat64
+	err := db.QueryRowContext(ctx, "SELECT COUNT(relay_after), COUNT(*) - COUNT(relay_after), "+
+		"TIMESTAMPDIFF(MICROSECOND, MIN(IF(relay_after IS NULL, NULL, created_at)), NOW()) / 1e6 "+
+		"FROM rowgear_gate WHERE relay_after IS NOT NULL OR digest IS NULL").Scan(&o.Waiting, &o.Parked, &oldest)
+	if err != nil {
+		r.problem("trigger outbox unknown: %v", err)
+		return
+	}
+	if oldest.Valid {
+		o.OldestSeconds = &oldest.Float64
+		if age := time.Duration(oldest.Float64 * float64(time.Second)); age > threshold {
+			r.problem("%d trigger event(s) wait in the outbox, the oldest for %s: is a worker running, and a gearmand up?",
+				o.Waiting, age.Round(time.Second))
+		}
+	}
+	r.Outbox = o
 }
 
 func (r *Report) problem(format string, args ...any) {
@@ -346,6 +381,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "server_id %d\t%s\t%s\t%s\t\n", b.ServerID, cmp.Or(b.Position, "-"), lag, behind)
 		writeInstances(tw, b)
+	}
+	if o := r.Outbox; o != nil {
+		oldest := "-"
+		if o.OldestSeconds != nil {
+			oldest = fmt.Sprintf("%.1fs", *o.OldestSeconds)
+		}
+		fmt.Fprintf(tw, "\nOUTBOX\tWAITING\tOLDEST\tPARKED\t\n")
+		fmt.Fprintf(tw, "trigger events\t%d\t%s\t%d\t\n", o.Waiting, oldest, o.Parked)
 	}
 	fmt.Fprintf(tw, "\nDEAD LETTERS\tCOUNT\t\t\t\n")
 	if len(r.DeadLetters) == 0 {
