@@ -30,7 +30,7 @@ import (
 
 // TestMain: Run and Shutdown leave no goroutine behind, nor do the tests'
 // applications (their HTTP servers, bridges and clients).
-func TestMain(m *testing.M) { testenv.RunWithoutLeaks(m, nil) }
+func TestMain(m *testing.M) { testenv.RunWithoutLeaks(m, testenv.RemoveBuilds) }
 
 // Note is the embedding application's model: its inserts come from the
 // binlog; shout and flaky are record jobs.
