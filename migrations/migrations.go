@@ -5,9 +5,9 @@
 // binlogbridge's snapshot requests and progress (00040) and their pace
 // (00045), an index of dead letters by function (00050), the
 // bridge's high-availability lease and reports (00060), and the gearman UDFs
-// the triggers call (00099, last). The UDFs are needed only by
+// the triggers call (00099; 00100 adds rowgear_ring). The UDFs are needed only by
 // trigger-sourced models: an application whose models all use the binlog
-// leaves 00099 out (see WithoutUDF), so a server without the UDF's library,
+// leaves 00099 and 00100 out (see WithoutUDF), so a server without the UDF's library,
 // or a managed one, can run everything else. They are
 // versioned in their own table, rowgear_migrations, apart from the
 // application's migrations (goose's goose_db_version by default), so an
@@ -51,6 +51,9 @@ const AppTable = goose.DefaultTablename
 // UDFVersion is the migration that installs the gearman UDFs.
 const UDFVersion = 99
 
+// ringVersion is the migration that adds the UDF rowgear_ring.
+const ringVersion = 100
+
 // Set is one sequence of migrations with its own version table.
 type Set struct {
 	Name    string  // for messages: "rowgear" or the application's name
@@ -59,10 +62,10 @@ type Set struct {
 	Exclude []int64 // versions left out (neither applied nor listed)
 }
 
-// WithoutUDF is s without the UDF migration: for an application with no
-// trigger-sourced model.
+// WithoutUDF is s without the UDF migrations (00099, 00100): for an
+// application with no trigger-sourced model.
 func (s Set) WithoutUDF() Set {
-	s.Exclude = append(slices.Clone(s.Exclude), UDFVersion)
+	s.Exclude = append(slices.Clone(s.Exclude), UDFVersion, ringVersion)
 	return s
 }
 
@@ -156,8 +159,8 @@ func UpTo(ctx context.Context, db *sql.DB, s Set, version int64) error {
 }
 
 // DownTo rolls back every applied migration of s above version; 0 rolls
-// back all. Mind rowgear's 00099: the UDFs are server-wide, so going below
-// it breaks the triggers of every database on the server.
+// back all. Mind rowgear's 00099 and 00100: the UDFs are server-wide, so going below
+// them breaks the triggers of every database on the server.
 func DownTo(ctx context.Context, db *sql.DB, s Set, version int64) error {
 	p, err := s.Provider(db)
 	if err != nil {
