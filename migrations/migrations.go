@@ -5,10 +5,10 @@
 // binlogbridge's snapshot requests and progress (00040) and their pace
 // (00045), an index of dead letters by function (00050), the
 // bridge's high-availability lease and reports (00060), the gearman UDFs
-// the triggers call (00099), and the outbox columns of the commit gate
-// (00110, triggers.mode: outbox). The UDFs are needed only by
+// the triggers call (00099; 00100 adds rowgear_ring), and the outbox
+// columns of the commit gate (00110, triggers.mode: outbox). The UDFs are needed only by
 // trigger-sourced models: an application whose models all use the binlog
-// leaves 00099 out (see WithoutUDF), so a server without the UDF's library,
+// leaves 00099 and 00100 out (see WithoutUDF), so a server without the UDF's library,
 // or a managed one, can run everything else. They are
 // versioned in their own table, rowgear_migrations, apart from the
 // application's migrations (goose's goose_db_version by default), so an
@@ -52,6 +52,13 @@ const AppTable = goose.DefaultTablename
 // UDFVersion is the migration that installs the gearman UDFs.
 const UDFVersion = 99
 
+// ringVersion is the migration that adds the UDF rowgear_ring.
+const ringVersion = 100
+
+// IsUDF reports whether version installs UDFs (server-wide functions, no
+// table of rowgear's): WithoutUDF leaves those out.
+func IsUDF(version int64) bool { return version == UDFVersion || version == ringVersion }
+
 // Set is one sequence of migrations with its own version table.
 type Set struct {
 	Name    string  // for messages: "rowgear" or the application's name
@@ -60,10 +67,10 @@ type Set struct {
 	Exclude []int64 // versions left out (neither applied nor listed)
 }
 
-// WithoutUDF is s without the UDF migration: for an application with no
-// trigger-sourced model.
+// WithoutUDF is s without the UDF migrations (00099, 00100): for an
+// application with no trigger-sourced model.
 func (s Set) WithoutUDF() Set {
-	s.Exclude = append(slices.Clone(s.Exclude), UDFVersion)
+	s.Exclude = append(slices.Clone(s.Exclude), UDFVersion, ringVersion)
 	return s
 }
 
@@ -157,8 +164,8 @@ func UpTo(ctx context.Context, db *sql.DB, s Set, version int64) error {
 }
 
 // DownTo rolls back every applied migration of s above version; 0 rolls
-// back all. Mind rowgear's 00099: the UDFs are server-wide, so going below
-// it breaks the triggers of every database on the server.
+// back all. Mind rowgear's 00099 and 00100: the UDFs are server-wide, so going below
+// them breaks the triggers of every database on the server.
 func DownTo(ctx context.Context, db *sql.DB, s Set, version int64) error {
 	p, err := s.Provider(db)
 	if err != nil {

@@ -33,26 +33,29 @@ func read(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestUDFMigrationIsInstallSQL keeps 00099 in step with udf/install.sql and
-// udf/uninstall.sql, which the udf package owns.
+// TestUDFMigrationIsInstallSQL keeps 00099 and 00100 (rowgear_ring) in step
+// with udf/install.sql and udf/uninstall.sql, which the udf package owns.
 func TestUDFMigrationIsInstallSQL(t *testing.T) {
-	up, down, ok := strings.Cut(read(t, "00099_gearman_udf.sql"), "-- +goose Down")
-	if !ok {
-		t.Fatal("00099 has no Down")
-	}
-	// Up wraps install.sql's statements in a block that runs them only when
-	// a function is missing; the statements themselves are the same.
-	var creates []string
-	for _, l := range statements(t, up) {
-		if strings.HasPrefix(l, "CREATE FUNCTION ") {
-			creates = append(creates, l)
+	var creates, drops []string
+	for _, f := range []string{"00099_gearman_udf.sql", "00100_gearman_ring.sql"} {
+		up, down, ok := strings.Cut(read(t, f), "-- +goose Down")
+		if !ok {
+			t.Fatalf("%s has no Down", f)
 		}
+		// Up wraps install.sql's statements in a block that runs them only
+		// when a function is missing; the statements themselves are the same.
+		for _, l := range statements(t, up) {
+			if strings.HasPrefix(l, "CREATE FUNCTION ") {
+				creates = append(creates, l)
+			}
+		}
+		drops = append(drops, statements(t, down)...)
 	}
 	if got, want := creates, statements(t, read(t, "../udf/install.sql")); !slices.Equal(got, want) {
-		t.Errorf("00099 Up:\n%s\nudf/install.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("00099 and 00100 Up:\n%s\nudf/install.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got, want := statements(t, down), statements(t, read(t, "../udf/uninstall.sql")); !slices.Equal(got, want) {
-		t.Errorf("00099 Down:\n%s\nudf/uninstall.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if got, want := drops, statements(t, read(t, "../udf/uninstall.sql")); !slices.Equal(got, want) {
+		t.Errorf("00099 and 00100 Down:\n%s\nudf/uninstall.sql:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -146,19 +149,23 @@ func TestDownToZeroOnPrivateServer(t *testing.T) {
 	db := testenv.StartMariaDB(t, testenv.WithUDF(""), testenv.WithoutBinlog()).DB("app")
 	ctx := context.Background()
 	funcs := func() []string {
-		return testenv.Strings(t, db, "SELECT name FROM mysql.func WHERE name LIKE 'gman\\_%' ORDER BY name")
+		return testenv.Strings(t, db, "SELECT name FROM mysql.func WHERE name LIKE 'gman\\_%' OR name = 'rowgear_ring' ORDER BY name")
 	}
 	for round := range 2 { // the second round shows Down left nothing behind
 		if err := UpRowgear(ctx, db); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if f := funcs(); len(f) != 7 || tables(t, db, "rowgear_failed_jobs", "rowgear_binlog_position") != 2 {
+		if f := funcs(); len(f) != 8 || tables(t, db, "rowgear_failed_jobs", "rowgear_binlog_position") != 2 {
 			t.Fatalf("round %d after Up: functions %v", round, f)
 		}
-		// The UDF is callable.
+		// The UDF is callable, rowgear_ring too (nothing listens: dropped, 0).
 		var res sql.NullString
 		if err := db.QueryRow("SELECT gman_last_error()").Scan(&res); err != nil {
 			t.Fatalf("calling the UDF: %v", err)
+		}
+		var rang sql.NullInt64
+		if err := db.QueryRow("SELECT rowgear_ring('rowgear.outbox')").Scan(&rang); err != nil || !rang.Valid {
+			t.Fatalf("calling rowgear_ring: %v, %v", rang, err)
 		}
 		if err := DownTo(ctx, db, Rowgear(), 0); err != nil {
 			t.Fatal(err)
@@ -186,7 +193,7 @@ func TestWithoutUDF(t *testing.T) {
 		t.Errorf("tables missing after Up without the UDF (ran %d)", len(res))
 	}
 	var sb strings.Builder
-	if err := Status(ctx, db, &sb, Rowgear().WithoutUDF()); err != nil || strings.Contains(sb.String(), "udf") || strings.Contains(sb.String(), "Pending") {
+	if err := Status(ctx, db, &sb, Rowgear().WithoutUDF()); err != nil || strings.Contains(sb.String(), "udf") || strings.Contains(sb.String(), "gearman_ring") || strings.Contains(sb.String(), "Pending") {
 		t.Errorf("status without the UDF (%v):\n%s", err, sb.String())
 	}
 }

@@ -144,10 +144,26 @@ struct lookup {
 	char *name;
 };
 
+/*
+ * rowgear_ring's connections for one server list: its own sockets, never the
+ * submits' (a ring does not wait for JOB_CREATED, so the answers it leaves
+ * on the socket would be taken for a submit's). c.sock[i] is the socket + 1,
+ * c.lookup is unused (names come from the process-wide cache).
+ */
+struct ring {
+	struct conn c;
+	bool connecting[MAX_SERVERS];   /* a non-blocking connect in progress on c.sock[i] */
+	double since[MAX_SERVERS];      /* when that connect started (monotonic ms) */
+	double retry_at[MAX_SERVERS];   /* no new connect before this, after a failure */
+	int fail[MAX_SERVERS];          /* why the last one failed: errno, RING_EOF, RING_SLOW */
+};
+
 /* Per server thread state. */
 struct tstate {
 	struct conn global;   /* the global server list */
 	struct conn override; /* the last per-call server list */
+	struct ring ring_global;   /* rowgear_ring's, global list */
+	struct ring ring_override; /* rowgear_ring's, its last per-call list */
 	bool has_error;
 	char last_error[ERRBUF_LEN];
 	struct tstate *prev, *next;
@@ -157,6 +173,7 @@ static struct tstate *g_states; /* all live states; guarded by g_lock */
 
 static int servers_split(const char *servers, struct conn *c, char *err, size_t errlen);
 static void conn_reset(struct conn *c);
+static void names_free(void);
 
 /* A number from the environment, or def (logged) when unset or out of range. */
 static long env_long(const char *name, long def, long lo, long hi)
@@ -353,6 +370,8 @@ static void state_free(struct tstate *ts)
 {
 	conn_reset(&ts->global);
 	conn_reset(&ts->override);
+	conn_reset(&ts->ring_global.c);
+	conn_reset(&ts->ring_override.c);
 	free(ts);
 }
 
@@ -407,6 +426,7 @@ __attribute__((destructor)) static void rowgear_unload(void)
 		state_free(ts);
 		ts = next;
 	}
+	names_free();
 }
 
 static struct tstate *state_get(bool create)
@@ -620,16 +640,16 @@ fail:
 }
 
 /*
- * Returns the clients for the given server list (NULL: the global one),
- * rebuilt when missing or out of date.
+ * Makes c the clients for the given server list (NULL: the global one),
+ * rebuilt (*rebuilt set) when missing or out of date.
  */
-static struct conn *conn_get(struct tstate *ts, const char *override, char *err, size_t errlen)
+static struct conn *conn_load(struct conn *c, const char *override, bool *rebuilt, char *err, size_t errlen)
 {
 	char *servers = NULL;
 	int timeout_ms;
 	unsigned long gen;
-	struct conn *c = override ? &ts->override : &ts->global;
 
+	*rebuilt = false;
 	config_snapshot(override ? NULL : &servers, &timeout_ms, &gen, err, errlen);
 	if (!override && !servers)
 		return NULL;
@@ -651,7 +671,14 @@ static struct conn *conn_get(struct tstate *ts, const char *override, char *err,
 	c->servers = servers;
 	c->gen = gen;
 	c->timeout_ms = timeout_ms;
+	*rebuilt = true;
 	return c;
+}
+
+static struct conn *conn_get(struct tstate *ts, const char *override, char *err, size_t errlen)
+{
+	bool rebuilt;
+	return conn_load(override ? &ts->override : &ts->global, override, &rebuilt, err, errlen);
 }
 
 static double now_ms(void)
@@ -1168,6 +1195,442 @@ static char *submit(enum prio prio, const char *name, UDF_ARGS *args, char *resu
 SUBMIT_FUNCS(gman_do_background, PRIO_NORMAL)
 SUBMIT_FUNCS(gman_do_high_background, PRIO_HIGH)
 SUBMIT_FUNCS(gman_do_low_background, PRIO_LOW)
+
+/* ----------------------------------------------------------- rowgear_ring */
+
+/*
+ * rowgear_ring(fn [, servers]) is the outbox's doorbell. The trigger has
+ * already written the event into the outbox in the writer's transaction;
+ * the ring only tells a relay to look now rather than at its next poll. So
+ * it must never make the writer wait: every step below is non-blocking, and
+ * whatever would wait drops the ring (returns 0) instead. The relay also
+ * polls, so a dropped ring only delays delivery.
+ *
+ *  - A ring is a SUBMIT_JOB_BG to fn with unique key fn (its first 63
+ *    bytes: gearmand refuses longer keys, and it coalesces per function and
+ *    key, so the cut cannot merge two functions' rings): rings while one is
+ *    queued make one job. The workload is the constant "ring", never empty:
+ *    gearmand 1.1.20's sqlite queue stores an empty workload as NULL and
+ *    then fails to start ("column 3 is not type TEXT ... failed to reload
+ *    queue") while that job is queued.
+ *  - Connects are non-blocking; one in progress is checked with a
+ *    zero-timeout poll at later rings. A failed connect, one taking over
+ *    RING_CONNECT_MS, EOF or an error closes the socket, and that server
+ *    gets no new connect for RING_RETRY_MS (a dead gearmand costs one
+ *    refused connect per half second, not one per row).
+ *  - gearmand's answers (JOB_CREATED, ERROR) are read and dropped before each
+ *    write, so our receive buffer never fills and stalls gearmand.
+ *  - Writes use MSG_DONTWAIT: a full send buffer (a stalled gearmand) drops
+ *    the ring.
+ *  - Host names come from a process-wide cache filled off the writer's
+ *    thread (below); numeric addresses are used at once.
+ */
+
+#define RING_SUFFIX ".outbox"
+#define RING_WORKLOAD "ring"
+#define RING_FN_MAX 255
+#define RING_RETRY_MS 500.0
+#define RING_CONNECT_MS 5000.0
+/* Not errno values: why a ring connection was closed. */
+#define RING_EOF (-1)
+#define RING_SLOW (-2)
+#define RING_PARTIAL (-3)
+
+/*
+ * Host names of ring servers, shared by all server threads (one lookup per
+ * name, not one per session), resolved by glibc's getaddrinfo_a. Its helper
+ * thread runs only glibc's code: a lookup may outlive this library (DROP
+ * FUNCTION unloads it) and a thread of our own would then return into
+ * unmapped code. A ring before its name is resolved is dropped. An address
+ * is looked up again after RING_NAME_TTL_MS (a moved compose service), the
+ * old one used meanwhile; a failed lookup is retried after
+ * RING_NAME_RETRY_MS. IPv4 only, like the submits' (see conn_resolve).
+ */
+#define RING_NAMES 32
+#define RING_NAME_TTL_MS 30000.0
+#define RING_NAME_RETRY_MS 1000.0
+
+struct ring_name {
+	char *host;       /* NULL: a free slot */
+	struct lookup *l; /* a lookup under way */
+	bool ok;          /* addr holds an address */
+	struct in_addr addr;
+	double at;        /* when the last lookup ended */
+	double used;      /* when last asked for: a full cache reuses the oldest */
+	char error[96];   /* why the last lookup failed */
+};
+
+static pthread_mutex_t g_names_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ring_name g_names[RING_NAMES]; /* guarded by g_names_lock */
+
+/* Takes the answer of e's lookup when it has ended. g_names_lock held. */
+static void name_harvest(struct ring_name *e, double now)
+{
+	struct lookup *l = e->l;
+	if (!l || gai_error(&l->cb) == EAI_INPROGRESS)
+		return;
+	int rc = gai_error(&l->cb);
+	struct addrinfo *ai = rc == 0 ? l->cb.ar_result : NULL;
+	if (ai && ai->ai_family == AF_INET) {
+		e->addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+		e->ok = true;
+	} else
+		snprintf(e->error, sizeof e->error, "%s", gai_strerror(rc ? rc : EAI_NONAME));
+	lookup_free(l);
+	e->l = NULL;
+	e->at = now;
+}
+
+/* Starts a lookup of e's name. g_names_lock held. */
+static void name_start(struct ring_name *e, double now)
+{
+	struct lookup *l = calloc(1, sizeof *l);
+	if (!l || !(l->name = strdup(e->host))) {
+		free(l);
+		snprintf(e->error, sizeof e->error, "out of memory");
+		e->at = now;
+		return;
+	}
+	l->hints.ai_family = AF_INET;
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->cb.ar_name = l->name;
+	l->cb.ar_request = &l->hints;
+	struct gaicb *list[1] = {&l->cb};
+	int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (rc != 0) {
+		snprintf(e->error, sizeof e->error, "%s", gai_strerror(rc));
+		lookup_free(l);
+		e->at = now;
+		return;
+	}
+	e->l = l;
+}
+
+/*
+ * The cached IPv4 address of host, starting (never waiting for) a lookup
+ * when there is none or it is old; false with the reason in why when there
+ * is no address yet.
+ */
+static bool name_addr(const char *host, struct in_addr *out, char *why, size_t whylen)
+{
+	double now = now_ms();
+	bool ok = false;
+	pthread_mutex_lock(&g_names_lock);
+	struct ring_name *e = NULL, *free_slot = NULL, *lru = NULL;
+	for (int i = 0; i < RING_NAMES; i++) {
+		struct ring_name *x = &g_names[i];
+		if (!x->host) {
+			if (!free_slot)
+				free_slot = x;
+		} else if (strcmp(x->host, host) == 0) {
+			e = x;
+			break;
+		} else if (!x->l && (!lru || x->used < lru->used))
+			lru = x; /* the least recently used name with no lookup under way */
+	}
+	if (!e) {
+		struct ring_name *slot = free_slot ? free_slot : lru;
+		char *h = slot ? strdup(host) : NULL;
+		if (!h) {
+			snprintf(why, whylen, "resolving %.64s: %s", host,
+				 slot ? "out of memory" : "too many host names being resolved");
+			goto out;
+		}
+		free(slot->host);
+		memset(slot, 0, sizeof *slot);
+		slot->host = h;
+		e = slot;
+		name_start(e, now);
+	}
+	e->used = now;
+	name_harvest(e, now);
+	if (!e->l && now - e->at >= (e->ok ? RING_NAME_TTL_MS : RING_NAME_RETRY_MS))
+		name_start(e, now);
+	ok = e->ok;
+	if (ok)
+		*out = e->addr;
+	else if (e->l)
+		snprintf(why, whylen, "resolving %.64s (under way)", host);
+	else
+		snprintf(why, whylen, "resolving %.64s: %s", host, e->error);
+out:
+	pthread_mutex_unlock(&g_names_lock);
+	return ok;
+}
+
+/* At unload: lookups under way are left to glibc (see lookup_free). */
+static void names_free(void)
+{
+	pthread_mutex_lock(&g_names_lock);
+	for (int i = 0; i < RING_NAMES; i++) {
+		lookup_free(g_names[i].l);
+		free(g_names[i].host);
+		memset(&g_names[i], 0, sizeof g_names[i]);
+	}
+	pthread_mutex_unlock(&g_names_lock);
+}
+
+static const char *ring_fail_str(int code)
+{
+	switch (code) {
+	case RING_EOF:
+		return "connection closed by gearmand";
+	case RING_SLOW:
+		return "connect took over 5 s";
+	case RING_PARTIAL:
+		return "send buffer full mid-packet (connection dropped)";
+	default:
+		return strerror(code);
+	}
+}
+
+/* Closes server i's ring socket after a failure (code: errno, RING_EOF, RING_SLOW). */
+static void ring_close(struct ring *r, int i, int code, double now, char *why, size_t whylen)
+{
+	if (r->c.sock[i])
+		close(r->c.sock[i] - 1);
+	r->c.sock[i] = 0;
+	r->connecting[i] = false;
+	r->retry_at[i] = now + RING_RETRY_MS;
+	r->fail[i] = code;
+	snprintf(why, whylen, "%s", ring_fail_str(code));
+}
+
+/* Starts a non-blocking connect to server i; false (why set) when none was started. */
+static bool ring_connect(struct ring *r, int i, double now, char *why, size_t whylen)
+{
+	if (now < r->retry_at[i]) {
+		snprintf(why, whylen, "%s (next connect in %.0f ms)", ring_fail_str(r->fail[i]), r->retry_at[i] - now);
+		return false;
+	}
+	struct sockaddr_storage sa = {0};
+	socklen_t salen;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&sa;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&sa;
+	const char *host = r->c.host[i];
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(r->c.port[i]);
+		salen = sizeof *v6;
+	} else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1 || name_addr(host, &v4->sin_addr, why, whylen)) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(r->c.port[i]);
+		salen = sizeof *v4;
+	} else
+		return false;
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ring_close(r, i, errno, now, why, whylen);
+		return false;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* a ring goes out at once */
+	int e = connect(fd, (struct sockaddr *)&sa, salen) == 0 ? 0 : errno;
+	if (e != 0 && e != EINPROGRESS) {
+		close(fd);
+		ring_close(r, i, e, now, why, whylen);
+		return false;
+	}
+	r->c.sock[i] = fd + 1;
+	r->connecting[i] = e == EINPROGRESS;
+	r->since[i] = now;
+	return true;
+}
+
+/*
+ * Server i's ring socket when it is connected and its answers are drained;
+ * -1 (why set) when it is not (yet). Starts a connect when there is none.
+ */
+static int ring_ready(struct ring *r, int i, double now, char *why, size_t whylen)
+{
+	if (!r->c.sock[i] && !ring_connect(r, i, now, why, whylen))
+		return -1;
+	int fd = r->c.sock[i] - 1;
+	if (r->connecting[i]) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int n = poll(&p, 1, 0);
+		if (n == 0 || (n < 0 && errno == EINTR)) {
+			if (now - r->since[i] < RING_CONNECT_MS) {
+				snprintf(why, whylen, "connecting");
+				return -1;
+			}
+			ring_close(r, i, RING_SLOW, now, why, whylen);
+			return -1;
+		}
+		int e = 0;
+		socklen_t len = sizeof e;
+		if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+			e = errno;
+		if (e != 0) {
+			ring_close(r, i, e, now, why, whylen);
+			return -1;
+		}
+		r->connecting[i] = false;
+	}
+	/* gearmand's answers to earlier rings; bounded, so a chatty peer cannot hold us. */
+	char buf[4096];
+	for (int k = 0; k < 64; k++) {
+		ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		ring_close(r, i, n == 0 ? RING_EOF : errno, now, why, whylen);
+		return -1;
+	}
+	return fd;
+}
+
+RG_API rg_bool rowgear_ring_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
+{
+	if (args->arg_count < 1 || args->arg_count > 2) {
+		snprintf(message, MYSQL_ERRMSG_SIZE, "takes 1 or 2 arguments: function [, servers]");
+		return 1;
+	}
+	for (unsigned i = 0; i < args->arg_count; i++)
+		args->arg_type[i] = STRING_RESULT;
+	initid->maybe_null = 1;
+	initid->const_item = 0;
+	return 0;
+}
+
+RG_API void rowgear_ring_deinit(UDF_INIT *initid) { (void)initid; }
+
+/*
+ * 1: the ring was written to a gearmand's socket; 0: it was dropped
+ * (gman_last_error() says why); NULL: a bad argument (counted and logged
+ * like a submit's failure: it is a bug in the trigger).
+ */
+RG_API long long rowgear_ring(UDF_INIT *initid, UDF_ARGS *args, char *is_null, char *error)
+{
+	(void)initid;
+	(void)error;
+	char fn[RING_FN_MAX + 1];
+	char servers[MAX_SERVERS_LEN + 1];
+	char err[ERRBUF_LEN];
+	const char *override = NULL;
+
+	*is_null = 1;
+	struct tstate *ts = state_get(true);
+	if (!ts) {
+		submit_failed(NULL, "rowgear_ring: out of memory for thread state");
+		return 0;
+	}
+	ts->has_error = false;
+
+	/*
+	 * Any account can call this: only doorbell names, so a ring can never
+	 * be a job a row-event, record or plain worker function would run.
+	 */
+	size_t fl = args->args[0] ? args->lengths[0] : 0;
+	size_t sl = sizeof RING_SUFFIX - 1;
+	if (!args->args[0]) {
+		submit_failed(ts, "rowgear_ring: function name is NULL");
+		return 0;
+	}
+	if (fl == 0) {
+		submit_failed(ts, "rowgear_ring: function name is empty: want a name ending in '%s' (e.g. "
+			      "'rowgear.outbox')", RING_SUFFIX);
+		return 0;
+	}
+	if (fl > RING_FN_MAX || has_nul(args->args[0], fl)) {
+		submit_failed(ts, "rowgear_ring: function name longer than %d bytes or contains a NUL byte", RING_FN_MAX);
+		return 0;
+	}
+	arg_cstr(args, 0, fn, sizeof fn);
+	if (fl <= sl || memcmp(fn + fl - sl, RING_SUFFIX, sl) != 0) {
+		submit_failed(ts, "rowgear_ring: function '%.200s' is not allowed: the name must end in '%s' "
+			      "(e.g. 'rowgear.outbox')", fn, RING_SUFFIX);
+		return 0;
+	}
+
+	/* servers: per-call override of the global list, as for the submits */
+	if (args->arg_count >= 2 && args->args[1]) {
+		bool servers_arg;
+		int ms_per_mib;
+		long max_workload;
+		config_limits(&servers_arg, &ms_per_mib, &max_workload);
+		if (!servers_arg) {
+			submit_failed(ts, "rowgear_ring(%s): the servers argument is disabled: the server list comes "
+				      "from mysqld's environment (ROWGEAR_UDF_ALLOW_SERVERS_ARG=1 enables the argument)", fn);
+			return 0;
+		}
+		if (args->lengths[1] == 0 || args->lengths[1] > MAX_SERVERS_LEN || has_nul(args->args[1], args->lengths[1])) {
+			submit_failed(ts, "rowgear_ring(%s): servers must be a non-empty 'host:port,...' list of at most %d bytes",
+				      fn, MAX_SERVERS_LEN);
+			return 0;
+		}
+		arg_cstr(args, 1, servers, sizeof servers);
+		override = servers;
+	}
+
+	struct ring *r = override ? &ts->ring_override : &ts->ring_global;
+	bool rebuilt;
+	if (!conn_load(&r->c, override, &rebuilt, err, sizeof err)) {
+		if (override) {
+			submit_failed(ts, "rowgear_ring(%s): %s", fn, err);
+			return 0;
+		}
+		/* The environment's list is wrong: logged at load; not the caller's fault. */
+		set_error(ts, "rowgear_ring(%s): dropped: %s", fn, err);
+		*is_null = 0;
+		return 0;
+	}
+	if (rebuilt) {
+		memset(r->connecting, 0, sizeof r->connecting);
+		memset(r->retry_at, 0, sizeof r->retry_at);
+		memset(r->fail, 0, sizeof r->fail);
+	}
+
+	/* SUBMIT_JOB_BG: fn \0 unique \0 workload */
+	unsigned char pkt[12 + RING_FN_MAX + 1 + GEARMAN_MAX_UNIQUE_SIZE + sizeof RING_WORKLOAD];
+	size_t ul = fl < GEARMAN_MAX_UNIQUE_SIZE - 1 ? fl : GEARMAN_MAX_UNIQUE_SIZE - 1;
+	size_t body = fl + 1 + ul + 1 + (sizeof RING_WORKLOAD - 1);
+	size_t len = 12 + body;
+	memcpy(pkt, REQ_MAGIC, 4);
+	put32(pkt + 4, REQ_SUBMIT_JOB_BG);
+	put32(pkt + 8, (uint32_t)body);
+	memcpy(pkt + 12, fn, fl + 1);
+	memcpy(pkt + 12 + fl + 1, fn, ul);
+	pkt[12 + fl + 1 + ul] = '\0';
+	memcpy(pkt + 12 + fl + 1 + ul + 1, RING_WORKLOAD, sizeof RING_WORKLOAD - 1);
+
+	/*
+	 * The first server in list order that is ready gets the ring; every
+	 * server is visited, so the others get their connects started (and
+	 * their answers drained) for when the first one fails.
+	 */
+	double now = now_ms();
+	bool rung = false;
+	size_t wl = 0;
+	err[0] = '\0';
+	for (int i = 0; i < r->c.n; i++) {
+		char why[256];
+		int fd = ring_ready(r, i, now, why, sizeof why);
+		if (fd >= 0 && !rung) {
+			ssize_t n = send(fd, pkt, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n == (ssize_t)len) {
+				rung = true;
+				continue;
+			}
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				snprintf(why, sizeof why, "send buffer full"); /* nothing written: the connection stays */
+			else if (n >= 0)
+				/* Part of a packet would garble the stream: start over. */
+				ring_close(r, i, RING_PARTIAL, now, why, sizeof why);
+			else
+				ring_close(r, i, errno, now, why, sizeof why);
+			fd = -1;
+		}
+		if (fd < 0 && wl < sizeof err)
+			wl += (size_t)snprintf(err + wl, sizeof err - wl, "%s%.256s: %s", wl ? "; " : "", r->c.server[i], why);
+	}
+	*is_null = 0;
+	if (rung)
+		return 1;
+	set_error(ts, "rowgear_ring(%s): dropped: %s", fn, err);
+	return 0;
+}
 
 /* ------------------------------------------------------- gman_servers_set */
 

@@ -1066,8 +1066,26 @@ func TestEnvRefusals(t *testing.T) {
 	if e := lastError(t, c); !strings.Contains(e, "the servers argument is disabled") {
 		t.Errorf("last error %q", e)
 	}
+	// rowgear_ring: the environment's bad list drops the ring (0, with the
+	// reason: not the caller's fault); the per-call list is refused (NULL).
+	ring := ringFn(t)
+	if n, valid := ringOnce(t, c, ring); !valid || n != 0 {
+		t.Fatalf("rowgear_ring with ROWGEAR_GEARMAN_SERVERS=127.0.0.1:abc = %d (valid %v), want 0", n, valid)
+	}
+	if e := lastError(t, c); !strings.Contains(e, "dropped: ROWGEAR_GEARMAN_SERVERS=127.0.0.1:abc: invalid server") {
+		t.Errorf("last error %q", e)
+	}
+	if _, valid := ringOnce(t, c, ring, g.Addr); valid {
+		t.Fatal("rowgear_ring: per-call server list accepted without ROWGEAR_UDF_ALLOW_SERVERS_ARG=1")
+	}
+	if e := lastError(t, c); !strings.Contains(e, "the servers argument is disabled") {
+		t.Errorf("last error %q", e)
+	}
 	if p := prio(t, g.Addr, fn); p[1] != 0 {
 		t.Fatalf("gearmand got %d jobs", p[1])
+	}
+	if p := prio(t, g.Addr, ring); p[1] != 0 {
+		t.Fatalf("gearmand got %d rings", p[1])
 	}
 }
 
@@ -1516,4 +1534,332 @@ func silentDNS(t testing.TB, addr string) *atomic.Int64 {
 		}
 	}()
 	return &n
+}
+
+// ringFn returns a doorbell function name unique to this call: rowgear_ring
+// takes only names ending in ".outbox".
+func ringFn(t testing.TB) string {
+	return testenv.Name(t, "udf") + ".outbox"
+}
+
+// ringOnce calls rowgear_ring; valid is false for NULL.
+func ringOnce(t testing.TB, c *sql.Conn, args ...any) (rang int64, valid bool) {
+	t.Helper()
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")
+	var n sql.NullInt64
+	if err := c.QueryRowContext(context.Background(), "SELECT rowgear_ring("+ph+")", args...).Scan(&n); err != nil {
+		t.Fatalf("rowgear_ring: %v", err)
+	}
+	return n.Int64, n.Valid
+}
+
+// ringUntilWritten rings until a ring is written to a gearmand (the first
+// rings of a session are dropped while its connect is under way, and for
+// 500 ms after a failed one).
+func ringUntilWritten(t testing.TB, c *sql.Conn, args ...any) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, fmt.Sprintf("rowgear_ring%q to write a ring", args), func() bool {
+		n, valid := ringOnce(t, c, args...)
+		if !valid {
+			t.Fatalf("rowgear_ring%q = NULL: %s", args, lastError(t, c))
+		}
+		return n == 1
+	})
+}
+
+// ringBurst rings n (< 1000000) times in one statement (a sequence table's
+// rows, so the time is the UDF's, not n round trips') and counts the rings
+// written (1), dropped (0) and NULL. One call per row: a sum over a derived
+// column would be merged into one call per sum.
+func ringBurst(ctx context.Context, c *sql.Conn, n int, fn, servers string) (written, dropped, null int, err error) {
+	var sum int
+	err = c.QueryRowContext(ctx, fmt.Sprintf("SELECT SUM(IFNULL(rowgear_ring(?, ?), 1000000)) FROM seq_1_to_%d", n),
+		fn, servers).Scan(&sum)
+	written, null = sum%1000000, sum/1000000
+	return written, n - written - null, null, err
+}
+
+// TestRingReachesGearmand: a ring is a background job of the doorbell
+// function (unique key the function's name, workload "ring") that a worker
+// takes; rings while it is queued are one job; once a worker took it, the
+// next ring is a new job.
+func TestRingReachesGearmand(t *testing.T) {
+	_, c := session(t)
+	ctx := context.Background()
+	// Through the global server list (mysqld's ROWGEAR_GEARMAN_SERVERS).
+	var servers string
+	if err := c.QueryRowContext(ctx, "SELECT gman_servers_set(NULL)").Scan(&servers); err != nil {
+		t.Fatal(err)
+	}
+	fn := ringFn(t)
+	jobs := startWorker(t, strings.Split(servers, ",")[0], fn)
+	ringUntilWritten(t, c, fn)
+	if j := receive(t, jobs); j.fn != fn || j.unique != fn || string(j.data) != "ring" {
+		t.Errorf("job %+v, want function and unique %q, workload \"ring\"", j, fn)
+	}
+	if e := lastError(t, c); e != "" {
+		t.Errorf("gman_last_error() after a written ring = %q, want NULL", e)
+	}
+
+	// A private gearmand with no worker: rings coalesce into one queued job.
+	// 255 bytes is the longest name; its unique key is cut to gearmand's 63.
+	g := testenv.StartGearmand(t)
+	long := strings.Repeat("l", 255-len(".outbox")) + ".outbox"
+	for _, f := range []string{fn, long} {
+		ringUntilWritten(t, c, f, g.Addr)
+		w, d, null, err := ringBurst(ctx, c, 200, f, g.Addr)
+		if err != nil || null != 0 || w == 0 {
+			t.Fatalf("200 rings of %.20s…: %d written, %d dropped, %d NULL, %v: %s", f, w, d, null, err, lastError(t, c))
+		}
+		// A ring of another function after them on the same connection:
+		// once its job is queued, gearmand has read every ring before it.
+		marker := ringFn(t)
+		ringUntilWritten(t, c, marker, g.Addr)
+		testenv.Eventually(t, 60*time.Second, "the marker ring's job", func() bool { return prio(t, g.Addr, marker)[1] == 1 })
+		if p := prio(t, g.Addr, f); p[1] != 1 {
+			t.Fatalf("%d queued jobs of %.20s… after %d rings, want 1 (coalesced)", p[1], f, w+1)
+		}
+	}
+	jobs = startWorker(t, g.Addr, fn)
+	receive(t, jobs)
+	testenv.Eventually(t, 60*time.Second, "a ring after the job was taken to make a new job", func() bool {
+		ringOnce(t, c, fn, g.Addr)
+		select {
+		case <-jobs:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// TestRingNeverWaits: a gearmand that reads nothing (SIGSTOP), one that is
+// not there, and one killed: rings return 0 or 1 at once, never NULL, from
+// one session and from four at a time; when gearmand is back, rings are
+// written again and a job arrives.
+func TestRingNeverWaits(t *testing.T) {
+	db, c := session(t)
+	ctx := context.Background()
+	g := testenv.StartGearmand(t)
+	fn := ringFn(t)
+	ringUntilWritten(t, c, fn, g.Addr)
+	// A UDF that waited for gearmand (1 s timeout) would need 1000 s.
+	const bound = 30 * time.Second
+	burst := func(what string, c *sql.Conn, servers string) (written int) {
+		t.Helper()
+		start := time.Now()
+		w, d, null, err := ringBurst(ctx, c, 1000, fn, servers)
+		took := time.Since(start)
+		t.Logf("%s: 1000 rings in %s: %d written, %d dropped", what, took, w, d)
+		if err != nil || null != 0 || w+d != 1000 || took > bound {
+			t.Fatalf("%s: %d written, %d dropped, %d NULL in %s (%v), want 1000 rings of 0 or 1 within %s: %s",
+				what, w, d, null, took, err, bound, lastError(t, c))
+		}
+		return w
+	}
+
+	g.Pause()
+	burst("gearmand stopped, one session", c, g.Addr)
+	// Four sessions at once, three of them new: their connects go into the
+	// stopped gearmand's listen backlog and stay there.
+	conns := []*sql.Conn{c}
+	for range 3 {
+		cc, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		conns = append(conns, cc)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(conns))
+	for i, cc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, d, null, err := ringBurst(ctx, cc, 1000, fn, g.Addr)
+			if err == nil && (null != 0 || w+d != 1000) {
+				err = fmt.Errorf("%d written, %d dropped, %d NULL", w, d, null)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	t.Logf("gearmand stopped, four sessions: 4 × 1000 rings in %s", took)
+	if err := errors.Join(errs...); err != nil || took > bound {
+		t.Fatalf("four sessions, gearmand stopped: %v in %s (bound %s)", err, took, bound)
+	}
+
+	// Enough rings of the longest name to fill the socket buffers (a few
+	// MB): the rest are dropped, never waited for.
+	long := strings.Repeat("l", 255-len(".outbox")) + ".outbox"
+	start = time.Now()
+	w, d, null, err := ringBurst(ctx, c, 200000, long, g.Addr)
+	took = time.Since(start)
+	t.Logf("gearmand stopped: 200000 rings of 255 bytes in %s: %d written, %d dropped (%s)", took, w, d, lastError(t, c))
+	if err != nil || null != 0 || d == 0 || w+d != 200000 || took > bound {
+		t.Fatalf("200000 rings to a stopped gearmand: %d written, %d dropped, %d NULL in %s (%v), want some dropped, none NULL, within %s",
+			w, d, null, took, err, bound)
+	}
+
+	// Nothing listens: every ring is dropped, at once.
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if w := burst("nothing listening", c, dead); w != 0 {
+		t.Fatalf("%d rings written to %s, where nothing listens", w, dead)
+	}
+	if e := lastError(t, c); !strings.Contains(e, "dropped: "+dead+": Connection refused") {
+		t.Errorf("gman_last_error() = %q, want the server and why", e)
+	}
+
+	// Going on: the rings written while it was stopped are one job.
+	g.Resume()
+	ringUntilWritten(t, c, fn, g.Addr)
+	testenv.Eventually(t, 60*time.Second, "the ring's job after SIGCONT", func() bool { return prio(t, g.Addr, fn)[1] == 1 })
+
+	// Killed (its job lost with it), then started again: rings are
+	// dropped meanwhile, then written, and a job arrives.
+	g.Kill()
+	burst("gearmand killed", c, g.Addr)
+	g.Start()
+	ringUntilWritten(t, c, fn, g.Addr)
+	testenv.Eventually(t, 60*time.Second, "the ring's job after a restart", func() bool { return prio(t, g.Addr, fn)[1] == 1 })
+}
+
+// TestRingRefusesBadArguments: only doorbell names (ending in ".outbox", at
+// most 255 bytes, no NUL) are rung; anything else is NULL with the reason,
+// and nothing reaches gearmand.
+func TestRingRefusesBadArguments(t *testing.T) {
+	_, c := session(t)
+	ctx := context.Background()
+	g := testenv.StartGearmand(t)
+	bad := []struct {
+		args []any
+		want string
+	}{
+		{[]any{"rowgear.Article.insert", g.Addr}, "function 'rowgear.Article.insert' is not allowed: the name must end in '.outbox'"},
+		{[]any{"", g.Addr}, "function name is empty"},
+		{[]any{nil, g.Addr}, "function name is NULL"},
+		{[]any{nil}, "function name is NULL"},
+		{[]any{".outbox", g.Addr}, "must end in '.outbox'"},
+		{[]any{"rowgear.outbox.x", g.Addr}, "must end in '.outbox'"},
+		{[]any{42, g.Addr}, "function '42' is not allowed"},
+		{[]any{strings.Repeat("f", 256-len(".outbox")) + ".outbox", g.Addr}, "longer than 255 bytes"},
+		{[]any{"a\x00b.outbox", g.Addr}, "contains a NUL byte"},
+		{[]any{"rowgear.outbox", ""}, "servers must be"},
+		{[]any{"rowgear.outbox", "127.0.0.1:abc"}, "invalid server '127.0.0.1:abc': port 'abc' is not a number"},
+	}
+	for _, b := range bad {
+		before := failures(t, c)
+		if n, valid := ringOnce(t, c, b.args...); valid {
+			t.Errorf("rowgear_ring%q = %d, want NULL", b.args, n)
+			continue
+		}
+		if e := lastError(t, c); !strings.Contains(e, b.want) {
+			t.Errorf("rowgear_ring%q: gman_last_error() = %q, want %q", b.args, e, b.want)
+		}
+		if failures(t, c) <= before {
+			t.Errorf("rowgear_ring%q: not counted in gman_failures()", b.args)
+		}
+	}
+	for q, want := range map[string]string{
+		"SELECT rowgear_ring()":                 "takes 1 or 2 arguments: function [, servers]",
+		"SELECT rowgear_ring('a.outbox', 1, 2)": "takes 1 or 2 arguments",
+	} {
+		if _, err := c.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", q, err, want)
+		}
+	}
+	// A good ring after them reaches gearmand; the bad ones did not.
+	ringUntilWritten(t, c, "rowgear.outbox", g.Addr)
+	testenv.Eventually(t, 60*time.Second, "the good ring's job", func() bool { return prio(t, g.Addr, "rowgear.outbox")[1] == 1 })
+	st, err := testenv.Status(ctx, g.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f := range st {
+		if f != "rowgear.outbox" {
+			t.Errorf("gearmand has function %q", f)
+		}
+	}
+}
+
+// TestRingSurvivesDurableQueueRestart: a queued ring is kept by gearmand's
+// sqlite queue and gearmand starts again with it (an empty workload would
+// be stored as NULL, and gearmand 1.1.20 then fails to load its queue).
+func TestRingSurvivesDurableQueueRestart(t *testing.T) {
+	_, c := session(t)
+	g := testenv.StartGearmand(t, "--queue-type=libsqlite3", "--libsqlite3-db="+filepath.Join(t.TempDir(), "queue.sqlite"))
+	fn := ringFn(t)
+	ringUntilWritten(t, c, fn, g.Addr)
+	testenv.Eventually(t, 60*time.Second, "the ring's job", func() bool { return prio(t, g.Addr, fn)[1] == 1 })
+	g.Stop()
+	g.Start()
+	if p := prio(t, g.Addr, fn); p[1] != 1 {
+		t.Fatalf("after a restart gearmand has %d queued rings, want 1", p[1])
+	}
+	jobs := startWorker(t, g.Addr, fn)
+	if j := receive(t, jobs); string(j.data) != "ring" {
+		t.Fatalf("job %+v after a restart", j)
+	}
+}
+
+// TestRingThreadEndAndUnload runs on a mariadbd of its own whose global
+// server list names gearmand by host name (resolved off the writer's
+// thread: the first rings may be dropped): a ring connection is closed when
+// its session's thread ends and when the library is unloaded, and the
+// server survives threads ending after the unload.
+func TestRingThreadEndAndUnload(t *testing.T) {
+	g := testenv.StartGearmand(t)
+	_, port, _ := strings.Cut(g.Addr, ":")
+	m := ownMariaDB(t, "ROWGEAR_GEARMAN_SERVERS=localhost:"+port)
+	db := m.DB("")
+	db.SetMaxIdleConns(0) // a closed sql.Conn ends its session (and thread)
+	execFile(t, db, "install.sql")
+	ctx := context.Background()
+	conn := func() *sql.Conn {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	fn := ringFn(t)
+	c1, c2, c3 := conn(), conn(), conn()
+	defer c1.Close()
+	defer c2.Close()
+	for _, c := range []*sql.Conn{c1, c2, c3} {
+		ringUntilWritten(t, c, fn)
+	}
+	testenv.Eventually(t, 60*time.Second, "the ring's job", func() bool { return prio(t, g.Addr, fn)[1] == 1 })
+	waitClientConns(t, g.Addr, 3, "one per session")
+	c3.Close()
+	waitClientConns(t, g.Addr, 2, "the ended session's ring connection closed")
+
+	ids := make([]int64, 2)
+	for i, c := range []*sql.Conn{c1, c2} {
+		if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&ids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execFile(t, db, "uninstall.sql")
+	waitClientConns(t, g.Addr, 0, "unload closes the ring connections")
+	c2.Close()
+	c1.Close()
+	testenv.Eventually(t, 60*time.Second, "the two sessions' threads to end", func() bool {
+		var n int
+		err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (?, ?)", ids[0], ids[1]).Scan(&n)
+		if err != nil {
+			t.Fatalf("mariadbd after unload and thread exits: %v", err)
+		}
+		return n == 0
+	})
+	execFile(t, db, "install.sql")
+	c4 := conn()
+	defer c4.Close()
+	jobs := startWorker(t, g.Addr, fn)
+	receive(t, jobs)
+	ringUntilWritten(t, c4, fn)
+	receive(t, jobs)
 }

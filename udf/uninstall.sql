@@ -7,3 +7,4 @@ DROP FUNCTION IF EXISTS gman_servers_set;
 DROP FUNCTION IF EXISTS gman_timeout_set;
 DROP FUNCTION IF EXISTS gman_failures;
 DROP FUNCTION IF EXISTS gman_last_error;
+DROP FUNCTION IF EXISTS rowgear_ring;

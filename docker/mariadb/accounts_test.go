@@ -108,8 +108,8 @@ func TestAccountsLeastPrivilege(t *testing.T) {
 	root := m.DB("")
 	ctx := context.Background()
 	var funcs int
-	if err := root.QueryRow("SELECT COUNT(*) FROM mysql.func").Scan(&funcs); err != nil || funcs != 7 {
-		t.Fatalf("the init file created %d UDF functions (%v), want 7: see %s", funcs, err, m.ErrorLog())
+	if err := root.QueryRow("SELECT COUNT(*) FROM mysql.func").Scan(&funcs); err != nil || funcs != 8 {
+		t.Fatalf("the init file created %d UDF functions (%v), want 8: see %s", funcs, err, m.ErrorLog())
 	}
 
 	// Each program: its DSN without password, its password file (the one

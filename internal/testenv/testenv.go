@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +198,14 @@ func (g *Gearmand) Stop() { g.signal(os.Interrupt) }
 
 // Kill kills the server with SIGKILL and waits for it to exit.
 func (g *Gearmand) Kill() { g.signal(os.Kill) }
+
+// Pause stops the server with SIGSTOP: its sockets stay open and the kernel
+// still completes connects into its listen backlog, but it reads and
+// answers nothing until Resume. Kill and cleanup work on a paused server.
+func (g *Gearmand) Pause() { g.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server run again (SIGCONT).
+func (g *Gearmand) Resume() { g.cmd.Process.Signal(syscall.SIGCONT) }
 
 func (g *Gearmand) signal(sig os.Signal) {
 	if g.cmd == nil || g.cmd.Process == nil {

@@ -52,7 +52,7 @@ func Pending(ctx context.Context, db *sql.DB, need int64) ([]string, error) {
 	for _, s := range st {
 		// The UDF migration installs server-wide functions, not tables the
 		// worker reads: an application without trigger models leaves it out.
-		if s.Source.Version <= need && s.Source.Version != migrations.UDFVersion && s.State != goose.StateApplied {
+		if s.Source.Version <= need && !migrations.IsUDF(s.Source.Version) && s.State != goose.StateApplied {
 			pending = append(pending, s.Source.Path)
 		}
 	}
