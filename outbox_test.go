@@ -84,11 +84,6 @@ func newOutboxEnv(t *testing.T) *outboxEnv {
 	if _, err := db.Exec("CREATE TABLE boxes (id BIGINT AUTO_INCREMENT PRIMARY KEY, n BIGINT NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
-	var udf int
-	db.QueryRow("SELECT COUNT(*) FROM mysql.func WHERE name = 'rowgear_ring'").Scan(&udf)
-	if udf == 0 { // TEMP until the ring UDF lands
-		db.Exec("CREATE FUNCTION rowgear_ring(fn VARCHAR(255)) RETURNS INT DETERMINISTIC RETURN 0")
-	}
 	file := filepath.Join(t.TempDir(), "gearman.yml")
 	yml := fmt.Sprintf(`all:
   namespace: %s
