@@ -195,12 +195,14 @@ type Binlog struct {
 
 // Triggers configures the generated triggers and the UDF they call.
 type Triggers struct {
-	// Mode is "strict" (default: a write fails when its job cannot be
-	// submitted, so nothing is lost), "lenient" (the write goes through,
-	// the UDF returns NULL and the failure is counted and logged) or
-	// "outbox" (the event is written into the commit-gate row in the
-	// writer's transaction and the worker's relay publishes it: no write
-	// waits for gearmand or is refused for it; package internal/outbox).
+	// Mode is "outbox" (default: the event is written into the
+	// commit-gate row in the writer's transaction and the workers' relay
+	// publishes it until it is handled: no write waits for gearmand or is
+	// refused for it, and nothing is lost when gearmand is), or one of the
+	// wave-2 modes, where the trigger submits through the UDF and waits for
+	// gearmand: "strict" (a write fails when its job cannot be submitted)
+	// or "lenient" (the write goes through; its event is lost, counted and
+	// logged).
 	Mode string
 	// ResendAfter (outbox) is how long a published event waits for its
 	// handler before the relay sends it again; 0: 30 s.

@@ -195,7 +195,7 @@ func TestDefaults(t *testing.T) {
 		eq(t, "Servers", c.Servers, map[string][]string{"default": {DefaultServer}})
 		eq(t, "Namespace", c.Namespace, DefaultNamespace)
 		eq(t, "Binlog", c.Binlog, Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 8, Batch: 1, StatsInterval: 10 * time.Second})
-		eq(t, "Triggers", c.Triggers, Triggers{Mode: "strict"})
+		eq(t, "Triggers", c.Triggers, Triggers{Mode: "outbox"})
 		eq(t, "Database", c.Database, Database{})
 		if len(c.Workers)+len(c.DBWorkers)+len(c.Models) != 0 {
 			t.Errorf("%q: want no sets or models, got %+v", yml, c)

@@ -64,7 +64,7 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 			Batch:         1,
 			StatsInterval: 10 * time.Second,
 		},
-		Triggers:   Triggers{Mode: "strict"},
+		Triggers:   Triggers{Mode: "outbox"},
 		Retry:      map[string]RetryPolicy{"default": DefaultRetry},
 		Naming:     NamingRowgear,
 		Serializer: Serializer{Server: map[string]string{}, Set: map[string]string{}, Function: map[string]string{}},

@@ -78,7 +78,7 @@ var Ops = []string{"insert", "update", "delete"}
 // Spec is what the config says about one model's triggers.
 type Spec struct {
 	Namespace string   // function-name prefix, config.Config.Namespace
-	Mode      string   // Strict (default), Lenient or Outbox
+	Mode      string   // Outbox, Strict or Lenient; empty: Strict (gearman.yml's default is Outbox: Specs)
 	Model     string   // model name, e.g. Article
 	Schema    string   // empty: the connection's database
 	Table     string   // e.g. articles

@@ -97,7 +97,7 @@ func TestGenerateErrors(t *testing.T) {
 		want string
 	}{
 		{"no pk", Spec{Namespace: "n", Model: "A"}, noPK, "no primary key"},
-		{"bad mode", Spec{Namespace: "n", Model: "A", Mode: "loose"}, articles(), "want strict or lenient"},
+		{"bad mode", Spec{Namespace: "n", Model: "A", Mode: "loose"}, articles(), "want strict, lenient, outbox"},
 		{"bad event", Spec{Namespace: "n", Model: "A", Events: []string{"upsert"}}, articles(), `unknown event "upsert"`},
 		{"unknown column", Spec{Namespace: "n", Model: "A", Columns: []string{"nope"}}, articles(), "column nope is not in table"},
 		{"unsupported type", Spec{Namespace: "n", Model: "A"}, odd, "type mystery is not supported"},
