@@ -7,8 +7,10 @@
  * rowgear_udf.c - Gearman client functions (UDFs) for MariaDB and MySQL.
  *
  * Triggers call gman_do_background() to queue a background job carrying a
- * row-change event. See README.md in this directory for the SQL interface,
- * the strict/lenient failure patterns, the timeout and the build.
+ * row-change event, or, with the outbox, rowgear_ring() to wake its relay
+ * without ever waiting (see its section below). See README.md in this
+ * directory for the SQL interface, the strict/lenient failure patterns, the
+ * timeout and the build.
  *
  * Design notes:
  *  - One connection per server thread and server, kept in a thread-specific

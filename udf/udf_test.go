@@ -1863,3 +1863,43 @@ func TestRingThreadEndAndUnload(t *testing.T) {
 	ringUntilWritten(t, c4, fn)
 	receive(t, jobs)
 }
+
+// TestRingNameLookupNeverWaits: a ring to a name whose DNS server never
+// answers is dropped at once (the lookup goes on in the background), and
+// the next server of the list takes the rings meanwhile.
+func TestRingNameLookupNeverWaits(t *testing.T) {
+	queries := silentDNS(t, "127.0.0.154:53")
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.154\noptions timeout:5 attempts:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := testenv.StartGearmand(t)
+	ensureUDF(t)
+	m := testenv.StartMariaDB(t, testenv.WithUDF(soName), testenv.WithoutBinlog(), testenv.WithResolvConf(conf),
+		testenv.WithServerEnv("ROWGEAR_UDF_ALLOW_SERVERS_ARG=1"))
+	db := m.DB("")
+	execFile(t, db, "install.sql")
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mustExec(t, c, "USE mysql") // for ringBurst's sequence table
+	fn := ringFn(t)
+	const gone = "gearmand-gone.test:4730"
+	start := time.Now()
+	w, d, null, err := ringBurst(ctx, c, 1000, fn, gone)
+	took := time.Since(start)
+	if err != nil || w != 0 || d != 1000 || null != 0 || took > 30*time.Second {
+		t.Fatalf("1000 rings to a name that does not resolve: %d written, %d dropped, %d NULL in %s (%v)", w, d, null, took, err)
+	}
+	t.Logf("1000 rings to a name whose DNS server is silent: dropped in %s", took)
+	if e := lastError(t, c); !strings.Contains(e, "dropped: "+gone+": resolving gearmand-gone.test") {
+		t.Errorf("last error %q", e)
+	}
+	testenv.Eventually(t, 60*time.Second, "the silent DNS server to see the lookup", func() bool { return queries.Load() > 0 })
+	// The name first, a live gearmand second: the second takes the rings.
+	ringUntilWritten(t, c, fn, gone+","+g.Addr)
+	testenv.Eventually(t, 60*time.Second, "the ring's job", func() bool { return prio(t, g.Addr, fn)[1] == 1 })
+}
