@@ -38,7 +38,7 @@ func TestRepoGearmanYML(t *testing.T) {
 	})
 	eq(t, "Database", c.Database, config.Database{DSN: "root@tcp(127.0.0.1:3307)/rowgear"})
 	eq(t, "Binlog", c.Binlog, config.Binlog{ServerID: 1001, Flavor: "mariadb", Position: "table", Server: "default", Concurrency: 2, Batch: 100, StatsInterval: 10 * time.Second})
-	eq(t, "Triggers", c.Triggers, config.Triggers{Mode: "strict"})
+	eq(t, "Triggers", c.Triggers, config.Triggers{Mode: "outbox", ResendAfter: 30 * time.Second})
 
 	c, err = config.Loader{LookupEnv: lookup(map[string]string{"ROWGEAR_GEARMAN": "10.0.0.5:4800"})}.Load("config/gearman.yml", "prod")
 	if err != nil {

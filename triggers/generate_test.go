@@ -67,6 +67,7 @@ func TestGolden(t *testing.T) {
 	golden(t, "articles_lenient_columns", Migration(generateAll(t, Spec{Namespace: "app", Mode: Lenient, Model: "Article",
 		Table: "articles", Events: []string{"update", "insert"}, Columns: []string{"title", "published_at"}}, articles())))
 	golden(t, "hostile", Migration(generateAll(t, Spec{Namespace: "ns", Mode: Strict, Model: "Hostile", Table: hostile().Name}, hostile())))
+	golden(t, "articles_outbox", Migration(generateAll(t, Spec{Namespace: "rowgear", Mode: Outbox, Model: "Article", Table: "articles"}, articles())))
 }
 
 func TestGenerateIsDeterministic(t *testing.T) {
