@@ -49,6 +49,15 @@
 // their trigger to their commit, so the gate ids of one row are in commit
 // order.
 //
+// Outbox rows (triggers.mode: outbox, the default) hold the payload itself
+// instead of its digest: the relay (internal/outbox) sends a row only once
+// it is committed, with its id as seq, and here the job must carry exactly
+// the row's payload. A row still there when its resend time comes is sent
+// again; the copy that comes second finds no row and is dropped. Hold keeps
+// the relay off a row while the retry guard retries its event, and parks
+// it (relay_after NULL) once the event is a dead letter, so that only a
+// replay sends it again.
+//
 // Binlog source. Only committed changes reach the binlog, in commit order;
 // seq is the event's position, "<file number>:<position>:<row>".
 //
@@ -139,8 +148,10 @@
 //
 // # Operating it
 //
-//   - Lost jobs leave gate rows behind: a lenient trigger whose submit
-//     failed, a gearmand that lost its memory queue. Purge deletes gate rows
+//   - Lost jobs of strict and lenient triggers leave gate rows behind: a
+//     lenient trigger whose submit failed, a gearmand that lost its memory
+//     queue (outbox rows are sent again instead). Purge deletes those gate rows,
+//     parked outbox rows (dead letters) among them,
 //     and Once records older than an age (run it daily with, say, 30 days;
 //     longer than you keep dead letters you may replay: a trigger event
 //     whose gate row was purged is dropped as rolled back).
