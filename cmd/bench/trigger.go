@@ -68,6 +68,30 @@ func (b *bench) installTriggerGate(ctx context.Context, ns, table, addr string, 
 	return nil
 }
 
+// installOutboxTrigger installs the generated outbox AFTER UPDATE trigger
+// of the Item model on table: it writes the event row and rings the
+// doorbell (rowgear_ring, to the UDF's global list: it never waits).
+func (b *bench) installOutboxTrigger(ctx context.Context, ns, table string) error {
+	t, err := sqlschema.LoadTable(ctx, b.db, b.dbName, table)
+	if err != nil {
+		return err
+	}
+	trs, err := triggers.Generate(triggers.Spec{Namespace: ns, Mode: triggers.Outbox, Model: "Item",
+		Schema: b.dbName, Table: table, Events: []string{"update"}}, t)
+	if err != nil {
+		return err
+	}
+	for _, tr := range trs {
+		if _, err := b.db.ExecContext(ctx, tr.Drop); err != nil {
+			return err
+		}
+		if _, err := b.db.ExecContext(ctx, tr.Create); err != nil {
+			return fmt.Errorf("%s: %w", tr.Name, err)
+		}
+	}
+	return nil
+}
+
 func (b *bench) createItems(ctx context.Context, table string, n int) error {
 	if _, err := b.db.ExecContext(ctx, "CREATE TABLE "+table+" "+itemDDL); err != nil {
 		return err
@@ -121,7 +145,8 @@ var updateVariants = []updateVariant{
 	{"items_gaterow", "a trigger writing one commit-gate row, nothing else", "BEGIN INSERT INTO " + sqlschema.GateTable + " (digest) VALUES (REPEAT('x', 32)); END"},
 	{"items_env", "generated trigger building the envelope, no gate, no UDF call", ""},
 	{"items_json", "generated trigger building the envelope and its gate row, no UDF call", ""},
-	{"items_trig", "generated trigger + UDF (the whole trigger path)", ""},
+	{"items_outbox", "generated outbox trigger (the event row + the doorbell, the default)", ""},
+	{"items_trig", "generated strict trigger + UDF (waits for gearmand)", ""},
 }
 
 // updateCost sets up section 2's tables, times UPDATEs on each, and adds
@@ -169,6 +194,9 @@ func (b *bench) installVariantTriggers(ctx context.Context, ns, addr string) err
 		return err
 	}
 	if err := b.installTrigger(ctx, ns, "items_json", ""); err != nil {
+		return err
+	}
+	if err := b.installOutboxTrigger(ctx, ns, "items_outbox"); err != nil {
 		return err
 	}
 	return b.installTriggerGate(ctx, ns, "items_env", "", false)
@@ -224,8 +252,8 @@ func (b *bench) reportUpdateCost(sec string, dur []time.Duration, updates int) {
 	b.add(sec, "UPDATE latency, plain table", plainUS, "µs").note(fmt.Sprintf("%d single-row autocommit UPDATEs per table", updates))
 	for k, v := range updateVariants[1:] {
 		f := b.add(sec, "UPDATE latency, "+v.name, us(k+1), "µs").vs("plain UPDATE µs", plainUS)
-		if k+1 == len(updateVariants)-1 {
-			f.note("ratio = cost, target ≤ 1.2")
+		if v.table == "items_outbox" {
+			f.note("ratio = cost, target ≤ 1.45")
 		}
 	}
 	b.add(sec, "UPDATE rate, generated trigger + UDF", 1e6/trigUS, "rows/s").vs("plain UPDATE rows/s", 1e6/plainUS)
