@@ -1,9 +1,11 @@
 package rowgear_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -73,7 +75,10 @@ type outboxEnv struct {
 	seen *seenBoxes
 }
 
-func newOutboxEnv(t *testing.T) *outboxEnv {
+func newOutboxEnv(t *testing.T) *outboxEnv { return newOutboxEnvWith(t, "") }
+
+// newOutboxEnvWith is newOutboxEnv with more keys of triggers: ("k: v, …").
+func newOutboxEnvWith(t *testing.T, triggerKeys string) *outboxEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, dsn := testenv.DB(t)
@@ -91,10 +96,10 @@ func newOutboxEnv(t *testing.T) *outboxEnv {
   models:
     Box: {table: boxes, events: [insert, update]}
   database: {dsn: '%s'}
-  triggers: {mode: outbox, resend_after: 3s, poll: 200ms}
+  triggers: {mode: outbox, resend_after: 3s, poll: 200ms%s}
   retry:
     default: {attempts: 10, backoff: 100ms, max_backoff: 1s}
-`, testenv.Name(t, "ob"), e.gm.Addr, dsn)
+`, testenv.Name(t, "ob"), e.gm.Addr, dsn, cmp.Or(", "+triggerKeys, ""))
 	if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +135,7 @@ func (e *outboxEnv) work() {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := rowgear.NewWorker(ctx, e.cfg, reg, rowgear.WithDSN(e.dsn), rowgear.WithLogger(quiet),
+	w, err := rowgear.NewWorker(ctx, e.cfg, reg, rowgear.WithDSN(e.dsn), rowgear.WithLogger(outboxLog),
 		rowgear.WithStateDir(e.t.TempDir()), rowgear.WithConcurrency(8))
 	if err != nil {
 		cancel()
@@ -265,6 +270,40 @@ func TestOutboxSurvivesGearmandKill(t *testing.T) {
 	e.awaitAll(3 * time.Minute)
 	t.Logf("%d changes of %d rows; gearmand killed after %d, started again after %d (%s later); %d handler runs",
 		done.Load(), len(e.latest()), atKill, atStart, time.Since(killed).Round(time.Second), e.seen.all.Load())
+}
+
+// TestOutboxBatchesSurviveGearmandKill is TestOutboxSurvivesGearmandKill
+// with the relay sending batches (triggers.batch: 50): the worker applies
+// a batch's events in one transaction, their gate rows included.
+func TestOutboxBatchesSurviveGearmandKill(t *testing.T) {
+	e := newOutboxEnvWith(t, "batch: 50")
+	e.work()
+	total := outboxChanges(4000)
+	var done atomic.Int64
+	wg := e.writers(total/4, &done)
+	testenv.Eventually(t, 5*time.Minute, "a third of the changes written", func() bool { return done.Load() >= int64(total/3) })
+	e.gm.Kill()
+	atKill := done.Load()
+	testenv.Eventually(t, 5*time.Minute, "writes going on with gearmand dead", func() bool { return done.Load() >= atKill+int64(total/6) })
+	e.gm.Start()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	e.awaitAll(3 * time.Minute)
+	st, err := testenv.Status(context.Background(), e.gm.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batchFn := ""
+	for fn := range st {
+		if strings.HasSuffix(fn, ".Box.batch") {
+			batchFn = fn
+		}
+	}
+	if batchFn == "" {
+		t.Errorf("no Box.batch function in gearmand after the restart: the relay sent no batch (functions: %v)", st)
+	}
 }
 
 // TestOutboxWritesWithoutGearmand: with no gearmand at all, writes go
@@ -444,3 +483,10 @@ func TestOutboxWorkerKill9(t *testing.T) {
 	e.db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT box_id, n) FROM box_log").Scan(&runs, &distinct)
 	t.Logf("%d changes of %d rows; %d handler runs, %d of them repeats of a run a kill cut short", done.Load(), len(want), runs, runs-distinct)
 }
+
+var outboxLog = func() *slog.Logger {
+	if os.Getenv("ROWGEAR_OUTBOX_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return quiet
+}()

@@ -54,6 +54,7 @@ type Worker struct {
 	guard   *retry.Guard  // nil: retries off, or no database
 	relay   *outbox.Relay // nil: triggers.mode is not outbox
 	ord     *ordering.Orderer
+	holds   sync.WaitGroup // holdOutboxRow's updates in flight
 	gw      *gearman.Worker
 
 	mu      sync.Mutex
@@ -168,7 +169,7 @@ func (w *Worker) newRelay() error {
 	w.closers = append(w.closers, gc.Close)
 	var err error
 	w.relay, err = outbox.New(w.db, gc, outbox.Options{Tables: tables, ResendAfter: w.cfg.Triggers.ResendAfter,
-		Poll: w.cfg.Triggers.Poll, Concurrency: w.s.concurrency, Logger: w.log})
+		Poll: w.cfg.Triggers.Poll, Concurrency: w.s.concurrency, GroupBy: w.cfg.Triggers.Batch, Logger: w.log})
 	return err
 }
 
@@ -388,9 +389,13 @@ func (w *Worker) holdOutboxRow(ctx context.Context, fn string, payload []byte, o
 		return
 	}
 	resend := cmp.Or(w.cfg.Triggers.ResendAfter, outbox.DefaultResendAfter)
-	if err := w.ord.Hold(ctx, payload, o == retry.DeadLettered, wait+resend); err != nil {
-		w.log.Warn("the relay may send the event again beside its retry", "function", fn, "err", err)
-	}
+	// Not waited for: inside a batch job, the batch's transaction holds
+	// the row's lock until its other events have run.
+	w.holds.Go(func() {
+		if err := w.ord.Hold(ctx, payload, o == retry.DeadLettered, wait+resend); err != nil {
+			w.log.Warn("the relay may send the event again beside its retry", "function", fn, "err", err)
+		}
+	})
 }
 
 // Functions lists the gearman functions the worker registers, sorted.
@@ -454,6 +459,7 @@ func (w *Worker) run(ctx context.Context) error {
 	err := w.gw.Run(ctx)
 	stopGuard()
 	guardDone.Wait()
+	w.holds.Wait()
 	w.stop() // the observation's listeners and latency resolver
 	if w.s.hooks.OnStop != nil {
 		w.s.hooks.OnStop(context.WithoutCancel(ctx), err)

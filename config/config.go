@@ -210,6 +210,10 @@ type Triggers struct {
 	// Poll (outbox) is how often the relay looks for events without a
 	// doorbell; 0: 1 s.
 	Poll time.Duration
+	// Batch (outbox) is the most consecutive events of one model the relay
+	// sends as one <namespace>.<Model>.batch job; 0 or 1: one job per
+	// event (what a PHP worker takes).
+	Batch int
 }
 
 // RetryPolicy says how a failing job is retried before it goes to the

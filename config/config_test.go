@@ -539,7 +539,7 @@ func TestErrors(t *testing.T) {
 
 		// triggers
 		{"triggers mode", "all:\n  triggers:\n    mode: loose\n", "", `t.yml:3: all.triggers.mode: want strict or lenient or outbox, got "loose"`},
-		{"triggers typo", "all:\n  triggers:\n    timeout: 1\n", "", "t.yml:3: all.triggers.timeout: unknown key (want mode, resend_after, poll)"},
+		{"triggers typo", "all:\n  triggers:\n    timeout: 1\n", "", "t.yml:3: all.triggers.timeout: unknown key (want mode, resend_after, poll, batch)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -743,8 +743,22 @@ func (d *decoder) triggers(n *yaml.Node, c *Config) error {
 			}
 			continue
 		case "resend_after", "poll":
+		case "batch":
+			v, ok, err := d.scalar(p.v, kp, "a number")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > events.MaxBatch {
+				return d.errorf(p.v, kp, "want the most events a job carries, 1 to %d, got %q", events.MaxBatch, v)
+			}
+			c.Triggers.Batch = n
+			continue
 		default:
-			return d.errorf(p.k, kp, "unknown key (want mode, resend_after, poll)")
+			return d.errorf(p.k, kp, "unknown key (want mode, resend_after, poll, batch)")
 		}
 		v, ok, err := d.scalar(p.v, kp, "a duration")
 		if err != nil {

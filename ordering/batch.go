@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
@@ -36,19 +42,25 @@ type session struct {
 	seq    map[string]string      // row key → applied seq, as this transaction sees it
 	dirty  map[string]bool        // rows whose seq this batch advanced
 	model  string
+	gates  map[uint64]gateRow // trigger events' gate rows found, by id (locked)
+	done   []uint64           // gate rows to delete at the commit: applied or superseded
 }
 
 type batchEvent struct {
 	ev      *events.Envelope
 	key     string
 	payload []byte
+	gate    uint64 // a trigger event's gate row; 0: a binlog event
 }
 
 // batchable reports whether ev can be ordered inside a batch's
-// transaction: a binlog event with seq of an ordered model. Anything else
-// in a batch takes the one-event path.
+// transaction: an event with seq of an ordered model, from the binlog or
+// from the trigger outbox (the relay sends a row only once committed, so
+// its gate row is locked and checked in the batch's first round trip, and
+// deleted at its commit). Anything else in a batch takes the one-event
+// path.
 func (o *Orderer) batchable(ev *events.Envelope) bool {
-	return ev.Source == events.SourceBinlog && ev.Seq != "" && !o.unordered[ev.Model]
+	return (ev.Source == events.SourceBinlog || ev.Source == events.SourceTrigger) && ev.Seq != "" && !o.unordered[ev.Model]
 }
 
 // runBatch opens the batch's transaction, runs next (the dispatcher's batch
@@ -59,7 +71,7 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		return next(ctx, job) // the dispatcher reports a bad batch; each event runs alone
 	}
 	ctx = events.WithSplit(ctx, job.Workload, envs)
-	s := &session{o: o, events: map[string]*batchEvent{}, seq: map[string]string{}, dirty: map[string]bool{}}
+	s := &session{o: o, events: map[string]*batchEvent{}, seq: map[string]string{}, dirty: map[string]bool{}, gates: map[uint64]gateRow{}}
 	evs := make([]*events.Envelope, len(envs))
 	for i, e := range envs {
 		ev, err := events.Decode(e)
@@ -72,7 +84,13 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		}
 		key := string(rowKey(ev))
 		s.model = ev.Model
-		s.events[ev.ID] = &batchEvent{ev: ev, key: key, payload: e}
+		b := &batchEvent{ev: ev, key: key, payload: e}
+		if ev.Source == events.SourceTrigger {
+			if b.gate, err = gateID(ev); err != nil {
+				continue // the one-event path fails it
+			}
+		}
+		s.events[ev.ID] = b
 		s.seq[key] = ""
 	}
 	if len(s.events) == 0 {
@@ -83,8 +101,20 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		return nil, fmt.Errorf("ordering: batch %s: begin: %w", job.Unique, err)
 	}
 	defer tc.close()
-	if err := s.lock(ctx, tc.Conn); err != nil {
-		return nil, fmt.Errorf("ordering: batch %s: locking its rows: %w", job.Unique, err)
+	// Batches that share rows, or insert the seq records of new rows
+	// side by side, can deadlock while they lock (gap locks of INSERT … ON
+	// DUPLICATE KEY UPDATE): InnoDB rolls one back before any handler ran,
+	// so it simply locks again.
+	for attempt := 1; ; attempt++ {
+		err := s.lock(ctx, tc.Conn)
+		if err == nil {
+			break
+		}
+		if !isDeadlock(err) || attempt == 5 {
+			return nil, fmt.Errorf("ordering: batch %s: locking its rows: %w", job.Unique, err)
+		}
+		clear(s.gates)
+		time.Sleep(time.Duration(attempt) * time.Duration(rand.IntN(10)+1) * time.Millisecond)
 	}
 	out, err := next(events.WithDecoded(context.WithValue(ctx, sessionKey{}, s), envs, evs), job)
 	if err != nil {
@@ -117,7 +147,14 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	// ON DUPLICATE KEY UPDATE locks an existing record exclusively, where
 	// INSERT IGNORE would share-lock it: two batches sharing a row would
 	// then both hold it shared and deadlock on their way to exclusive.
-	q := beginSQL + "; INSERT INTO rowgear_row_seq (row_key, model, seq) VALUES " +
+	// The trigger events' gate rows first, as the one-event path takes
+	// them, so a batch and a single event never wait for each other in
+	// opposite orders.
+	q := beginSQL
+	if gates := s.gateIDs(); len(gates) > 0 {
+		q += "; SELECT id, digest, payload FROM " + s.o.gate(s.model) + " WHERE id IN (" + gates + ") ORDER BY id FOR UPDATE"
+	}
+	q += "; INSERT INTO rowgear_row_seq (row_key, model, seq) VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ''),", len(keys)), ",") +
 		" ON DUPLICATE KEY UPDATE seq = seq; SELECT row_key, seq FROM rowgear_row_seq WHERE row_key IN (" + marks + ")"
 	rows, err := conn.QueryContext(ctx, q, args...)
@@ -126,7 +163,17 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	}
 	defer rows.Close()
 	for more := true; more; more = rows.NextResultSet() {
+		cols, _ := rows.Columns()
 		for rows.Next() {
+			if len(cols) == 3 { // the gate rows
+				var id uint64
+				var g gateRow
+				if err := rows.Scan(&id, &g.digest, &g.payload); err != nil {
+					return err
+				}
+				s.gates[id] = g
+				continue
+			}
 			var key, seq []byte
 			if err := rows.Scan(&key, &seq); err != nil {
 				return err
@@ -140,34 +187,83 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	return rows.Close()
 }
 
-// run is Wrap for one event of the batch: skipped when not newer than its
-// row's applied seq, else its handler runs; a success advances the seq.
+// gateIDs lists the batch's gate rows for an IN (…).
+func (s *session) gateIDs() string {
+	var ids []string
+	for _, b := range s.events {
+		if b.gate != 0 {
+			ids = append(ids, strconv.FormatUint(b.gate, 10))
+		}
+	}
+	return strings.Join(ids, ",")
+}
+
+// run is Wrap for one event of the batch: a trigger event whose gate row
+// is gone is dropped (applied already), one whose row does not match is a
+// forgery; an event not newer than its row's applied seq is skipped, else
+// its handler runs; a success advances the seq. An applied or skipped
+// trigger event's gate row goes at the commit; a failed one's stays.
 func (s *session) run(ctx context.Context, next gearman.Handler, job *gearman.Job, b *batchEvent) (any, error) {
+	if b.gate != 0 {
+		g, found := s.gates[b.gate]
+		if ok, err := s.o.checkGate(job, b.ev, found, g); err != nil || !ok {
+			return nil, err
+		}
+	}
 	if b.ev.Seq <= s.seq[b.key] {
 		s.o.log.Debug("event skipped: a newer event of its row was applied", "event", b.ev.ID,
 			"function", job.Function, "seq", b.ev.Seq, "applied", s.seq[b.key])
+		s.applied(b)
 		return nil, nil
 	}
 	out, err := next(ctx, job)
 	if err == nil {
 		s.seq[b.key], s.dirty[b.key] = b.ev.Seq, true
+		s.applied(b)
 	}
 	return out, err
 }
 
-// commit records the advanced seqs and commits, in one round trip.
+func (s *session) applied(b *batchEvent) {
+	if b.gate != 0 {
+		s.done = append(s.done, b.gate)
+	}
+}
+
+// isDeadlock reports InnoDB's ERROR 1213.
+func isDeadlock(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
+}
+
+// commit deletes the gate rows of the trigger events it applied or
+// skipped, records the advanced seqs and commits, in one round trip.
 func (s *session) commit(conn *sql.Conn) error {
+	q := ""
+	if len(s.done) > 0 {
+		ids := make([]string, len(s.done))
+		for i, id := range s.done {
+			ids[i] = strconv.FormatUint(id, 10)
+		}
+		q = "DELETE FROM " + s.o.gate(s.model) + " WHERE id IN (" + strings.Join(ids, ",") + "); "
+	}
 	if len(s.dirty) == 0 {
-		return endTx(conn, "COMMIT")
+		return endTx(conn, q+"COMMIT")
 	}
-	q := "INSERT INTO rowgear_row_seq (row_key, model, seq) VALUES " +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?),", len(s.dirty)), ",") +
-		" ON DUPLICATE KEY UPDATE seq = VALUES(seq); COMMIT"
+	// An UPDATE by key of records lock locked (and created): it takes no
+	// lock it does not hold, so the commit cannot deadlock after the
+	// handlers ran (which would run them again).
+	var cases strings.Builder
 	args := make([]any, 0, 3*len(s.dirty))
+	keys := make([]any, 0, len(s.dirty))
 	for k := range s.dirty {
-		args = append(args, []byte(k), s.model, s.seq[k])
+		cases.WriteString(" WHEN ? THEN ?")
+		args = append(args, []byte(k), s.seq[k])
+		keys = append(keys, []byte(k))
 	}
-	return endTx(conn, q, args...)
+	q += "UPDATE rowgear_row_seq SET seq = CASE row_key" + cases.String() + " END WHERE row_key IN (" +
+		strings.TrimSuffix(strings.Repeat("?,", len(keys)), ",") + "); COMMIT"
+	return endTx(conn, q, append(args, keys...)...)
 }
 
 // inBatch returns the batch event job is, when it runs inside a batch's

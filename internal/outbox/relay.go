@@ -41,6 +41,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
@@ -78,6 +80,10 @@ type Options struct {
 	Batch int
 	// Concurrency is how many jobs are submitted at once; default 8.
 	Concurrency int
+	// GroupBy sends up to this many consecutive rows of one model as one
+	// <namespace>.<Model>.batch job (as binlogbridge's binlog.batch);
+	// default 1, one job per event (what a PHP worker takes).
+	GroupBy int
 	Logger      *slog.Logger
 }
 
@@ -114,6 +120,12 @@ func New(db *sql.DB, pub Publisher, o Options) (*Relay, error) {
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
+	}
+	if o.GroupBy == 0 {
+		o.GroupBy = 1
+	}
+	if o.GroupBy > events.MaxBatch {
+		return nil, fmt.Errorf("outbox: GroupBy %d: at most %d", o.GroupBy, events.MaxBatch)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -267,10 +279,46 @@ func Envelope(payload []byte, id uint64) ([]byte, bool) {
 	return out, true
 }
 
+// job is what one submit carries: one row's event, or a batch of
+// consecutive rows of one model.
+type job struct {
+	fn, unique string
+	rows       []row
+}
+
+// jobs turns the claimed rows of table t into jobs, in id order: runs of
+// one model's rows become batch jobs of up to GroupBy events. A row that
+// cannot be an event is logged and left for an operator (it stays until
+// its resend time, and is logged again then).
+func (r *Relay) jobs(t string, rows []row) []job {
+	var out []job
+	for _, x := range rows {
+		_, ok := Envelope(x.payload, x.id)
+		ns, model, _, err := events.ParseFuncName(x.fn)
+		if !ok || err != nil {
+			r.o.Logger.Error("outbox row is not an event: left for an operator", "table", t, "id", x.id, "function", x.fn)
+			continue
+		}
+		// The table's checksum keeps the key short (gearmand takes at most
+		// 63 bytes) and apart from another schema's row of the same id.
+		unique := fmt.Sprintf("%08x#%d", crc32.ChecksumIEEE([]byte(t)), x.id)
+		if n := len(out); r.o.GroupBy > 1 && n > 0 && out[n-1].fn == events.FuncName(ns, model, events.OpBatch) &&
+			len(out[n-1].rows) < r.o.GroupBy {
+			out[n-1].rows = append(out[n-1].rows, x)
+			continue
+		}
+		fn := x.fn
+		if r.o.GroupBy > 1 {
+			fn = events.FuncName(ns, model, events.OpBatch)
+		}
+		out = append(out, job{fn: fn, unique: unique, rows: []row{x}})
+	}
+	return out
+}
+
 // publish submits rows' jobs, Concurrency at a time, and returns how many
-// went out. A row whose submit failed is due again in a second (gearmand
-// may be back by then); one that cannot be a job stays until its resend
-// time and is logged.
+// rows went out. A row whose submit failed is due again in a second
+// (gearmand may be back by then).
 func (r *Relay) publish(ctx context.Context, t string, rows []row) int {
 	var (
 		mu     sync.Mutex
@@ -279,25 +327,27 @@ func (r *Relay) publish(ctx context.Context, t string, rows []row) int {
 		sem    = make(chan struct{}, r.o.Concurrency)
 		sent   atomic.Int64
 	)
-	for _, x := range rows {
-		job, ok := Envelope(x.payload, x.id)
-		if !ok || x.fn == "" {
-			r.o.Logger.Error("outbox row is not an event: left for an operator", "table", t, "id", x.id, "function", x.fn)
-			continue
-		}
+	for _, j := range r.jobs(t, rows) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := r.pub.Background(ctx, x.fn, job, gearman.Normal, gearman.Unique(t+"#"+strconv.FormatUint(x.id, 10)))
-			if err != nil {
-				r.failed.Add(1)
+			envs := make([][]byte, len(j.rows))
+			for i, x := range j.rows {
+				envs[i], _ = Envelope(x.payload, x.id) // checked in jobs
+			}
+			payload, unique := envs[0], j.unique
+			if r.o.GroupBy > 1 {
+				payload, unique = events.EncodeBatch(envs), fmt.Sprintf("%s+%d", unique, len(j.rows))
+			}
+			if _, err := r.pub.Background(ctx, j.fn, payload, gearman.Normal, gearman.Unique(unique)); err != nil {
+				r.failed.Add(int64(len(j.rows)))
 				mu.Lock()
-				failed = append(failed, x)
+				failed = append(failed, j.rows...)
 				mu.Unlock()
 				return
 			}
-			r.published.Add(1)
-			sent.Add(1)
+			r.published.Add(int64(len(j.rows)))
+			sent.Add(int64(len(j.rows)))
 		})
 	}
 	wg.Wait()
