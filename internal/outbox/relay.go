@@ -84,7 +84,7 @@ type Options struct {
 	// <namespace>.<Model>.batch job (as binlogbridge's binlog.batch);
 	// default 1, one job per event (what a PHP worker takes).
 	GroupBy int
-	Logger      *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Relay publishes committed outbox rows; see the package documentation.
