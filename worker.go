@@ -156,6 +156,11 @@ func (w *Worker) newRelay() error {
 	if w.db == nil || w.cfg.Triggers.Mode != "outbox" {
 		return nil
 	}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(w.cfg.Models)), func(m config.Model) bool {
+		return m.Source == "" || m.Source == "trigger"
+	}) {
+		return nil // no trigger writes an outbox
+	}
 	tables := []string{sqlschema.GateTable}
 	for _, name := range slices.Sorted(maps.Keys(w.cfg.Models)) {
 		if s := w.cfg.Models[name].Schema; s != "" {

@@ -125,14 +125,23 @@ func (s *Store) List(ctx context.Context, state string) ([]Entry, error) {
 // the table. READ COMMITTED: the scan locks the rows it takes and no
 // neighbours (REPEATABLE READ's next-key lock on the first row past the
 // retries would make a concurrent `dead retry` skip a dead letter).
+//
+// Dead letters named by id are waited for instead of skipped: another
+// worker's scan of the retries may hold one for a moment (READ COMMITTED
+// locks a scanned row before it checks the WHERE), and a replay by id
+// must not report it missing.
 func (s *Store) take(ctx context.Context, where string, args []any, limit int, submit func(Entry) error) (int, error) {
+	return s.takeLocked(ctx, where, args, limit, " SKIP LOCKED", submit)
+}
+
+func (s *Store) takeLocked(ctx context.Context, where string, args []any, limit int, skip string, submit func(Entry) error) (int, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, fmt.Errorf("retry: %w", err)
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, "SELECT "+entryCols+" FROM rowgear_failed_jobs WHERE "+where+
-		fmt.Sprintf(" ORDER BY due_at, id LIMIT %d FOR UPDATE SKIP LOCKED", limit), args...)
+		fmt.Sprintf(" ORDER BY due_at, id LIMIT %d FOR UPDATE", limit)+skip, args...)
 	if err != nil {
 		return 0, fmt.Errorf("retry: select: %w", err)
 	}
@@ -196,7 +205,7 @@ func (s *Store) takeDead(ctx context.Context, ids []int64, submit func(Entry) er
 		args[i] = id
 	}
 	where := "state = 'dead' AND id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
-	n, err := s.take(ctx, where, args, len(ids), submit)
+	n, err := s.takeLocked(ctx, where, args, len(ids), "", submit)
 	if err == nil && n < len(ids) {
 		err = fmt.Errorf("%w: %d of the %d ids asked for", ErrNoEntry, len(ids)-n, len(ids))
 	}
