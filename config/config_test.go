@@ -533,7 +533,7 @@ func TestErrors(t *testing.T) {
 		{"binlog batch", "all:\n  binlog:\n    batch: 1001\n", "", `t.yml:3: all.binlog.batch: want the most events a job carries, 1 to 1000, got "1001"`},
 		{"binlog stats_interval", "all:\n  binlog:\n    stats_interval: 10\n", "", `t.yml:3: all.binlog.stats_interval: want a positive duration such as 10s or 1m, got "10"`},
 		{"binlog typo", "all:\n  binlog:\n    serverid: 3\n", "", "t.yml:3: all.binlog.serverid: unknown key"},
-		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", "t.yml:3: all.binlog.position: want a value, got a list of 1"},
+		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", `t.yml:3: all.binlog.position: want "table", "gtid" or "file:PATH", got a list of 1`},
 		{"binlog typo with list", "all:\n  binlog:\n    serverid: [3]\n", "", "t.yml:3: all.binlog.serverid: unknown key (want server_id, flavor"},
 		{"server map typo with list", "all:\n  server:\n    default: {host: h, prot: [1]}\n", "", "t.yml:3: all.server.default.prot: unknown key (want host, port)"},
 
