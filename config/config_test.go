@@ -326,6 +326,36 @@ prod:
 	eq(t, "DSN", c.Database.DSN, "u:pa$w$rd@tcp(db)/x")
 }
 
+// Numbers, durations and booleans are read from their text, quoted or
+// not, and after ${VAR} expansion (which leaves the tag of the text
+// written).
+func TestScalarsByText(t *testing.T) {
+	vars := map[string]string{"N": "7", "ON": "true", "PORT": "4731", "D": "2s"}
+	c := mustParse(t, `all:
+  server:
+    default: {host: gm, port: "4731"}
+    other:
+      host: gm
+      port: ${PORT}
+  binlog:
+    server_id: "7"
+    concurrency: ${N}
+    batch: "${N}"
+    ha: ${ON}
+    stats_interval: ${D}
+  models:
+    A: {table: a, ordered: "false"}
+  retry:
+    default:
+      attempts: ${N}
+      backoff: ${D}
+`, "", vars)
+	eq(t, "Servers", c.Servers, map[string][]string{"default": {"gm:4731"}, "other": {"gm:4731"}})
+	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 7, Flavor: "mariadb", Position: "table", HA: true, Server: "default", Concurrency: 7, Batch: 7, StatsInterval: 2 * time.Second})
+	eq(t, "Unordered", c.Models["A"].Unordered, true)
+	eq(t, "Retry", c.Retry["default"], RetryPolicy{Attempts: 7, Backoff: 2 * time.Second, MaxBackoff: 5 * time.Minute})
+}
+
 func TestExpandValues(t *testing.T) {
 	vars := map[string]string{"A": "x", "EMPTY": ""}
 	tests := []struct{ in, want string }{

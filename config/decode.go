@@ -203,7 +203,15 @@ func fields(n *yaml.Node, dst keyed) error {
 		if isNull(p.v) {
 			continue
 		}
-		err := p.v.Decode(v.Field(i).Addr().Interface())
+		val, field := p.v, v.Field(i).Addr().Interface()
+		if _, custom := field.(yaml.Unmarshaler); !custom && val.Kind == yaml.ScalarNode && v.Field(i).Kind() != reflect.String {
+			// Read a number, duration or boolean from its text, quoted or
+			// not: ${VAR} expansion leaves the tag of the text written.
+			c := *val
+			c.Tag, c.Style = "", 0
+			val = &c
+		}
+		err := val.Decode(field)
 		if _, ok := err.(*nodeError); ok { // from a field's UnmarshalYAML
 			return err
 		}
