@@ -32,7 +32,7 @@ var sections = []section{
 	{"dbworker", (*decoder).dbworkers},
 	{"database", (*decoder).database},
 	{"binlog", (*decoder).binlog},
-	{"triggers", (*decoder).triggers},
+	{"triggers", func(d *decoder, n *yaml.Node) error { return fields(n, &d.c.Triggers) }},
 	{"retry", (*decoder).retry},
 }
 
@@ -191,14 +191,14 @@ func fields(n *yaml.Node, dst keyed) error {
 		return err
 	}
 	v := reflect.ValueOf(dst).Elem()
-	keys := make([]string, v.NumField())
+	keys := make([]string, v.NumField()) // "" for a field not in the file
 	for i := range keys {
 		keys[i] = v.Type().Field(i).Tag.Get("yaml")
 	}
 	for _, p := range ps {
 		i := slices.Index(keys, p.k.Value)
-		if i < 0 {
-			return fail(p.k, "unknown key (want %s)", strings.Join(keys, ", "))
+		if i < 0 || p.k.Value == "" {
+			return fail(p.k, "unknown key (want %s)", strings.Join(slices.DeleteFunc(keys, func(k string) bool { return k == "" }), ", "))
 		}
 		if isNull(p.v) {
 			continue
@@ -334,6 +334,7 @@ type hostPortKeys struct {
 	Port int    `yaml:"port"`
 }
 
+// want says what each key of {host, port} takes (see fields).
 func (hp *hostPortKeys) want(key string) (string, bool) {
 	if key == "port" {
 		return "a port number 1-65535", hp.Port >= 1 && hp.Port <= 65535
@@ -534,6 +535,7 @@ type modelKeys struct {
 	Snapshot string     `yaml:"snapshot"`
 }
 
+// want says what each key of a model takes (see fields).
 func (m *modelKeys) want(key string) (string, bool) {
 	const name = "a name of letters, digits, _ or $ (at most 64)"
 	switch key {
@@ -567,17 +569,15 @@ func (l *columnList) UnmarshalYAML(n *yaml.Node) (err error) {
 }
 
 func (d *decoder) database(n *yaml.Node) error {
-	var y databaseKeys
-	if err := fields(n, &y); err != nil {
+	db := &d.c.Database
+	if err := fields(n, db); err != nil {
 		return err
 	}
 	// Checked now so a typo is reported with its line, not at first
 	// connect; the message never includes the DSN (it may hold a password).
-	if _, err := mysql.ParseDSN(y.DSN); y.DSN != "" && err != nil {
+	if _, err := mysql.ParseDSN(db.DSN); db.DSN != "" && err != nil {
 		return fail(child(n, "dsn"), "want a go-sql-driver DSN such as user:pass@tcp(host:3306)/db: %v", err)
 	}
-	db := &d.c.Database
-	db.DSN, db.PasswordFile = y.DSN, y.PasswordFile
 	var err error
 	if db.PasswordFile != "" {
 		if db.password, err = readPassword(db.PasswordFile); err != nil {
@@ -593,13 +593,8 @@ func (d *decoder) database(n *yaml.Node) error {
 	return err
 }
 
-// databaseKeys is database: as written in gearman.yml.
-type databaseKeys struct {
-	DSN          string `yaml:"dsn"`
-	PasswordFile string `yaml:"password_file"`
-}
-
-func (*databaseKeys) want(key string) (string, bool) {
+// want says what each key of database: takes (see fields).
+func (*Database) want(key string) (string, bool) {
 	if key == "dsn" {
 		return "a DSN", true
 	}
@@ -621,32 +616,17 @@ func readPassword(path string) (string, error) {
 }
 
 func (d *decoder) binlog(n *yaml.Node) error {
-	b := binlogKeys(d.c.Binlog)
-	if err := fields(n, &b); err != nil {
+	if err := fields(n, &d.c.Binlog); err != nil {
 		return err
 	}
-	if _, ok := d.c.Servers[b.Server]; !ok {
-		return fail(child(n, "server"), "unknown gearman connection %q (define it under server:)", b.Server)
+	if s := d.c.Binlog.Server; d.c.Servers[s] == nil {
+		return fail(child(n, "server"), "unknown gearman connection %q (define it under server:)", s)
 	}
-	d.c.Binlog = Binlog(b)
 	return nil
 }
 
-// binlogKeys is Binlog with its keys in gearman.yml: the same fields, so
-// that each converts to the other.
-type binlogKeys struct {
-	ServerID      uint32        `yaml:"server_id"`
-	Flavor        string        `yaml:"flavor"`
-	Position      string        `yaml:"position"`
-	HA            bool          `yaml:"ha"`
-	LeaseTTL      time.Duration `yaml:"lease_ttl"`
-	Server        string        `yaml:"server"`
-	Concurrency   int           `yaml:"concurrency"`
-	Batch         int           `yaml:"batch"`
-	StatsInterval time.Duration `yaml:"stats_interval"`
-}
-
-func (b *binlogKeys) want(key string) (string, bool) {
+// want says what each key of binlog: takes (see fields).
+func (b *Binlog) want(key string) (string, bool) {
 	switch key {
 	case "server_id":
 		return "a replica server id 1-4294967295", b.ServerID > 0
@@ -669,21 +649,8 @@ func (b *binlogKeys) want(key string) (string, bool) {
 	return "a connection name", true // server: checked by binlog
 }
 
-func (d *decoder) triggers(n *yaml.Node) error {
-	t := triggersKeys(d.c.Triggers)
-	if err := fields(n, &t); err != nil {
-		return err
-	}
-	d.c.Triggers = Triggers(t)
-	return nil
-}
-
-// triggersKeys is Triggers with its keys in gearman.yml.
-type triggersKeys struct {
-	Mode string `yaml:"mode"`
-}
-
-func (t *triggersKeys) want(key string) (string, bool) {
+// want says what each key of triggers: takes (see fields).
+func (t *Triggers) want(key string) (string, bool) {
 	return "strict or lenient", t.Mode == "strict" || t.Mode == "lenient"
 }
 
@@ -695,27 +662,20 @@ func (d *decoder) retry(n *yaml.Node) error {
 		if !retryKeyRE.MatchString(k.Value) {
 			return fail(k, "want default, a function name, Model or Model.job")
 		}
-		y := retryKeys(d.c.Retry["default"]) // unset keys inherit the default policy
-		if err := fields(v, &y); err != nil {
+		p := d.c.Retry["default"] // unset keys inherit the default policy
+		if err := fields(v, &p); err != nil {
 			return err
 		}
-		if y.MaxBackoff < y.Backoff {
-			return fail(v, "max_backoff %s is below backoff %s", y.MaxBackoff, y.Backoff)
+		if p.MaxBackoff < p.Backoff {
+			return fail(v, "max_backoff %s is below backoff %s", p.MaxBackoff, p.Backoff)
 		}
-		d.c.Retry[k.Value] = RetryPolicy(y)
+		d.c.Retry[k.Value] = p
 		return nil
 	})
 }
 
-// retryKeys is RetryPolicy with its keys in gearman.yml.
-type retryKeys struct {
-	Attempts   int           `yaml:"attempts"`
-	Backoff    time.Duration `yaml:"backoff"`
-	MaxBackoff time.Duration `yaml:"max_backoff"`
-	Timeout    time.Duration `yaml:"timeout"`
-}
-
-func (r *retryKeys) want(key string) (string, bool) {
+// want says what each key of a retry policy takes (see fields).
+func (r *RetryPolicy) want(key string) (string, bool) {
 	if key == "attempts" {
 		return "a number of attempts >= 1", r.Attempts >= 1
 	}

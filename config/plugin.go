@@ -118,6 +118,7 @@ type serializerKeys struct {
 	Function codecs `yaml:"function"`
 }
 
+// want says what each key of serializer: takes (see fields).
 func (s *serializerKeys) want(key string) (string, bool) {
 	return "json or php", key != "default" || slices.Contains(serializerNames, s.Default) // codecs check themselves
 }
