@@ -191,27 +191,30 @@ func fields(n *yaml.Node, dst keyed) error {
 		return err
 	}
 	v := reflect.ValueOf(dst).Elem()
-	keys := make([]string, v.NumField()) // "" for a field not in the file
-	for i := range keys {
-		keys[i] = v.Type().Field(i).Tag.Get("yaml")
+	var keys []string
+	index := map[string]int{} // key -> field
+	for i := range v.NumField() {
+		if k := v.Type().Field(i).Tag.Get("yaml"); k != "" {
+			keys, index[k] = append(keys, k), i
+		}
 	}
 	for _, p := range ps {
-		i := slices.Index(keys, p.k.Value)
-		if i < 0 || p.k.Value == "" {
-			return fail(p.k, "unknown key (want %s)", strings.Join(slices.DeleteFunc(keys, func(k string) bool { return k == "" }), ", "))
+		i, known := index[p.k.Value]
+		if !known {
+			return fail(p.k, "unknown key (want %s)", strings.Join(keys, ", "))
 		}
 		if isNull(p.v) {
 			continue
 		}
-		val, field := p.v, v.Field(i).Addr().Interface()
-		if _, custom := field.(yaml.Unmarshaler); !custom && val.Kind == yaml.ScalarNode && v.Field(i).Kind() != reflect.String {
+		f, val := v.Field(i).Addr().Interface(), p.v
+		if _, custom := f.(yaml.Unmarshaler); !custom && v.Field(i).Kind() != reflect.String && val.Kind == yaml.ScalarNode {
 			// Read a number, duration or boolean from its text, quoted or
 			// not: ${VAR} expansion leaves the tag of the text written.
 			c := *val
 			c.Tag, c.Style = "", 0
 			val = &c
 		}
-		err := val.Decode(field)
+		err := val.Decode(f)
 		if _, ok := err.(*nodeError); ok { // from a field's UnmarshalYAML
 			return err
 		}
