@@ -141,11 +141,11 @@ type Database struct {
 	// DSN in go-sql-driver/mysql form: user:pass@tcp(host:port)/db. With
 	// PasswordFile, the password read from it (never written in the file
 	// or on a command line, where `ps` shows it).
-	DSN string
+	DSN string `yaml:"dsn"`
 	// PasswordFile is database.password_file, else the environment's
 	// ROWGEAR_DB_PASSWORD_FILE: a file holding the password (a trailing
 	// newline is dropped), read when the config is loaded.
-	PasswordFile string
+	PasswordFile string `yaml:"password_file"`
 
 	password string // read from PasswordFile
 }
@@ -169,28 +169,28 @@ func (d Database) WithPassword(dsn string) (string, error) {
 
 // Binlog configures binlogbridge.
 type Binlog struct {
-	ServerID uint32 // unique among the server's replicas; default 1001
-	Flavor   string // "mariadb" (default) or "mysql"
+	ServerID uint32 `yaml:"server_id"` // unique among the server's replicas; default 1001
+	Flavor   string `yaml:"flavor"`    // "mariadb" (default) or "mysql"
 	// Position is where the bridge keeps its position: "table" (default, a
 	// table in the source database), "gtid" (the table, and events
 	// identified by GTID so that the bridge can follow a failover to a
 	// replica; see package bridge) or "file:PATH".
-	Position string
+	Position string `yaml:"position"`
 	// HA lets several bridges of one source run, one active, the others
 	// standing by (a lease in the source database; package bridge).
-	HA bool
+	HA bool `yaml:"ha"`
 	// LeaseTTL is the HA lease's time to live; default 3 s.
-	LeaseTTL time.Duration
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// Server is the gearman connection name the bridge publishes to.
-	Server string
+	Server string `yaml:"server"`
 	// Concurrency is the number of gearman connections submitting; default 8.
-	Concurrency int
+	Concurrency int `yaml:"concurrency"`
 	// Batch is the most consecutive events of one model a job may carry
 	// (<namespace>.<Model>.batch); default 1, one job per event. See
 	// package bridge, Batches.
-	Batch int
+	Batch int `yaml:"batch"`
 	// StatsInterval is how often the bridge logs position, lag and rate.
-	StatsInterval time.Duration
+	StatsInterval time.Duration `yaml:"stats_interval"`
 }
 
 // Triggers configures the generated triggers and the UDF they call.
@@ -203,26 +203,26 @@ type Triggers struct {
 	// gearmand: "strict" (a write fails when its job cannot be submitted)
 	// or "lenient" (the write goes through; its event is lost, counted and
 	// logged).
-	Mode string
+	Mode string `yaml:"mode"`
 	// ResendAfter (outbox) is how long a published event waits for its
 	// handler before the relay sends it again; 0: 30 s.
-	ResendAfter time.Duration
+	ResendAfter time.Duration `yaml:"resend_after"`
 	// Poll (outbox) is how often the relay looks for events without a
 	// doorbell; 0: 1 s.
-	Poll time.Duration
+	Poll time.Duration `yaml:"poll"`
 	// Batch (outbox) is the most consecutive events of one model the relay
 	// sends as one <namespace>.<Model>.batch job; 0 or 1: one job per
 	// event (what a PHP worker takes).
-	Batch int
+	Batch int `yaml:"batch"`
 }
 
 // RetryPolicy says how a failing job is retried before it goes to the
 // dead-letter table.
 type RetryPolicy struct {
-	Attempts   int           // runs in all, the first included
-	Backoff    time.Duration // wait before the 2nd run; doubles each time, with jitter
-	MaxBackoff time.Duration // cap of the wait
-	Timeout    time.Duration // a run's context is cancelled after this; 0: none
+	Attempts   int           `yaml:"attempts"`    // runs in all, the first included
+	Backoff    time.Duration `yaml:"backoff"`     // wait before the 2nd run; doubles each time, with jitter
+	MaxBackoff time.Duration `yaml:"max_backoff"` // cap of the wait
+	Timeout    time.Duration `yaml:"timeout"`     // a run's context is cancelled after this; 0: none
 }
 
 // DefaultRetry rides out a database restart or a brief outage: runs after

@@ -219,7 +219,7 @@ func TestAllSections(t *testing.T) {
     concurrency: 8
     batch: 100
     stats_interval: 1m30s
-  triggers: {mode: lenient}
+  triggers: {mode: lenient, resend_after: 1m, poll: 250ms, batch: 20}
   models:
     Article: {table: articles, events: [update, delete]}
   dbworker:
@@ -234,7 +234,7 @@ func TestAllSections(t *testing.T) {
 	})
 	eq(t, "Database", c.Database, Database{DSN: "u:p@tcp(db:3306)/app"})
 	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 7, Flavor: "mysql", Position: "file:/var/lib/rowgear/pos", Server: "cluster", Concurrency: 8, Batch: 100, StatsInterval: 90 * time.Second})
-	eq(t, "Triggers", c.Triggers, Triggers{Mode: "lenient"})
+	eq(t, "Triggers", c.Triggers, Triggers{Mode: "lenient", ResendAfter: time.Minute, Poll: 250 * time.Millisecond, Batch: 20})
 	eq(t, "DBWorkers", c.DBWorkers, map[string]DBWorkerSet{"feed": {"Article": {Events: []string{"update"}, Jobs: []string{"buildFeed"}}}})
 }
 
@@ -324,6 +324,36 @@ prod:
 	eq(t, "key", c.Servers["${NOT_A_KEY}"], []string{"127.0.0.1:4730"})
 	// $$ is a dollar; a $ not followed by { or $ stays as is.
 	eq(t, "DSN", c.Database.DSN, "u:pa$w$rd@tcp(db)/x")
+}
+
+// Numbers, durations and booleans are read from their text, quoted or
+// not, and after ${VAR} expansion (which leaves the tag of the text
+// written).
+func TestScalarsByText(t *testing.T) {
+	vars := map[string]string{"N": "7", "ON": "true", "PORT": "4731", "D": "2s"}
+	c := mustParse(t, `all:
+  server:
+    default: {host: gm, port: "4731"}
+    other:
+      host: gm
+      port: ${PORT}
+  binlog:
+    server_id: "7"
+    concurrency: ${N}
+    batch: "${N}"
+    ha: ${ON}
+    stats_interval: ${D}
+  models:
+    A: {table: a, ordered: "false"}
+  retry:
+    default:
+      attempts: ${N}
+      backoff: ${D}
+`, "", vars)
+	eq(t, "Servers", c.Servers, map[string][]string{"default": {"gm:4731"}, "other": {"gm:4731"}})
+	eq(t, "Binlog", c.Binlog, Binlog{ServerID: 7, Flavor: "mariadb", Position: "table", HA: true, Server: "default", Concurrency: 7, Batch: 7, StatsInterval: 2 * time.Second})
+	eq(t, "Unordered", c.Models["A"].Unordered, true)
+	eq(t, "Retry", c.Retry["default"], RetryPolicy{Attempts: 7, Backoff: 2 * time.Second, MaxBackoff: 5 * time.Minute})
 }
 
 func TestExpandValues(t *testing.T) {
@@ -533,13 +563,15 @@ func TestErrors(t *testing.T) {
 		{"binlog batch", "all:\n  binlog:\n    batch: 1001\n", "", `t.yml:3: all.binlog.batch: want the most events a job carries, 1 to 1000, got "1001"`},
 		{"binlog stats_interval", "all:\n  binlog:\n    stats_interval: 10\n", "", `t.yml:3: all.binlog.stats_interval: want a positive duration such as 10s or 1m, got "10"`},
 		{"binlog typo", "all:\n  binlog:\n    serverid: 3\n", "", "t.yml:3: all.binlog.serverid: unknown key"},
-		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", "t.yml:3: all.binlog.position: want a value, got a list of 1"},
+		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", `t.yml:3: all.binlog.position: want "table", "gtid" or "file:PATH", got a list of 1`},
 		{"binlog typo with list", "all:\n  binlog:\n    serverid: [3]\n", "", "t.yml:3: all.binlog.serverid: unknown key (want server_id, flavor"},
 		{"server map typo with list", "all:\n  server:\n    default: {host: h, prot: [1]}\n", "", "t.yml:3: all.server.default.prot: unknown key (want host, port)"},
 
 		// triggers
 		{"triggers mode", "all:\n  triggers:\n    mode: loose\n", "", `t.yml:3: all.triggers.mode: want strict or lenient or outbox, got "loose"`},
 		{"triggers typo", "all:\n  triggers:\n    timeout: 1\n", "", "t.yml:3: all.triggers.timeout: unknown key (want mode, resend_after, poll, batch)"},
+		{"triggers poll", "all:\n  triggers:\n    poll: 1ms\n", "", `t.yml:3: all.triggers.poll: want a duration of at least 10ms such as 1s, got "1ms"`},
+		{"triggers batch", "all:\n  triggers:\n    batch: 0\n", "", `t.yml:3: all.triggers.batch: want the most events a job carries, 1 to 1000, got "0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,18 +18,32 @@ import (
 	"github.com/rowgear/rowgear/events"
 )
 
-// sectionOrder lists the keys allowed inside an environment section, in the
-// order they are decoded: servers before binlog (which names one), models
-// before the dbworker sets (which are checked against them).
-var sectionOrder = []string{"naming", "namespace", "server", "serializer", "worker", "models", "doctrine", "dbworker", "database", "binlog", "triggers", "retry"}
+// sections are the keys an environment section may hold, decoded in this
+// order: servers before the sections naming one, models before the dbworker
+// sets checked against them.
+var sections = []section{
+	{"naming", func(d *decoder, n *yaml.Node) error { return oneOf(n, &d.c.Naming, NamingRowgear, NamingPlugin) }},
+	{"namespace", (*decoder).namespace},
+	{"server", (*decoder).servers},
+	{"serializer", (*decoder).serializer},
+	{"worker", (*decoder).workers},
+	{"models", (*decoder).models},
+	{"doctrine", (*decoder).dbworkers},
+	{"dbworker", (*decoder).dbworkers},
+	{"database", (*decoder).database},
+	{"binlog", (*decoder).binlog},
+	{"triggers", func(d *decoder, n *yaml.Node) error { return fields(n, &d.c.Triggers) }},
+	{"retry", (*decoder).retry},
+}
 
-var sectionNames = func() map[string]struct{} {
-	m := map[string]struct{}{}
-	for _, s := range sectionOrder {
-		m[s] = struct{}{}
-	}
-	return m
-}()
+type section struct {
+	name   string
+	decode func(*decoder, *yaml.Node) error
+}
+
+func isSection(name string) bool {
+	return slices.ContainsFunc(sections, func(s section) bool { return s.name == name })
+}
 
 // DefaultPort is the gearmand port used when an address has none.
 const DefaultPort = 4730
@@ -49,7 +64,7 @@ var (
 
 // config decodes a merged environment; n may be nil (empty file).
 func (d *decoder) config(n *yaml.Node) (*Config, error) {
-	c := &Config{
+	d.c = &Config{
 		Servers:   map[string][]string{"default": {DefaultServer}},
 		Workers:   map[string]WorkerSet{},
 		DBWorkers: map[string]DBWorkerSet{},
@@ -68,116 +83,173 @@ func (d *decoder) config(n *yaml.Node) (*Config, error) {
 		Retry:      map[string]RetryPolicy{"default": DefaultRetry},
 		Naming:     NamingRowgear,
 		Serializer: Serializer{Server: map[string]string{}, Set: map[string]string{}, Function: map[string]string{}},
+		workerAt:   map[[2]string]string{},
 	}
-	ps, err := d.mapping(n, "")
-	if err != nil {
-		return nil, err
-	}
-	secs := map[string]pair{}
-	for _, p := range ps {
-		if _, ok := sectionNames[p.k.Value]; !ok {
-			return nil, d.errorf(p.k, p.k.Value, "unknown section (want one of %s)", strings.Join(sectionOrder, ", "))
+	given := map[string]*yaml.Node{}
+	for _, p := range pairs(n) {
+		if !isSection(p.k.Value) {
+			var names []string
+			for _, s := range sections {
+				names = append(names, s.name)
+			}
+			return nil, fail(p.k, "unknown section (want one of %s)", strings.Join(names, ", "))
 		}
-		secs[p.k.Value] = p
-	}
-	dbSetFrom := map[string]*yaml.Node{} // set name -> its key, across doctrine: and dbworker:
-	for _, name := range sectionOrder {
-		p, ok := secs[name]
-		if !ok {
-			continue
-		}
-		switch name {
-		case "naming":
-			d.namingSet = !isNull(p.v)
-			err = d.naming(p.v, c)
-		case "serializer":
-			err = d.serializer(p.v, c)
-		case "namespace":
-			err = d.namespace(p.v, c)
-		case "server":
-			err = d.servers(p.v, c)
-		case "worker":
-			err = d.workers(p.v, c)
-		case "models":
-			err = d.models(p.v, c)
-		case "doctrine", "dbworker":
-			err = d.dbworkers(p.v, name, c, dbSetFrom)
-		case "database":
-			err = d.database(p.v, c)
-		case "binlog":
-			err = d.binlog(p.v, c)
-		case "triggers":
-			err = d.triggers(p.v, c)
-		case "retry":
-			err = d.retry(p.v, c)
-		}
-		if err != nil {
-			return nil, err
+		if !isNull(p.v) { // a ~ section keeps the defaults
+			given[p.k.Value] = p.v
 		}
 	}
-	var nsNode *yaml.Node
-	if p, ok := secs["namespace"]; ok && !isNull(p.v) {
-		nsNode = p.v
+	for _, s := range sections {
+		if v, ok := given[s.name]; ok {
+			if err := s.decode(d, v); err != nil {
+				return nil, err
+			}
+		}
 	}
-	d.applyNaming(c, nsNode)
-	return c, nil
+	_, d.namingSet = given["naming"]
+	d.applyNaming(given["namespace"])
+	return d.c, nil
 }
 
-// mapping returns n's pairs; a null n is an empty mapping.
-func (d *decoder) mapping(n *yaml.Node, path string) ([]pair, error) {
-	if isNull(n) {
-		return nil, nil
+// nodeError is a problem at node n. The decoding below returns it, from
+// UnmarshalYAML methods too (yaml.v3 passes their errors through), and
+// decoder.located turns it into an *Error with n's line and key path.
+type nodeError struct {
+	n   *yaml.Node
+	msg string
+	err error // the cause, if any
+}
+
+func (e *nodeError) Error() string { return e.msg }
+
+// fail returns a nodeError at n; an error among args is kept as the cause.
+func fail(n *yaml.Node, format string, args ...any) error {
+	e := &nodeError{n: n, msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			e.err = err
+		}
 	}
-	if n.Kind != yaml.MappingNode {
-		return nil, d.errorf(n, path, "want a mapping, got %s", describe(n))
+	return e
+}
+
+// entries returns mapping n's pairs; ~ is an empty mapping.
+func entries(n *yaml.Node) ([]pair, error) {
+	if !isNull(n) && n.Kind != yaml.MappingNode {
+		return nil, fail(n, "want a mapping, got %s", describe(n))
 	}
 	return pairs(n), nil
 }
 
-// scalar returns n's value; ok is false for a null n (use the default).
-func (d *decoder) scalar(n *yaml.Node, path, want string) (v string, ok bool, err error) {
-	if isNull(n) {
-		return "", false, nil
+// each calls f with each key and value of mapping n, until an error.
+func each(n *yaml.Node, f func(k, v *yaml.Node) error) error {
+	ps, err := entries(n)
+	for _, p := range ps {
+		if err == nil {
+			err = f(p.k, p.v)
+		}
 	}
-	if n.Kind != yaml.ScalarNode {
-		return "", false, d.errorf(n, path, "want %s, got %s", want, describe(n))
-	}
-	return n.Value, true, nil
+	return err
 }
 
-// oneOf decodes an optional enumerated scalar into *dst.
-func (d *decoder) oneOf(n *yaml.Node, path string, dst *string, allowed ...string) error {
+// scalar returns n's value; anything else, ~ included, is refused.
+func scalar(n *yaml.Node, want string) (string, error) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		return "", fail(n, "want %s, got %s", want, describe(n))
+	}
+	return n.Value, nil
+}
+
+// oneOf decodes an enumerated scalar into *dst.
+func oneOf(n *yaml.Node, dst *string, allowed ...string) error {
 	want := strings.Join(allowed, " or ")
-	v, ok, err := d.scalar(n, path, want)
-	if err != nil || !ok {
+	v, err := scalar(n, want)
+	if err != nil {
 		return err
 	}
 	if !slices.Contains(allowed, v) {
-		return d.errorf(n, path, "want %s, got %q", want, v)
+		return fail(n, "want %s, got %q", want, v)
 	}
 	*dst = v
 	return nil
 }
 
+// keyed is a section's struct, decoded by fields: want says what key's
+// value must be and whether the value decoded into the struct is one.
+type keyed interface {
+	want(key string) (string, bool)
+}
+
+// fields decodes mapping n into the struct *dst with yaml.v3, key by key
+// into the field its yaml tag names: KnownFields with rowgear's errors. A
+// key no tag names is refused with the keys there are; a value yaml.v3
+// cannot decode into its field, or that dst.want refuses, is refused with
+// what the key wants. A ~ keeps the field's value, the default (yaml.v3
+// would zero it).
+func fields(n *yaml.Node, dst keyed) error {
+	ps, err := entries(n)
+	if err != nil {
+		return err
+	}
+	v := reflect.ValueOf(dst).Elem()
+	var keys []string
+	index := map[string]int{} // key -> field
+	for i := range v.NumField() {
+		if k := v.Type().Field(i).Tag.Get("yaml"); k != "" {
+			keys, index[k] = append(keys, k), i
+		}
+	}
+	for _, p := range ps {
+		i, known := index[p.k.Value]
+		if !known {
+			return fail(p.k, "unknown key (want %s)", strings.Join(keys, ", "))
+		}
+		if isNull(p.v) {
+			continue
+		}
+		f, val := v.Field(i).Addr().Interface(), p.v
+		if _, custom := f.(yaml.Unmarshaler); !custom && v.Field(i).Kind() != reflect.String && val.Kind == yaml.ScalarNode {
+			// Read a number, duration or boolean from its text, quoted or
+			// not: ${VAR} expansion leaves the tag of the text written.
+			c := *val
+			c.Tag, c.Style = "", 0
+			val = &c
+		}
+		err := val.Decode(f)
+		if _, ok := err.(*nodeError); ok { // from a field's UnmarshalYAML
+			return err
+		}
+		if want, ok := dst.want(p.k.Value); err != nil || !ok {
+			return fail(p.v, "want %s, got %s", want, quoteOrDescribe(p.v))
+		}
+	}
+	return nil
+}
+
+// child returns the value of key in mapping n, or n itself when it has
+// none, to place an error about that key.
+func child(n *yaml.Node, key string) *yaml.Node {
+	for _, p := range pairs(n) {
+		if p.k.Value == key {
+			return p.v
+		}
+	}
+	return n
+}
+
 // names decodes a list of distinct strings matching re.
-func (d *decoder) names(n *yaml.Node, path string, re *regexp.Regexp, what string) ([]string, error) {
+func names(n *yaml.Node, re *regexp.Regexp, what string) ([]string, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, d.errorf(n, path, "want a list of %s, got %s", what, describe(n))
+		return nil, fail(n, "want a list of %s, got %s", what, describe(n))
 	}
 	out := []string{}
-	for i, it := range n.Content {
-		ip := index(path, i)
-		v, ok, err := d.scalar(it, ip, what)
-		if err != nil {
-			return nil, err
+	for _, it := range n.Content {
+		if it.Kind != yaml.ScalarNode || isNull(it) || !re.MatchString(it.Value) {
+			return nil, fail(it, "want %s, got %s", what, quoteOrDescribe(it))
 		}
-		if !ok || !re.MatchString(v) {
-			return nil, d.errorf(it, ip, "want %s, got %s", what, quoteOrDescribe(it))
+		if slices.Contains(out, it.Value) {
+			return nil, fail(it, "duplicate %q", it.Value)
 		}
-		if slices.Contains(out, v) {
-			return nil, d.errorf(it, ip, "duplicate %q", v)
-		}
-		out = append(out, v)
+		out = append(out, it.Value)
 	}
 	return out, nil
 }
@@ -189,115 +261,93 @@ func quoteOrDescribe(n *yaml.Node) string {
 	return describe(n)
 }
 
-func (d *decoder) namespace(n *yaml.Node, c *Config) error {
-	v, ok, err := d.scalar(n, "namespace", "a name")
-	if err != nil || !ok {
+func (d *decoder) namespace(n *yaml.Node) error {
+	v, err := scalar(n, "a name")
+	if err != nil {
 		return err
 	}
 	if !namespaceRE.MatchString(v) {
-		return d.errorf(n, "namespace", "want letters, digits, _ or -, got %q", v)
+		return fail(n, "want letters, digits, _ or -, got %q", v)
 	}
-	c.Namespace = v
+	d.c.Namespace = v
 	return nil
 }
 
-// servers decodes `server:`: name -> "host:port" | {host, port} | a list of
-// both. A string may also hold several comma-separated addresses, so that a
-// single ${VAR} can name a cluster.
-func (d *decoder) servers(n *yaml.Node, c *Config) error {
-	ps, err := d.mapping(n, "server")
-	if err != nil {
+// servers decodes `server:`: connection name -> addrs.
+func (d *decoder) servers(n *yaml.Node) error {
+	return each(n, func(k, v *yaml.Node) error {
+		var a addrs
+		err := a.UnmarshalYAML(v)
+		d.c.Servers[k.Value] = a
 		return err
-	}
-	for _, p := range ps {
-		path := join("server", p.k.Value)
-		var items []*yaml.Node
-		switch {
-		case isNull(p.v):
-			// The plugin's own gearman.yml: ~ is php-gearman's default server.
-			c.Servers[p.k.Value] = []string{DefaultServer}
-			continue
-		case p.v.Kind == yaml.SequenceNode:
-			if len(p.v.Content) == 0 {
-				return d.errorf(p.v, path, "empty list of servers")
-			}
-			items = p.v.Content
-		default:
-			items = []*yaml.Node{p.v}
+	})
+}
+
+// addrs is a connection's servers: "host:port" | {host, port} | a list of
+// both. A string may also hold several comma-separated addresses, so that a
+// single ${VAR} can name a cluster; ~ is php-gearman's default server, as in
+// the plugin's own gearman.yml.
+type addrs []string
+
+func (a *addrs) UnmarshalYAML(n *yaml.Node) error {
+	items := []*yaml.Node{n}
+	switch {
+	case isNull(n):
+		*a = addrs{DefaultServer}
+		return nil
+	case n.Kind == yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			return fail(n, "empty list of servers")
 		}
-		var addrs []string
-		for i, it := range items {
-			ip := path
-			if p.v.Kind == yaml.SequenceNode {
-				ip = index(path, i)
-			}
-			a, err := d.server(it, ip)
-			if err != nil {
+		items = n.Content
+	}
+	for _, it := range items {
+		switch {
+		case it.Kind == yaml.MappingNode:
+			var hp hostPortKeys
+			if err := fields(it, &hp); err != nil {
 				return err
 			}
-			addrs = append(addrs, a...)
+			if hp.Host == "" {
+				return fail(it, "missing host")
+			}
+			s, err := hostPort(hp.Host, hp.Port)
+			if err != nil {
+				return fail(child(it, "host"), "%v", err)
+			}
+			*a = append(*a, s)
+		case it.Kind == yaml.ScalarNode && !isNull(it):
+			for s := range strings.SplitSeq(it.Value, ",") {
+				s, err := hostPort(strings.TrimSpace(s), 0)
+				if err != nil {
+					return fail(it, "%v", err)
+				}
+				*a = append(*a, s)
+			}
+		default:
+			return fail(it, "want host:port or {host: h, port: p}, got %s", describe(it))
 		}
-		c.Servers[p.k.Value] = addrs
 	}
 	return nil
 }
 
-func (d *decoder) server(n *yaml.Node, path string) ([]string, error) {
-	switch {
-	case n.Kind == yaml.MappingNode:
-		a, err := d.hostPortMap(n, path)
-		return []string{a}, err
-	case n.Kind == yaml.ScalarNode && !isNull(n):
-		var out []string
-		for s := range strings.SplitSeq(n.Value, ",") {
-			a, err := hostPort(strings.TrimSpace(s), "")
-			if err != nil {
-				return nil, d.errorf(n, path, "%v", err)
-			}
-			out = append(out, a)
-		}
-		return out, nil
-	}
-	return nil, d.errorf(n, path, "want host:port or {host: h, port: p}, got %s", describe(n))
+// hostPortKeys is the plugin's {host: h, port: p}.
+type hostPortKeys struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
 }
 
-func (d *decoder) hostPortMap(n *yaml.Node, path string) (string, error) {
-	var host, port string
-	var hostNode *yaml.Node
-	for _, p := range pairs(n) {
-		kp := join(path, p.k.Value)
-		if p.k.Value != "host" && p.k.Value != "port" {
-			return "", d.errorf(p.k, kp, "unknown key (want host, port)")
-		}
-		v, ok, err := d.scalar(p.v, kp, "a "+p.k.Value)
-		if err != nil {
-			return "", err
-		}
-		if p.k.Value == "port" {
-			if _, err := parsePort(v); ok && err != nil {
-				return "", d.errorf(p.v, kp, "%v", err)
-			}
-			port = v
-			continue
-		}
-		if !ok || v == "" {
-			return "", d.errorf(p.v, kp, "want a host name or address, got %s", describe(p.v))
-		}
-		host, hostNode = v, p.v
+// want says what each key of {host, port} takes (see fields).
+func (hp *hostPortKeys) want(key string) (string, bool) {
+	if key == "port" {
+		return "a port number 1-65535", hp.Port >= 1 && hp.Port <= 65535
 	}
-	if hostNode == nil {
-		return "", d.errorf(n, path, "missing host")
-	}
-	a, err := hostPort(host, port)
-	if err != nil {
-		return "", d.errorf(hostNode, join(path, "host"), "%v", err)
-	}
-	return a, nil
+	return "a host name or address", hp.Host != ""
 }
 
-// hostPort normalizes an address to "host:port"; port, if not empty,
-// overrides a port in s; with neither, the port is DefaultPort.
-func hostPort(s, port string) (string, error) {
+// hostPort normalizes an address to "host:port"; port, if not 0, overrides
+// a port in s; with neither, the port is DefaultPort.
+func hostPort(s string, port int) (string, error) {
 	if s == "" {
 		return "", errors.New("want host:port, got an empty string")
 	}
@@ -309,19 +359,19 @@ func hostPort(s, port string) (string, error) {
 		}
 		host, p = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), ""
 	}
-	if port != "" {
-		p = port
-	}
-	n := DefaultPort
-	if p != "" {
-		if n, err = parsePort(p); err != nil {
+	switch {
+	case port != 0:
+	case p == "":
+		port = DefaultPort
+	default:
+		if port, err = parsePort(p); err != nil {
 			return "", err
 		}
 	}
 	if host == "" {
 		return "", fmt.Errorf("missing host in %q", s)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
 func parsePort(s string) (int, error) {
@@ -332,287 +382,226 @@ func parsePort(s string) (int, error) {
 	return n, nil
 }
 
-// workers decodes `worker:`: set -> function -> [Handler, method].
-func (d *decoder) workers(n *yaml.Node, c *Config) error {
-	sets, err := d.mapping(n, "worker")
-	if err != nil {
-		return err
-	}
-	for _, s := range sets {
-		path := join("worker", s.k.Value)
-		if isNull(s.v) {
-			return d.errorf(s.v, path, "want function: [Handler, method] entries, got ~ (null)")
-		}
-		fns, err := d.mapping(s.v, path)
-		if err != nil {
-			return err
+// workers decodes `worker:`: set -> function -> handler.
+func (d *decoder) workers(n *yaml.Node) error {
+	return each(n, func(s, fns *yaml.Node) error {
+		if isNull(fns) {
+			return fail(fns, "want function: [Handler, method] entries, got ~ (null)")
 		}
 		set := WorkerSet{}
-		for _, f := range fns {
-			fp := join(path, f.k.Value)
-			if f.k.Value == "" {
-				return d.errorf(f.k, fp, "empty function name")
+		d.c.Workers[s.Value] = set
+		return each(fns, func(f, v *yaml.Node) error {
+			if f.Value == "" {
+				return fail(f, "empty function name")
 			}
-			var h HandlerRef
-			if f.v.Kind != yaml.SequenceNode {
-				h, err = d.callbackString(f.v, fp)
-			} else {
-				h, err = d.handler(f.v, fp)
-			}
-			if err != nil {
+			var h handler
+			if err := h.UnmarshalYAML(v); err != nil {
 				return err
 			}
-			set[f.k.Value] = h
-			if c.workerAt == nil {
-				c.workerAt = map[[2]string]string{}
+			if h.Type == "" {
+				d.note(v, "a PHP callback %s: rowgear runs the Go handler registered under %s", strconv.Quote(h.Method), strconv.Quote(h.Method))
 			}
-			c.workerAt[[2]string{s.k.Value, f.k.Value}] = fmt.Sprintf("%s:%d", d.file, f.k.Line)
+			set[f.Value] = HandlerRef(h)
+			d.c.workerAt[[2]string{s.Value, f.Value}] = fmt.Sprintf("%s:%d", d.file, f.Line)
+			return nil
+		})
+	})
+}
+
+// handler is the seed's [Handler, method], or the plugin's callback: a PHP
+// function name, or "Class::method", run by the Go handler registered
+// under that name (a name alone has an empty Type).
+type handler HandlerRef
+
+func (h *handler) UnmarshalYAML(n *yaml.Node) error {
+	const want = "want [Handler, method]"
+	if n.Kind != yaml.SequenceNode {
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || n.Value == "" {
+			return fail(n, "%s or a callback name, got %s", want, describe(n))
 		}
-		c.Workers[s.k.Value] = set
+		*h = handler{Method: n.Value}
+		if t, m, ok := strings.Cut(n.Value, "::"); ok && t != "" && m != "" {
+			*h = handler{Type: t, Method: m}
+		}
+		return nil
 	}
+	if len(n.Content) != 2 {
+		return fail(n, "%s, got %s", want, describe(n))
+	}
+	for _, it := range n.Content {
+		if it.Kind != yaml.ScalarNode || isNull(it) || it.Value == "" {
+			return fail(it, "%s, got %s", want, describe(it))
+		}
+	}
+	*h = handler{Type: n.Content[0].Value, Method: n.Content[1].Value}
 	return nil
 }
 
-func (d *decoder) handler(n *yaml.Node, path string) (HandlerRef, error) {
-	const want = "want [Handler, method]"
-	if n.Kind != yaml.SequenceNode || len(n.Content) != 2 {
-		return HandlerRef{}, d.errorf(n, path, "%s, got %s", want, describe(n))
-	}
-	var parts [2]string
-	for i, it := range n.Content {
-		if it.Kind != yaml.ScalarNode || isNull(it) || it.Value == "" {
-			return HandlerRef{}, d.errorf(it, index(path, i), "%s, got %s", want, describe(it))
+// dbworkers decodes `doctrine:` or `dbworker:`: set -> Model -> jobs. The
+// two sections share one namespace of set names.
+func (d *decoder) dbworkers(n *yaml.Node) error {
+	return each(n, func(s, models *yaml.Node) error {
+		if first, dup := d.dbSets[s.Value]; dup {
+			return fail(s, "set also defined under doctrine: at line %d", first.Line)
 		}
-		parts[i] = it.Value
-	}
-	return HandlerRef{Type: parts[0], Method: parts[1]}, nil
-}
-
-// dbworkers decodes `doctrine:` or `dbworker:` (section): set -> Model -> ~
-// or a list of jobs, events and ~. from tracks set names across both
-// sections, which share one namespace.
-func (d *decoder) dbworkers(n *yaml.Node, section string, c *Config, from map[string]*yaml.Node) error {
-	sets, err := d.mapping(n, section)
-	if err != nil {
-		return err
-	}
-	for _, s := range sets {
-		path := join(section, s.k.Value)
-		if first, dup := from[s.k.Value]; dup {
-			return d.errorf(s.k, path, "set also defined under doctrine: at line %d", first.Line)
-		}
-		from[s.k.Value] = s.k
-		if isNull(s.v) {
-			return d.errorf(s.v, path, "want Model: ~ or Model: [jobs..., ~] entries, got ~ (null)")
-		}
-		models, err := d.mapping(s.v, path)
-		if err != nil {
-			return err
+		d.dbSets[s.Value] = s
+		if isNull(models) {
+			return fail(models, "want Model: ~ or Model: [jobs..., ~] entries, got ~ (null)")
 		}
 		set := DBWorkerSet{}
-		for _, m := range models {
-			mp := join(path, m.k.Value)
-			if !identRE.MatchString(m.k.Value) {
-				return d.errorf(m.k, mp, "want a model name (letters, digits, _)")
+		d.c.DBWorkers[s.Value] = set
+		return each(models, func(m, jobs *yaml.Node) (err error) {
+			if !identRE.MatchString(m.Value) {
+				return fail(m, "want a model name (letters, digits, _)")
 			}
-			jobs, err := d.modelJobs(m.v, mp, m.k.Value, c.Models)
-			if err != nil {
-				return err
+			emits := allEvents
+			if model, declared := d.c.Models[m.Value]; declared {
+				emits = model.Events
 			}
-			set[m.k.Value] = jobs
-		}
-		c.DBWorkers[s.k.Value] = set
-	}
-	return nil
+			set[m.Value], err = modelJobs(jobs, emits)
+			return err
+		})
+	})
 }
 
 // modelJobs decodes `~` or `[buildFeed, publish, update, ~]`. Explicit
-// events are checked against the model's declared ones when it is declared
+// events must be among emits, the model's declared ones when it is declared
 // under models: (the seed's examples declare none and must still load).
-func (d *decoder) modelJobs(n *yaml.Node, path, name string, models map[string]Model) (ModelJobs, error) {
-	if isNull(n) {
-		return ModelJobs{AllEvents: true}, nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		return ModelJobs{}, d.errorf(n, path, "want ~ or a list of jobs (~ for all events), got %s", describe(n))
-	}
-	if len(n.Content) == 0 {
-		return ModelJobs{}, d.errorf(n, path, "empty list: write ~ for all events")
-	}
+func modelJobs(n *yaml.Node, emits []string) (ModelJobs, error) {
 	var mj ModelJobs
-	model, declared := models[name]
-	for i, it := range n.Content {
-		ip := index(path, i)
-		if isNull(it) {
-			if mj.AllEvents {
-				return ModelJobs{}, d.errorf(it, ip, "duplicate ~")
-			}
-			mj.AllEvents = true
-			continue
-		}
-		if it.Kind != yaml.ScalarNode || !identRE.MatchString(it.Value) {
-			return ModelJobs{}, d.errorf(it, ip, "want a job name, an event or ~, got %s", quoteOrDescribe(it))
-		}
+	switch {
+	case isNull(n):
+		return ModelJobs{AllEvents: true}, nil
+	case n.Kind != yaml.SequenceNode:
+		return mj, fail(n, "want ~ or a list of jobs (~ for all events), got %s", describe(n))
+	case len(n.Content) == 0:
+		return mj, fail(n, "empty list: write ~ for all events")
+	}
+	for _, it := range n.Content {
 		v := it.Value
-		if slices.Contains(mj.Jobs, v) || slices.Contains(mj.Events, v) {
-			return ModelJobs{}, d.errorf(it, ip, "duplicate %q", v)
-		}
-		if !slices.Contains(allEvents, v) {
+		switch {
+		case isNull(it) && mj.AllEvents:
+			return mj, fail(it, "duplicate ~")
+		case isNull(it):
+			mj.AllEvents = true
+		case it.Kind != yaml.ScalarNode || !identRE.MatchString(v):
+			return mj, fail(it, "want a job name, an event or ~, got %s", quoteOrDescribe(it))
+		case slices.Contains(mj.Jobs, v) || slices.Contains(mj.Events, v):
+			return mj, fail(it, "duplicate %q", v)
+		case !slices.Contains(allEvents, v):
 			mj.Jobs = append(mj.Jobs, v)
-			continue
+		case !slices.Contains(emits, v):
+			return mj, fail(it, "the model does not emit %s (see its events under models:)", v)
+		default:
+			mj.Events = append(mj.Events, v)
 		}
-		if declared && !slices.Contains(model.Events, v) {
-			return ModelJobs{}, d.errorf(it, ip, "the model does not emit %s (see its events under models:)", v)
-		}
-		mj.Events = append(mj.Events, v)
 	}
 	return mj, nil
 }
 
-// models decodes `models:`: Model -> {table, schema, events, columns, source}.
-func (d *decoder) models(n *yaml.Node, c *Config) error {
-	ms, err := d.mapping(n, "models")
-	if err != nil {
-		return err
-	}
+// models decodes `models:`: Model -> model.
+func (d *decoder) models(n *yaml.Node) error {
 	tables := map[string]string{} // schema.table -> model, one model per table
-	for _, m := range ms {
-		path := join("models", m.k.Value)
-		if !identRE.MatchString(m.k.Value) {
-			return d.errorf(m.k, path, "want a model name (letters, digits, _)")
+	return each(n, func(name, v *yaml.Node) error {
+		if !identRE.MatchString(name.Value) {
+			return fail(name, "want a model name (letters, digits, _)")
 		}
-		if isNull(m.v) {
-			return d.errorf(m.v, path, "want {table: ...}, got ~ (null)")
+		if isNull(v) {
+			return fail(v, "want {table: ...}, got ~ (null)")
 		}
-		model, err := d.model(m.v, path)
-		if err != nil {
+		y := modelKeys{Events: allEvents, Source: "trigger", Ordered: true}
+		if err := fields(v, &y); err != nil {
 			return err
 		}
-		t := model.Schema + "." + model.Table
+		if y.Table == "" {
+			return fail(v, "missing table")
+		}
+		t := y.Schema + "." + y.Table
 		if other, dup := tables[t]; dup {
-			return d.errorf(m.v, join(path, "table"), "table %s is already the table of model %s", model.Table, other)
+			return fail(child(v, "table"), "table %s is already the table of model %s", y.Table, other)
 		}
-		tables[t] = m.k.Value
-		c.Models[m.k.Value] = model
-	}
-	return nil
+		tables[t] = name.Value
+		d.c.Models[name.Value] = Model{Table: y.Table, Schema: y.Schema, Events: slices.Clone(y.Events), Columns: y.Columns,
+			Source: y.Source, Unordered: !y.Ordered, SnapshotAs: y.Snapshot}
+		return nil
+	})
 }
 
-func (d *decoder) model(n *yaml.Node, path string) (Model, error) {
-	ps, err := d.mapping(n, path)
-	if err != nil {
-		return Model{}, err
-	}
-	m := Model{Events: slices.Clone(allEvents), Source: "trigger"}
-	for _, p := range ps {
-		kp := join(path, p.k.Value)
-		switch p.k.Value {
-		case "table", "schema":
-			v, ok, err := d.scalar(p.v, kp, "a name")
-			if err != nil {
-				return Model{}, err
-			}
-			if ok && !sqlNameRE.MatchString(v) {
-				return Model{}, d.errorf(p.v, kp, "want a name of letters, digits, _ or $ (at most 64), got %q", v)
-			}
-			if p.k.Value == "table" {
-				m.Table = v
-			} else {
-				m.Schema = v
-			}
-		case "events":
-			if isNull(p.v) {
-				continue
-			}
-			ev, err := d.names(p.v, kp, eventRE, "insert, update or delete")
-			if err != nil {
-				return Model{}, err
-			}
-			m.Events = ev
-		case "columns":
-			if isNull(p.v) {
-				continue
-			}
-			cols, err := d.names(p.v, kp, sqlNameRE, "a column name")
-			if err != nil {
-				return Model{}, err
-			}
-			m.Columns = cols
-		case "source":
-			if err := d.oneOf(p.v, kp, &m.Source, "trigger", "binlog"); err != nil {
-				return Model{}, err
-			}
-		case "snapshot":
-			if err := d.oneOf(p.v, kp, &m.SnapshotAs, "snapshot", "insert"); err != nil {
-				return Model{}, err
-			}
-		case "ordered":
-			var ordered bool
-			if err := p.v.Decode(&ordered); err != nil || p.v.ShortTag() != "!!bool" {
-				return Model{}, d.errorf(p.v, kp, "want true or false, got %q", p.v.Value)
-			}
-			m.Unordered = !ordered
-		default:
-			return Model{}, d.errorf(p.k, kp, "unknown key (want table, schema, events, columns, source, ordered, snapshot)")
-		}
-	}
-	if m.Table == "" {
-		return Model{}, d.errorf(n, path, "missing table")
-	}
-	return m, nil
+// modelKeys is a Model as written in gearman.yml.
+type modelKeys struct {
+	Table    string     `yaml:"table"`
+	Schema   string     `yaml:"schema"`
+	Events   eventList  `yaml:"events"`
+	Columns  columnList `yaml:"columns"`
+	Source   string     `yaml:"source"`
+	Ordered  bool       `yaml:"ordered"`
+	Snapshot string     `yaml:"snapshot"`
 }
 
-func (d *decoder) database(n *yaml.Node, c *Config) error {
-	ps, err := d.mapping(n, "database")
-	if err != nil {
+// want says what each key of a model takes (see fields).
+func (m *modelKeys) want(key string) (string, bool) {
+	const name = "a name of letters, digits, _ or $ (at most 64)"
+	switch key {
+	case "table":
+		return name, sqlNameRE.MatchString(m.Table)
+	case "schema":
+		return name, sqlNameRE.MatchString(m.Schema)
+	case "source":
+		return "trigger or binlog", m.Source == "trigger" || m.Source == "binlog"
+	case "snapshot":
+		return "snapshot or insert", m.Snapshot == "snapshot" || m.Snapshot == "insert"
+	}
+	return "true or false", true // ordered; events and columns check themselves
+}
+
+// eventList and columnList are lists of distinct names, each refused at
+// its place in the list.
+type (
+	eventList  []string
+	columnList []string
+)
+
+func (l *eventList) UnmarshalYAML(n *yaml.Node) (err error) {
+	*l, err = names(n, eventRE, "insert, update or delete")
+	return err
+}
+
+func (l *columnList) UnmarshalYAML(n *yaml.Node) (err error) {
+	*l, err = names(n, sqlNameRE, "a column name")
+	return err
+}
+
+func (d *decoder) database(n *yaml.Node) error {
+	db := &d.c.Database
+	if err := fields(n, db); err != nil {
 		return err
 	}
-	var dsnNode *yaml.Node
-	for _, p := range ps {
-		kp := join("database", p.k.Value)
-		if p.k.Value == "password_file" {
-			v, ok, err := d.scalar(p.v, kp, "a file name")
-			if err != nil {
-				return err
-			}
-			if ok && v != "" {
-				if c.Database.password, err = readPassword(v); err != nil {
-					return d.errorf(p.v, kp, "%v", err)
-				}
-				c.Database.PasswordFile = v
-			}
-			continue
-		}
-		if p.k.Value != "dsn" {
-			return d.errorf(p.k, kp, "unknown key (want dsn, password_file)")
-		}
-		v, ok, err := d.scalar(p.v, kp, "a DSN")
-		if err != nil || !ok {
-			return err
-		}
-		dsnNode = p.v
-		// Checked now so a typo is reported with its line, not at first
-		// connect; the message never includes the DSN (it may hold a password).
-		if _, err := mysql.ParseDSN(v); err != nil {
-			return d.errorf(p.v, kp, "want a go-sql-driver DSN such as user:pass@tcp(host:3306)/db: %v", err)
-		}
-		c.Database.DSN = v
+	// Checked now so a typo is reported with its line, not at first
+	// connect; the message never includes the DSN (it may hold a password).
+	if _, err := mysql.ParseDSN(db.DSN); db.DSN != "" && err != nil {
+		return fail(child(n, "dsn"), "want a go-sql-driver DSN such as user:pass@tcp(host:3306)/db: %v", err)
 	}
-	if c.Database.PasswordFile == "" {
-		if f, ok := d.lookup("ROWGEAR_DB_PASSWORD_FILE"); ok && f != "" {
-			var err error
-			if c.Database.password, err = readPassword(f); err != nil {
-				return fmt.Errorf("%s: ROWGEAR_DB_PASSWORD_FILE: %w", d.file, err)
-			}
-			c.Database.PasswordFile = f
+	var err error
+	if db.PasswordFile != "" {
+		if db.password, err = readPassword(db.PasswordFile); err != nil {
+			return fail(child(n, "password_file"), "%v", err)
 		}
+	} else if f, ok := d.lookup("ROWGEAR_DB_PASSWORD_FILE"); ok && f != "" {
+		if db.password, err = readPassword(f); err != nil {
+			return fmt.Errorf("%s: ROWGEAR_DB_PASSWORD_FILE: %w", d.file, err)
+		}
+		db.PasswordFile = f
 	}
-	dsn, err := c.Database.WithPassword(c.Database.DSN)
-	if err != nil {
-		return d.errorf(dsnNode, "database.dsn", "%v", err)
+	db.DSN, err = db.WithPassword(db.DSN) // cannot fail: the DSN parsed
+	return err
+}
+
+// want says what each key of database: takes (see fields).
+func (*Database) want(key string) (string, bool) {
+	if key == "dsn" {
+		return "a DSN", true
 	}
-	c.Database.DSN = dsn
-	return nil
+	return "a file name", true
 }
 
 // readPassword reads a password file: its content without the trailing
@@ -629,214 +618,77 @@ func readPassword(path string) (string, error) {
 	return pw, nil
 }
 
-var binlogKeys = []string{"server_id", "flavor", "position", "server", "concurrency", "batch", "stats_interval", "ha", "lease_ttl"}
-
-// binlogSetters set one scalar key of binlog: from its value, or say what
-// they want instead (flavor, a choice, is read apart).
-var binlogSetters = map[string]func(c *Config, v string) error{
-	"server_id": func(c *Config, v string) error {
-		id, err := strconv.ParseUint(v, 10, 32)
-		if err != nil || id == 0 {
-			return fmt.Errorf("want a replica server id 1-4294967295, got %q", v)
-		}
-		c.Binlog.ServerID = uint32(id)
-		return nil
-	},
-	"position": func(c *Config, v string) error {
-		path, isFile := strings.CutPrefix(v, "file:")
-		if v != "table" && v != "gtid" && (!isFile || path == "") {
-			return fmt.Errorf(`want "table", "gtid" or "file:PATH", got %q`, v)
-		}
-		c.Binlog.Position = v
-		return nil
-	},
-	"server": func(c *Config, v string) error {
-		if _, ok := c.Servers[v]; !ok {
-			return fmt.Errorf("unknown gearman connection %q (define it under server:)", v)
-		}
-		c.Binlog.Server = v
-		return nil
-	},
-	"concurrency": func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("want a positive number of connections, got %q", v)
-		}
-		c.Binlog.Concurrency = n
-		return nil
-	},
-	"batch": func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > events.MaxBatch {
-			return fmt.Errorf("want the most events a job carries, 1 to %d, got %q", events.MaxBatch, v)
-		}
-		c.Binlog.Batch = n
-		return nil
-	},
-	"stats_interval": func(c *Config, v string) error {
-		iv, err := time.ParseDuration(v)
-		if err != nil || iv <= 0 {
-			return fmt.Errorf("want a positive duration such as 10s or 1m, got %q", v)
-		}
-		c.Binlog.StatsInterval = iv
-		return nil
-	},
-	"ha": func(c *Config, v string) error {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false, got %q", v)
-		}
-		c.Binlog.HA = on
-		return nil
-	},
-	"lease_ttl": func(c *Config, v string) error {
-		iv, err := time.ParseDuration(v)
-		if err != nil || iv < 300*time.Millisecond {
-			return fmt.Errorf("want a duration of at least 300ms such as 3s, got %q", v)
-		}
-		c.Binlog.LeaseTTL = iv
-		return nil
-	},
-}
-
-func (d *decoder) binlog(n *yaml.Node, c *Config) error {
-	ps, err := d.mapping(n, "binlog")
-	if err != nil {
+func (d *decoder) binlog(n *yaml.Node) error {
+	if err := fields(n, &d.c.Binlog); err != nil {
 		return err
 	}
-	for _, p := range ps {
-		kp := join("binlog", p.k.Value)
-		if !slices.Contains(binlogKeys, p.k.Value) {
-			return d.errorf(p.k, kp, "unknown key (want %s)", strings.Join(binlogKeys, ", "))
-		}
-		if p.k.Value == "flavor" {
-			if err := d.oneOf(p.v, kp, &c.Binlog.Flavor, "mariadb", "mysql"); err != nil {
-				return err
-			}
-			continue
-		}
-		v, ok, err := d.scalar(p.v, kp, "a value")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue // ~: keep the default
-		}
-		if err := binlogSetters[p.k.Value](c, v); err != nil {
-			return d.errorf(p.v, kp, "%s", err.Error())
-		}
+	if s := d.c.Binlog.Server; d.c.Servers[s] == nil {
+		return fail(child(n, "server"), "unknown gearman connection %q (define it under server:)", s)
 	}
 	return nil
 }
 
-func (d *decoder) triggers(n *yaml.Node, c *Config) error {
-	ps, err := d.mapping(n, "triggers")
-	if err != nil {
-		return err
+// want says what each key of binlog: takes (see fields).
+func (b *Binlog) want(key string) (string, bool) {
+	switch key {
+	case "server_id":
+		return "a replica server id 1-4294967295", b.ServerID > 0
+	case "flavor":
+		return "mariadb or mysql", b.Flavor == "mariadb" || b.Flavor == "mysql"
+	case "position":
+		path, isFile := strings.CutPrefix(b.Position, "file:")
+		return `"table", "gtid" or "file:PATH"`, b.Position == "table" || b.Position == "gtid" || isFile && path != ""
+	case "ha":
+		return "true or false", true
+	case "lease_ttl":
+		return "a duration of at least 300ms such as 3s", b.LeaseTTL >= 300*time.Millisecond
+	case "concurrency":
+		return "a positive number of connections", b.Concurrency > 0
+	case "batch":
+		return fmt.Sprintf("the most events a job carries, 1 to %d", events.MaxBatch), b.Batch > 0 && b.Batch <= events.MaxBatch
+	case "stats_interval":
+		return "a positive duration such as 10s or 1m", b.StatsInterval > 0
 	}
-	for _, p := range ps {
-		kp := join("triggers", p.k.Value)
-		switch p.k.Value {
-		case "mode":
-			if err := d.oneOf(p.v, kp, &c.Triggers.Mode, "strict", "lenient", "outbox"); err != nil {
-				return err
-			}
-			continue
-		case "resend_after", "poll":
-		case "batch":
-			v, ok, err := d.scalar(p.v, kp, "a number")
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > events.MaxBatch {
-				return d.errorf(p.v, kp, "want the most events a job carries, 1 to %d, got %q", events.MaxBatch, v)
-			}
-			c.Triggers.Batch = n
-			continue
-		default:
-			return d.errorf(p.k, kp, "unknown key (want mode, resend_after, poll, batch)")
-		}
-		v, ok, err := d.scalar(p.v, kp, "a duration")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue // ~: keep the default
-		}
-		iv, err := time.ParseDuration(v)
-		if err != nil || iv < 10*time.Millisecond {
-			return d.errorf(p.v, kp, "want a duration of at least 10ms such as 30s, got %q", v)
-		}
-		if p.k.Value == "poll" {
-			c.Triggers.Poll = iv
-		} else {
-			c.Triggers.ResendAfter = iv
-		}
-	}
-	return nil
+	return "a connection name", true // server: checked by binlog
 }
 
-var retryKeys = []string{"attempts", "backoff", "max_backoff", "timeout"}
+// want says what each key of triggers: takes (see fields).
+func (t *Triggers) want(key string) (string, bool) {
+	switch key {
+	case "resend_after":
+		return "a duration of at least 10ms such as 30s", t.ResendAfter >= 10*time.Millisecond
+	case "poll":
+		return "a duration of at least 10ms such as 1s", t.Poll >= 10*time.Millisecond
+	case "batch":
+		return fmt.Sprintf("the most events a job carries, 1 to %d", events.MaxBatch), t.Batch > 0 && t.Batch <= events.MaxBatch
+	}
+	return "strict or lenient or outbox", t.Mode == "strict" || t.Mode == "lenient" || t.Mode == "outbox"
+}
 
 // retryKeyRE: "default", a function, Model or Model.job.
 var retryKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 
-func (d *decoder) retry(n *yaml.Node, c *Config) error {
-	ps, err := d.mapping(n, "retry")
-	if err != nil {
-		return err
-	}
-	for _, p := range ps {
-		kp := join("retry", p.k.Value)
-		if !retryKeyRE.MatchString(p.k.Value) {
-			return d.errorf(p.k, kp, "want default, a function name, Model or Model.job")
+func (d *decoder) retry(n *yaml.Node) error {
+	return each(n, func(k, v *yaml.Node) error {
+		if !retryKeyRE.MatchString(k.Value) {
+			return fail(k, "want default, a function name, Model or Model.job")
 		}
-		pol := c.Retry["default"] // unset keys inherit the default policy
-		fields, err := d.mapping(p.v, kp)
-		if err != nil {
+		p := d.c.Retry["default"] // unset keys inherit the default policy
+		if err := fields(v, &p); err != nil {
 			return err
 		}
-		for _, f := range fields {
-			fp := join(kp, f.k.Value)
-			if !slices.Contains(retryKeys, f.k.Value) {
-				return d.errorf(f.k, fp, "unknown key (want %s)", strings.Join(retryKeys, ", "))
-			}
-			v, ok, err := d.scalar(f.v, fp, "a value")
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			if f.k.Value == "attempts" {
-				a, err := strconv.Atoi(v)
-				if err != nil || a < 1 {
-					return d.errorf(f.v, fp, "want a number of attempts >= 1, got %q", v)
-				}
-				pol.Attempts = a
-				continue
-			}
-			dur, err := time.ParseDuration(v)
-			if err != nil || dur < 0 {
-				return d.errorf(f.v, fp, "want a duration such as 500ms or 1m, got %q", v)
-			}
-			switch f.k.Value {
-			case "backoff":
-				pol.Backoff = dur
-			case "max_backoff":
-				pol.MaxBackoff = dur
-			case "timeout":
-				pol.Timeout = dur
-			}
+		if p.MaxBackoff < p.Backoff {
+			return fail(v, "max_backoff %s is below backoff %s", p.MaxBackoff, p.Backoff)
 		}
-		if pol.MaxBackoff < pol.Backoff {
-			return d.errorf(p.v, kp, "max_backoff %s is below backoff %s", pol.MaxBackoff, pol.Backoff)
-		}
-		c.Retry[p.k.Value] = pol
+		d.c.Retry[k.Value] = p
+		return nil
+	})
+}
+
+// want says what each key of a retry policy takes (see fields).
+func (r *RetryPolicy) want(key string) (string, bool) {
+	if key == "attempts" {
+		return "a number of attempts >= 1", r.Attempts >= 1
 	}
-	return nil
+	return "a duration such as 500ms or 1m", r.Backoff >= 0 && r.MaxBackoff >= 0 && r.Timeout >= 0
 }

@@ -47,60 +47,65 @@ func (l Loader) Parse(file string, data []byte, env string) (*Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	d := &decoder{file: file, origin: map[*yaml.Node]string{}, lookup: lookup}
+	d := &decoder{file: file, key: map[*yaml.Node]string{}, lookup: lookup, dbSets: map[string]*yaml.Node{}}
+	if env == "all" {
+		env = ""
+	}
+	c, err := d.parse(data, env)
+	if err != nil {
+		return nil, d.located(err)
+	}
+	c.File, c.Env = file, env
+	return c, nil
+}
+
+func (d *decoder) parse(data []byte, env string) (*Config, error) {
 	root, err := d.parseYAML(data)
 	if err != nil {
 		return nil, err
-	}
-	if env == "all" {
-		env = ""
 	}
 	merged, err := d.selectEnv(root, env)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.expandTree(merged, ""); err != nil {
+	if err := d.expandTree(merged); err != nil {
 		return nil, err
 	}
-	c, err := d.config(merged)
-	if err != nil {
-		return nil, err
-	}
-	c.File, c.Env = file, env
-	return c, nil
+	return d.config(merged)
 }
 
 // decoder turns the yaml.Node tree into a Config, reporting errors with the
 // file, line and key path.
 type decoder struct {
 	file string
-	// origin records which top-level section ("all" or the env) each node was
-	// written in, so a key path names the place the user has to edit even
-	// after the env section was merged over `all:`.
-	origin map[*yaml.Node]string
+	// key is the key path of each node of the tree, from the top-level
+	// section it was written in ("all" or the env), so that an error names
+	// the place the user has to edit even after the env section was merged
+	// over `all:`; where located places an error.
+	key    map[*yaml.Node]string
 	lookup func(string) (string, bool)
 	nodes  int // nodes built by normalize, to bound alias expansion
 
+	c         *Config
+	dbSets    map[string]*yaml.Node // set name -> its key, across doctrine: and dbworker:
 	notes     []Note
 	namingSet bool // naming: written in the file
 }
 
-// errorf builds an *Error located at n; path is the key path below the
-// section n was written in.
-func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) *Error {
-	e := &Error{File: d.file, Key: path, Msg: fmt.Sprintf(format, args...)}
-	if n != nil {
-		e.Line = n.Line
-		if o := d.origin[n]; o != "" {
-			e.Key = join(o, path)
-		}
+// failAt is fail at a node of the parsed file, whose key path is key.
+func (d *decoder) failAt(n *yaml.Node, key, format string, args ...any) error {
+	d.key[n] = key
+	return fail(n, format, args...)
+}
+
+// located turns a nodeError into an *Error at its node's line and key path;
+// other errors are returned as they are.
+func (d *decoder) located(err error) error {
+	var ne *nodeError
+	if !errors.As(err, &ne) {
+		return err
 	}
-	for _, a := range args {
-		if err, ok := a.(error); ok {
-			e.Err = err
-		}
-	}
-	return e
+	return &Error{File: d.file, Line: ne.n.Line, Key: d.key[ne.n], Msg: ne.msg, Err: ne.err}
 }
 
 func join(path, key string) string {
@@ -163,10 +168,10 @@ const maxNodes = 100000
 
 // normalize returns a copy of n in which aliases are replaced by copies of
 // their targets and merge keys are applied, so that every node of the result
-// is distinct (origins can be recorded per node) and plain.
+// is distinct (each has its key path) and plain.
 func (d *decoder) normalize(n *yaml.Node, path string) (*yaml.Node, error) {
 	if d.nodes++; d.nodes > maxNodes {
-		return nil, d.errorf(n, path, "too many nodes after alias expansion")
+		return nil, d.failAt(n, path, "too many nodes after alias expansion")
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -177,7 +182,7 @@ func (d *decoder) normalize(n *yaml.Node, path string) (*yaml.Node, error) {
 	case yaml.AliasNode:
 		return d.normalize(n.Alias, path)
 	case yaml.SequenceNode:
-		out := shallow(n)
+		out := d.shallow(n, path)
 		for i, c := range n.Content {
 			nc, err := d.normalize(c, index(path, i))
 			if err != nil {
@@ -189,11 +194,11 @@ func (d *decoder) normalize(n *yaml.Node, path string) (*yaml.Node, error) {
 	case yaml.MappingNode:
 		return d.normalizeMap(n, path)
 	}
-	return shallow(n), nil
+	return d.shallow(n, path), nil
 }
 
 func (d *decoder) normalizeMap(n *yaml.Node, path string) (*yaml.Node, error) {
-	out := shallow(n)
+	out := d.shallow(n, path)
 	seen := map[string]*yaml.Node{}
 	var sources []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -203,18 +208,18 @@ func (d *decoder) normalizeMap(n *yaml.Node, path string) (*yaml.Node, error) {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			return nil, d.errorf(k, path, "a key must be a plain string")
+			return nil, d.failAt(k, path, "a key must be a plain string")
 		}
 		kp := join(path, k.Value)
 		if first, dup := seen[k.Value]; dup {
-			return nil, d.errorf(k, kp, "duplicate key (first at line %d)", first.Line)
+			return nil, d.failAt(k, kp, "duplicate key (first at line %d)", first.Line)
 		}
 		seen[k.Value] = k
 		nv, err := d.normalize(v, kp)
 		if err != nil {
 			return nil, err
 		}
-		out.Content = append(out.Content, shallow(k), nv)
+		out.Content = append(out.Content, d.shallow(k, kp), nv)
 	}
 	// Merge keys: explicit keys win, then earlier sources over later ones.
 	for _, src := range sources {
@@ -223,12 +228,12 @@ func (d *decoder) normalizeMap(n *yaml.Node, path string) (*yaml.Node, error) {
 			items = src.Content
 		}
 		for _, it := range items {
-			m, err := d.normalize(it, join(path, "<<"))
+			m, err := d.normalize(it, path)
 			if err != nil {
 				return nil, err
 			}
 			if m == nil || m.Kind != yaml.MappingNode {
-				return nil, d.errorf(src, join(path, "<<"), "want a mapping to merge, got %s", describe(m))
+				return nil, d.failAt(src, join(path, "<<"), "want a mapping to merge, got %s", describe(m))
 			}
 			for j := 0; j+1 < len(m.Content); j += 2 {
 				if _, ok := seen[m.Content[j].Value]; !ok {
@@ -241,9 +246,11 @@ func (d *decoder) normalizeMap(n *yaml.Node, path string) (*yaml.Node, error) {
 	return out, nil
 }
 
-func shallow(n *yaml.Node) *yaml.Node {
+// shallow copies n without its content, at key path key.
+func (d *decoder) shallow(n *yaml.Node, key string) *yaml.Node {
 	c := *n
 	c.Content, c.Anchor, c.Alias = nil, "", nil
+	d.key[&c] = key
 	return &c
 }
 
@@ -253,13 +260,13 @@ func (d *decoder) selectEnv(root *yaml.Node, env string) (*yaml.Node, error) {
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, d.errorf(root, "", "want a mapping of environments (all:, prod:, ...), got %s", describe(root))
+		return nil, d.failAt(root, "", "want a mapping of environments (all:, prod:, ...), got %s", describe(root))
 	}
 	var base, over *yaml.Node
 	for _, p := range pairs(root) {
 		name := p.k.Value
-		if _, ok := sectionNames[name]; ok {
-			return nil, d.errorf(p.k, name, "section must be under all: or an environment (prod:, dev:, ...)")
+		if isSection(name) {
+			return nil, fail(p.k, "section must be under all: or an environment (prod:, dev:, ...)")
 		}
 		if name != "all" && (env == "" || name != env) {
 			continue // other environments are not this process's business
@@ -268,9 +275,8 @@ func (d *decoder) selectEnv(root *yaml.Node, env string) (*yaml.Node, error) {
 			continue // `prod:` with nothing under it overrides nothing
 		}
 		if p.v.Kind != yaml.MappingNode {
-			return nil, d.errorf(p.v, name, "want a mapping of sections, got %s", describe(p.v))
+			return nil, fail(p.v, "want a mapping of sections, got %s", describe(p.v))
 		}
-		d.mark(p.v, name)
 		if name == "all" {
 			base = p.v
 		} else {
@@ -278,14 +284,6 @@ func (d *decoder) selectEnv(root *yaml.Node, env string) (*yaml.Node, error) {
 		}
 	}
 	return d.merge(base, over), nil
-}
-
-// mark records that n and everything below it were written in section o.
-func (d *decoder) mark(n *yaml.Node, o string) {
-	d.origin[n] = o
-	for _, c := range n.Content {
-		d.mark(c, o)
-	}
 }
 
 // merge deep-merges over onto base as symfony's sfToolkit::arrayDeepMerge,
@@ -303,7 +301,7 @@ func (d *decoder) merge(base, over *yaml.Node) *yaml.Node {
 		return over
 	}
 	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: over.Line, Column: over.Column}
-	d.origin[out] = d.origin[over]
+	d.key[out] = d.key[over]
 	at := map[string]int{}
 	for _, p := range pairs(base) {
 		at[p.k.Value] = len(out.Content)
@@ -321,29 +319,24 @@ func (d *decoder) merge(base, over *yaml.Node) *yaml.Node {
 }
 
 // expandTree applies ${VAR} expansion to every scalar value (not keys).
-func (d *decoder) expandTree(n *yaml.Node, path string) error {
+func (d *decoder) expandTree(n *yaml.Node) error {
 	if n == nil {
 		return nil
 	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		for _, p := range pairs(n) {
-			if err := d.expandTree(p.v, join(path, p.k.Value)); err != nil {
-				return err
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := d.expandTree(c, index(path, i)); err != nil {
-				return err
-			}
-		}
-	case yaml.ScalarNode:
+	if n.Kind == yaml.ScalarNode {
 		v, err := expand(n.Value, d.lookup)
-		if err != nil {
-			return d.errorf(n, path, "%v", err)
-		}
 		n.Value = v
+		if err != nil {
+			return fail(n, "%v", err)
+		}
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // a key
+		}
+		if err := d.expandTree(c); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
-	"strconv"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -78,94 +80,76 @@ func (n Note) String() string {
 	return (&Error{File: n.File, Line: n.Line, Key: n.Key, Msg: n.Msg}).Error()
 }
 
-func (d *decoder) note(n *yaml.Node, path, format string, args ...any) {
-	e := d.errorf(n, path, format, args...)
-	d.notes = append(d.notes, Note{File: e.File, Line: e.Line, Key: e.Key, Msg: e.Msg})
-}
-
-func (d *decoder) naming(n *yaml.Node, c *Config) error {
-	return d.oneOf(n, "naming", &c.Naming, NamingRowgear, NamingPlugin)
+// note records a Note at n.
+func (d *decoder) note(n *yaml.Node, format string, args ...any) {
+	d.notes = append(d.notes, Note{File: d.file, Line: n.Line, Key: d.key[n], Msg: fmt.Sprintf(format, args...)})
 }
 
 var serializerNames = []string{"json", "php"}
 
 // serializer decodes `serializer: php` or
 // `serializer: {default: json, server: {..}, set: {..}, function: {..}}`.
-func (d *decoder) serializer(n *yaml.Node, c *Config) error {
+func (d *decoder) serializer(n *yaml.Node) error {
+	s := &d.c.Serializer
 	if n.Kind == yaml.ScalarNode {
-		return d.oneOf(n, "serializer", &c.Serializer.Default, serializerNames...)
+		return oneOf(n, &s.Default, serializerNames...)
 	}
-	ps, err := d.mapping(n, "serializer")
-	if err != nil {
+	y := serializerKeys{Default: s.Default}
+	if err := fields(n, &y); err != nil {
 		return err
 	}
-	for _, p := range ps {
-		kp := join("serializer", p.k.Value)
-		var dst map[string]string
-		switch p.k.Value {
-		case "default":
-			if err := d.oneOf(p.v, kp, &c.Serializer.Default, serializerNames...); err != nil {
-				return err
-			}
-			continue
-		case "server":
-			dst = c.Serializer.Server
-		case "set":
-			dst = c.Serializer.Set
-		case "function":
-			dst = c.Serializer.Function
-		default:
-			return d.errorf(p.k, kp, "unknown key (want default, server, set, function)")
-		}
-		items, err := d.mapping(p.v, kp)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			ip := join(kp, it.k.Value)
-			var v string
-			if err := d.oneOf(it.v, ip, &v, serializerNames...); err != nil {
-				return err
-			}
-			if v == "" {
-				return d.errorf(it.v, ip, "want json or php, got ~ (null)")
-			}
-			if p.k.Value == "server" {
-				if _, ok := c.Servers[it.k.Value]; !ok {
-					return d.errorf(it.k, ip, "unknown gearman connection %q (define it under server:)", it.k.Value)
-				}
-			}
-			dst[it.k.Value] = v
+	for _, p := range pairs(child(n, "server")) {
+		if _, ok := d.c.Servers[p.k.Value]; !ok {
+			return fail(p.k, "unknown gearman connection %q (define it under server:)", p.k.Value)
 		}
 	}
+	s.Default = y.Default
+	maps.Copy(s.Server, y.Server)
+	maps.Copy(s.Set, y.Set)
+	maps.Copy(s.Function, y.Function)
 	return nil
 }
 
+// serializerKeys is the mapping form of serializer:.
+type serializerKeys struct {
+	Default  string `yaml:"default"`
+	Server   codecs `yaml:"server"`
+	Set      codecs `yaml:"set"`
+	Function codecs `yaml:"function"`
+}
+
+// want says what each key of serializer: takes (see fields).
+func (s *serializerKeys) want(key string) (string, bool) {
+	return "json or php", key != "default" || slices.Contains(serializerNames, s.Default) // codecs check themselves
+}
+
+// codecs maps names to "json" or "php".
+type codecs map[string]string
+
+func (cs *codecs) UnmarshalYAML(n *yaml.Node) error {
+	*cs = codecs{}
+	return each(n, func(k, v *yaml.Node) error {
+		var c string
+		err := oneOf(v, &c, serializerNames...)
+		(*cs)[k.Value] = c
+		return err
+	})
+}
+
 // applyNaming settles Namespace and FunctionSuffix once every section is
-// read, and notes a plugin namespace that rowgear would read as a prefix.
-func (d *decoder) applyNaming(c *Config, nsNode *yaml.Node) {
+// read, and notes a plugin namespace that rowgear would read as a prefix;
+// ns is the namespace: value, nil when not written.
+func (d *decoder) applyNaming(ns *yaml.Node) {
+	c := d.c
 	switch {
 	case c.Naming == NamingPlugin:
-		if nsNode != nil && c.Namespace != "" {
+		if ns != nil && c.Namespace != "" {
 			c.FunctionSuffix = "@" + c.Namespace
 		}
 		c.Namespace = DefaultNamespace
-	case nsNode != nil && !d.namingSet:
-		d.note(nsNode, "namespace", "rowgear prefixes row-event and job functions with it (%s.Article.update) and leaves plain functions and queues alone; sfGearmanPlugin appended it to every function (reverse@%s, Article.publish@%s): write naming: plugin to keep the plugin's names, or naming: rowgear to silence this note",
+	case ns != nil && !d.namingSet:
+		d.note(ns, "rowgear prefixes row-event and job functions with it (%s.Article.update) and leaves plain functions and queues alone; sfGearmanPlugin appended it to every function (reverse@%s, Article.publish@%s): write naming: plugin to keep the plugin's names, or naming: rowgear to silence this note",
 			c.Namespace, c.Namespace, c.Namespace)
 	}
 	c.Notes = d.notes
-}
-
-// callbackString reads the plugin's `function: callback` (a PHP function
-// name, or "Class::method"): the Go handler registered under that name.
-func (d *decoder) callbackString(n *yaml.Node, path string) (HandlerRef, error) {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || n.Value == "" {
-		return HandlerRef{}, d.errorf(n, path, "want [Handler, method] or a callback name, got %s", describe(n))
-	}
-	if t, m, ok := strings.Cut(n.Value, "::"); ok && t != "" && m != "" {
-		return HandlerRef{Type: t, Method: m}, nil
-	}
-	d.note(n, path, "a PHP callback %s: rowgear runs the Go handler registered under %s", strconv.Quote(n.Value), strconv.Quote(n.Value))
-	return HandlerRef{Method: n.Value}, nil
 }
