@@ -52,19 +52,25 @@ func newStack(t *testing.T) *stack {
 	if err := dockerPing(); err != nil {
 		t.Fatalf("no Docker API: %v (eval \"$(../shared/tools/container-engine up)\" starts one and exports DOCKER_HOST)", err)
 	}
-	mysqlPort, gearmanPort := testenv.FreePort(t), testenv.FreePort(t)
-	s := &stack{
-		t:       t,
-		project: project,
-		mysql:   fmt.Sprintf("127.0.0.1:%d", mysqlPort),
-	}
+	s := &stack{t: t, project: project}
 	s.env = append(os.Environ(),
 		"COMPOSE_PROJECT_NAME="+project,
 		"ROWGEAR_IMAGE_TAG="+project,
+	)
+	return s
+}
+
+// publishOn picks the loopback ports the stack publishes MariaDB and
+// gearmand on: just before `up`, as a port picked before a build of
+// minutes may be taken by then (seen in CI: "bind: address already in
+// use").
+func (s *stack) publishOn(t *testing.T) {
+	mysqlPort, gearmanPort := testenv.FreePort(t), testenv.FreePort(t)
+	s.mysql = fmt.Sprintf("127.0.0.1:%d", mysqlPort)
+	s.env = append(s.env,
 		fmt.Sprintf("ROWGEAR_MYSQL_PUBLISH=%d", mysqlPort),
 		fmt.Sprintf("ROWGEAR_GEARMAN_PUBLISH=%d", gearmanPort),
 	)
-	return s
 }
 
 // compose runs docker-compose on the project and returns its output; a
@@ -304,6 +310,7 @@ func TestComposeStack(t *testing.T) {
 	s.compose(20*time.Minute, "build")
 	t.Logf("images built in %s", time.Since(start).Round(time.Second))
 	start = time.Now()
+	s.publishOn(t)
 	s.compose(10*time.Minute, "up", "-d")
 	t.Logf("stack up in %s", time.Since(start).Round(time.Second))
 
