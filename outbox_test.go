@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/status"
@@ -490,3 +493,66 @@ var outboxLog = func() *slog.Logger {
 	}
 	return quiet
 }()
+
+// TestOutboxForgery: an account with USAGE only cannot write the outbox,
+// its doorbell does nothing a handler runs, and a job forged onto a real
+// outbox row (its id as seq, another payload) never reaches a handler.
+func TestOutboxForgery(t *testing.T) {
+	e := newOutboxEnv(t)
+	ctx := context.Background()
+	if _, err := e.db.Exec("INSERT INTO boxes (id, n) VALUES (1, 5)"); err != nil {
+		t.Fatal(err)
+	}
+	var id uint64
+	if err := e.db.QueryRow("SELECT id FROM rowgear_gate WHERE relay_after IS NOT NULL").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	// The USAGE-only account.
+	user := testenv.Name(t, "u")[:16]
+	for _, q := range []string{"CREATE USER '" + user + "'@'%' IDENTIFIED BY 'pw'", "GRANT USAGE ON *.* TO '" + user + "'@'%'"} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { e.db.Exec("DROP USER '" + user + "'@'%'") })
+	mc, err := mysql.ParseDSN(e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.User, mc.Passwd, mc.DBName = user, "pw", ""
+	weak, err := sql.Open("mysql", mc.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer weak.Close()
+	dbName := strings.TrimSuffix(strings.SplitN(e.dsn, "/", 2)[1], "?"+strings.SplitN(e.dsn, "?", 2)[1])
+	if _, err := weak.Exec("INSERT INTO `"+dbName+"`.rowgear_gate (fn, payload, relay_after) VALUES ('x.Box.insert', '{}', NOW())"); err == nil {
+		t.Errorf("a USAGE-only account wrote the outbox")
+	}
+	var rang sql.NullInt64
+	if err := weak.QueryRow("SELECT rowgear_ring(?)", e.cfg.Namespace+".outbox").Scan(&rang); err != nil || !rang.Valid {
+		t.Errorf("the doorbell refused a USAGE-only account: %v, %v (it should ring, harmlessly)", rang, err)
+	}
+	// The forged job, sent straight to gearmand before any worker runs.
+	forged := fmt.Sprintf(`{"v": 1, "id": "forged-1", "source": "trigger", "schema": "%s", "table": "boxes", "model": "Box", "op": "insert", `+
+		`"pk": {"id": 1}, "row": {"id": 1, "n": 666}, "modified": ["id", "n"], "ts": "2026-12-07T00:00:00.000000Z", "seq": "%020d"}`, dbName, id)
+	gc := gearman.NewClient([]string{e.gm.Addr})
+	defer gc.Close()
+	if _, err := gc.Background(ctx, e.cfg.Namespace+".Box.insert", []byte(forged), gearman.Normal); err != nil {
+		t.Fatal(err)
+	}
+	e.work()
+	e.awaitAll(time.Minute)
+	// The forged job, queued before the worker started, ran first: it is a
+	// dead letter, and it did not hold the real row back.
+	testenv.Eventually(t, time.Minute, "the forged job dead-lettered as forged", func() bool {
+		var n int
+		e.db.QueryRow("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'dead' AND errors LIKE '%forged%'").Scan(&n)
+		return n == 1
+	})
+	e.seen.mu.Lock()
+	defer e.seen.mu.Unlock()
+	if r := e.seen.runs[1]; len(r) != 1 || r[0] != 5 {
+		t.Errorf("row 1's handlers ran n=%v; want only the committed 5, never the forged 666", r)
+	}
+}

@@ -260,15 +260,19 @@ func (o *Orderer) Hold(ctx context.Context, workload []byte, park bool, wait tim
 		return nil
 	}
 	id, err := strconv.ParseUint(ev.Seq, 10, 64)
-	if err != nil {
+	body, ok := withoutSeq(workload, ev.Seq)
+	if err != nil || !ok {
 		return nil
 	}
+	// Only the row this very payload was written for: a job forged onto a
+	// real row's id must not hold the real event back.
 	if park {
-		_, err = o.db.ExecContext(ctx, "UPDATE "+o.gate(ev.Model)+" SET relay_after = NULL WHERE id = ? AND digest IS NULL", id)
+		_, err = o.db.ExecContext(ctx, "UPDATE "+o.gate(ev.Model)+
+			" SET relay_after = NULL WHERE id = ? AND digest IS NULL AND payload = ?", id, body)
 	} else {
 		_, err = o.db.ExecContext(ctx, "UPDATE "+o.gate(ev.Model)+
-			" SET relay_after = GREATEST(relay_after, NOW(6) + INTERVAL ? MICROSECOND) WHERE id = ? AND relay_after IS NOT NULL",
-			wait.Microseconds(), id)
+			" SET relay_after = GREATEST(relay_after, NOW(6) + INTERVAL ? MICROSECOND) WHERE id = ? AND relay_after IS NOT NULL AND payload = ?",
+			wait.Microseconds(), id, body)
 	}
 	if err != nil {
 		return fmt.Errorf("ordering: holding event %s's outbox row: %w", ev.ID, err)
