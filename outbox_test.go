@@ -526,7 +526,7 @@ func TestOutboxForgery(t *testing.T) {
 	}
 	defer weak.Close()
 	dbName := strings.TrimSuffix(strings.SplitN(e.dsn, "/", 2)[1], "?"+strings.SplitN(e.dsn, "?", 2)[1])
-	if _, err := weak.Exec("INSERT INTO `"+dbName+"`.rowgear_gate (fn, payload, relay_after) VALUES ('x.Box.insert', '{}', NOW())"); err == nil {
+	if _, err := weak.Exec("INSERT INTO `" + dbName + "`.rowgear_gate (fn, payload, relay_after) VALUES ('x.Box.insert', '{}', NOW())"); err == nil {
 		t.Errorf("a USAGE-only account wrote the outbox")
 	}
 	var rang sql.NullInt64
