@@ -150,9 +150,13 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	// The trigger events' gate rows first, as the one-event path takes
 	// them, so a batch and a single event never wait for each other in
 	// opposite orders.
+	// One statement per row: a locking read or a DELETE of an IN list of
+	// consecutive ids scans them as one range and locks the row past its
+	// end too, which another batch holds (a deadlock after the handlers
+	// ran); a lookup by one key locks that key only.
 	q := beginSQL
-	if gates := s.gateIDs(); len(gates) > 0 {
-		q += "; SELECT id, digest, payload FROM " + s.o.gate(s.model) + " WHERE id IN (" + gates + ") ORDER BY id FOR UPDATE"
+	for _, id := range s.gateIDs() {
+		q += "; SELECT id, digest, payload FROM " + s.o.gate(s.model) + " WHERE id = " + strconv.FormatUint(id, 10) + " FOR UPDATE"
 	}
 	q += "; INSERT INTO rowgear_row_seq (row_key, model, seq) VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ''),", len(keys)), ",") +
@@ -187,15 +191,16 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	return rows.Close()
 }
 
-// gateIDs lists the batch's gate rows for an IN (…).
-func (s *session) gateIDs() string {
-	var ids []string
+// gateIDs lists the batch's gate rows, in id order.
+func (s *session) gateIDs() []uint64 {
+	var ids []uint64
 	for _, b := range s.events {
 		if b.gate != 0 {
-			ids = append(ids, strconv.FormatUint(b.gate, 10))
+			ids = append(ids, b.gate)
 		}
 	}
-	return strings.Join(ids, ",")
+	slices.Sort(ids)
+	return ids
 }
 
 // run is Wrap for one event of the batch: a trigger event whose gate row
@@ -240,12 +245,8 @@ func isDeadlock(err error) bool {
 // skipped, records the advanced seqs and commits, in one round trip.
 func (s *session) commit(conn *sql.Conn) error {
 	q := ""
-	if len(s.done) > 0 {
-		ids := make([]string, len(s.done))
-		for i, id := range s.done {
-			ids[i] = strconv.FormatUint(id, 10)
-		}
-		q = "DELETE FROM " + s.o.gate(s.model) + " WHERE id IN (" + strings.Join(ids, ",") + "); "
+	for _, id := range s.done { // one by one: see lock
+		q += "DELETE FROM " + s.o.gate(s.model) + " WHERE id = " + strconv.FormatUint(id, 10) + "; "
 	}
 	if len(s.dirty) == 0 {
 		return endTx(conn, q+"COMMIT")
