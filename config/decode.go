@@ -644,8 +644,8 @@ var binlogSetters = map[string]func(c *Config, v string) error{
 	},
 	"position": func(c *Config, v string) error {
 		path, isFile := strings.CutPrefix(v, "file:")
-		if v != "table" && v != "gtid" && (!isFile || path == "") {
-			return fmt.Errorf(`want "table", "gtid" or "file:PATH", got %q`, v)
+		if v != "table" && v != "gtid" && v != "file" && (!isFile || path == "") {
+			return fmt.Errorf(`want "table", "gtid", "file" or "file:PATH", got %q`, v)
 		}
 		c.Binlog.Position = v
 		return nil
