@@ -18,9 +18,10 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 )
 
-// GTID positions (binlog.position: gtid, MariaDB). A MariaDB GTID names a
-// transaction the same way on every server of the replication topology
-// (with log_slave_updates), so in this mode an event's id is
+// GTID positions (MariaDB: binlog.position table, the default, or gtid).
+// A MariaDB GTID names a transaction the same way on every server of the
+// replication topology (with log_slave_updates), so in this mode an
+// event's id is
 // "<domain>-<server>-<seq>:<row>@<history>" — row counts the published rows
 // of the transaction — and its seq is "<history start>:9<seq>:<row>": a
 // change replayed from another server after a failover keeps its id and
@@ -145,6 +146,13 @@ var errSwitchGTID = errors.New("bridge: moving to GTID positions")
 func (b *Bridge) resolveMode(ctx context.Context, start Position) (Position, error) {
 	b.gtidMode, b.switchAt = false, nil
 	if !b.wantGTID() {
+		if isGTIDHistory(start.History) {
+			// Its file seqs would compare below the GTID seqs of the same
+			// history: the ordering middleware would skip new changes.
+			return Position{}, fmt.Errorf("%w: binlog.position: %s asks for file positions, but the saved position %s "+
+				"is a GTID one (history %s): drop that setting, or delete the saved position and start afresh (--start=current)",
+				ErrConfig, b.cfg.Binlog.Position, start.String(), start.History)
+		}
 		return start, nil
 	}
 	if b.flavor() != mysql.MariaDBFlavor {

@@ -1,6 +1,8 @@
 package bridge_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -203,6 +205,20 @@ func TestMovingToGTIDPositions(t *testing.T) {
 	var v int
 	if err := e.db.QueryRow("SELECT v FROM " + "items_replica WHERE id = 5").Scan(&v); err != nil || v != 4 {
 		t.Errorf("row 5 in the replica: v=%d (%v), want 4, its update after the move", v, err)
+	}
+
+	// Back to file positions: refused, since their seqs would order below
+	// the GTID ones already applied.
+	e.yml = strings.Replace(e.yml, "  binlog:\n", "  binlog:\n    position: file\n", 1)
+	b, err := bridge.New(context.Background(), e.config(), bridge.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := b.Run(ctx); !errors.Is(err, bridge.ErrConfig) || !strings.Contains(err.Error(), "is a GTID one") {
+		t.Errorf("position: file after the move: %v, want a refusal", err)
 	}
 }
 
