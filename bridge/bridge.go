@@ -92,7 +92,10 @@ type Bridge struct {
 	instance string        // this bridge's name in the lease
 	lease    *lease        // held while active, else nil
 	standing atomic.Bool   // waiting for the lease: healthy, not streaming
-	gtidMode bool          // binlog.position: gtid (gtid.go)
+	posMode  string        // what binlog.position asks for: modeAuto, modeGTID or modeFile (gtid.go)
+	gtidMode bool          // this run identifies events by GTID (gtid.go)
+	switchAt *Position     // file positions until here, then GTID positions (gtid.go); nil: no switch pending
+	saveMu   sync.Mutex    // one position save at a time: the switch to GTID and saveLoop
 	gt       gtidTrx       // the transaction being read, GTID mode
 	hosts    hostSet       // the DSN's hosts when it lists several (gtid.go)
 	lostMu   sync.Mutex
@@ -145,7 +148,7 @@ func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
 func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, namespace: cfg.Namespace, log: slog.Default(), concurrency: cfg.Binlog.Concurrency, batch: max(cfg.Binlog.Batch, 1),
 		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval,
-		ha: cfg.Binlog.HA, leaseTTL: cfg.Binlog.LeaseTTL, gtidMode: cfg.Binlog.Position == "gtid"}
+		ha: cfg.Binlog.HA, leaseTTL: cfg.Binlog.LeaseTTL, posMode: positionMode(cfg.Binlog.Position)}
 	for _, o := range opts {
 		o(b)
 	}
@@ -272,7 +275,7 @@ func (b *Bridge) openStore(ctx context.Context) (Store, error) {
 	if path, ok := strings.CutPrefix(where, "file:"); ok {
 		return FileStore{Path: path}, nil
 	}
-	if where != "" && where != "table" && where != "gtid" {
+	if where != "" && where != "table" && where != "gtid" && where != "file" {
 		return nil, fmt.Errorf("%w: binlog.position %q", ErrConfig, where)
 	}
 	if b.dsn.DBName == "" {

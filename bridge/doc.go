@@ -26,12 +26,17 @@
 //
 // Events. One event per row: a RowsEvent may carry many rows, update rows
 // come as [before, after] pairs. `ts` is the binlog event's timestamp
-// (whole seconds), `pos` is "file:logpos" of the rows event, and the id is
-// "file:logpos:rowindex@server_id.history" (see Delivery): the same on every
-// replay, and used as the gearman unique key. `seq` is
-// "<history start>:<file number>:<logpos>:<rowindex>", fixed width, so that
-// byte order is binlog order across files and histories (package ordering
-// orders a row's events by it). An update that changes the primary key is published
+// (whole seconds), `pos` is "file:logpos" of the rows event. On MariaDB
+// (binlog.position table, the default, or gtid) the id is
+// "<domain>-<server>-<seq>:<row>@<history>" (GTID positions: the same on
+// every server of the replication topology) and `seq` is "<history
+// start>:9<GTID seq>:<row>"; on MySQL and with binlog.position file or
+// file:PATH the id is "file:logpos:rowindex@server_id.history" and `seq`
+// "<history start>:<file number>:<logpos>:<rowindex>" (file positions).
+// Either id is the same on every replay (see Delivery) and is the gearman
+// unique key; seqs are fixed width, so that byte order is commit order
+// across files and histories (package ordering orders a row's events by
+// it). An update that changes the primary key is published
 // as a delete of the old key and an insert of the new one (ids suffixed :d
 // and :i) when the model takes both; otherwise as an update. Values take
 // the forms of events/doc.go, byte for byte those the triggers write
@@ -136,11 +141,20 @@
 // the source database (one row per server_id, created if absent), or in a
 // file with binlog.position: file:PATH. A restart resumes from it, so jobs
 // acknowledged after the last save are published again with the same ids.
-// An id is "file:pos:row@server_id.history": history (Position.History) is
-// the start time and random bits of a bridge that starts without a saved
-// position, saved with it, so a new binlog history (RESET MASTER, a rebuilt
-// server) whose file:pos repeat an old one's never reuses the id of a job
-// still queued from the old one, and its seq orders after the old one's.
+// The history of an id (Position.History) is the start time and random
+// bits of a bridge that starts without a saved position, saved with it, so
+// a new binlog history (RESET MASTER, a rebuilt server) whose positions
+// repeat an old one's never reuses the id of a job still queued from the
+// old one, and its seq orders after the old one's; a history of GTID
+// positions ends in "g". A saved position of file positions, found by a
+// bridge that wants GTID positions (an older bridge's, or one saved with
+// binlog.position: file), is moved to GTID positions without losing,
+// skipping or renaming a change: the bridge publishes up to the end of the
+// binlog it found with file positions (a change the old bridge published
+// after its last save comes again under its old id and seq), waits until
+// gearmand acknowledged all of it, saves the GTID position there under a
+// new history, whose seqs order after the old one's, logs "moved to GTID
+// positions", and goes on by GTID.
 // When the server answers ERROR 1236 (the saved position's binlog purged or
 // reset), Run returns ErrBinlogGone, one line saying how to recover; it
 // does not retry.
@@ -159,8 +173,8 @@
 // the others stand by and take over once it expires. The active bridge
 // stops publishing as soon as it cannot trust its lease (checked before
 // every submit), before the server lets another take it, and every
-// position save is fenced by the lease's epoch. With binlog.position: gtid
-// (MariaDB) ids and seqs come from GTIDs, the same on every server of the
+// position save is fenced by the lease's epoch. With GTID positions
+// (MariaDB's default) ids and seqs come from GTIDs, the same on every server of the
 // topology, the DSN may list several hosts (the primary is used), and a
 // failover that lost transactions the bridge had published is reported
 // (Lost) and resumed from the new primary's history. See

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -17,9 +18,10 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 )
 
-// GTID positions (binlog.position: gtid, MariaDB). A MariaDB GTID names a
-// transaction the same way on every server of the replication topology
-// (with log_slave_updates), so in this mode an event's id is
+// GTID positions (MariaDB: binlog.position table, the default, or gtid).
+// A MariaDB GTID names a transaction the same way on every server of the
+// replication topology (with log_slave_updates), so in this mode an
+// event's id is
 // "<domain>-<server>-<seq>:<row>@<history>" — row counts the published rows
 // of the transaction — and its seq is "<history start>:9<seq>:<row>": a
 // change replayed from another server after a failover keeps its id and
@@ -73,20 +75,188 @@ func gtidSeq(history string, seqNo uint64, row int) string {
 	return fmt.Sprintf("%.*s:9%019d:%07d", historyStartLen, history, seqNo, row)
 }
 
-// checkGTIDMode refuses what GTID mode cannot follow.
-func (b *Bridge) checkGTIDMode(start Position) error {
-	if !b.gtidMode {
-		return nil
+// The modes binlog.position asks for.
+const (
+	modeAuto = "auto" // table (the default) and file:PATH: GTID positions on MariaDB, file positions on MySQL
+	modeGTID = "gtid" // gtid: GTID positions, MariaDB only
+	modeFile = "file" // file: file positions (ids "file:pos:row@server_id.history"), as before GTID positions
+)
+
+// positionMode is the mode binlog.position v asks for. file:PATH names a
+// JSON file for the position; its ids stay file positions, as before.
+func positionMode(v string) string {
+	switch {
+	case v == "gtid":
+		return modeGTID
+	case v == "file", strings.HasPrefix(v, "file:"):
+		return modeFile
+	}
+	return modeAuto
+}
+
+// wantGTID reports whether events are identified by GTID: binlog.position
+// gtid, or its default on MariaDB, whose binlog always carries GTIDs. On
+// MySQL the default keeps file positions (resumed by the GTID set when
+// gtid_mode is ON, as before).
+func (b *Bridge) wantGTID() bool {
+	switch b.posMode {
+	case modeGTID:
+		return true
+	case modeFile:
+		return false
+	}
+	return b.flavor() == mysql.MariaDBFlavor
+}
+
+// gtidHistoryMark ends the History of a GTID position (hex digits never
+// do): it tells a saved GTID position from a file one, which a bridge
+// moving to GTID positions catches up on first (resolveMode).
+const gtidHistoryMark = "g"
+
+func isGTIDHistory(h string) bool { return strings.HasSuffix(h, gtidHistoryMark) }
+
+// newGTIDHistory is a new history of GTID positions, ordered after prev
+// (the history it follows, if any) even when this host's clock is behind
+// the one that started prev: its seqs must compare greater.
+func newGTIDHistory(prev string) string {
+	h := newHistory()
+	if len(prev) >= historyStartLen && h[:historyStartLen] <= prev[:historyStartLen] {
+		var start uint64
+		fmt.Sscan(prev[:historyStartLen], &start)
+		h = fmt.Sprintf("%0*d", historyStartLen, start+1) + h[historyStartLen:]
+	}
+	return h + gtidHistoryMark
+}
+
+// errSwitchGTID stops the stream at the first transaction at or after
+// switchAt: the bridge moves to GTID positions there (switchInStream).
+var errSwitchGTID = errors.New("bridge: moving to GTID positions")
+
+// resolveMode decides how this run identifies events, from the mode asked
+// for and the start position, and returns the position to start from.
+//
+// A saved position of file positions (a bridge before GTID positions were
+// the default, or binlog.position: file) moves to GTID positions without
+// losing, skipping or renaming anything: the events it may have published
+// after its saved position lie before the current end of the binlog, so
+// the bridge publishes up to there with file positions (a replay keeps
+// its id and seq), waits for gearmand to acknowledge all of it, saves the
+// GTID position of that point under a new history (whose seqs order after
+// every file seq of the old one) and only then publishes by GTID.
+func (b *Bridge) resolveMode(ctx context.Context, start Position) (Position, error) {
+	b.gtidMode, b.switchAt = false, nil
+	if !b.wantGTID() {
+		if isGTIDHistory(start.History) {
+			// Its file seqs would compare below the GTID seqs of the same
+			// history: the ordering middleware would skip new changes.
+			return Position{}, fmt.Errorf("%w: binlog.position: %s asks for file positions, but the saved position %s "+
+				"is a GTID one (history %s): drop that setting, or delete the saved position and start afresh (--start=current)",
+				ErrConfig, b.cfg.Binlog.Position, start.String(), start.History)
+		}
+		return start, nil
 	}
 	if b.flavor() != mysql.MariaDBFlavor {
-		return fmt.Errorf("%w: binlog.position: gtid follows MariaDB GTIDs only", ErrConfig)
+		return Position{}, fmt.Errorf("%w: binlog.position: gtid follows MariaDB GTIDs only", ErrConfig)
 	}
-	if start.GTID == "" {
-		return fmt.Errorf("%w: binlog.position: gtid, but the start position %s has no GTID set: "+
-			"start with --start=current or --start=gtid:SET (SELECT BINLOG_GTID_POS('FILE', POS) gives the set of a file position)",
-			ErrConfig, start.String())
+	if isGTIDHistory(start.History) {
+		b.gtidMode = true
+		if start.GTID == "" {
+			return Position{}, fmt.Errorf("%w: the saved GTID position %s has no GTID set: "+
+				"delete it and start with --start=current or --start=gtid:SET", ErrConfig, start.String())
+		}
+		return start, nil
 	}
-	return nil
+	end, err := b.currentPosition(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	if start.File == "" || binlogBefore(start.File, start.Pos, end.File, end.Pos) {
+		b.switchAt = &end
+		b.log.Info("file positions saved: publishing with them up to the end of the binlog, then moving to GTID positions",
+			"from", start.String(), "until", end.File+":"+fmt.Sprint(end.Pos))
+		return start, nil
+	}
+	return b.switchToGTID(ctx, start)
+}
+
+// switchToGTID saves the GTID position of at, a transaction boundary up to
+// which everything read was acknowledged, under a new history, and makes
+// this run identify events by GTID from there. Without a GTID at that
+// point (a binlog with no transaction yet) it tries again at the next
+// boundary.
+func (b *Bridge) switchToGTID(ctx context.Context, at Position) (Position, error) {
+	set, err := b.gtidAt(ctx, at)
+	if err != nil {
+		return Position{}, err
+	}
+	if set == "" {
+		b.switchAt = &Position{File: at.File, Pos: at.Pos}
+		return at, nil
+	}
+	b.switchAt = nil
+	p := Position{File: at.File, Pos: at.Pos, GTID: set, History: newGTIDHistory(at.History)}
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	if err := b.store.Save(ctx, p); err != nil {
+		return Position{}, err
+	}
+	b.history, b.gtidMode = p.History, true
+	if t := b.tracker; t != nil {
+		t.mu.Lock()
+		t.acked, t.read = p, p
+		t.mu.Unlock()
+	}
+	b.log.Info("moved to GTID positions: events are identified by GTID from here (binlog.position: file keeps file positions)",
+		"from", at.File+":"+fmt.Sprint(at.Pos), "old_history", at.History, "gtid", set, "history", p.History)
+	return p, nil
+}
+
+// switchInStream is switchToGTID at switchAt, once gearmand acknowledged
+// everything read before it.
+func (b *Bridge) switchInStream(ctx context.Context) error {
+	for {
+		acked, _, _ := b.tracker.advance()
+		read := b.tracker.readPos()
+		if acked.File == read.File && acked.Pos == read.Pos {
+			_, err := b.switchToGTID(ctx, read)
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// gtidAt is the GTID position of p: its set, else the server's
+// BINLOG_GTID_POS of its file position.
+func (b *Bridge) gtidAt(ctx context.Context, p Position) (string, error) {
+	if p.GTID != "" || p.File == "" {
+		return p.GTID, nil
+	}
+	var set sql.NullString
+	if err := b.db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", p.File, p.Pos).Scan(&set); err != nil {
+		return "", fmt.Errorf("the GTID position of %s: BINLOG_GTID_POS: %w", p.String(), err)
+	}
+	if !set.Valid {
+		return "", fmt.Errorf("%w: the server has no GTID position for %s (BINLOG_GTID_POS is NULL: binlog purged, "+
+			"or not a transaction boundary); set binlog.position: file, or start afresh (--start=current)", ErrBinlogGone, p.String())
+	}
+	return set.String, nil
+}
+
+// binlogBefore reports whether file position a is before b: by the
+// number after the file name's last dot, then the offset.
+func binlogBefore(aFile string, aPos uint32, bFile string, bPos uint32) bool {
+	an, bn := aFile[strings.LastIndexByte(aFile, '.')+1:], bFile[strings.LastIndexByte(bFile, '.')+1:]
+	if len(an) != len(bn) {
+		return len(an) < len(bn)
+	}
+	if an != bn {
+		return an < bn
+	}
+	return aPos < bPos
 }
 
 // ---- several hosts in the DSN ----
@@ -273,7 +443,7 @@ func (b *Bridge) gtidRecover(ctx context.Context, pos Position, msg string) (Pos
 	b.lostMu.Lock()
 	b.lost = append(b.lost, lost)
 	b.lostMu.Unlock()
-	next := Position{GTID: ms.String(), History: newHistory()}
+	next := Position{GTID: ms.String(), History: newGTIDHistory(b.history)}
 	b.log.Error("transactions lost in a source failover: the bridge published them from the old primary, "+
 		"and this server never received them; their changes are not in its history",
 		"lost", lost, "transactions", n, "resume_from", next.GTID, "new_history", next.History)

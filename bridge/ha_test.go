@@ -267,6 +267,9 @@ func TestHAStandbyTakesOver(t *testing.T) {
 			continue
 		}
 		seen[ev.ID] = true
+		if !gtidID.MatchString(ev.ID) {
+			t.Fatalf("event id %q: want a GTID id, binlog.position's default on MariaDB", ev.ID)
+		}
 		id := string(ev.PK["id"])
 		perRow[id] = append(perRow[id], ev.Seq)
 		n, _ := strconv.Atoi(string(ev.Row["n"]))

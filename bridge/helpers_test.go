@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
+	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -116,10 +118,21 @@ func (e *env) startBridge(opts ...bridge.Option) *running {
 			e.t.Fatalf("bridge stopped: %v", err)
 		default:
 		}
-		_, err := os.Stat(e.posFile)
-		return err == nil
+		return e.positionSaved()
 	})
 	return &running{b: b, stop: stop}
+}
+
+// positionSaved reports whether the bridge saved a position: in e.posFile,
+// or, with the position in the database, in its row.
+func (e *env) positionSaved() bool {
+	if !strings.Contains(e.yml, "position: file:") {
+		var n int
+		err := e.db.QueryRow("SELECT COUNT(*) FROM "+bridge.PositionTable+" WHERE server_id = ?", e.config().Binlog.ServerID).Scan(&n)
+		return err == nil && n == 1
+	}
+	_, err := os.Stat(e.posFile)
+	return err == nil
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -177,6 +190,24 @@ func (e *env) collectOnServers(servers []string, models ...string) *collector {
 	go func() { defer close(done); w.Run(ctx) }()
 	e.t.Cleanup(func() { cancel(); <-done })
 	return c
+}
+
+// recorder is a middleware that keeps every envelope in a collector and
+// passes the job on.
+func (e *env) recorder() (*collector, dispatch.Middleware) {
+	c := &collector{byID: map[string]*events.Envelope{}}
+	return c, func(next gearman.Handler) gearman.Handler {
+		return func(ctx context.Context, j *gearman.Job) (any, error) {
+			if env, err := events.Decode(j.Workload); err == nil {
+				c.mu.Lock()
+				c.all = append(c.all, env)
+				c.byID[env.ID] = env
+				c.count++
+				c.mu.Unlock()
+			}
+			return next(ctx, j)
+		}
+	}
 }
 
 // distinct is the number of distinct event ids received.

@@ -365,7 +365,7 @@ func (b *Bridge) submitGate() func() error {
 func (b *Bridge) runHA(ctx context.Context) error {
 	ts, ok := b.store.(*TableStore)
 	if !ok {
-		return fmt.Errorf("%w: binlog.ha needs the position in the database (binlog.position: table or gtid), "+
+		return fmt.Errorf("%w: binlog.ha needs the position in the database (binlog.position: table, gtid or file), "+
 			"shared by every bridge of the group", ErrConfig)
 	}
 	if b.instance == "" {

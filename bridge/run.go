@@ -54,10 +54,10 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.checkGTIDMode(start); err != nil {
+	b.history = start.History
+	if start, err = b.resolveMode(ctx, start); err != nil {
 		return err
 	}
-	b.history = start.History
 	if len(b.models) == 0 {
 		b.log.Info("no model has source: binlog: the bridge publishes snapshots only")
 	}
@@ -154,6 +154,16 @@ func (b *Bridge) startPosition(ctx context.Context) (Position, error) {
 		return Position{}, err
 	}
 	p.History = newHistory()
+	if b.wantGTID() && b.flavor() == mysql.MariaDBFlavor {
+		// A first start has nothing in flight: GTID positions at once,
+		// when the binlog has a GTID there.
+		if p.GTID, err = b.gtidAt(ctx, p); err != nil {
+			return Position{}, err
+		}
+		if p.GTID != "" {
+			p.History = newGTIDHistory("")
+		}
+	}
 	if err := b.store.Save(ctx, p); err != nil {
 		return Position{}, err
 	}
@@ -222,6 +232,17 @@ func (b *Bridge) stream(ctx context.Context, start Position) error {
 		if errors.Is(err, errFatal) {
 			return err
 		}
+		if errors.Is(err, errSwitchGTID) {
+			if err = b.switchInStream(ctx); err == nil {
+				continue // by GTID, from the position just saved
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrBinlogGone) {
+				return err
+			}
+		}
 		if gone := binlogGone(err); gone != "" {
 			if _, ok := b.gtidRecover(ctx, pos, gone); ok {
 				continue // from where this server's history and the bridge's agree
@@ -286,12 +307,16 @@ func (b *Bridge) saveLoop(ctx context.Context, saved Position) Position {
 			return saved
 		case <-t.C:
 		}
+		b.saveMu.Lock() // a switch to GTID positions saves in between, never under us
 		p, _, _ := b.tracker.advance()
 		pub := b.subs.published.Load()
 		if p == saved || (pub == lastPublished && time.Since(lastSave) < time.Minute) {
+			b.saveMu.Unlock()
 			continue
 		}
-		if err := b.store.Save(ctx, p); err != nil {
+		err := b.store.Save(ctx, p)
+		b.saveMu.Unlock()
+		if err != nil {
 			b.log.Warn("saving the position failed; will retry", "error", err)
 			continue
 		}

@@ -31,8 +31,8 @@ func (e *env) replicaTables(n int) {
 
 // replicaWorker runs, on gearmand addr, a worker as an application's would:
 // model Item (replica.Item, which applies every event to the replica
-// table) behind the ordering middleware.
-func (e *env) replicaWorker(addr string) *replicate.Counts {
+// table) behind mws and the ordering middleware.
+func (e *env) replicaWorker(addr string, mws ...dispatch.Middleware) *replicate.Counts {
 	e.t.Helper()
 	cfg := e.config()
 	reg := dispatch.NewRegistry(dispatch.WithLogger(testLogger(e.t)))
@@ -44,6 +44,7 @@ func (e *env) replicaWorker(addr string) *replicate.Counts {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	reg.Use(mws...)
 	reg.Use(o.Middleware())
 	w := gearman.NewWorker([]string{addr}, gearman.WithConcurrency(8), gearman.WithLogger(testLogger(e.t)))
 	fns, err := reg.Mount(w, cfg, "", e.db)

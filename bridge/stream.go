@@ -77,6 +77,9 @@ func (h *handler) handle(ev *replication.BinlogEvent, cur *mysql.Position, gset 
 		}
 		return nil
 	case *replication.MariadbGTIDEvent:
+		if at := h.b.switchAt; at != nil && cur.Name != "" && !binlogBefore(cur.Name, cur.Pos, at.File, at.Pos) {
+			return errSwitchGTID // this transaction is past what an earlier bridge could have published
+		}
 		h.b.beginTrx(e)
 		return nil
 	case *replication.XIDEvent:
@@ -98,7 +101,13 @@ func (h *handler) handle(ev *replication.BinlogEvent, cur *mysql.Position, gset 
 		return nil
 	}
 	*cur = next
-	return h.OnPosSynced(ev.Header, next, *gset, true)
+	if err := h.OnPosSynced(ev.Header, next, *gset, true); err != nil {
+		return err
+	}
+	if at := h.b.switchAt; at != nil && !binlogBefore(cur.Name, cur.Pos, at.File, at.Pos) {
+		return errSwitchGTID // at the end of the binlog as it was at start: GTID positions from here
+	}
+	return nil
 }
 
 // syncerConfig is the replication client's configuration. Value forms of

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,8 @@ type bridgeFlags struct {
 	concurrency int
 	batch       int
 	allModels   bool
+	ha          bool // --ha, or ROWGEAR_BINLOG_HA: replaces binlog.ha when haSet
+	haSet       bool
 	obs         bridgeObsFlags // metrics, health, heartbeats (observe_cmd.go)
 }
 
@@ -36,7 +39,12 @@ by ` + "`migrate up`" + `, or file:PATH) only once gearmand has acknowledged eve
 before it; a restart resumes from it. SIGINT/SIGTERM: stop reading, flush,
 save, exit 0. See package bridge.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.bridge(cmd.Context(), c, &f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.haFromEnv(cmd.Flags().Changed("ha")); err != nil {
+				return err
+			}
+			return a.bridge(cmd.Context(), c, &f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.start, "start", "current", "first start only, when no position is saved: current (end of the binlog), FILE:POS or gtid:SET")
@@ -44,9 +52,29 @@ save, exit 0. See package bridge.`,
 	fl.IntVar(&f.concurrency, "concurrency", 0, "gearman connections submitting in parallel (default: binlog.concurrency, 8)")
 	fl.IntVar(&f.batch, "batch", 0, "most consecutive events of one model per job, <Model>.batch (default: binlog.batch, 1)")
 	fl.BoolVar(&f.allModels, "all-models", false, "publish every model in models:, whatever its source")
+	fl.BoolVar(&f.ha, "ha", false, "high availability: publish only while holding the group's lease, stand by otherwise (default: binlog.ha; env ROWGEAR_BINLOG_HA)")
 	f.obs.register(fl)
 	cmd.AddCommand(a.snapshotCmd(c))
 	return cmd
+}
+
+// haFromEnv settles --ha: the flag when given, else ROWGEAR_BINLOG_HA when
+// set, else binlog.ha of the configuration (haSet false).
+func (f *bridgeFlags) haFromEnv(flagGiven bool) error {
+	if flagGiven {
+		f.haSet = true
+		return nil
+	}
+	v := os.Getenv("ROWGEAR_BINLOG_HA")
+	if v == "" {
+		return nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return usageErr("ROWGEAR_BINLOG_HA=%q: want true or false", v)
+	}
+	f.ha, f.haSet = on, true
+	return nil
 }
 
 func (a *App) bridge(ctx context.Context, c *common, f *bridgeFlags) error {
@@ -63,6 +91,9 @@ func (a *App) bridge(ctx context.Context, c *common, f *bridgeFlags) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err
+	}
+	if f.haSet {
+		cfg.Binlog.HA = f.ha
 	}
 	log := a.log()
 	opts := []bridge.Option{bridge.WithLogger(log), bridge.WithVerbose(f.verbose),

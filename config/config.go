@@ -171,10 +171,13 @@ func (d Database) WithPassword(dsn string) (string, error) {
 type Binlog struct {
 	ServerID uint32 `yaml:"server_id"` // unique among the server's replicas; default 1001
 	Flavor   string `yaml:"flavor"`    // "mariadb" (default) or "mysql"
-	// Position is where the bridge keeps its position: "table" (default, a
-	// table in the source database), "gtid" (the table, and events
-	// identified by GTID so that the bridge can follow a failover to a
-	// replica; see package bridge) or "file:PATH".
+	// Position is where the bridge keeps its position and how it names
+	// events: "table" (default: a table in the source database; events
+	// identified by GTID on MariaDB, so that the bridge can follow a
+	// failover to a replica, by file position on MySQL), "gtid" (the
+	// table, GTIDs always: MariaDB only), "file" (the table, file
+	// positions, as before GTIDs were the default) or "file:PATH" (a JSON
+	// file, file positions). See package bridge.
 	Position string `yaml:"position"`
 	// HA lets several bridges of one source run, one active, the others
 	// standing by (a lease in the source database; package bridge).

@@ -238,6 +238,15 @@ func TestAllSections(t *testing.T) {
 	eq(t, "DBWorkers", c.DBWorkers, map[string]DBWorkerSet{"feed": {"Article": {Events: []string{"update"}, Jobs: []string{"buildFeed"}}}})
 }
 
+// TestBinlogPositionValues: each value binlog.position takes is kept as
+// written (package bridge reads the mode and the store from it).
+func TestBinlogPositionValues(t *testing.T) {
+	for _, v := range []string{"table", "gtid", "file", "file:/var/lib/rowgear/pos"} {
+		c := mustParse(t, "all:\n  binlog:\n    position: "+v+"\n", "", nil)
+		eq(t, "Binlog.Position", c.Binlog.Position, v)
+	}
+}
+
 const envYML = `all:
   server:
     default: 10.0.0.1
@@ -557,13 +566,13 @@ func TestErrors(t *testing.T) {
 		{"binlog flavor", "all:\n  binlog:\n    flavor: postgres\n", "", `t.yml:3: all.binlog.flavor: want mariadb or mysql, got "postgres"`},
 		{"binlog server_id zero", "all:\n  binlog:\n    server_id: 0\n", "", `t.yml:3: all.binlog.server_id: want a replica server id 1-4294967295, got "0"`},
 		{"binlog server_id big", "all:\n  binlog:\n    server_id: 4294967296\n", "", "t.yml:3: all.binlog.server_id: want a replica server id"},
-		{"binlog position", "all:\n  binlog:\n    position: \"file:\"\n", "", `t.yml:3: all.binlog.position: want "table", "gtid" or "file:PATH", got "file:"`},
+		{"binlog position", "all:\n  binlog:\n    position: \"file:\"\n", "", `t.yml:3: all.binlog.position: want "table", "gtid", "file" or "file:PATH", got "file:"`},
 		{"binlog server unknown", "all:\n  server:\n    a: gm\n  binlog:\n    server: b\n", "", `t.yml:5: all.binlog.server: unknown gearman connection "b"`},
 		{"binlog concurrency", "all:\n  binlog:\n    concurrency: 0\n", "", `t.yml:3: all.binlog.concurrency: want a positive number of connections, got "0"`},
 		{"binlog batch", "all:\n  binlog:\n    batch: 1001\n", "", `t.yml:3: all.binlog.batch: want the most events a job carries, 1 to 1000, got "1001"`},
 		{"binlog stats_interval", "all:\n  binlog:\n    stats_interval: 10\n", "", `t.yml:3: all.binlog.stats_interval: want a positive duration such as 10s or 1m, got "10"`},
 		{"binlog typo", "all:\n  binlog:\n    serverid: 3\n", "", "t.yml:3: all.binlog.serverid: unknown key"},
-		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", `t.yml:3: all.binlog.position: want "table", "gtid" or "file:PATH", got a list of 1`},
+		{"binlog list value", "all:\n  binlog:\n    position: [table]\n", "", `t.yml:3: all.binlog.position: want "table", "gtid", "file" or "file:PATH", got a list of 1`},
 		{"binlog typo with list", "all:\n  binlog:\n    serverid: [3]\n", "", "t.yml:3: all.binlog.serverid: unknown key (want server_id, flavor"},
 		{"server map typo with list", "all:\n  server:\n    default: {host: h, prot: [1]}\n", "", "t.yml:3: all.server.default.prot: unknown key (want host, port)"},
 

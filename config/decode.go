@@ -637,7 +637,7 @@ func (b *Binlog) want(key string) (string, bool) {
 		return "mariadb or mysql", b.Flavor == "mariadb" || b.Flavor == "mysql"
 	case "position":
 		path, isFile := strings.CutPrefix(b.Position, "file:")
-		return `"table", "gtid" or "file:PATH"`, b.Position == "table" || b.Position == "gtid" || isFile && path != ""
+		return `"table", "gtid", "file" or "file:PATH"`, b.Position == "table" || b.Position == "gtid" || b.Position == "file" || isFile && path != ""
 	case "ha":
 		return "true or false", true
 	case "lease_ttl":
