@@ -131,13 +131,13 @@ func WithConcurrency(n int) Option { return func(b *Bridge) { b.concurrency = n 
 // documentation).
 func WithBatch(n int) Option { return func(b *Bridge) { b.batch = n } }
 
-// WithSaveInterval sets how often the acknowledged position is saved
+// WithSaveInterval sets how often the handled position is saved
 // (default 1 s).
 func WithSaveInterval(d time.Duration) Option { return func(b *Bridge) { b.saveInterval = d } }
 
 // WithFlushTimeout bounds how long Run waits, once its context ends, for
-// gearmand to acknowledge the jobs already read (default 20 s). What is not
-// acknowledged then is published again by the next run.
+// the workers to handle the jobs already read (default 20 s). What is not
+// handled then is published again by the next run.
 func WithFlushTimeout(d time.Duration) Option { return func(b *Bridge) { b.flushTimeout = d } }
 
 // WithStore replaces the store binlog.position names.
@@ -314,9 +314,17 @@ func (b *Bridge) Close() error { return b.db.Close() }
 
 // Stats is a snapshot of a running bridge.
 type Stats struct {
-	Published int64    // jobs acknowledged by gearmand since Run started
-	InFlight  int64    // jobs read, not yet acknowledged
-	Position  Position // acknowledged position (what a restart resumes from)
+	Published int64 // events accepted by gearmand (JOB_CREATED) since Run started, each counted once
+	Handled   int64 // events whose job a worker answered since Run started
+	// Failed: of Handled, events whose job the worker failed (WORK_FAIL
+	// with its message: under rowgear's retry guard, stored as a retry or
+	// a dead letter).
+	Failed int64
+	// Resent: jobs submitted again because their result was lost (gearmand
+	// or the connection went away) or gearmand failed them on its own.
+	Resent   int64
+	InFlight int64    // events read, not yet handled
+	Position Position // handled position (what a restart resumes from)
 	// Servers is each gearmand as the bridge's client last found it.
 	Servers []gearman.ServerStatus
 	// DeadLettered: row changes the bridge could not publish, stored as
@@ -335,7 +343,8 @@ func (b *Bridge) Stats() Stats {
 		return Stats{}
 	}
 	p, _, _ := b.tracker.advance()
-	return Stats{Published: b.subs.published.Load(), InFlight: b.subs.inflight.Load(), Position: p,
+	return Stats{Published: b.subs.published.Load(), Handled: b.subs.handled.Load(), Failed: b.subs.failed.Load(),
+		Resent: b.subs.resent.Load(), InFlight: b.subs.inflight.Load(), Position: p,
 		Servers: b.client.Servers(), DeadLettered: b.rejected.dead.Load(), SkippedNoKey: b.rejected.noKey.Load(),
 		Keyless: b.keyless}
 }

@@ -1,6 +1,6 @@
 // Package bridge is binlogbridge's engine: it tails the row-based binlog of
 // MySQL/MariaDB with go-mysql's replication client and republishes each committed row
-// change of the configured tables as a gearman background job
+// change of the configured tables as a gearman job
 // <namespace>.<Model>.<op> carrying the events envelope with source
 // "binlog".
 //
@@ -104,7 +104,7 @@
 // and by the same key as live changes, so a row's snapshot event and its
 // changes reach gearmand in binlog order. No lock is taken. Progress
 // (last key, rows read, estimate, rate, ETA) is logged per chunk and saved
-// in the request row once gearmand acknowledged the chunk; a restart (or a
+// in the request row once the workers handled the chunk; a restart (or a
 // SIGKILL) resumes from the last saved chunk, so a chunk may be published
 // twice, never skipped. A model whose live changes the triggers publish is
 // snapshotted the same way (the bridge watches its table without
@@ -126,21 +126,20 @@
 // it: before each chunk the bridge waits until the rows read so far are
 // within the rate. Unpaced, the workers applying a big snapshot take every
 // spare cycle, and the application's statements wait for the CPU. The
-// bridge reads a chunk only once gearmand has the previous
-// one, not once it ran: a worker slower than the live changes plus the
-// snapshot leaves the snapshot's jobs queued in gearmand (gearmand may
-// serve the live functions first), so give the workers capacity above the
-// live change rate before snapshotting a big table. Measured at 1,000,000
+// bridge reads a chunk only once the workers handled the previous one (see
+// Acknowledgement), so a snapshot goes at the workers' pace; give them
+// capacity above the live change rate before snapshotting a big table, or
+// the live changes wait behind the snapshot's jobs. Measured at 1,000,000
 // rows under a writer, the bridge SIGKILLed twice: docs/benchmarks.md,
 // section 8.
 //
 // Delivery: at least once, never a gap. The position (file:pos, plus the
 // GTID set whenever the stream has one — MariaDB always does) is saved only
-// once gearmand has acknowledged every job up to it, at most once a second,
-// and on a clean stop. It is kept in the table rowgear_binlog_position of
+// once a worker has handled every job up to it (see Acknowledgement), at
+// most once a second, and on a clean stop. It is kept in the table rowgear_binlog_position of
 // the source database (one row per server_id, created if absent), or in a
 // file with binlog.position: file:PATH. A restart resumes from it, so jobs
-// acknowledged after the last save are published again with the same ids.
+// handled after the last save are published again with the same ids.
 // The history of an id (Position.History) is the start time and random
 // bits of a bridge that starts without a saved position, saved with it, so
 // a new binlog history (RESET MASTER, a rebuilt server) whose positions
@@ -152,7 +151,7 @@
 // skipping or renaming a change: the bridge publishes up to the end of the
 // binlog it found with file positions (a change the old bridge published
 // after its last save comes again under its old id and seq), waits until
-// gearmand acknowledged all of it, saves the GTID position there under a
+// all of it was handled, saves the GTID position there under a
 // new history, whose seqs order after the old one's, logs "moved to GTID
 // positions", and goes on by GTID.
 // When the server answers ERROR 1236 (the saved position's binlog purged or
@@ -165,7 +164,30 @@
 // gearmand is back. When MariaDB goes away the reader reconnects, and if that
 // fails the bridge restarts it from the last transaction it read.
 // SIGINT/SIGTERM: stop reading, wait (up to 20 s) for the jobs read to be
-// acknowledged, save, exit 0.
+// handled, save, exit 0 (gearmand drops the foreground jobs of a client
+// that left: the next run publishes them again).
+//
+// Acknowledgement. Jobs are foreground jobs: a submitter waits for
+// gearmand's JOB_CREATED before its next job (so a row's jobs enter
+// gearmand in commit order) and takes the worker's answer asynchronously,
+// keeping up to 1,000 events per queue accepted but not handled. An event
+// is handled once a worker answered its job (a batch job: all its events):
+// WORK_COMPLETE, or WORK_FAIL after the worker's WORK_WARNING (rowgear's
+// worker sends its error so; under its retry guard the failure is then
+// stored as a retry or a dead letter, and when it cannot be stored the
+// worker answers nothing and gearmand requeues the job). A job whose
+// answer cannot come (gearman.ErrLostResult: the connection or gearmand
+// went away; gearmand drops a lost client's foreground jobs and a killed
+// gearmand with its memory queue loses them all) is submitted again with
+// the same unique key, in its queue's order, with backoff while gearmand
+// is away. A bare WORK_FAIL (gearmand's own -j limit, a worker of another
+// kind) is resent too, and after 5 such answers stored as a dead letter of
+// its function. Per-row ordering makes a resent event that was applied a
+// no-op. With no worker answering, the window fills and the reader stops,
+// as with gearmand down: the backlog waits in the binlog. Stats: Published
+// counts events gearmand accepted, Handled events a worker answered,
+// Failed those answered with WORK_FAIL, Resent jobs sent again, InFlight
+// events read and not handled; the position saved is the handled one.
 //
 // High availability. With binlog.ha several bridges of one source (same
 // binlog.server_id and database) run at once: the one holding the lease, a
@@ -186,7 +208,7 @@
 // order, so the changes of one row reach gearmand in commit order; changes
 // of different rows may reach it in any order. The saved position is the
 // minimum over the queues: the end of the last transaction all of whose
-// jobs, and all earlier ones, are acknowledged. What a handler sees:
+// jobs, and all earlier ones, are handled. What a handler sees:
 //
 //   - gearmand queues jobs per function (<namespace>.<Model>.<op>), so an
 //     insert, its update and its delete are in three different queues; and
@@ -208,7 +230,8 @@
 // bottleneck (a burst, a big transaction, a snapshot chunk, a backlog) and
 // a quiet stream keeps its latency. The batch's unique key is its first
 // event's id and its size. The position is saved as with single jobs: once
-// gearmand acknowledged every job, batch or not, up to it. A batch job
+// a worker handled every job, batch or not, up to it (the batch job's
+// answer handles all its events). A batch job
 // needs a worker that mounts the model's batch function: rowgear's worker
 // (dispatch.Registry.Mount) registers it beside the model's events and
 // runs each event through its own function's middleware and handler, and
@@ -224,8 +247,9 @@
 // Visibility. --verbose logs each published event (function, id, pos).
 // Every binlog.stats_interval (default 10 s) one line gives the saved-able
 // position, the lag in seconds (age of the oldest change not yet
-// acknowledged; when nothing is pending, of the last event read if events
-// are still arriving; else 0), events/s and in-flight jobs.
+// handled; when nothing is pending, of the last event read if events
+// are still arriving; else 0), handled events/s, published (accepted by
+// gearmand) and handled counts, in-flight events and jobs resent.
 //
 // Throughput. Each gearman connection has one submit in flight (a round
 // trip per job): on a 2-core machine a 4-connection bridge publishes
@@ -233,5 +257,7 @@
 // the same binlog at ≈500-900k rows/s; gearmand is the limit, not
 // decoding. Batches lift it: with binlog.batch 100 and 2 connections,
 // bridge, gearmand, worker (ordering on) and MariaDB drained 22.5k
-// events/s on the same 2 cores (docs/benchmarks.md).
+// events/s on the same 2 cores (docs/benchmarks.md). Waiting for the
+// workers' answers costs one job per event about a third of its rate;
+// batches hide it (docs/benchmarks.md, 2026-12-07).
 package bridge

@@ -27,8 +27,9 @@ const HeartbeatTable = "rowgear_heartbeat"
 // implements it. Calls must be quick; they come from the bridge's
 // goroutines.
 type Observer interface {
-	// Published: gearmand acknowledged one event of table and op, d after
-	// the bridge read it from the binlog.
+	// Published: gearmand accepted (JOB_CREATED) one event of table and
+	// op, d after the bridge read it from the binlog; counted once, however
+	// often it is resent. Its handling is HandledObserver's.
 	Published(table, op string, d time.Duration)
 	// Progress, about every second.
 	Progress(p Progress)
@@ -36,13 +37,13 @@ type Observer interface {
 
 // Progress is where a running bridge stands.
 type Progress struct {
-	Acked    Position // acknowledged: what a restart resumes from
+	Acked    Position // handled: what a restart resumes from
 	Read     Position // last transaction boundary read
 	End      Position // the server's end of binlog (zero if it could not be asked)
 	Behind   int64    // binlog bytes from Read to End; -1: unknown
 	Lag      time.Duration
 	LagKnown bool  // Lag is the age of the newest heartbeat read (heartbeats on, one read)
-	InFlight int64 // events read, not yet acknowledged
+	InFlight int64 // events read, not yet handled
 }
 
 // WithObserver reports publications and progress to o.

@@ -15,9 +15,10 @@ import (
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/charset"
 	"github.com/rowgear/rowgear/internal/sqlschema"
+	"github.com/rowgear/rowgear/retry"
 )
 
-// Run streams until ctx ends, then stops reading, lets gearmand acknowledge
+// Run streams until ctx ends, then stops reading, lets the workers handle
 // what was read (up to the flush timeout), saves the position and returns
 // nil. Lost MariaDB connections are retried forever; it returns an error
 // only for what a retry cannot fix (the server's settings and the position
@@ -73,6 +74,9 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 	b.subs = newSubmitters(b.client, b.concurrency, b.batch, b.log, b.verbose)
 	b.subs.observer = b.observer
 	b.subs.gate = b.submitGate()
+	b.subs.deadLetter = func(ctx context.Context, fn, unique, reason string, payload []byte) error {
+		return retry.NewStore(b.db).Quarantine(ctx, fn, unique, reason, payload)
+	}
 	// Submitters outlive ctx: after it ends they still drain what was read
 	// (not the lease: see submitContext).
 	subCtx, stopSubs := context.WithCancel(b.submitContext(ctx))
@@ -107,7 +111,7 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 	case <-subCtx.Done(): // the lease is lost: nothing more may be published
 		<-drained
 	case <-time.After(b.flushTimeout):
-		b.log.Warn("flush timed out; unacknowledged jobs will be published again by the next run",
+		b.log.Warn("flush timed out; jobs not yet handled will be published again by the next run",
 			"inflight", b.subs.inflight.Load())
 		stopSubs()
 		<-drained
@@ -122,7 +126,8 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 			runErr = errors.Join(runErr, err)
 		}
 	}
-	b.log.Info("binlog bridge stopped", "position", final.String(), "published", b.subs.published.Load())
+	b.log.Info("binlog bridge stopped", "position", final.String(), "published", b.subs.published.Load(),
+		"handled", b.subs.handled.Load())
 	return runErr
 }
 
@@ -293,14 +298,14 @@ func (b *Bridge) goneError(pos Position, msg string) error {
 		ErrBinlogGone, strings.ReplaceAll(msg, "\n", " "), pos.String(), where)
 }
 
-// saveLoop saves the acknowledged position every saveInterval while it
+// saveLoop saves the handled position every saveInterval while it
 // moves. Advances caused only by other tables' transactions (and by our
 // own position writes, which are in the binlog too) are saved at most once
 // a minute, so an idle bridge does not write forever.
 func (b *Bridge) saveLoop(ctx context.Context, saved Position) Position {
 	t := time.NewTicker(b.saveInterval)
 	defer t.Stop()
-	lastSave, lastPublished := time.Now(), int64(0)
+	lastSave, lastHandled := time.Now(), int64(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -309,8 +314,8 @@ func (b *Bridge) saveLoop(ctx context.Context, saved Position) Position {
 		}
 		b.saveMu.Lock() // a switch to GTID positions saves in between, never under us
 		p, _, _ := b.tracker.advance()
-		pub := b.subs.published.Load()
-		if p == saved || (pub == lastPublished && time.Since(lastSave) < time.Minute) {
+		done := b.subs.handled.Load()
+		if p == saved || (done == lastHandled && time.Since(lastSave) < time.Minute) {
 			b.saveMu.Unlock()
 			continue
 		}
@@ -320,7 +325,7 @@ func (b *Bridge) saveLoop(ctx context.Context, saved Position) Position {
 			b.log.Warn("saving the position failed; will retry", "error", err)
 			continue
 		}
-		saved, lastSave, lastPublished = p, time.Now(), pub
+		saved, lastSave, lastHandled = p, time.Now(), done
 	}
 }
 
@@ -342,33 +347,37 @@ func (b *Bridge) statsLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(b.stats)
 	defer t.Stop()
-	last, lastHandled, lastAt := b.subs.published.Load(), int64(0), time.Now()
+	last, lastRead, lastAt := b.subs.handled.Load(), int64(0), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			pos, _, oldest := b.tracker.advance()
-			pub := b.subs.published.Load()
-			handled := b.handler.handled.Load()
-			// Lag: the age of the oldest change not yet acknowledged; with
+			done := b.subs.handled.Load()
+			read := b.handler.handled.Load()
+			// Lag: the age of the oldest change not yet handled; with
 			// nothing in flight, the age of the last event read if events
 			// are still coming (the bridge catching up), else 0.
 			var lag int64
 			switch {
 			case oldest != 0:
 				lag = now.Unix() - int64(oldest)
-			case handled != lastHandled:
+			case read != lastRead:
 				lag = now.Unix() - int64(b.handler.lastTS.Load())
 			}
-			rate := float64(pub-last) / now.Sub(lastAt).Seconds()
+			rate := float64(done-last) / now.Sub(lastAt).Seconds()
 			args := []any{"position", pos.String(), "lag_seconds", max(lag, 0),
-				"events_per_second", int64(rate + 0.5), "published", pub, "inflight", b.subs.inflight.Load()}
+				"events_per_second", int64(rate + 0.5), "published", b.subs.published.Load(), "handled", done,
+				"inflight", b.subs.inflight.Load()}
+			if n := b.subs.resent.Load(); n > 0 {
+				args = append(args, "resent", n)
+			}
 			if down := downServers(b.client.Servers()); len(down) > 0 {
 				args = append(args, "gearman_down", down)
 			}
 			b.log.Info("binlog bridge stats", args...)
-			last, lastHandled, lastAt = pub, handled, now
+			last, lastRead, lastAt = done, read, now
 		}
 	}
 }

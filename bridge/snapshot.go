@@ -614,7 +614,7 @@ func (s *snapshots) watermark(ctx context.Context, id int64, wm string) error {
 	return err
 }
 
-// acknowledged waits until gearmand has acknowledged every job up to p:
+// acknowledged waits until the workers have handled every job up to p:
 // only then is the chunk's progress saved, so a restart never skips rows.
 func (s *snapshots) acknowledged(ctx context.Context, p Position) error {
 	t := time.NewTicker(20 * time.Millisecond)

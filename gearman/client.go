@@ -161,6 +161,7 @@ type SubmitOption func(*submit)
 type submit struct {
 	unique, key string
 	codec       Codec
+	created     func(handle string)
 }
 
 // Unique sets the job's unique key (at most 64 bytes, no NUL). gearmand
@@ -172,6 +173,13 @@ func Unique(key string) SubmitOption { return func(s *submit) { s.unique = key }
 // the jobs of one key (a row, say) go to the same server while it is up, in
 // the order they were submitted. By default the unique key picks it.
 func Key(key string) SubmitOption { return func(s *submit) { s.key = key } }
+
+// OnCreated has Task call f with the job's handle as soon as gearmand has
+// created the job (JOB_CREATED), before its result comes: a caller running
+// Task in a goroutine learns when the job is queued, so that it can submit
+// the next one in order while this one runs. f runs on the caller's
+// goroutine and must not block. (Background returns at that point.)
+func OnCreated(f func(handle string)) SubmitOption { return func(s *submit) { s.created = f } }
 
 // Background submits a background job and returns its handle once gearmand
 // has acknowledged (and, with a persistent queue, stored) it. The workload
@@ -231,6 +239,9 @@ func (c *Client) Task(ctx context.Context, fn string, workload any, p Priority, 
 		return nil, err
 	}
 	defer c.taskDone(cc)
+	if s.created != nil {
+		s.created(h)
+	}
 	select {
 	case <-w.done:
 	case <-cc.dead:

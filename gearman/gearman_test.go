@@ -533,3 +533,48 @@ func TestCloseLetsTasksFinish(t *testing.T) {
 		t.Fatalf("client got %q", got)
 	}
 }
+
+// OnCreated reports the handle once gearmand queued the job, while Task
+// still waits for its result: here no worker exists until the callback ran.
+func TestOnCreatedBeforeTheResult(t *testing.T) {
+	addr := testenv.Gearman(t)
+	fn := testenv.Name(t, "created")
+	c := gearman.NewClient([]string{addr}, gearman.WithConnections(1))
+	defer c.Close()
+	created := make(chan string, 1)
+	type res struct {
+		r   *gearman.Result
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := c.Task(ctxT(t), fn, "x", gearman.Normal, gearman.OnCreated(func(h string) { created <- h }))
+		done <- res{r, err}
+	}()
+	var handle string
+	select {
+	case handle = <-created:
+	case r := <-done:
+		t.Fatalf("Task returned before OnCreated: %v, %v", r.r, r.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("OnCreated was not called")
+	}
+	if handle == "" {
+		t.Fatal("OnCreated got an empty handle")
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("Task returned with no worker: %v, %v", r.r, r.err)
+	default:
+	}
+	w := gearman.NewWorker([]string{addr})
+	w.Register(fn, func(context.Context, *gearman.Job) (any, error) { return "ran", nil })
+	startWorker(t, w)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.r.String() != "ran" || r.r.Handle != handle {
+		t.Fatalf("result %q of %s, want \"ran\" of %s", r.r.String(), r.r.Handle, handle)
+	}
+}

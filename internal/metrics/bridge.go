@@ -13,6 +13,8 @@ import (
 type Bridge struct {
 	published *prometheus.CounterVec
 	publish   prometheus.Histogram
+	handled   *prometheus.CounterVec
+	handle    prometheus.Histogram
 	position  *prometheus.GaugeVec
 	behind    prometheus.Gauge
 	lag       prometheus.Gauge
@@ -33,16 +35,25 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 	m := &Bridge{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rowgear_bridge_events_published_total",
-			Help: "Events acknowledged by gearmand, by table and op.",
+			Help: "Events accepted by gearmand (JOB_CREATED), by table and op; each counted once, however often it was resent.",
 		}, []string{"table", "op"}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rowgear_bridge_publish_duration_seconds",
-			Help:    "From reading an event in the binlog to gearmand's acknowledgement.",
+			Help:    "From reading an event in the binlog to gearmand's acceptance.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}),
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rowgear_bridge_events_handled_total",
+			Help: "Events whose job a worker answered (completed, or failed with its message), by table and op: the saved position follows these.",
+		}, []string{"table", "op"}),
+		handle: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rowgear_bridge_handle_duration_seconds",
+			Help:    "From reading an event in the binlog to a worker's answer to its job.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 16),
 		}),
 		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rowgear_bridge_position",
-			Help: "Acknowledged binlog offset (what a restart resumes from), labelled by binlog file.",
+			Help: "Handled binlog offset (what a restart resumes from), labelled by binlog file.",
 		}, []string{"file"}),
 		behind: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rowgear_bridge_behind_bytes",
@@ -54,7 +65,7 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 		}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rowgear_bridge_inflight_events",
-			Help: "Events read, not yet acknowledged by gearmand.",
+			Help: "Events read, not yet handled by a worker.",
 		}),
 		snapshot: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rowgear_bridge_snapshot_rows_total",
@@ -76,7 +87,7 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 	m.lag.Set(-1)
 	m.behind.Set(-1)
 	m.active.Set(-1)
-	if err := register(reg, m.published, m.publish, m.position, m.behind, m.lag, m.inflight, m.snapshot, m.rejected, m.active, m.epoch); err != nil {
+	if err := register(reg, m.published, m.publish, m.handled, m.handle, m.position, m.behind, m.lag, m.inflight, m.snapshot, m.rejected, m.active, m.epoch); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -86,6 +97,15 @@ func NewBridge(reg prometheus.Registerer) (*Bridge, error) {
 func (m *Bridge) Published(table, op string, d time.Duration) {
 	m.published.WithLabelValues(table, op).Inc()
 	m.publish.Observe(d.Seconds())
+}
+
+// The bridge reports workers' answers to observers that take them.
+var _ bridge.HandledObserver = (*Bridge)(nil)
+
+// Handled counts an event whose job a worker answered.
+func (m *Bridge) Handled(table, op string, d time.Duration) {
+	m.handled.WithLabelValues(table, op).Inc()
+	m.handle.Observe(d.Seconds())
 }
 
 // Progress implements bridge.Observer.
