@@ -16,7 +16,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowgear/rowgear/events"
-	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
@@ -558,7 +558,7 @@ func (s *snapshots) chunks(ctx context.Context, r *snapshotRun, st *snapshotSour
 // when it meets the high watermark (changes of its rows logged between the
 // two win over the rows read).
 func (s *snapshots) chunk(ctx context.Context, r *snapshotRun, st *snapshotSource) ([]snapRow, error) {
-	wid := gearman.NewID()
+	wid := ids.New()
 	w := &window{table: st.key, md: st.md, cols: st.cols, changed: map[string]bool{}, done: make(chan Position, 1)}
 	s.mu.Lock()
 	s.windows[wid] = w

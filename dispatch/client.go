@@ -193,10 +193,10 @@ func (c *Client) payload(target any, job string, args []any) (string, []byte, bo
 // gearman.WithCodecFor.
 func Codecs(cfg *config.Config, server, set string) func(fn string) gearman.Codec {
 	return func(fn string) gearman.Codec {
-		c, err := gearman.CodecByName(cfg.SerializerFor(server, set, fn))
-		if err != nil {
-			return gearman.JSON // not reached: the config checked the names
+		// The config accepts only these two names.
+		if cfg.SerializerFor(server, set, fn) == gearman.PHP.Name() {
+			return gearman.PHP
 		}
-		return c
+		return gearman.JSON
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -157,7 +158,7 @@ func (e *env) send(model, op string, rec any, old any, modified ...string) strin
 		e.t.Fatal(err)
 	}
 	pk, _ := events.PK(rec)
-	ev := &events.Envelope{V: events.Version, ID: gearman.NewID(), Source: events.SourceTrigger,
+	ev := &events.Envelope{V: events.Version, ID: ids.New(), Source: events.SourceTrigger,
 		Schema: "test", Table: "t", Model: model, Op: op, PK: pk, Row: row, Modified: modified,
 		TS: time.Now().UTC()}
 	if old != nil {
@@ -237,7 +238,7 @@ func TestRefreshAndGhost(t *testing.T) {
 func mustEnvelope(t *testing.T, n *Note) []byte {
 	row, _ := events.RowOf(n)
 	pk, _ := events.PK(n)
-	data, err := events.Encode(&events.Envelope{V: 1, ID: gearman.NewID(), Source: "binlog", Schema: "s", Table: "notes",
+	data, err := events.Encode(&events.Envelope{V: 1, ID: ids.New(), Source: "binlog", Schema: "s", Table: "notes",
 		Model: "Note", Op: "update", PK: pk, Row: row, Old: row, Modified: []string{}, TS: time.Now(), Pos: "binlog.000001:4"})
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package gearman
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	gc "github.com/mikespook/gearman-go/client"
+
+	"github.com/rowgear/rowgear/internal/ids"
 )
 
 // ErrLostResult: the connection carrying a foreground job broke before its
@@ -270,7 +270,7 @@ func prepare(cd Codec, workload any, opts []SubmitOption) ([]byte, submit, error
 		o(&s)
 	}
 	if s.unique == "" {
-		s.unique = NewID()
+		s.unique = ids.New()
 	}
 	if s.key == "" {
 		s.key = s.unique
@@ -283,13 +283,6 @@ func prepare(cd Codec, workload any, opts []SubmitOption) ([]byte, submit, error
 	}
 	data, err := cd.Encode(workload)
 	return data, s, err
-}
-
-// NewID returns a random 32-hex-digit id.
-func NewID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // waiter collects a foreground job's responses; it runs on gearman-go's

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/retry"
@@ -112,7 +113,7 @@ func (f *fixture) run(t *testing.T, g *retry.Guard, h gearman.Handler) {
 
 func (f *fixture) submit(t *testing.T, payload string) string {
 	t.Helper()
-	key := gearman.NewID()
+	key := ids.New()
 	if _, err := f.c.Background(context.Background(), f.fn, payload, gearman.Normal, gearman.Unique(key)); err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,7 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
 )
 
 // ErrNotMounted: the function an event or a job names is not one the worker
@@ -191,7 +192,7 @@ func (w *Worker) Event(ctx context.Context, e *events.Envelope) error {
 	}
 	ev := *e
 	ev.V = events.Version
-	ev.ID = cmp.Or(ev.ID, gearman.NewID())
+	ev.ID = cmp.Or(ev.ID, ids.New())
 	ev.Source = cmp.Or(ev.Source, m.Source, events.SourceTrigger)
 	ev.Table = cmp.Or(ev.Table, m.Table)
 	if ev.TS.IsZero() {
