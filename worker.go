@@ -22,9 +22,9 @@ import (
 	"github.com/rowgear/rowgear/internal/health"
 	"github.com/rowgear/rowgear/internal/metrics"
 	"github.com/rowgear/rowgear/internal/observe"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/internal/wiring"
 	"github.com/rowgear/rowgear/ordering"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // ErrNotMigrated: rowgear's own migrations are not (all) applied.
@@ -48,7 +48,7 @@ type Worker struct {
 	db      *sql.DB // nil: a plain worker set
 	closers []func() error
 	obs     *observe.Worker
-	guard   *retry.Guard // nil: retries off, or no database
+	guard   *retryguard.Guard // nil: retries off, or no database
 	gw      *gearman.Worker
 
 	mu      sync.Mutex
@@ -321,15 +321,15 @@ func (w *Worker) checkMigrated(ctx context.Context, need int64) error {
 // of this worker's jobs; Run recovers what dead workers left in the
 // journal.
 func (w *Worker) newGuard() error {
-	j, err := retry.OpenJournal(filepath.Join(w.s.stateDir, journalKey(w.cfg)))
+	j, err := retryguard.OpenJournal(filepath.Join(w.s.stateDir, journalKey(w.cfg)))
 	if err != nil {
 		return err
 	}
 	gc := gearman.NewClient(w.servers, gearman.WithClientLogger(w.log))
 	w.closers = append(w.closers, gc.Close)
-	w.guard = retry.NewGuard(retry.NewStore(w.db), gc, w.cfg.RetryFor,
-		append([]retry.Option{retry.WithJournal(j), retry.WithLogger(w.log),
-			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction)},
+	w.guard = retryguard.NewGuard(retryguard.NewStore(w.db), gc, w.cfg.RetryFor,
+		append([]retryguard.Option{retryguard.WithJournal(j), retryguard.WithLogger(w.log),
+			retryguard.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction)},
 			w.obs.RetryOptions()...)...)
 	// Last closed: a worker that stopped has no job in its journal.
 	w.closers = append([]func() error{func() error {

@@ -43,7 +43,7 @@ import (
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/internal/gearmanadmin"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -120,7 +120,7 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 		r.note("the UDF's gearmands unknown: %v", err)
 	}
 	r.servers(ctx, cfg, udfServers.String, opt)
-	dead, err := retry.NewStore(db).CountDead(ctx)
+	dead, err := retryguard.NewStore(db).CountDead(ctx)
 	if err != nil {
 		r.problem("dead letters unknown: %v", err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/ordering"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // Schema creates the models' tables and the log of applied versions.
@@ -153,15 +153,15 @@ func RunPool(ctx context.Context, cfg *config.Config, concurrency int, stateDir 
 	if err != nil {
 		return err
 	}
-	j, err := retry.OpenJournal(stateDir)
+	j, err := retryguard.OpenJournal(stateDir)
 	if err != nil {
 		return err
 	}
 	client := gearman.NewClient(servers, gearman.WithClientLogger(log))
 	defer client.Close()
-	guard := retry.NewGuard(retry.NewStore(db), client, cfg.RetryFor, retry.WithJournal(j), retry.WithLogger(log),
-		retry.WithPollInterval(50e6),
-		retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
+	guard := retryguard.NewGuard(retryguard.NewStore(db), client, cfg.RetryFor, retryguard.WithJournal(j), retryguard.WithLogger(log),
+		retryguard.WithPollInterval(50e6),
+		retryguard.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
 	if err := guard.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
