@@ -17,6 +17,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/ids"
+	"github.com/rowgear/rowgear/internal/jsonstr"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
@@ -782,7 +783,7 @@ func canonical(v json.RawMessage) json.RawMessage {
 	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
 		return v
 	}
-	return events.AppendString(nil, s)
+	return jsonstr.Append(nil, s)
 }
 
 // rowOfJSON reads a JSON_OBJECT result as a Row of compact values.

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // job is one envelope to submit.
@@ -205,7 +205,7 @@ func (s *submitters) submit(ctx context.Context, group []*job) bool {
 		for i, g := range group {
 			envs[i] = g.payload
 		}
-		payload = events.EncodeBatch(envs)
+		payload = eventwire.EncodeBatch(envs)
 	}
 	backoff := 50 * time.Millisecond
 	var sent time.Time // when the accepted attempt went out, for the log

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
@@ -97,7 +97,7 @@ func (a *App) deadList(ctx context.Context, store *retryguard.Store) error {
 	tw := tabwriter.NewWriter(a.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tFUNCTION\tEVENT ID\tMODEL\tATTEMPTS\tAGE\tLAST ERROR")
 	for _, e := range es {
-		_, model, _, err := events.ParseFuncName(e.Function)
+		_, model, _, err := funcname.Parse(e.Function)
 		if err != nil {
 			model = "-"
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // Worker is where Mount registers functions; *gearman.Worker is one.
@@ -74,14 +75,14 @@ func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) (
 // gearman.ErrUnknownFunction (a dead letter under the guard).
 func (r *Registry) batch(ns, model string, chained map[string]gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, j *gearman.Job) (any, error) {
-		envs, err := events.SplitBatchContext(ctx, j.Workload)
+		envs, err := eventwire.SplitBatchContext(ctx, j.Workload)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 		}
 		subs := make([]gearman.Job, len(envs))
 		evs := make([]*events.Envelope, len(envs))
 		for i, e := range envs {
-			ev, err := events.DecodeContext(ctx, e)
+			ev, err := eventwire.DecodeContext(ctx, e)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: event %d: %w", ErrPayload, j.Function, i, err)
 			}
@@ -92,7 +93,7 @@ func (r *Registry) batch(ns, model string, chained map[string]gearman.Handler) g
 			subs[i].Function, subs[i].Workload, subs[i].Unique = events.FuncName(ns, model, ev.Op), e, ev.ID
 			evs[i] = ev
 		}
-		ctx = events.WithDecoded(ctx, envs, evs)
+		ctx = eventwire.WithDecoded(ctx, envs, evs)
 		failed := 0
 		for i := range subs {
 			h, ok := chained[subs[i].Function]
@@ -311,7 +312,7 @@ func (r *Registry) wrap(b binding, db *sql.DB) gearman.Handler {
 
 // runEvent decodes a row event and calls the model's trigger handler.
 func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *source) error {
-	ev, err := events.DecodeContext(ctx, j.Workload)
+	ev, err := eventwire.DecodeContext(ctx, j.Workload)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 	}

@@ -83,6 +83,9 @@
 //
 // # Function names
 //
-// <namespace>.<Model>.<op> for row events and <namespace>.<Model>.<job> for
-// record and table jobs; queue.<name> for the message queue.
+// <namespace>.<Model>.<op> for row events (FuncName) and
+// <namespace>.<Model>.<job> for record and table jobs;
+// <namespace>.<Model>.batch for a batch of a model's events (OpBatch);
+// queue.<name> for the message queue. Loading gearman.yml checks the names
+// it goes into (letters, digits, _ and -).
 package events

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rowgear/rowgear/internal/jsonstr"
 )
 
 // codec converts one field between its wire form and Go.
@@ -375,7 +377,7 @@ func encString(b []byte, v reflect.Value) ([]byte, error) {
 	if !utf8.ValidString(s) {
 		return b, errors.New("invalid UTF-8")
 	}
-	return AppendString(b, s), nil
+	return jsonstr.Append(b, s), nil
 }
 
 func encBytes(b []byte, v reflect.Value) ([]byte, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // prequeue queues n Item update envelopes for fn on addr (8 bare
@@ -51,7 +52,7 @@ func (b *bench) prequeueBatches(ctx context.Context, addr, fn string, n, size in
 		for i := range envs {
 			envs[i] = b.seqPayload((k-1)*int64(size) + int64(i))
 		}
-		return events.EncodeBatch(envs)
+		return eventwire.EncodeBatch(envs)
 	}
 	_, done, err := submitBare(ctx, addr, fn, payload, n/size, 8, 4*b.maxTime)
 	return done * size, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
@@ -93,7 +94,7 @@ func (c *Console) deadList(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Total = total
 		for _, e := range es {
-			_, model, op, err := events.ParseFuncName(e.Function)
+			_, model, op, err := funcname.Parse(e.Function)
 			if err != nil {
 				model, op = "-", "-"
 			}
@@ -152,7 +153,7 @@ func (c *Console) deadOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &deadOneData{E: e, Payload: pretty(e.Payload)}
-	_, d.Model, _, _ = events.ParseFuncName(e.Function)
+	_, d.Model, _, _ = funcname.Parse(e.Function)
 	if env, err := events.Decode(e.Payload); err == nil {
 		d.Envelope = env
 		d.Row, d.RowNote = c.currentRow(r.Context(), env)

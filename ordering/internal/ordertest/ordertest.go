@@ -17,6 +17,8 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/ordering"
 )
@@ -186,8 +188,8 @@ func logBatches(db *sql.DB) dispatch.Middleware {
 	return func(next gearman.Handler) gearman.Handler {
 		return func(ctx context.Context, job *gearman.Job) (any, error) {
 			out, err := next(ctx, job)
-			if _, _, op, _ := events.ParseFuncName(job.Function); op == events.OpBatch && err == nil {
-				if envs, serr := events.SplitBatch(job.Workload); serr == nil {
+			if _, _, op, _ := funcname.Parse(job.Function); op == events.OpBatch && err == nil {
+				if envs, serr := eventwire.SplitBatch(job.Workload); serr == nil {
 					db.ExecContext(context.WithoutCancel(ctx), "INSERT INTO batch_log (events) VALUES (?)", len(envs))
 				}
 			}
