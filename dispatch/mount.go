@@ -22,8 +22,9 @@ type Worker interface {
 	Register(fn string, h gearman.Handler)
 }
 
-// ErrUnknownSet: --config names a set that gearman.yml does not define.
-var ErrUnknownSet = errors.New("dispatch: unknown worker set")
+// ErrUnknownSet: --config names a set that gearman.yml does not define. It
+// is config.ErrUnknownSet, so errors.Is matches either name.
+var ErrUnknownSet = config.ErrUnknownSet
 
 // Mount registers on w the gearman functions of worker set `set` of cfg and
 // returns their names, sorted, each handler wrapped in the middleware of
@@ -146,7 +147,7 @@ func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, err
 	}
 	sel, err := cfg.DBWorkerSet(set)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnknownSet, err)
+		return nil, err // wraps ErrUnknownSet
 	}
 	for name, mj := range sel {
 		if err := r.planModel(plan, cfg, set, name, mj); err != nil {
