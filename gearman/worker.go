@@ -55,9 +55,6 @@ func (j *Job) SendStatus(num, den uint32) error {
 	return j.conn.send(ptWorkStatus, []byte(j.Handle), fmt.Appendf(nil, "%d", num), fmt.Appendf(nil, "%d", den))
 }
 
-// Worker returns the worker running the job.
-func (j *Job) Worker() *Worker { return j.worker }
-
 // Notify logs a trace line for the job, with its workload when the worker is
 // verbose: the seed's notifyEventJob.
 func (j *Job) Notify(msg string, args ...any) {
