@@ -68,6 +68,9 @@ func (m *Message) Decode(v any) error {
 // it back when the connection closes. So no message is lost, and none is
 // delivered twice.
 func (q *Queue) Get(ctx context.Context, name string, timeout time.Duration) (*Message, error) {
+	if q.client.err != nil {
+		return nil, q.client.err
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)

@@ -6,11 +6,12 @@
 // failure is written to the database (rowgear_failed_jobs) with its error
 // history and re-submitted after an exponential backoff, as gearman.yml's
 // retry: section sets per function; after the last attempt it lands in the
-// dead-letter table, where `rowgear dead` and the console list, replay and
-// delete it; a job that keeps killing the worker process is caught by a
-// crash journal and ends there too. A handler's error that retrying cannot
-// fix (a record that is invalid for good, a payload that never decodes)
-// should skip the attempts: wrap it with Permanent.
+// dead-letter table, where `app dead list` and the console show it and
+// `app dead retry` re-submits it; a job that keeps killing the worker
+// process is caught by a crash journal and ends there too. A handler's
+// error that retrying cannot fix (a record that is invalid for good, a
+// payload that never decodes) should skip the attempts: wrap it with
+// Permanent.
 package retry
 
 import (
