@@ -41,6 +41,9 @@ var ErrUnknownSet = config.ErrUnknownSet
 // not emit, a job nobody registered, snapshot: insert without
 // TriggerInsert or beside a TriggerSnapshot it would bypass.
 func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) ([]string, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
 	plan, err := r.plan(cfg, set)
 	if err != nil {
 		return nil, err
