@@ -12,6 +12,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // Client sends record and table jobs from application code: the seed's
@@ -178,7 +179,7 @@ func (c *Client) payload(target any, job string, args []any) (string, []byte, bo
 		p.Args = []json.RawMessage{}
 	}
 	if !isTable {
-		pk, err := events.PK(target)
+		pk, err := rowmap.PK(target)
 		if err != nil {
 			return "", nil, false, err
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // The trigger handlers a model may implement (on its pointer type), named
@@ -139,7 +140,7 @@ func (r *Registry) HandleFunc(name string, h gearman.Handler) { r.funcs[name] = 
 type model struct {
 	name     string
 	typ      reflect.Type // the struct type T
-	cols     []events.Column
+	cols     []rowmap.Column
 	recField []int // index of the embedded Record
 	ops      map[string]bool
 	jobs     map[string]*job
@@ -252,7 +253,7 @@ func Register[T any](r *Registry, name string, opts ...ModelOption) error {
 	if _, dup := r.models[name]; dup {
 		return fmt.Errorf("%w: model %s registered twice", ErrRegister, name)
 	}
-	cols, err := events.Columns(t)
+	cols, err := rowmap.Columns(t)
 	if err != nil {
 		return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)
 	}

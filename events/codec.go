@@ -128,48 +128,10 @@ func appendRow(b []byte, r Row, field string) ([]byte, error) {
 		case !json.Valid(v) || !utf8.Valid(v):
 			return nil, malformed(field, "column %q: invalid JSON value %q", k, v)
 		default:
-			b = appendCompact(b, v)
+			b = jsonstr.AppendCompact(b, v)
 		}
 	}
 	return append(b, '}'), nil
-}
-
-// appendCompact appends the valid JSON value v without insignificant
-// whitespace.
-func appendCompact(b, v []byte) []byte {
-	if !hasSpace(v) {
-		return append(b, v...)
-	}
-	inStr := false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				b = append(b, c, v[i+1])
-				i++
-				continue
-			}
-			inStr = c != '"'
-		case c == '"':
-			inStr = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			continue
-		}
-		b = append(b, c)
-	}
-	return b
-}
-
-// hasSpace reports whether v has a whitespace byte anywhere; inside strings
-// they are escaped, except a literal space, so this is a cheap upper bound.
-func hasSpace(v []byte) bool {
-	for _, c := range v {
-		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			return true
-		}
-	}
-	return false
 }
 
 // Envelope fields, in wire order.

@@ -79,7 +79,8 @@
 //   - generated columns, VIRTUAL and STORED, like any other column
 //
 // In Go a row is a Row: column values kept as raw JSON, converted to and
-// from struct fields (tagged `db:"col"`) by Row.Scan, RowOf and PK.
+// from struct fields tagged `db:"col"` by Row.Scan (which documents the
+// tag), RowOf and PK.
 //
 // # Function names
 //

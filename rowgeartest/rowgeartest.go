@@ -55,6 +55,7 @@ import (
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/ids"
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // ErrNotMounted: the function an event or a job names is not one the worker
@@ -173,7 +174,7 @@ func (w *Worker) change(ctx context.Context, model, op string, old, row any) err
 		}
 	}
 	if isStruct(row) {
-		if e.PK, err = events.PK(row); err != nil {
+		if e.PK, err = rowmap.PK(row); err != nil {
 			return fmt.Errorf("rowgeartest: %s %s: %w", model, op, err)
 		}
 	}
@@ -322,7 +323,7 @@ func rowOf(v any) (events.Row, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cs, err := events.Columns(reflect.TypeOf(v))
+	cs, err := rowmap.Columns(reflect.TypeOf(v))
 	if err != nil {
 		return nil, nil, err
 	}
