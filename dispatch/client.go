@@ -40,12 +40,12 @@ type ClientOption func(*Client) error
 // {arguments: [...], pk: {...}}, which the plugin's PHP workers and
 // rowgear's Go workers both read. Its namespace replaces NewClient's.
 func WithConfig(cfg *config.Config) ClientOption {
-	return func(c *Client) error {
+	return func(c *Client) (err error) {
 		if cfg == nil {
-			return errors.New("dispatch: WithConfig(nil): want a loaded gearman.yml")
+			err = errors.New("dispatch: WithConfig(nil): want a loaded gearman.yml")
 		}
 		c.cfg = cfg
-		return nil
+		return err
 	}
 }
 
