@@ -24,10 +24,10 @@ import (
 	"github.com/rowgear/rowgear/internal/metrics"
 	"github.com/rowgear/rowgear/internal/observe"
 	"github.com/rowgear/rowgear/internal/outbox"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/wiring"
 	"github.com/rowgear/rowgear/ordering"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // ErrNotMigrated: rowgear's own migrations are not (all) applied.
@@ -51,8 +51,8 @@ type Worker struct {
 	db      *sql.DB // nil: a plain worker set
 	closers []func() error
 	obs     *observe.Worker
-	guard   *retry.Guard  // nil: retries off, or no database
-	relay   *outbox.Relay // nil: triggers.mode is not outbox
+	guard   *retryguard.Guard // nil: retries off, or no database
+	relay   *outbox.Relay     // nil: triggers.mode is not outbox
 	ord     *ordering.Orderer
 	holds   sync.WaitGroup // holdOutboxRow's updates in flight
 	gw      *gearman.Worker
@@ -365,16 +365,16 @@ func (w *Worker) checkMigrated(ctx context.Context, need int64) error {
 // of this worker's jobs; Run recovers what dead workers left in the
 // journal.
 func (w *Worker) newGuard() error {
-	j, err := retry.OpenJournal(filepath.Join(w.s.stateDir, journalKey(w.cfg)))
+	j, err := retryguard.OpenJournal(filepath.Join(w.s.stateDir, journalKey(w.cfg)))
 	if err != nil {
 		return err
 	}
 	gc := gearman.NewClient(w.servers, gearman.WithClientLogger(w.log))
 	w.closers = append(w.closers, gc.Close)
-	w.guard = retry.NewGuard(retry.NewStore(w.db), gc, w.cfg.RetryFor,
-		append([]retry.Option{retry.WithJournal(j), retry.WithLogger(w.log),
-			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction),
-			retry.WithStoredHook(w.holdOutboxRow)},
+	w.guard = retryguard.NewGuard(retryguard.NewStore(w.db), gc, w.cfg.RetryFor,
+		append([]retryguard.Option{retryguard.WithJournal(j), retryguard.WithLogger(w.log),
+			retryguard.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction),
+			retryguard.WithStoredHook(w.holdOutboxRow)},
 			w.obs.RetryOptions()...)...)
 	// Last closed: a worker that stopped has no job in its journal.
 	w.closers = append([]func() error{func() error {
@@ -389,7 +389,7 @@ func (w *Worker) newGuard() error {
 // holdOutboxRow keeps the relay from sending a trigger event again while
 // the retry guard holds it: a retry's own run comes after wait, and a dead
 // letter is sent again only by a replay.
-func (w *Worker) holdOutboxRow(ctx context.Context, fn string, payload []byte, o retry.Outcome, wait time.Duration) {
+func (w *Worker) holdOutboxRow(ctx context.Context, fn string, payload []byte, o retryguard.Outcome, wait time.Duration) {
 	if w.ord == nil || w.cfg.Triggers.Mode != "outbox" {
 		return
 	}
@@ -397,7 +397,7 @@ func (w *Worker) holdOutboxRow(ctx context.Context, fn string, payload []byte, o
 	// Not waited for: inside a batch job, the batch's transaction holds
 	// the row's lock until its other events have run.
 	w.holds.Go(func() {
-		if err := w.ord.Hold(ctx, payload, o == retry.DeadLettered, wait+resend); err != nil {
+		if err := w.ord.Hold(ctx, payload, o == retryguard.DeadLettered, wait+resend); err != nil {
 			w.log.Warn("the relay may send the event again beside its retry", "function", fn, "err", err)
 		}
 	})

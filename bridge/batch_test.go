@@ -12,6 +12,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func TestBatches(t *testing.T) {
 		return nil, record([][]byte{j.Workload}, j.Unique)
 	})
 	w.Register(events.FuncName(e.ns, "Item", events.OpBatch), func(_ context.Context, j *gearman.Job) (any, error) {
-		envs, err := events.SplitBatch(j.Workload)
+		envs, err := eventwire.SplitBatch(j.Workload)
 		if err != nil {
 			t.Errorf("batch %s: %v", j.Unique, err)
 			return nil, err

@@ -224,7 +224,7 @@
 // that finds events of the same model waiting in its queue behind the one
 // it took sends up to N of them as one job, <namespace>.<Model>.batch,
 // whose workload is a JSON array of the events' envelopes, each byte for
-// byte its own job's, in binlog order (events.EncodeBatch). It never waits
+// byte its own job's, in binlog order (events.OpBatch). It never waits
 // for a batch to fill: an event that finds the queue empty goes out alone,
 // as <Model>.<op>, at once, so batches form only when gearmand is the
 // bottleneck (a burst, a big transaction, a snapshot chunk, a backlog) and

@@ -16,7 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/charset"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 // RejectObserver is an Observer that also counts the row changes the
@@ -157,7 +157,7 @@ func (h *handler) rejectSnapshot(md *model, env *events.Envelope, reason error) 
 // Without the table (rowgear's migrations not run) the log line with the
 // whole quarantined row is all there is.
 func (h *handler) storeDead(fn, id, reason string, payload []byte) {
-	store := retry.NewStore(h.b.db)
+	store := retryguard.NewStore(h.b.db)
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := store.Quarantine(h.ctx, fn, id, reason, payload)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/charset"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/internal/sqlschema"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // Run streams until ctx ends, then stops reading, lets the workers handle
@@ -75,7 +75,7 @@ func (b *Bridge) runOnce(ctx context.Context) error {
 	b.subs.observer = b.observer
 	b.subs.gate = b.submitGate()
 	b.subs.deadLetter = func(ctx context.Context, fn, unique, reason string, payload []byte) error {
-		return retry.NewStore(b.db).Quarantine(ctx, fn, unique, reason, payload)
+		return retryguard.NewStore(b.db).Quarantine(ctx, fn, unique, reason, payload)
 	}
 	// Submitters outlive ctx: after it ends they still drain what was read
 	// (not the lease: see submitContext).

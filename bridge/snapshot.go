@@ -16,7 +16,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowgear/rowgear/events"
-	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
+	"github.com/rowgear/rowgear/internal/jsonstr"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
@@ -558,7 +559,7 @@ func (s *snapshots) chunks(ctx context.Context, r *snapshotRun, st *snapshotSour
 // when it meets the high watermark (changes of its rows logged between the
 // two win over the rows read).
 func (s *snapshots) chunk(ctx context.Context, r *snapshotRun, st *snapshotSource) ([]snapRow, error) {
-	wid := gearman.NewID()
+	wid := ids.New()
 	w := &window{table: st.key, md: st.md, cols: st.cols, changed: map[string]bool{}, done: make(chan Position, 1)}
 	s.mu.Lock()
 	s.windows[wid] = w
@@ -782,7 +783,7 @@ func canonical(v json.RawMessage) json.RawMessage {
 	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
 		return v
 	}
-	return events.AppendString(nil, s)
+	return jsonstr.Append(nil, s)
 }
 
 // rowOfJSON reads a JSON_OBJECT result as a Row of compact values.

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // job is one envelope to submit.
@@ -346,7 +346,7 @@ func (s *submitters) submit(ctx context.Context, l *lane, group []*job) bool {
 		for i, g := range group {
 			envs[i] = g.payload
 		}
-		f.payload = events.EncodeBatch(envs)
+		f.payload = eventwire.EncodeBatch(envs)
 	}
 	l.inWin += len(group)
 	if in := l.flying[f.unique]; in != nil {

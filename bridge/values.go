@@ -11,8 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/internal/charset"
+	"github.com/rowgear/rowgear/internal/jsonstr"
 )
 
 // kind is how a column's decoded binlog value becomes its wire form
@@ -100,11 +100,11 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 			if n > 0 && int(n) <= len(c.values) {
 				name = c.values[n-1]
 			}
-			return events.AppendString(nil, name), nil
+			return jsonstr.Append(nil, name), nil
 		}
 	case kTime:
 		if s, ok := v.(string); ok && c.prec > 0 && !strings.Contains(s, ".") {
-			return events.AppendString(nil, s+"."+strings.Repeat("0", c.prec)), nil
+			return jsonstr.Append(nil, s+"."+strings.Repeat("0", c.prec)), nil
 		}
 	case kSet:
 		if n, ok := v.(int64); ok {
@@ -114,7 +114,7 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 					names = append(names, m)
 				}
 			}
-			return events.AppendString(nil, strings.Join(names, ",")), nil
+			return jsonstr.Append(nil, strings.Join(names, ",")), nil
 		}
 	case kFloat:
 		if f, ok := v.(float32); ok {
@@ -128,7 +128,7 @@ func (c *column) encode(v any) (json.RawMessage, error) {
 	switch x := v.(type) {
 	case string:
 		if c.kind == kString && c.cs == nil && utf8.ValidString(x) {
-			return events.AppendString(nil, x), nil // utf8mb4 text: no copy, no conversion
+			return jsonstr.Append(nil, x), nil // utf8mb4 text: no copy, no conversion
 		}
 		return c.bytes([]byte(x))
 	case []byte:
@@ -205,7 +205,7 @@ func (c *column) bytes(b []byte) (json.RawMessage, error) {
 		}
 		b = conv
 	}
-	return events.AppendString(nil, string(b)), nil
+	return jsonstr.Append(nil, string(b)), nil
 }
 
 var utf8mb4, _ = charset.Get("utf8mb4")
@@ -235,9 +235,9 @@ func (c *column) fixedText(b []byte) (json.RawMessage, error) {
 		}
 		return append(out, '"'), nil
 	case kInet4:
-		return events.AppendString(nil, netip.AddrFrom4([4]byte(b)).String()), nil
+		return jsonstr.Append(nil, netip.AddrFrom4([4]byte(b)).String()), nil
 	}
-	return events.AppendString(nil, inet6String([16]byte(b))), nil
+	return jsonstr.Append(nil, inet6String([16]byte(b))), nil
 }
 
 // inet6String is MariaDB's INET6 text (its inet_ntop): groups in lower-case

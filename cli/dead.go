@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/funcname"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 func (a *App) deadCmd(c *common) *cobra.Command {
@@ -25,7 +25,7 @@ func (a *App) deadCmd(c *common) *cobra.Command {
 		Short: "list dead letters: function, event id, model, attempts, age, last error",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), c, func(ctx context.Context, s *retry.Store) error { return a.deadList(ctx, s) })
+			return a.withStore(cmd.Context(), c, func(ctx context.Context, s *retryguard.Store) error { return a.deadList(ctx, s) })
 		},
 	}
 	var all bool
@@ -48,7 +48,7 @@ func (a *App) deadCmd(c *common) *cobra.Command {
 			if len(ids) > 0 && all {
 				return usageErr("dead retry: ids or --all, not both")
 			}
-			return a.withStore(cmd.Context(), c, func(ctx context.Context, s *retry.Store) error {
+			return a.withStore(cmd.Context(), c, func(ctx context.Context, s *retryguard.Store) error {
 				return a.deadRetry(ctx, c, s, server, ids)
 			})
 		},
@@ -64,7 +64,7 @@ func (a *App) deadCmd(c *common) *cobra.Command {
 			if olderThan <= 0 {
 				return usageErr("dead purge: --older-than is required (e.g. 720h)")
 			}
-			return a.withStore(cmd.Context(), c, func(ctx context.Context, s *retry.Store) error {
+			return a.withStore(cmd.Context(), c, func(ctx context.Context, s *retryguard.Store) error {
 				n, err := s.Purge(ctx, olderThan)
 				fmt.Fprintf(a.stdout, "purged %d\n", n)
 				return err
@@ -77,7 +77,7 @@ func (a *App) deadCmd(c *common) *cobra.Command {
 }
 
 // withStore opens the database and runs fn on its failed-jobs table.
-func (a *App) withStore(ctx context.Context, c *common, fn func(context.Context, *retry.Store) error) error {
+func (a *App) withStore(ctx context.Context, c *common, fn func(context.Context, *retryguard.Store) error) error {
 	db, _, err := c.open(ctx)
 	if err != nil {
 		return fmt.Errorf("dead: %w", err)
@@ -86,10 +86,10 @@ func (a *App) withStore(ctx context.Context, c *common, fn func(context.Context,
 	if err := a.checkMigrated(ctx, db, 1); err != nil {
 		return fmt.Errorf("dead: %w", err)
 	}
-	return fn(ctx, retry.NewStore(db))
+	return fn(ctx, retryguard.NewStore(db))
 }
 
-func (a *App) deadList(ctx context.Context, store *retry.Store) error {
+func (a *App) deadList(ctx context.Context, store *retryguard.Store) error {
 	es, err := store.List(ctx, "dead")
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func (a *App) deadList(ctx context.Context, store *retry.Store) error {
 	tw := tabwriter.NewWriter(a.stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tFUNCTION\tEVENT ID\tMODEL\tATTEMPTS\tAGE\tLAST ERROR")
 	for _, e := range es {
-		_, model, _, err := events.ParseFuncName(e.Function)
+		_, model, _, err := funcname.Parse(e.Function)
 		if err != nil {
 			model = "-"
 		}
@@ -107,7 +107,7 @@ func (a *App) deadList(ctx context.Context, store *retry.Store) error {
 	return tw.Flush()
 }
 
-func (a *App) deadRetry(ctx context.Context, c *common, store *retry.Store, server string, ids []int64) error {
+func (a *App) deadRetry(ctx context.Context, c *common, store *retryguard.Store, server string, ids []int64) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ func (a *App) deadRetry(ctx context.Context, c *common, store *retry.Store, serv
 	}
 	gc := gearman.NewClient(servers)
 	defer gc.Close()
-	n, err := retry.NewGuard(store, gc, cfg.RetryFor).ReplayProgress(ctx, a.stderr, ids...)
+	n, err := retryguard.NewGuard(store, gc, cfg.RetryFor).ReplayProgress(ctx, a.stderr, ids...)
 	fmt.Fprintf(a.stdout, "re-submitted %d\n", n)
 	return err
 }

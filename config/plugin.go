@@ -24,7 +24,7 @@ const (
 	NamingPlugin = "plugin"
 )
 
-// Serializer says which codec (gearman.CodecByName: "json" or "php")
+// Serializer says which codec (gearman.JSON or gearman.PHP, by Name)
 // carries the workloads and results of which functions; see SerializerFor.
 type Serializer struct {
 	Default  string            // every function not named below; default json

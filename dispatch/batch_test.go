@@ -10,6 +10,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // TestBatchRunsEachEventThroughItsChain: a batch job's events each pass
@@ -41,7 +42,7 @@ func TestBatchRunsEachEventThroughItsChain(t *testing.T) {
 		envs, ids = append(envs, data), append(ids, ev.ID)
 	}
 	batch := events.FuncName(e.ns, "Note", events.OpBatch)
-	if _, err := e.client.Task(e.ctx(), batch, events.EncodeBatch(envs), gearman.Normal); err != nil {
+	if _, err := e.client.Task(e.ctx(), batch, eventwire.EncodeBatch(envs), gearman.Normal); err != nil {
 		t.Fatalf("batch with one failing event: %v, want the batch done", err)
 	}
 	for _, want := range []string{"first", "third"} {
@@ -78,8 +79,8 @@ func TestBatchRunsEachEventThroughItsChain(t *testing.T) {
 	}{
 		{[]byte(`not json`), "malformed"},
 		{[]byte(`[]`), "no events"},
-		{events.EncodeBatch([][]byte{envs[0], []byte(`{"v":2}`)}), "event 1"},
-		{events.EncodeBatch([][]byte{misrouted}), "misrouted-1 is of model Article"},
+		{eventwire.EncodeBatch([][]byte{envs[0], []byte(`{"v":2}`)}), "event 1"},
+		{eventwire.EncodeBatch([][]byte{misrouted}), "misrouted-1 is of model Article"},
 	} {
 		_, err := e.client.Task(e.ctx(), batch, tc.payload, gearman.Normal)
 		var je *gearman.JobError

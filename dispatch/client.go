@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // Client sends record and table jobs from application code: the seed's
@@ -24,52 +26,80 @@ type Client struct {
 
 	prio   gearman.Priority
 	submit []gearman.SubmitOption
+	err    error // the first bad option: every call's error
 }
 
-// ClientOption configures a Client.
-type ClientOption func(*Client)
+// ClientOption configures a Client. An option checks its argument: a bad
+// one is the error of each of the client's calls (Task, TaskBackground,
+// Prepare).
+type ClientOption func(*Client) error
 
 // WithConfig names jobs and picks their serializer as gearman.yml says:
 // with naming: plugin, <Model>.<job>@<namespace> (sfGearmanPlugin's names);
 // with serializer: php for the function, a PHP-serialized workload
 // {arguments: [...], pk: {...}}, which the plugin's PHP workers and
 // rowgear's Go workers both read. Its namespace replaces NewClient's.
-func WithConfig(cfg *config.Config) ClientOption { return func(c *Client) { c.cfg = cfg } }
+func WithConfig(cfg *config.Config) ClientOption {
+	return func(c *Client) (err error) {
+		if cfg == nil {
+			err = errors.New("dispatch: WithConfig(nil): want a loaded gearman.yml")
+		}
+		c.cfg = cfg
+		return err
+	}
+}
 
 // NewClient returns a client submitting through gc to functions under
 // namespace (config.Config.Namespace). The registry tells it each type's
 // model and checks the arguments before anything is sent.
 func NewClient(gc *gearman.Client, reg *Registry, namespace string, opts ...ClientOption) *Client {
 	c := &Client{gc: gc, reg: reg, namespace: namespace}
-	for _, o := range opts {
-		o(c)
-	}
+	c.apply(opts)
 	return c
 }
 
-// JobOption sets how one job is submitted (see With).
-type JobOption func(*Client)
+// apply runs options, keeping the first error for the client's calls.
+func (c *Client) apply(opts []ClientOption) {
+	for _, o := range opts {
+		if err := o(c); err != nil && c.err == nil {
+			c.err = err
+		}
+	}
+}
 
 // Priority submits the jobs at p (default gearman.Normal), as the seed's
-// sfGearman::HIGH and LOW.
-func Priority(p gearman.Priority) JobOption { return func(c *Client) { c.prio = p } }
+// sfGearman::HIGH and LOW: for every job when given to NewClient, for a
+// copy's jobs when given to With.
+func Priority(p gearman.Priority) ClientOption {
+	return func(c *Client) error {
+		if p != gearman.Low && p != gearman.Normal && p != gearman.High {
+			return fmt.Errorf("dispatch: Priority(%d): want gearman.Low, Normal or High", int(p))
+		}
+		c.prio = p
+		return nil
+	}
+}
 
-// Unique sets the jobs' unique key: gearmand coalesces jobs with the same
-// key, even while one runs (see gearman.Unique). By default each job gets
-// a random one.
-func Unique(key string) JobOption {
-	return func(c *Client) { c.submit = append(c.submit, gearman.Unique(key)) }
+// Unique sets the jobs' unique key (at most 64 bytes): gearmand coalesces
+// jobs with the same key, even while one runs (see gearman.Unique). By
+// default each job gets a random one.
+func Unique(key string) ClientOption {
+	return func(c *Client) error {
+		if len(key) > 64 {
+			return fmt.Errorf("dispatch: Unique(%q): want at most 64 bytes", key)
+		}
+		c.submit = append(c.submit, gearman.Unique(key))
+		return nil
+	}
 }
 
 // With returns a copy of c whose jobs are submitted with opts:
 //
 //	jobs.With(dispatch.Priority(gearman.High), dispatch.Unique("publish-42")).TaskBackground(ctx, a, "publish", false, true)
-func (c *Client) With(opts ...JobOption) *Client {
+func (c *Client) With(opts ...ClientOption) *Client {
 	cp := *c
 	cp.submit = slices.Clone(c.submit)
-	for _, o := range opts {
-		o(&cp)
-	}
+	cp.apply(opts)
 	return &cp
 }
 
@@ -111,6 +141,9 @@ func (c *Client) prepare(target any, job string, args []any) (fn string, payload
 }
 
 func (c *Client) payload(target any, job string, args []any) (string, []byte, bool, error) {
+	if c.err != nil {
+		return "", nil, false, c.err
+	}
 	t := reflect.TypeOf(target)
 	if t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -146,7 +179,7 @@ func (c *Client) payload(target any, job string, args []any) (string, []byte, bo
 		p.Args = []json.RawMessage{}
 	}
 	if !isTable {
-		pk, err := events.PK(target)
+		pk, err := rowmap.PK(target)
 		if err != nil {
 			return "", nil, false, err
 		}
@@ -193,10 +226,10 @@ func (c *Client) payload(target any, job string, args []any) (string, []byte, bo
 // gearman.WithCodecFor.
 func Codecs(cfg *config.Config, server, set string) func(fn string) gearman.Codec {
 	return func(fn string) gearman.Codec {
-		c, err := gearman.CodecByName(cfg.SerializerFor(server, set, fn))
-		if err != nil {
-			return gearman.JSON // not reached: the config checked the names
+		// The config accepts only these two names.
+		if cfg.SerializerFor(server, set, fn) == gearman.PHP.Name() {
+			return gearman.PHP
 		}
-		return c
+		return gearman.JSON
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
+	"github.com/rowgear/rowgear/internal/rowmap"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -156,8 +158,8 @@ func (e *env) send(model, op string, rec any, old any, modified ...string) strin
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pk, _ := events.PK(rec)
-	ev := &events.Envelope{V: events.Version, ID: gearman.NewID(), Source: events.SourceTrigger,
+	pk, _ := rowmap.PK(rec)
+	ev := &events.Envelope{V: events.Version, ID: ids.New(), Source: events.SourceTrigger,
 		Schema: "test", Table: "t", Model: model, Op: op, PK: pk, Row: row, Modified: modified,
 		TS: time.Now().UTC()}
 	if old != nil {
@@ -236,8 +238,8 @@ func TestRefreshAndGhost(t *testing.T) {
 
 func mustEnvelope(t *testing.T, n *Note) []byte {
 	row, _ := events.RowOf(n)
-	pk, _ := events.PK(n)
-	data, err := events.Encode(&events.Envelope{V: 1, ID: gearman.NewID(), Source: "binlog", Schema: "s", Table: "notes",
+	pk, _ := rowmap.PK(n)
+	data, err := events.Encode(&events.Envelope{V: 1, ID: ids.New(), Source: "binlog", Schema: "s", Table: "notes",
 		Model: "Note", Op: "update", PK: pk, Row: row, Old: row, Modified: []string{}, TS: time.Now(), Pos: "binlog.000001:4"})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // Worker is where Mount registers functions; *gearman.Worker is one.
@@ -21,8 +22,9 @@ type Worker interface {
 	Register(fn string, h gearman.Handler)
 }
 
-// ErrUnknownSet: --config names a set that gearman.yml does not define.
-var ErrUnknownSet = errors.New("dispatch: unknown worker set")
+// ErrUnknownSet: --config names a set that gearman.yml does not define. It
+// is config.ErrUnknownSet, so errors.Is matches either name.
+var ErrUnknownSet = config.ErrUnknownSet
 
 // Mount registers on w the gearman functions of worker set `set` of cfg and
 // returns their names, sorted, each handler wrapped in the middleware of
@@ -39,6 +41,9 @@ var ErrUnknownSet = errors.New("dispatch: unknown worker set")
 // not emit, a job nobody registered, snapshot: insert without
 // TriggerInsert or beside a TriggerSnapshot it would bypass.
 func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) ([]string, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
 	plan, err := r.plan(cfg, set)
 	if err != nil {
 		return nil, err
@@ -74,14 +79,14 @@ func (r *Registry) Mount(w Worker, cfg *config.Config, set string, db *sql.DB) (
 // gearman.ErrUnknownFunction (a dead letter under the guard).
 func (r *Registry) batch(ns, model string, chained map[string]gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, j *gearman.Job) (any, error) {
-		envs, err := events.SplitBatchContext(ctx, j.Workload)
+		envs, err := eventwire.SplitBatchContext(ctx, j.Workload)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 		}
 		subs := make([]gearman.Job, len(envs))
 		evs := make([]*events.Envelope, len(envs))
 		for i, e := range envs {
-			ev, err := events.DecodeContext(ctx, e)
+			ev, err := eventwire.DecodeContext(ctx, e)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: event %d: %w", ErrPayload, j.Function, i, err)
 			}
@@ -92,7 +97,7 @@ func (r *Registry) batch(ns, model string, chained map[string]gearman.Handler) g
 			subs[i].Function, subs[i].Workload, subs[i].Unique = events.FuncName(ns, model, ev.Op), e, ev.ID
 			evs[i] = ev
 		}
-		ctx = events.WithDecoded(ctx, envs, evs)
+		ctx = eventwire.WithDecoded(ctx, envs, evs)
 		failed := 0
 		for i := range subs {
 			h, ok := chained[subs[i].Function]
@@ -145,7 +150,7 @@ func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, err
 	}
 	sel, err := cfg.DBWorkerSet(set)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnknownSet, err)
+		return nil, err // wraps ErrUnknownSet
 	}
 	for name, mj := range sel {
 		if err := r.planModel(plan, cfg, set, name, mj); err != nil {
@@ -311,7 +316,7 @@ func (r *Registry) wrap(b binding, db *sql.DB) gearman.Handler {
 
 // runEvent decodes a row event and calls the model's trigger handler.
 func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *source) error {
-	ev, err := events.DecodeContext(ctx, j.Workload)
+	ev, err := eventwire.DecodeContext(ctx, j.Workload)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrPayload, j.Function, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/gearmanadmin"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -93,11 +94,11 @@ func TestClientPriorityAndUnique(t *testing.T) {
 	if _, err := e.jobs.With(dispatch.Priority(gearman.High)).TaskBackground(ctx, high, "publish", false, false); err != nil {
 		t.Fatal(err)
 	}
-	st, err := gearman.Status(ctx, e.addr)
+	st, err := gearmanadmin.Status(ctx, e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(st, func(s gearman.FuncStatus) bool { return s.Function == fn })
+	i := slices.IndexFunc(st, func(s gearmanadmin.FuncStatus) bool { return s.Function == fn })
 	if i < 0 || st[i].Queued != 2 {
 		t.Fatalf("gearmand holds %+v for %s, want 2 jobs (the unique pair coalesced)", st, fn)
 	}

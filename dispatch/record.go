@@ -16,6 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/rowmap"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
@@ -38,7 +39,7 @@ type source struct {
 	table      string // quoted, possibly schema-qualified
 	schemaName string // unquoted; empty: the connection's database
 	tableName  string
-	cols       []events.Column
+	cols       []rowmap.Column
 	where      string // "`id`=? AND …"
 	pkIdx      [][]int
 
@@ -162,7 +163,7 @@ func (s *source) selectQuery(ctx context.Context) (string, error) {
 	return s.query, nil
 }
 
-func newSource(db *sql.DB, schema, table string, cols []events.Column) *source {
+func newSource(db *sql.DB, schema, table string, cols []rowmap.Column) *source {
 	s := &source{db: db, cols: cols, table: quote(table), schemaName: schema, tableName: table}
 	if schema != "" {
 		s.table = quote(schema) + "." + s.table

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/rowmap"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -76,7 +77,7 @@ func TestRefreshLoadsAsEventsDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer app.Close()
-	cols, err := events.Columns(reflect.TypeFor[colTypesRecord]())
+	cols, err := rowmap.Columns(reflect.TypeFor[colTypesRecord]())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestRefreshFailureLeavesRecord(t *testing.T) {
 		Name string `db:"name"`
 		N    int8   `db:"n"` // 300 does not fit
 	}
-	cols, err := events.Columns(reflect.TypeFor[item]())
+	cols, err := rowmap.Columns(reflect.TypeFor[item]())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestRefreshWaitsForCommit(t *testing.T) {
 		ID   int    `db:"id,pk"`
 		Name string `db:"name"`
 	}
-	cols, err := events.Columns(reflect.TypeFor[item]())
+	cols, err := rowmap.Columns(reflect.TypeFor[item]())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // The trigger handlers a model may implement (on its pointer type), named
@@ -70,25 +72,35 @@ type Registry struct {
 	byType map[reflect.Type]*model // model struct type and table type → model
 	mws    []Middleware
 	log    *slog.Logger
+	err    error // the first bad option: Register's and Mount's error
 }
 
 // Middleware wraps the handler of every function Mount registers: logging,
 // metrics, retries, ordering. job.Function names the function it runs.
 type Middleware func(next gearman.Handler) gearman.Handler
 
-// RegistryOption configures a Registry.
-type RegistryOption func(*Registry)
+// RegistryOption configures a Registry. An option checks its argument: a
+// bad one is the error of Register and Mount.
+type RegistryOption func(*Registry) error
 
 // WithLogger gives the registry the logger that Logger returns, for the
-// application's handlers; rowgear's commands pass theirs.
-func WithLogger(l *slog.Logger) RegistryOption { return func(r *Registry) { r.log = l } }
+// application's handlers (nil: slog.Default()); rowgear's commands pass
+// theirs.
+func WithLogger(l *slog.Logger) RegistryOption {
+	return func(r *Registry) error {
+		r.log = cmp.Or(l, slog.Default())
+		return nil
+	}
+}
 
 // NewRegistry returns an empty registry.
 func NewRegistry(opts ...RegistryOption) *Registry {
 	r := &Registry{funcs: map[string]gearman.Handler{}, models: map[string]*model{},
 		byType: map[reflect.Type]*model{}, log: slog.Default()}
 	for _, o := range opts {
-		o(r)
+		if err := o(r); err != nil && r.err == nil {
+			r.err = err
+		}
 	}
 	return r
 }
@@ -128,7 +140,7 @@ func (r *Registry) HandleFunc(name string, h gearman.Handler) { r.funcs[name] = 
 type model struct {
 	name     string
 	typ      reflect.Type // the struct type T
-	cols     []events.Column
+	cols     []rowmap.Column
 	recField []int // index of the embedded Record
 	ops      map[string]bool
 	jobs     map[string]*job
@@ -231,6 +243,9 @@ func TableJob(name string, method any) ModelOption {
 // tags (primary key tagged `db:"id,pk"`) and embeds dispatch.Record; *T
 // implements the trigger handlers for the events it wants.
 func Register[T any](r *Registry, name string, opts ...ModelOption) error {
+	if r.err != nil {
+		return r.err
+	}
 	t := reflect.TypeFor[T]()
 	if t.Kind() != reflect.Struct {
 		return fmt.Errorf("%w: model %s: %v is not a struct", ErrRegister, name, t)
@@ -238,7 +253,7 @@ func Register[T any](r *Registry, name string, opts ...ModelOption) error {
 	if _, dup := r.models[name]; dup {
 		return fmt.Errorf("%w: model %s registered twice", ErrRegister, name)
 	}
-	cols, err := events.Columns(t)
+	cols, err := rowmap.Columns(t)
 	if err != nil {
 		return fmt.Errorf("%w: model %s: %w", ErrRegister, name, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/rowgear/rowgear/internal/jsonstr"
 )
 
 // tsLayout is the wire form of Envelope.TS: RFC 3339, UTC, exactly 6
@@ -31,17 +33,17 @@ func Encode(e *Envelope) ([]byte, error) {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(e.V), 10)
 	b = append(b, `,"id":`...)
-	b = AppendString(b, e.ID)
+	b = jsonstr.Append(b, e.ID)
 	b = append(b, `,"source":`...)
-	b = AppendString(b, e.Source)
+	b = jsonstr.Append(b, e.Source)
 	b = append(b, `,"schema":`...)
-	b = AppendString(b, e.Schema)
+	b = jsonstr.Append(b, e.Schema)
 	b = append(b, `,"table":`...)
-	b = AppendString(b, e.Table)
+	b = jsonstr.Append(b, e.Table)
 	b = append(b, `,"model":`...)
-	b = AppendString(b, e.Model)
+	b = jsonstr.Append(b, e.Model)
 	b = append(b, `,"op":`...)
-	b = AppendString(b, e.Op)
+	b = jsonstr.Append(b, e.Op)
 	b = append(b, `,"pk":`...)
 	if b, err = appendRow(b, e.PK, "pk"); err != nil {
 		return nil, err
@@ -62,7 +64,7 @@ func Encode(e *Envelope) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = AppendString(b, c)
+			b = jsonstr.Append(b, c)
 		}
 		b = append(b, ']')
 	}
@@ -70,11 +72,11 @@ func Encode(e *Envelope) ([]byte, error) {
 	b = e.TS.UTC().AppendFormat(b, tsLayout)
 	if e.Pos != "" {
 		b = append(b, `,"pos":`...)
-		b = AppendString(b, e.Pos)
+		b = jsonstr.Append(b, e.Pos)
 	}
 	if e.Seq != "" {
 		b = append(b, `,"seq":`...)
-		b = AppendString(b, e.Seq)
+		b = jsonstr.Append(b, e.Seq)
 	}
 	if !e.ReadAt.IsZero() {
 		b = append(b, `,"read_at":`...)
@@ -118,7 +120,7 @@ func appendRow(b []byte, r Row, field string) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendString(b, k)
+		b = jsonstr.Append(b, k)
 		b = append(b, ':')
 		switch v := r[k]; {
 		case v == nil:
@@ -126,80 +128,10 @@ func appendRow(b []byte, r Row, field string) ([]byte, error) {
 		case !json.Valid(v) || !utf8.Valid(v):
 			return nil, malformed(field, "column %q: invalid JSON value %q", k, v)
 		default:
-			b = appendCompact(b, v)
+			b = jsonstr.AppendCompact(b, v)
 		}
 	}
 	return append(b, '}'), nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendString appends s as a JSON string in the envelope's form. s must be
-// valid UTF-8. Unlike encoding/json it does not escape <, > and &: the
-// payload is never HTML. Sources use it to build column values.
-func AppendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// appendCompact appends the valid JSON value v without insignificant
-// whitespace.
-func appendCompact(b, v []byte) []byte {
-	if !hasSpace(v) {
-		return append(b, v...)
-	}
-	inStr := false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				b = append(b, c, v[i+1])
-				i++
-				continue
-			}
-			inStr = c != '"'
-		case c == '"':
-			inStr = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			continue
-		}
-		b = append(b, c)
-	}
-	return b
-}
-
-// hasSpace reports whether v has a whitespace byte anywhere; inside strings
-// they are escaped, except a literal space, so this is a cheap upper bound.
-func hasSpace(v []byte) bool {
-	for _, c := range v {
-		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
-			return true
-		}
-	}
-	return false
 }
 
 // Envelope fields, in wire order.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/rowgear/rowgear/internal/jsonstr"
 )
 
 // Decode parses a version-1 envelope. It is strict: field names match
@@ -91,7 +92,7 @@ func (w *walker) envelope() (*Envelope, error) {
 		if err := w.end(); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformed, typeName(byte(k)))
+		return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformed, jsonstr.KindName(byte(k)))
 	}
 	if _, err := w.dec.ReadToken(); err != nil {
 		return nil, w.syntax(err)
@@ -189,7 +190,7 @@ func (w *walker) field(e *Envelope, i int) error {
 		want = '['
 	}
 	if got := w.dec.PeekKind(); got != want {
-		w.errs[i] = malformed(name, "want %s, got %s", typeName(byte(want)), typeName(byte(got)))
+		w.errs[i] = malformed(name, "want %s, got %s", jsonstr.KindName(byte(want)), jsonstr.KindName(byte(got)))
 		return w.skip()
 	}
 	var s string
@@ -258,7 +259,7 @@ func (w *walker) row(i int) (Row, error) {
 			w.errs[i] = malformed(fieldNames[i], "column %q repeated", col)
 		}
 		start := len(w.vals)
-		w.vals = appendCompact(w.vals, v)
+		w.vals = jsonstr.AppendCompact(w.vals, v)
 		r[col] = w.vals[start:len(w.vals):len(w.vals)] // capped: an append cannot clobber the next
 	}
 	_, err := w.dec.ReadToken() // }
@@ -292,7 +293,7 @@ func (w *walker) strings(i int) ([]string, error) {
 	for n := 0; w.dec.PeekKind() != ']'; n++ {
 		if k := w.dec.PeekKind(); k != '"' {
 			if w.errs[i] == nil {
-				w.errs[i] = malformed(fieldNames[i], "element %d: want string, got %s", n, typeName(byte(k)))
+				w.errs[i] = malformed(fieldNames[i], "element %d: want string, got %s", n, jsonstr.KindName(byte(k)))
 			}
 			if err := w.dec.SkipValue(); err != nil {
 				return nil, err
@@ -367,25 +368,4 @@ func intern(s string) string {
 		}
 	}
 	return ""
-}
-
-// typeName names the JSON kind that starts with c (a jsontext.Kind).
-func typeName(c byte) string {
-	switch c {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	case 0:
-		return "nothing"
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return "number"
-	}
-	return "invalid JSON"
 }

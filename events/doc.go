@@ -79,10 +79,14 @@
 //   - generated columns, VIRTUAL and STORED, like any other column
 //
 // In Go a row is a Row: column values kept as raw JSON, converted to and
-// from struct fields (tagged `db:"col"`) by Row.Scan, RowOf and PK.
+// from struct fields tagged `db:"col"` by Row.Scan (which documents the
+// tag), RowOf and PK.
 //
 // # Function names
 //
-// <namespace>.<Model>.<op> for row events and <namespace>.<Model>.<job> for
-// record and table jobs; queue.<name> for the message queue.
+// <namespace>.<Model>.<op> for row events (FuncName) and
+// <namespace>.<Model>.<job> for record and table jobs;
+// <namespace>.<Model>.batch for a batch of a model's events (OpBatch);
+// queue.<name> for the message queue. Loading gearman.yml checks the names
+// it goes into (letters, digits, _ and -).
 package events

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rowgear/rowgear/internal/funcname"
 )
 
 // Version is the envelope version this package reads and writes.
@@ -144,7 +146,7 @@ func (e *Envelope) checkOrigin() error {
 			return malformed(f.name, "empty")
 		}
 	}
-	if err := checkPart(e.Model); err != nil {
+	if err := funcname.CheckPart(e.Model); err != nil {
 		return malformed("model", "%v", err)
 	}
 	return nil

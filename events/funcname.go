@@ -1,98 +1,19 @@
 package events
 
-import (
-	"errors"
-	"fmt"
-	"strings"
-)
-
-// ErrFuncName is wrapped by errors about a gearman function name or its
-// parts.
-var ErrFuncName = errors.New("events: bad function name")
-
-// Length limits. gearmand accepts function names up to 512 bytes; these
-// leave room and catch runaway input.
-const (
-	MaxPartLen      = 64  // model, op or job name
-	MaxNamespaceLen = 128 // namespace
-)
-
-// QueuePrefix starts the function names of the message queue.
-const QueuePrefix = "queue."
-
 // FuncName returns the gearman function for a model's row event or job:
 // "<namespace>.<Model>.<op|job>", e.g. "app.Article.update". It does not
-// validate; use CheckFuncName on configuration input.
+// validate: gearman.yml's names are checked when it is loaded.
 func FuncName(namespace, model, opOrJob string) string {
 	return namespace + "." + model + "." + opOrJob
 }
 
-// CheckFuncName reports whether FuncName's parts make a name ParseFuncName
-// takes back: model and op/job are non-empty names of letters, digits, _
-// and -, at most MaxPartLen bytes; the namespace is one or more such names
-// joined by dots, at most MaxNamespaceLen bytes.
-func CheckFuncName(namespace, model, opOrJob string) error {
-	if err := checkNamespace(namespace); err != nil {
-		return fmt.Errorf("%w: namespace: %w", ErrFuncName, err)
-	}
-	if err := checkPart(model); err != nil {
-		return fmt.Errorf("%w: model: %w", ErrFuncName, err)
-	}
-	if err := checkPart(opOrJob); err != nil {
-		return fmt.Errorf("%w: op or job: %w", ErrFuncName, err)
-	}
-	return nil
-}
+// OpBatch is the function of a batch job, "<namespace>.<Model>.batch":
+// several consecutive events of one model, in the order binlogbridge read
+// them, as a JSON array of their envelopes, each byte for byte as its own
+// job would carry it (at most MaxBatch). It is not an event's op: no envelope
+// has it.
+const OpBatch = "batch"
 
-// ParseFuncName splits a name made by FuncName. The namespace may contain
-// dots, the model and op/job may not, so the name splits at its last two.
-func ParseFuncName(name string) (namespace, model, opOrJob string, err error) {
-	i := strings.LastIndexByte(name, '.')
-	j := -1
-	if i > 0 {
-		j = strings.LastIndexByte(name[:i], '.')
-	}
-	if j < 0 {
-		return "", "", "", fmt.Errorf("%w: %q is not <namespace>.<Model>.<op|job>", ErrFuncName, name)
-	}
-	namespace, model, opOrJob = name[:j], name[j+1:i], name[i+1:]
-	if err := CheckFuncName(namespace, model, opOrJob); err != nil {
-		return "", "", "", fmt.Errorf("%q: %w", name, err)
-	}
-	return namespace, model, opOrJob, nil
-}
-
-// QueueFunc returns the gearman function of the message queue name:
-// "queue.<name>", as sfGearmanPlugin names it.
-func QueueFunc(name string) string {
-	return QueuePrefix + name
-}
-
-func checkNamespace(ns string) error {
-	if len(ns) > MaxNamespaceLen {
-		return fmt.Errorf("%d bytes, at most %d", len(ns), MaxNamespaceLen)
-	}
-	for part := range strings.SplitSeq(ns, ".") {
-		if err := checkPart(part); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkPart validates one dot-free part of a function name.
-func checkPart(s string) error {
-	if s == "" {
-		return errors.New("empty")
-	}
-	if len(s) > MaxPartLen {
-		return fmt.Errorf("%d bytes, at most %d", len(s), MaxPartLen)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("%q: byte %q not allowed (letters, digits, _ and - only)", s, c)
-		}
-	}
-	return nil
-}
+// MaxBatch is the most events one batch job carries (gearman.yml's batch:
+// at most this).
+const MaxBatch = 1000

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // FuzzDecode checks that Decode never panics, that it fails only with its
@@ -72,7 +74,7 @@ func FuzzScan(f *testing.F) {
 		`"-838:59:59"`, `null`, `[1,2]`, `{"a":1}`, `1e400`, `true`, `"0000-00-00"`} {
 		f.Add(s)
 	}
-	cols, _ := Columns(reflect.TypeFor[Article]())
+	cols, _ := rowmap.Columns(reflect.TypeFor[Article]())
 	f.Fuzz(func(t *testing.T, val string) {
 		if !json.Valid([]byte(val)) {
 			return

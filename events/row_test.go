@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 type Status string
@@ -340,7 +342,7 @@ func TestRowOfErrors(t *testing.T) {
 }
 
 func TestColumns(t *testing.T) {
-	cols, err := Columns(reflect.TypeFor[*Article]())
+	cols, err := rowmap.Columns(reflect.TypeFor[*Article]())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +361,7 @@ func TestColumns(t *testing.T) {
 	if c := cols[len(cols)-1]; c.Field != "DeletedAt" || !reflect.DeepEqual(c.Index, []int{20, 1}) {
 		t.Errorf("embedded: %+v", c)
 	}
-	again, _ := Columns(reflect.TypeFor[Article]())
+	again, _ := rowmap.Columns(reflect.TypeFor[Article]())
 	if &again[0] != &cols[0] {
 		t.Error("Columns is not cached")
 	}

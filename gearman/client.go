@@ -3,8 +3,6 @@ package gearman
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -12,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	gc "github.com/mikespook/gearman-go/client"
+
+	"github.com/rowgear/rowgear/internal/ids"
 )
 
 // ErrLostResult: the connection carrying a foreground job broke before its
@@ -47,6 +48,7 @@ type Client struct {
 	health map[string]*health  // by server
 	next   int                 // round-robin start for jobs without a key
 	closed bool                // Close was called: connections are closed once unused
+	err    error               // the first bad option: every call's error
 }
 
 // health is what the client knows of one server.
@@ -65,57 +67,98 @@ type ServerStatus struct {
 	Err   error     // why it is down
 }
 
-// ClientOption configures a Client.
-type ClientOption func(*Client)
+// ClientOption configures a Client. An option checks its argument: a bad
+// one is the error of every call on the client (Task, Background, a
+// Queue's Put and Get), so a misconfigured client fails its first job
+// instead of running otherwise than asked.
+type ClientOption func(*Client) error
 
-// WithConnections sets how many connections the client may open (default 4).
+// WithConnections sets how many connections the client may open (default
+// 4; at least 1).
 func WithConnections(n int) ClientOption {
-	return func(c *Client) {
-		if n > 0 {
-			c.slots = make(chan struct{}, n)
+	return func(c *Client) error {
+		if n < 1 {
+			return fmt.Errorf("gearman: WithConnections(%d): want 1 or more", n)
 		}
+		c.slots = make(chan struct{}, n)
+		return nil
 	}
 }
 
 // WithResponseTimeout bounds the wait for gearmand to acknowledge a submit
 // (JOB_CREATED); default 5 s.
 func WithResponseTimeout(d time.Duration) ClientOption {
-	return func(c *Client) { c.timeout = d }
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("gearman: WithResponseTimeout(%s): want a positive duration", d)
+		}
+		c.timeout = d
+		return nil
+	}
 }
 
 // WithRetryDown sets how long a server found down is skipped before a job
 // tries it again (default 1 s).
 func WithRetryDown(d time.Duration) ClientOption {
-	return func(c *Client) {
-		if d > 0 {
-			c.retryDown = d
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("gearman: WithRetryDown(%s): want a positive duration", d)
 		}
+		c.retryDown = d
+		return nil
 	}
 }
 
-// WithClientLogger sets the logger for connection trouble.
+// WithClientLogger sets the logger for connection trouble (nil:
+// slog.Default()).
 func WithClientLogger(l *slog.Logger) ClientOption {
-	return func(c *Client) { c.log = l }
+	return func(c *Client) error {
+		c.log = cmp.Or(l, slog.Default())
+		return nil
+	}
 }
 
 // WithCodec sets the codec of every function's workloads and results
 // (default JSON).
 func WithCodec(c Codec) ClientOption {
-	return func(cl *Client) { cl.codecFor = func(string) Codec { return c } }
+	return func(cl *Client) error {
+		if c == nil {
+			return errors.New("gearman: WithCodec(nil): want a codec (JSON, PHP)")
+		}
+		cl.codecFor = func(string) Codec { return c }
+		return nil
+	}
 }
 
 // WithCodecFor picks the codec by function name (as the caller writes it,
 // before WithFunctionSuffix): gearman.yml's serializer per server, set or
 // function. A nil result means JSON.
 func WithCodecFor(f func(fn string) Codec) ClientOption {
-	return func(cl *Client) { cl.codecFor = f }
+	return func(cl *Client) error {
+		cl.codecFor = f
+		return nil
+	}
 }
 
 // WithFunctionSuffix appends suffix to every function name the client
 // submits to, queues included: "@shop" makes Task(ctx, "reverse", …) call
 // reverse@shop, as sfGearmanPlugin's namespace does.
 func WithFunctionSuffix(suffix string) ClientOption {
-	return func(cl *Client) { cl.suffix = suffix }
+	return func(cl *Client) error {
+		if err := checkSuffix("WithFunctionSuffix", suffix); err != nil {
+			return err
+		}
+		cl.suffix = suffix
+		return nil
+	}
+}
+
+// checkSuffix refuses a NUL byte, which ends a name in the protocol.
+func checkSuffix(option, suffix string) error {
+	if strings.IndexByte(suffix, 0) >= 0 {
+		return fmt.Errorf("gearman: %s(%q): a function name cannot hold a NUL byte", option, suffix)
+	}
+	return nil
 }
 
 func (c *Client) codec(fn string) Codec {
@@ -133,7 +176,9 @@ func NewClient(servers []string, opts ...ClientOption) *Client {
 	c := &Client{servers: servers, timeout: 5 * time.Second, retryDown: time.Second, log: slog.Default(),
 		slots: make(chan struct{}, 4), idle: map[string][]*cconn{}, health: map[string]*health{}}
 	for _, o := range opts {
-		o(c)
+		if err := o(c); err != nil && c.err == nil {
+			c.err = err
+		}
 	}
 	return c
 }
@@ -155,8 +200,8 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// SubmitOption adjusts one submit.
-type SubmitOption func(*submit)
+// SubmitOption adjusts one submit. A bad one is the submit's error.
+type SubmitOption func(*submit) error
 
 type submit struct {
 	unique, key string
@@ -167,24 +212,48 @@ type submit struct {
 // Unique sets the job's unique key (at most 64 bytes, no NUL). gearmand
 // coalesces jobs with the same key, even while one runs: use an event id,
 // never a row's primary key. By default each job gets a random key.
-func Unique(key string) SubmitOption { return func(s *submit) { s.unique = key } }
+func Unique(key string) SubmitOption {
+	return func(s *submit) error {
+		if len(key) > 64 || strings.IndexByte(key, 0) >= 0 {
+			return fmt.Errorf("gearman: unique key %q: want at most 64 bytes and no NUL", key)
+		}
+		s.unique = key
+		return nil
+	}
+}
 
 // Key sets the key that picks the job's server when the client has several:
 // the jobs of one key (a row, say) go to the same server while it is up, in
 // the order they were submitted. By default the unique key picks it.
-func Key(key string) SubmitOption { return func(s *submit) { s.key = key } }
+func Key(key string) SubmitOption {
+	return func(s *submit) error {
+		s.key = key
+		return nil
+	}
+}
 
 // OnCreated has Task call f with the job's handle as soon as gearmand has
 // created the job (JOB_CREATED), before its result comes: a caller running
 // Task in a goroutine learns when the job is queued, so that it can submit
 // the next one in order while this one runs. f runs on the caller's
 // goroutine and must not block. (Background returns at that point.)
-func OnCreated(f func(handle string)) SubmitOption { return func(s *submit) { s.created = f } }
+func OnCreated(f func(handle string)) SubmitOption {
+	return func(s *submit) error {
+		if f == nil {
+			return errors.New("gearman: OnCreated(nil)")
+		}
+		s.created = f
+		return nil
+	}
+}
 
 // Background submits a background job and returns its handle once gearmand
 // has acknowledged (and, with a persistent queue, stored) it. The workload
 // is serialized as by Serialize.
 func (c *Client) Background(ctx context.Context, fn string, workload any, p Priority, opts ...SubmitOption) (string, error) {
+	if c.err != nil {
+		return "", c.err
+	}
 	data, s, err := prepare(c.codec(fn), workload, opts)
 	if err != nil {
 		return "", err
@@ -225,6 +294,9 @@ func (r *Result) String() string { return string(r.Data) }
 
 // Task submits a job and waits for its result: the seed's task().
 func (c *Client) Task(ctx context.Context, fn string, workload any, p Priority, opts ...SubmitOption) (*Result, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	cd := c.codec(fn)
 	data, s, err := prepare(cd, workload, opts)
 	if err != nil {
@@ -273,34 +345,34 @@ func TaskAs[T any](ctx context.Context, c *Client, fn string, workload any, p Pr
 
 // WithJobCodec encodes this job's workload (and decodes its result) with
 // c instead of the function's codec.
-func WithJobCodec(c Codec) SubmitOption { return func(s *submit) { s.codec = c } }
+func WithJobCodec(c Codec) SubmitOption {
+	return func(s *submit) error {
+		if c == nil {
+			return errors.New("gearman: WithJobCodec(nil): want a codec (JSON, PHP)")
+		}
+		s.codec = c
+		return nil
+	}
+}
 
 func prepare(cd Codec, workload any, opts []SubmitOption) ([]byte, submit, error) {
 	var s submit
 	for _, o := range opts {
-		o(&s)
+		if err := o(&s); err != nil {
+			return nil, s, err
+		}
 	}
 	if s.unique == "" {
-		s.unique = NewID()
+		s.unique = ids.New()
 	}
 	if s.key == "" {
 		s.key = s.unique
-	}
-	if len(s.unique) > 64 {
-		return nil, s, fmt.Errorf("gearman: unique key %q is longer than 64 bytes", s.unique)
 	}
 	if s.codec != nil {
 		cd = s.codec
 	}
 	data, err := cd.Encode(workload)
 	return data, s, err
-}
-
-// NewID returns a random 32-hex-digit id.
-func NewID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // waiter collects a foreground job's responses; it runs on gearman-go's

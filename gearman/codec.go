@@ -2,7 +2,6 @@ package gearman
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -36,20 +35,6 @@ var (
 	// than stdClass, references) is an error, never a crash.
 	PHP Codec = phpCodec{}
 )
-
-// ErrCodec: an unknown codec name.
-var ErrCodec = errors.New("gearman: unknown serializer")
-
-// CodecByName returns JSON for "json" or "", PHP for "php".
-func CodecByName(name string) (Codec, error) {
-	switch name {
-	case "", "json":
-		return JSON, nil
-	case "php":
-		return PHP, nil
-	}
-	return nil, fmt.Errorf("%w %q (want json or php)", ErrCodec, name)
-}
 
 type jsonCodec struct{}
 

@@ -45,6 +45,13 @@
 // gearman.yml, serializer: php), and the plugin's @namespace suffix with
 // WithFunctionSuffix and WithWorkerFunctionSuffix. A PHP-serialized payload
 // decoded as JSON gives ErrNotSerialized saying it is PHP-serialized.
+//
+// # Options
+//
+// Options check their arguments (WithConcurrency(0), WithCodec(nil), a
+// unique key over 64 bytes): a bad client option is the error of each of
+// the client's calls, a bad worker option Run's, a bad submit option that
+// submit's; each names the option.
 package gearman
 
 import (

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
 
@@ -346,7 +346,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("waiting Get: %v", m)
 	}
 	st, _ := testenv.Status(ctx, addr)
-	if s := st[events.QueueFunc(name)]; s.Total != 0 {
+	if s := st[funcname.Queue(name)]; s.Total != 0 {
 		t.Fatalf("queue left %d jobs in gearmand", s.Total)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/phpser"
 )
 
@@ -24,7 +24,7 @@ func NewQueue(c *Client) *Queue { return &Queue{client: c} }
 // Serialize, or PHP, where even a string is serialized
 // (s:9:"a message";), as sfGearmanQueue::put does.
 func (q *Queue) Put(ctx context.Context, name string, msg any, p Priority) error {
-	fn := events.QueueFunc(name)
+	fn := funcname.Queue(name)
 	var opts []SubmitOption
 	if q.client.codec(fn).Name() == "php" {
 		opts = append(opts, WithJobCodec(phpQueueCodec{}))
@@ -68,12 +68,15 @@ func (m *Message) Decode(v any) error {
 // it back when the connection closes. So no message is lost, and none is
 // delivered twice.
 func (q *Queue) Get(ctx context.Context, name string, timeout time.Duration) (*Message, error) {
+	if q.client.err != nil {
+		return nil, q.client.err
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	fn := events.QueueFunc(name)
+	fn := funcname.Queue(name)
 	cd := q.client.codec(fn)
 	fn += q.client.suffix
 	servers := q.client.servers

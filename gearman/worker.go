@@ -55,9 +55,6 @@ func (j *Job) SendStatus(num, den uint32) error {
 	return j.conn.send(ptWorkStatus, []byte(j.Handle), fmt.Appendf(nil, "%d", num), fmt.Appendf(nil, "%d", den))
 }
 
-// Worker returns the worker running the job.
-func (j *Job) Worker() *Worker { return j.worker }
-
 // Notify logs a trace line for the job, with its workload when the worker is
 // verbose: the seed's notifyEventJob.
 func (j *Job) Notify(msg string, args ...any) {
@@ -97,6 +94,7 @@ type Worker struct {
 	suffix      string
 	drain       bool
 	onIdle      func()
+	err         error // the first bad option: Run's error
 
 	idled    atomic.Bool  // Run stopped for want of a job
 	drainErr atomic.Value // error: a server WithDrain could not reach
@@ -106,24 +104,43 @@ type Worker struct {
 	lastBusy atomic.Int64 // unix nanos of the last job start or end
 }
 
-// WorkerOption configures a Worker.
-type WorkerOption func(*Worker)
+// WorkerOption configures a Worker. An option checks its argument: a bad
+// one is Run's error, before it connects.
+type WorkerOption func(*Worker) error
 
-// WithConcurrency sets how many jobs run at once (default 1).
+// set is an option that cannot be wrong.
+func set(f func(*Worker)) WorkerOption {
+	return func(w *Worker) error {
+		f(w)
+		return nil
+	}
+}
+
+// WithConcurrency sets how many jobs run at once (default 1; at least 1).
 func WithConcurrency(n int) WorkerOption {
-	return func(w *Worker) {
-		if n > 0 {
-			w.concurrency = n
+	return func(w *Worker) error {
+		if n < 1 {
+			return fmt.Errorf("gearman: WithConcurrency(%d): want 1 or more", n)
 		}
+		w.concurrency = n
+		return nil
 	}
 }
 
 // WithMaxJobs stops the worker after n jobs (0: never), as the seed's --count.
-func WithMaxJobs(n int) WorkerOption { return func(w *Worker) { w.maxJobs = int64(n) } }
+func WithMaxJobs(n int) WorkerOption {
+	return func(w *Worker) error {
+		if n < 0 {
+			return fmt.Errorf("gearman: WithMaxJobs(%d): want 0 (never) or more", n)
+		}
+		w.maxJobs = int64(n)
+		return nil
+	}
+}
 
 // WithIdleTimeout stops the worker after d without a job (0 or less:
 // never), as the seed's --timeout.
-func WithIdleTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.idle = d } }
+func WithIdleTimeout(d time.Duration) WorkerOption { return set(func(w *Worker) { w.idle = d }) }
 
 // WithDrain makes each connection stop once gearmand has no job for it
 // (NO_JOB), and Run return when all have: the worker drains the queue and
@@ -132,24 +149,32 @@ func WithIdleTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.
 func WithDrain() WorkerOption { return WithDrainIf(true) }
 
 // WithDrainIf is WithDrain when drain is true.
-func WithDrainIf(drain bool) WorkerOption { return func(w *Worker) { w.drain = drain } }
+func WithDrainIf(drain bool) WorkerOption { return set(func(w *Worker) { w.drain = drain }) }
 
 // WithIdleStop calls f when Run returns because no job came: the idle
 // timeout passed, or WithDrain found the queue empty.
-func WithIdleStop(f func()) WorkerOption { return func(w *Worker) { w.onIdle = f } }
+func WithIdleStop(f func()) WorkerOption { return set(func(w *Worker) { w.onIdle = f }) }
 
 // WithJobTimeout cancels a handler's context after d (0: no limit). It is
 // enforced here, not with gearmand's CAN_DO_TIMEOUT, which requeues the job.
-func WithJobTimeout(d time.Duration) WorkerOption { return func(w *Worker) { w.jobTimeout = d } }
+func WithJobTimeout(d time.Duration) WorkerOption {
+	return func(w *Worker) error {
+		if d < 0 {
+			return fmt.Errorf("gearman: WithJobTimeout(%s): want 0 (no limit) or more", d)
+		}
+		w.jobTimeout = d
+		return nil
+	}
+}
 
 // WithVerbose logs every job with its workload.
-func WithVerbose(v bool) WorkerOption { return func(w *Worker) { w.verbose = v } }
+func WithVerbose(v bool) WorkerOption { return set(func(w *Worker) { w.verbose = v }) }
 
-// WithLogger sets the worker's logger.
-func WithLogger(l *slog.Logger) WorkerOption { return func(w *Worker) { w.log = l } }
+// WithLogger sets the worker's logger (nil: slog.Default()).
+func WithLogger(l *slog.Logger) WorkerOption { return set(func(w *Worker) { w.log = l }) }
 
 // WithClientID sets the id gearmand shows in its admin "workers" list.
-func WithClientID(id string) WorkerOption { return func(w *Worker) { w.id = id } }
+func WithClientID(id string) WorkerOption { return set(func(w *Worker) { w.id = id }) }
 
 // ConnEvent is a worker connection coming up or going down.
 type ConnEvent struct {
@@ -163,33 +188,47 @@ type ConnEvent struct {
 // (reconnects) and readiness checks follow the connections through it. f
 // must be quick and safe for concurrent use.
 func WithConnObserver(f func(ConnEvent)) WorkerOption {
-	return func(w *Worker) { w.onConn = f }
+	return set(func(w *Worker) { w.onConn = f })
 }
 
 // WithWorkerCodecFor picks the codec of a function's workloads and results
 // by its name as registered (before WithWorkerFunctionSuffix); nil or a nil
 // result means JSON.
 func WithWorkerCodecFor(f func(fn string) Codec) WorkerOption {
-	return func(w *Worker) { w.codecFor = f }
+	return set(func(w *Worker) { w.codecFor = f })
 }
 
 // WithWorkerCodec sets the codec of every function.
 func WithWorkerCodec(c Codec) WorkerOption {
-	return WithWorkerCodecFor(func(string) Codec { return c })
+	return func(w *Worker) error {
+		if c == nil {
+			return errors.New("gearman: WithWorkerCodec(nil): want a codec (JSON, PHP)")
+		}
+		w.codecFor = func(string) Codec { return c }
+		return nil
+	}
 }
 
 // WithWorkerFunctionSuffix registers every function under its name plus
 // suffix: "@shop" makes Register("reverse", …) serve reverse@shop, as
 // sfGearmanPlugin's namespace does.
 func WithWorkerFunctionSuffix(suffix string) WorkerOption {
-	return func(w *Worker) { w.suffix = suffix }
+	return func(w *Worker) error {
+		if err := checkSuffix("WithWorkerFunctionSuffix", suffix); err != nil {
+			return err
+		}
+		w.suffix = suffix
+		return nil
+	}
 }
 
 // NewWorker returns a worker for the given "host:port" servers.
 func NewWorker(servers []string, opts ...WorkerOption) *Worker {
 	w := &Worker{servers: servers, funcs: map[string]Handler{}, concurrency: 1}
 	for _, o := range opts {
-		o(w)
+		if err := o(w); err != nil && w.err == nil {
+			w.err = err
+		}
 	}
 	return w
 }
@@ -228,9 +267,12 @@ func (w *Worker) Functions() []string {
 func (w *Worker) Done() int64 { return w.done.Load() }
 
 // Run works until ctx is cancelled, the job count is reached or the idle
-// timeout passes. It then stops taking jobs, lets running ones finish and
+// timeout passes; a bad option is its error at once. It then stops taking jobs, lets running ones finish and
 // report, and returns nil. Lost connections are redialled with backoff.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.err != nil {
+		return w.err
+	}
 	if len(w.funcs) == 0 {
 		return errors.New("gearman: worker has no functions")
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // A batch job (events.OpBatch) carries consecutive binlog events of one
@@ -66,11 +67,11 @@ func (o *Orderer) batchable(ev *events.Envelope) bool {
 // runBatch opens the batch's transaction, runs next (the dispatcher's batch
 // handler, which calls Wrap for each event) and commits.
 func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearman.Job) (any, error) {
-	envs, err := events.SplitBatch(job.Workload)
+	envs, err := eventwire.SplitBatch(job.Workload)
 	if err != nil || !o.multi(ctx) {
 		return next(ctx, job) // the dispatcher reports a bad batch; each event runs alone
 	}
-	ctx = events.WithSplit(ctx, job.Workload, envs)
+	ctx = eventwire.WithSplit(ctx, job.Workload, envs)
 	s := &session{o: o, events: map[string]*batchEvent{}, seq: map[string]string{}, dirty: map[string]bool{}, gates: map[uint64]gateRow{}}
 	evs := make([]*events.Envelope, len(envs))
 	for i, e := range envs {
@@ -94,7 +95,7 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		s.seq[key] = ""
 	}
 	if len(s.events) == 0 {
-		return next(events.WithDecoded(ctx, envs, evs), job)
+		return next(eventwire.WithDecoded(ctx, envs, evs), job)
 	}
 	tc, err := o.txConn(ctx)
 	if err != nil {
@@ -116,7 +117,7 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		clear(s.gates)
 		time.Sleep(time.Duration(attempt) * time.Duration(rand.IntN(10)+1) * time.Millisecond)
 	}
-	out, err := next(events.WithDecoded(context.WithValue(ctx, sessionKey{}, s), envs, evs), job)
+	out, err := next(eventwire.WithDecoded(context.WithValue(ctx, sessionKey{}, s), envs, evs), job)
 	if err != nil {
 		return out, err // rolled back: the handlers that ran will run again
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/retry"
 )
@@ -142,11 +144,11 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 		default:
 			return next(ctx, job)
 		}
-		ev, err := events.DecodeContext(ctx, job.Workload)
+		ev, err := eventwire.DecodeContext(ctx, job.Workload)
 		if err != nil {
 			return next(ctx, job) // the dispatcher reports it, as a bad payload
 		}
-		ctx = events.WithDecoded(ctx, [][]byte{job.Workload}, []*events.Envelope{ev})
+		ctx = eventwire.WithDecoded(ctx, [][]byte{job.Workload}, []*events.Envelope{ev})
 		gated := ev.Source == events.SourceTrigger
 		ordered := !o.unordered[ev.Model] && ev.Seq != ""
 		if gated && ev.Seq == "" {
@@ -165,7 +167,7 @@ func (o *Orderer) Wrap(next gearman.Handler) gearman.Handler {
 // opOf is the op (or job) part of a <namespace>.<Model>.<op> function
 // name; "" for any other name.
 func opOf(fn string) string {
-	_, _, op, err := events.ParseFuncName(fn)
+	_, _, op, err := funcname.Parse(fn)
 	if err != nil {
 		return ""
 	}
@@ -255,7 +257,7 @@ type gateRow struct{ digest, payload []byte }
 // the row, or Purge drops it. Other events, and the rows of strict and
 // lenient triggers, are left alone.
 func (o *Orderer) Hold(ctx context.Context, workload []byte, park bool, wait time.Duration) error {
-	ev, err := events.DecodeContext(ctx, workload)
+	ev, err := eventwire.DecodeContext(ctx, workload)
 	if err != nil || ev.Source != events.SourceTrigger || ev.Seq == "" {
 		return nil
 	}

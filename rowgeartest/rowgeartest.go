@@ -54,6 +54,8 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
+	"github.com/rowgear/rowgear/internal/rowmap"
 )
 
 // ErrNotMounted: the function an event or a job names is not one the worker
@@ -172,7 +174,7 @@ func (w *Worker) change(ctx context.Context, model, op string, old, row any) err
 		}
 	}
 	if isStruct(row) {
-		if e.PK, err = events.PK(row); err != nil {
+		if e.PK, err = rowmap.PK(row); err != nil {
 			return fmt.Errorf("rowgeartest: %s %s: %w", model, op, err)
 		}
 	}
@@ -191,7 +193,7 @@ func (w *Worker) Event(ctx context.Context, e *events.Envelope) error {
 	}
 	ev := *e
 	ev.V = events.Version
-	ev.ID = cmp.Or(ev.ID, gearman.NewID())
+	ev.ID = cmp.Or(ev.ID, ids.New())
 	ev.Source = cmp.Or(ev.Source, m.Source, events.SourceTrigger)
 	ev.Table = cmp.Or(ev.Table, m.Table)
 	if ev.TS.IsZero() {
@@ -321,7 +323,7 @@ func rowOf(v any) (events.Row, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cs, err := events.Columns(reflect.TypeOf(v))
+	cs, err := rowmap.Columns(reflect.TypeOf(v))
 	if err != nil {
 		return nil, nil, err
 	}

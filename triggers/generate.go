@@ -52,6 +52,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
@@ -131,7 +132,7 @@ func Generate(spec Spec, t *sqlschema.Table) ([]Trigger, error) {
 	}
 	for _, op := range Ops {
 		// Workers map the function name back to model and op.
-		if err := events.CheckFuncName(ns, spec.Model, op); err != nil {
+		if err := funcname.Check(ns, spec.Model, op); err != nil {
 			return nil, fmt.Errorf("model %s: %w", spec.Model, err)
 		}
 	}

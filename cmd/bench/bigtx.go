@@ -15,6 +15,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // bigTransaction: section 7. One UPDATE of --big-rows rows (one
@@ -99,7 +100,7 @@ func (b *bench) bigTransaction(ctx context.Context) error {
 		return nil, nil
 	})
 	w.Register(events.FuncName(ns, "Big", events.OpBatch), func(_ context.Context, j *gearman.Job) (any, error) {
-		envs, err := events.SplitBatch(j.Workload)
+		envs, err := eventwire.SplitBatch(j.Workload)
 		if err != nil {
 			return nil, err
 		}

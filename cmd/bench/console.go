@@ -85,7 +85,7 @@ func (b *bench) consoleCost(ctx context.Context) error {
 	}
 	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
 	alone, with := median(rates[false]), median(rates[true])
-	b.add(sec, "jobs/s, runner + dispatch + retry.Guard + metrics, 4 at once, no console (median of 5)", alone, "jobs/s")
+	b.add(sec, "jobs/s, runner + dispatch + retryguard.Guard + metrics, 4 at once, no console (median of 5)", alone, "jobs/s")
 	b.add(sec, "jobs/s, the same with a console sampling its metrics every 1 s, no page open (median of 5)", with, "jobs/s").vs("no console", alone)
 	b.add(sec, "throughput the console costs the worker", (alone-with)/alone*100, "%").
 		note(fmt.Sprintf("runs alone %.0f, with console %.0f jobs/s", rates[false], rates[true]))

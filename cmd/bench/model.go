@@ -11,7 +11,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 // itemDDL is the bench table: written_at is set with NOW(6) by every write.
@@ -129,13 +129,13 @@ func (b *bench) modelWorker(ctx context.Context, cfg *config.Config, concurrency
 	}
 	cleanup := func() {}
 	if guard {
-		j, err := retry.OpenJournal(filepath.Join(b.dir, "journal"))
+		j, err := retryguard.OpenJournal(filepath.Join(b.dir, "journal"))
 		if err != nil {
 			return nil, nil, err
 		}
 		client := gearman.NewClient(addrs, gearman.WithClientLogger(b.log))
-		g := retry.NewGuard(retry.NewStore(b.db), client, cfg.RetryFor, retry.WithJournal(j), retry.WithLogger(b.log),
-			retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
+		g := retryguard.NewGuard(retryguard.NewStore(b.db), client, cfg.RetryFor, retryguard.WithJournal(j), retryguard.WithLogger(b.log),
+			retryguard.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
 		if err := g.Recover(ctx); err != nil {
 			return nil, nil, err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 // prequeue queues n Item update envelopes for fn on addr (8 bare
@@ -51,7 +52,7 @@ func (b *bench) prequeueBatches(ctx context.Context, addr, fn string, n, size in
 		for i := range envs {
 			envs[i] = b.seqPayload((k-1)*int64(size) + int64(i))
 		}
-		return events.EncodeBatch(envs)
+		return eventwire.EncodeBatch(envs)
 	}
 	_, done, err := submitBare(ctx, addr, fn, payload, n/size, 8, 4*b.maxTime)
 	return done * size, err
@@ -86,11 +87,11 @@ func (b *bench) workerDispatch(ctx context.Context) error {
 		{"bare gearman-go worker, no-op", 1, "bare"},
 		{"our runner, no-op handler", 1, "runner"},
 		{"our runner + dispatch (decode, Scan, TriggerUpdate)", 1, "dispatch"},
-		{"our runner + dispatch + retry.Guard", 1, "guard"},
-		{"rowgear.Worker (as dbworker: observation + retry.Guard + ordering)", 1, "ordering"},
+		{"our runner + dispatch + retryguard.Guard", 1, "guard"},
+		{"rowgear.Worker (as dbworker: observation + retryguard.Guard + ordering)", 1, "ordering"},
 		{"bare gearman-go worker, no-op", 4, "bare"},
-		{"our runner + dispatch + retry.Guard", 4, "guard"},
-		{"rowgear.Worker (as dbworker: observation + retry.Guard + ordering)", 4, "ordering"},
+		{"our runner + dispatch + retryguard.Guard", 4, "guard"},
+		{"rowgear.Worker (as dbworker: observation + retryguard.Guard + ordering)", 4, "ordering"},
 		{"rowgear.Worker (as dbworker), batch jobs of 100 events", 1, "batch"},
 		{"rowgear.Worker (as dbworker), batch jobs of 100 events", 4, "batch"},
 	}

@@ -4,7 +4,7 @@
 //
 // It reads what exists and keeps no state of its own but a ring of chart
 // samples: package status for the overview (the same report as
-// `status --json`), the dead-letter table through retry.Store, the
+// `status --json`), the dead-letter table through retryguard.Store, the
 // snapshot table of package bridge, the registry and gearman.yml for the
 // models, and the Prometheus metrics of the worker and the bridge (their
 // --metrics-addr, scraped every few seconds) for events/s, commit→handler

@@ -17,14 +17,15 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/funcname"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 const pageSize = 50
 
 // filterOf reads the dead-letter filter of a query or form.
-func filterOf(v url.Values) (retry.Filter, error) {
-	f := retry.Filter{Function: strings.TrimSpace(v.Get("function")), Model: strings.TrimSpace(v.Get("model")), Error: strings.TrimSpace(v.Get("error"))}
+func filterOf(v url.Values) (retryguard.Filter, error) {
+	f := retryguard.Filter{Function: strings.TrimSpace(v.Get("function")), Model: strings.TrimSpace(v.Get("model")), Error: strings.TrimSpace(v.Get("error"))}
 	var err error
 	if f.Since, err = timeOf(v.Get("since"), "since"); err != nil {
 		return f, err
@@ -54,7 +55,7 @@ func timeOf(s, name string) (time.Time, error) {
 }
 
 type deadRow struct {
-	retry.Entry
+	retryguard.Entry
 	Model, Op string
 }
 
@@ -85,7 +86,7 @@ func (c *Console) deadList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.Query = fq.Encode()
-	store := retry.NewStore(c.opt.DB)
+	store := retryguard.NewStore(c.opt.DB)
 	if d.Err == "" {
 		es, total, err := store.Find(r.Context(), f, d.Offset, pageSize)
 		if err != nil {
@@ -93,7 +94,7 @@ func (c *Console) deadList(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Total = total
 		for _, e := range es {
-			_, model, op, err := events.ParseFuncName(e.Function)
+			_, model, op, err := funcname.Parse(e.Function)
 			if err != nil {
 				model, op = "-", "-"
 			}
@@ -125,7 +126,7 @@ func (c *Console) deadList(w http.ResponseWriter, r *http.Request) {
 }
 
 type deadOneData struct {
-	E        retry.Entry
+	E        retryguard.Entry
 	Model    string
 	Payload  string
 	Envelope *events.Envelope
@@ -141,10 +142,10 @@ func (c *Console) deadOne(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "console: dead letter "+r.PathValue("id")+": not an id", http.StatusBadRequest)
 		return
 	}
-	e, err := retry.NewStore(c.opt.DB).Get(r.Context(), id)
-	if errors.Is(err, retry.ErrNoEntry) {
+	e, err := retryguard.NewStore(c.opt.DB).Get(r.Context(), id)
+	if errors.Is(err, retryguard.ErrNoEntry) {
 		w.WriteHeader(http.StatusNotFound)
-		c.full(w, "deadone", "Dead letter", &deadOneData{E: retry.Entry{ID: id}, RowNote: "no dead letter " + strconv.FormatInt(id, 10) + " (retried or purged)"})
+		c.full(w, "deadone", "Dead letter", &deadOneData{E: retryguard.Entry{ID: id}, RowNote: "no dead letter " + strconv.FormatInt(id, 10) + " (retried or purged)"})
 		return
 	}
 	if err != nil {
@@ -152,7 +153,7 @@ func (c *Console) deadOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &deadOneData{E: e, Payload: pretty(e.Payload)}
-	_, d.Model, _, _ = events.ParseFuncName(e.Function)
+	_, d.Model, _, _ = funcname.Parse(e.Function)
 	if env, err := events.Decode(e.Payload); err == nil {
 		d.Envelope = env
 		d.Row, d.RowNote = c.currentRow(r.Context(), env)
@@ -298,7 +299,7 @@ func (c *Console) idsOf(r *http.Request) ([]int64, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		ids, err := retry.NewStore(c.opt.DB).FindIDs(r.Context(), f)
+		ids, err := retryguard.NewStore(c.opt.DB).FindIDs(r.Context(), f)
 		return ids, "the filtered set", err
 	}
 	var ids []int64
@@ -331,7 +332,7 @@ func (c *Console) deadRetry(_ http.ResponseWriter, r *http.Request) (string, err
 	}
 	gc := gearman.NewClient(servers)
 	defer gc.Close()
-	g := retry.NewGuard(retry.NewStore(c.opt.DB), gc, c.opt.Config.RetryFor)
+	g := retryguard.NewGuard(retryguard.NewStore(c.opt.DB), gc, c.opt.Config.RetryFor)
 	n := 0
 	for len(ids) > 0 { // never an empty list: Replay() alone means every dead letter
 		part := ids[:min(len(ids), 500)]
@@ -348,7 +349,7 @@ func (c *Console) deadRetry(_ http.ResponseWriter, r *http.Request) (string, err
 // deadPurge deletes dead letters: those named or filtered, or with
 // older_than every one older (as `dead purge`).
 func (c *Console) deadPurge(_ http.ResponseWriter, r *http.Request) (string, error) {
-	store := retry.NewStore(c.opt.DB)
+	store := retryguard.NewStore(c.opt.DB)
 	if err := r.ParseForm(); err != nil {
 		return "purge", err
 	}

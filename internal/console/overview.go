@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/gearmanadmin"
 	"github.com/rowgear/rowgear/internal/status"
 )
 
@@ -43,7 +43,7 @@ func advise(p string, deadFn string) problem {
 // funcRow is one function of the overview's table.
 type funcRow struct {
 	Server, Addr string
-	gearman.FuncStatus
+	gearmanadmin.FuncStatus
 	Dead int64
 }
 
@@ -72,7 +72,7 @@ func (c *Console) overviewData(r *http.Request) (*overviewData, error) {
 	// Functions with dead letters that no gearmand lists any more.
 	for fn, n := range rep.DeadLetters {
 		if !seen[fn] {
-			d.Functions = append(d.Functions, funcRow{Server: "-", FuncStatus: gearman.FuncStatus{Function: fn}, Dead: n})
+			d.Functions = append(d.Functions, funcRow{Server: "-", FuncStatus: gearmanadmin.FuncStatus{Function: fn}, Dead: n})
 		}
 	}
 	sort.SliceStable(d.Functions, func(i, j int) bool { return d.Functions[i].Function < d.Functions[j].Function })

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 // Job outcomes counted by rowgear_worker_jobs_total.
@@ -83,8 +83,8 @@ func (m *Worker) Middleware(next gearman.Handler) gearman.Handler {
 }
 
 // RetryObserver counts what the retry guard did with a failed run; pass it
-// to retry.WithObserver.
-func (m *Worker) RetryObserver(fn string, o retry.Outcome) {
+// to retryguard.WithObserver.
+func (m *Worker) RetryObserver(fn string, o retryguard.Outcome) {
 	m.jobs.WithLabelValues(fn, string(o)).Inc()
 }
 

@@ -32,7 +32,7 @@ import (
 	"github.com/rowgear/rowgear/internal/health"
 	"github.com/rowgear/rowgear/internal/latency"
 	"github.com/rowgear/rowgear/internal/metrics"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 // Flags are the two listen addresses; empty: off.
@@ -142,8 +142,8 @@ func (w *Worker) WorkerOptions() []gearman.WorkerOption {
 }
 
 // RetryOptions are the retry guard's options for this observation.
-func (w *Worker) RetryOptions() []retry.Option {
-	return []retry.Option{retry.WithObserver(w.Metrics.RetryObserver)}
+func (w *Worker) RetryOptions() []retryguard.Option {
+	return []retryguard.Option{retryguard.WithObserver(w.Metrics.RetryObserver)}
 }
 
 // Checks are the readiness checks: a connection to every gearmand, and the

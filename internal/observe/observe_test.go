@@ -24,9 +24,9 @@ import (
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/latency"
 	"github.com/rowgear/rowgear/internal/observe"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // Item is the test model: inserts succeed, updates always fail.
@@ -180,8 +180,8 @@ func TestMetricsMoveByTheRightAmounts(t *testing.T) {
 	w := gearman.NewWorker(servers, append(ow.WorkerOptions(), gearman.WithLogger(log), gearman.WithConcurrency(2))...)
 	client := gearman.NewClient(servers)
 	defer client.Close()
-	guard := retry.NewGuard(retry.NewStore(db), client, cfg.RetryFor,
-		append(ow.RetryOptions(), retry.WithLogger(log), retry.WithPollInterval(20*time.Millisecond))...)
+	guard := retryguard.NewGuard(retryguard.NewStore(db), client, cfg.RetryFor,
+		append(ow.RetryOptions(), retryguard.WithLogger(log), retryguard.WithPollInterval(20*time.Millisecond))...)
 	// As the worker command does: the observation outermost, then the guard.
 	reg.Use(ow.Middleware, guard.Middleware, ow.HandlerStart)
 	if _, err := reg.Mount(w, cfg, "", db); err != nil {

@@ -51,6 +51,8 @@ import (
 
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
+	"github.com/rowgear/rowgear/internal/funcname"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
@@ -294,7 +296,7 @@ func (r *Relay) jobs(t string, rows []row) []job {
 	var out []job
 	for _, x := range rows {
 		_, ok := Envelope(x.payload, x.id)
-		ns, model, _, err := events.ParseFuncName(x.fn)
+		ns, model, _, err := funcname.Parse(x.fn)
 		if !ok || err != nil {
 			r.o.Logger.Error("outbox row is not an event: left for an operator", "table", t, "id", x.id, "function", x.fn)
 			continue
@@ -337,7 +339,7 @@ func (r *Relay) publish(ctx context.Context, t string, rows []row) int {
 			}
 			payload, unique := envs[0], j.unique
 			if r.o.GroupBy > 1 {
-				payload, unique = events.EncodeBatch(envs), fmt.Sprintf("%s+%d", unique, len(j.rows))
+				payload, unique = eventwire.EncodeBatch(envs), fmt.Sprintf("%s+%d", unique, len(j.rows))
 			}
 			if _, err := r.pub.Background(ctx, j.fn, payload, gearman.Normal, gearman.Unique(unique)); err != nil {
 				r.failed.Add(int64(len(j.rows)))

@@ -42,8 +42,8 @@ import (
 
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
-	"github.com/rowgear/rowgear/gearman"
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/gearmanadmin"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/triggers"
 )
 
@@ -66,11 +66,11 @@ type Report struct {
 
 // Server is one gearmand of the config or of the UDF's list.
 type Server struct {
-	Name      string               `json:"name"` // the server: section's connection names, "udf" for the UDF's list
-	Addr      string               `json:"addr"`
-	Up        bool                 `json:"up"`
-	Error     string               `json:"error,omitempty"` // why it is not up
-	Functions []gearman.FuncStatus `json:"functions"`
+	Name      string                    `json:"name"` // the server: section's connection names, "udf" for the UDF's list
+	Addr      string                    `json:"addr"`
+	Up        bool                      `json:"up"`
+	Error     string                    `json:"error,omitempty"` // why it is not up
+	Functions []gearmanadmin.FuncStatus `json:"functions"`
 }
 
 // Bridge is binlogbridge's state as the database shows it.
@@ -130,7 +130,7 @@ func Collect(ctx context.Context, cfg *config.Config, db *sql.DB, opt Options) (
 		r.note("the UDF's gearmands unknown: %v", err)
 	}
 	r.servers(ctx, cfg, udfServers.String, opt)
-	dead, err := retry.NewStore(db).CountDead(ctx)
+	dead, err := retryguard.NewStore(db).CountDead(ctx)
 	if err != nil {
 		r.problem("dead letters unknown: %v", err)
 	}
@@ -219,9 +219,9 @@ func (r *Report) servers(ctx context.Context, cfg *config.Config, udf string, op
 		names[a] = append(names[a], "udf")
 	}
 	for _, addr := range sortedKeys(names) {
-		s := Server{Name: strings.Join(names[addr], ","), Addr: addr, Functions: []gearman.FuncStatus{}}
+		s := Server{Name: strings.Join(names[addr], ","), Addr: addr, Functions: []gearmanadmin.FuncStatus{}}
 		actx, cancel := context.WithTimeout(ctx, opt.AdminTimeout)
-		fs, err := gearman.Status(actx, addr)
+		fs, err := gearmanadmin.Status(actx, addr)
 		cancel()
 		switch {
 		case err != nil && s.Name == "udf":

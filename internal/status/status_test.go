@@ -13,6 +13,7 @@ import (
 	"github.com/rowgear/rowgear/cli"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/gearmanadmin"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/status"
 	"github.com/rowgear/rowgear/internal/testenv"
@@ -114,7 +115,7 @@ func TestStatusNamesEachProblem(t *testing.T) {
 		}
 		// The services' mariadbd lists the live gearmand for the UDF.
 		udf = udf || strings.Contains(s.Name, "udf") && s.Up
-		if s.Addr == live && (len(s.Functions) != 1 || s.Functions[0] != (gearman.FuncStatus{Function: nsNew + ".Thing.insert", Queued: 1})) {
+		if s.Addr == live && (len(s.Functions) != 1 || s.Functions[0] != (gearmanadmin.FuncStatus{Function: nsNew + ".Thing.insert", Queued: 1})) {
 			t.Errorf("server %s: functions %+v, want only %s.Thing.insert with 1 queued", s.Addr, s.Functions, nsNew)
 		}
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/gearmanadmin"
 )
 
 const howto = "start the services with `eval \"$(scripts/services start)\"` from the repo root, or run `make test`"
@@ -219,7 +219,7 @@ func (g *Gearmand) signal(sig os.Signal) {
 // Admin sends one command of gearmand's text admin protocol and returns the
 // lines of its answer (without the closing ".").
 func Admin(ctx context.Context, addr, command string) ([]string, error) {
-	return gearman.Admin(ctx, addr, command)
+	return gearmanadmin.Admin(ctx, addr, command)
 }
 
 // FuncStatus is one line of gearmand's admin "status".
@@ -230,7 +230,7 @@ type FuncStatus struct {
 
 // Status returns gearmand's admin "status" by function name.
 func Status(ctx context.Context, addr string) (map[string]FuncStatus, error) {
-	st, err := gearman.Status(ctx, addr)
+	st, err := gearmanadmin.Status(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -17,8 +17,10 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventwire"
+	"github.com/rowgear/rowgear/internal/funcname"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/ordering"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // Schema creates the models' tables and the log of applied versions.
@@ -153,15 +155,15 @@ func RunPool(ctx context.Context, cfg *config.Config, concurrency int, stateDir 
 	if err != nil {
 		return err
 	}
-	j, err := retry.OpenJournal(stateDir)
+	j, err := retryguard.OpenJournal(stateDir)
 	if err != nil {
 		return err
 	}
 	client := gearman.NewClient(servers, gearman.WithClientLogger(log))
 	defer client.Close()
-	guard := retry.NewGuard(retry.NewStore(db), client, cfg.RetryFor, retry.WithJournal(j), retry.WithLogger(log),
-		retry.WithPollInterval(50e6),
-		retry.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
+	guard := retryguard.NewGuard(retryguard.NewStore(db), client, cfg.RetryFor, retryguard.WithJournal(j), retryguard.WithLogger(log),
+		retryguard.WithPollInterval(50e6),
+		retryguard.WithPermanentErrors(dispatch.ErrPayload, dispatch.ErrNotFound, gearman.ErrUnknownFunction))
 	if err := guard.Recover(ctx); err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
@@ -186,8 +188,8 @@ func logBatches(db *sql.DB) dispatch.Middleware {
 	return func(next gearman.Handler) gearman.Handler {
 		return func(ctx context.Context, job *gearman.Job) (any, error) {
 			out, err := next(ctx, job)
-			if _, _, op, _ := events.ParseFuncName(job.Function); op == events.OpBatch && err == nil {
-				if envs, serr := events.SplitBatch(job.Workload); serr == nil {
+			if _, _, op, _ := funcname.Parse(job.Function); op == events.OpBatch && err == nil {
+				if envs, serr := eventwire.SplitBatch(job.Workload); serr == nil {
 					db.ExecContext(context.WithoutCancel(ctx), "INSERT INTO batch_log (events) VALUES (?)", len(envs))
 				}
 			}

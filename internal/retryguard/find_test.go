@@ -1,4 +1,4 @@
-package retry_test
+package retryguard_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 // TestFind: each filter selects what it names; pages, ids and deletes.
@@ -28,18 +28,18 @@ func TestFind(t *testing.T) {
 		}
 	}
 	f.db.Exec(`INSERT INTO rowgear_failed_jobs (state, function, job_key, attempts, errors, payload, due_at) VALUES ('retry', 'ns.Ticket.update', 'r', 1, '[]', '{}', NOW(6))`)
-	s := retry.NewStore(f.db)
+	s := retryguard.NewStore(f.db)
 	for name, c := range map[string]struct {
-		f    retry.Filter
+		f    retryguard.Filter
 		want []string
 	}{
-		"all":             {retry.Filter{}, []string{"ns.Task_x.update", "ns.Task.update", "ns.Ticket.insert", "ns.Ticket.update"}},
-		"function":        {retry.Filter{Function: "ns.Ticket.update"}, []string{"ns.Ticket.update"}},
-		"model":           {retry.Filter{Model: "Task"}, []string{"ns.Task.update"}}, // not Task_x: _ is no wildcard
-		"error":           {retry.Filter{Error: "HELP DESK"}, []string{"ns.Task.update", "ns.Ticket.update"}},
-		"error with %":    {retry.Filter{Error: "50%"}, []string{"ns.Task_x.update"}},
-		"since":           {retry.Filter{Since: time.Now().Add(-30 * time.Minute)}, []string{"ns.Task_x.update", "ns.Task.update", "ns.Ticket.insert"}},
-		"until and model": {retry.Filter{Until: time.Now().Add(-5 * time.Minute), Model: "Ticket"}, []string{"ns.Ticket.insert", "ns.Ticket.update"}},
+		"all":             {retryguard.Filter{}, []string{"ns.Task_x.update", "ns.Task.update", "ns.Ticket.insert", "ns.Ticket.update"}},
+		"function":        {retryguard.Filter{Function: "ns.Ticket.update"}, []string{"ns.Ticket.update"}},
+		"model":           {retryguard.Filter{Model: "Task"}, []string{"ns.Task.update"}}, // not Task_x: _ is no wildcard
+		"error":           {retryguard.Filter{Error: "HELP DESK"}, []string{"ns.Task.update", "ns.Ticket.update"}},
+		"error with %":    {retryguard.Filter{Error: "50%"}, []string{"ns.Task_x.update"}},
+		"since":           {retryguard.Filter{Since: time.Now().Add(-30 * time.Minute)}, []string{"ns.Task_x.update", "ns.Task.update", "ns.Ticket.insert"}},
+		"until and model": {retryguard.Filter{Until: time.Now().Add(-5 * time.Minute), Model: "Ticket"}, []string{"ns.Ticket.insert", "ns.Ticket.update"}},
 	} {
 		es, total, err := s.Find(ctx, c.f, 0, 10)
 		if err != nil {
@@ -60,10 +60,10 @@ func TestFind(t *testing.T) {
 			}
 		}
 	}
-	if es, total, _ := s.Find(ctx, retry.Filter{}, 3, 2); total != 4 || len(es) != 1 || es[0].Function != "ns.Ticket.update" {
+	if es, total, _ := s.Find(ctx, retryguard.Filter{}, 3, 2); total != 4 || len(es) != 1 || es[0].Function != "ns.Ticket.update" {
 		t.Errorf("the last page: %d of %d", len(es), total)
 	}
-	ids, err := s.FindIDs(ctx, retry.Filter{Error: "help desk"})
+	ids, err := s.FindIDs(ctx, retryguard.Filter{Error: "help desk"})
 	if err != nil || len(ids) != 2 {
 		t.Fatalf("FindIDs: %v %v", ids, err)
 	}
@@ -73,7 +73,7 @@ func TestFind(t *testing.T) {
 	if n, err := s.Delete(ctx, ids...); n != 2 || err != nil {
 		t.Errorf("Delete: %d %v", n, err)
 	}
-	if _, err := s.Get(ctx, ids[0]); !errors.Is(err, retry.ErrNoEntry) {
+	if _, err := s.Get(ctx, ids[0]); !errors.Is(err, retryguard.ErrNoEntry) {
 		t.Errorf("Get of a deleted one: %v", err)
 	}
 	var left int

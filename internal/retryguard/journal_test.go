@@ -1,11 +1,11 @@
-package retry_test
+package retryguard_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/rowgear/rowgear/retry"
+	"github.com/rowgear/rowgear/internal/retryguard"
 )
 
 // Workers of one host starting together see a dead worker's journal once:
@@ -16,15 +16,15 @@ func TestDeadJournalIsReadByOneWorker(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "1-dead.journal"), []byte("S 1 fn\tevent-1\nS 2 fn\tevent-2\nE 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, err := retry.OpenJournal(dir)
+	a, err := retryguard.OpenJournal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if got := a.Orphans(); len(got) != 1 || got[0] != (retry.Orphan{Function: "fn", Unique: "event-1"}) {
+	if got := a.Orphans(); len(got) != 1 || got[0] != (retryguard.Orphan{Function: "fn", Unique: "event-1"}) {
 		t.Fatalf("first worker's orphans %+v", got)
 	}
-	b, err := retry.OpenJournal(dir) // starts while a records its orphans
+	b, err := retryguard.OpenJournal(dir) // starts while a records its orphans
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestDeadJournalIsReadByOneWorker(t *testing.T) {
 	if err := a.RemoveOrphans(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := retry.OpenJournal(dir)
+	c, err := retryguard.OpenJournal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,22 +1,27 @@
-package events
+package eventwire
 
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/rowgear/rowgear/events"
 )
 
 // TestDecodeContext: the envelope handed down is returned for the very
 // payload it was decoded from, never for equal bytes elsewhere or a part.
 func TestDecodeContext(t *testing.T) {
-	data, err := Encode(sample())
+	data, err := events.Encode(&events.Envelope{V: events.Version, ID: "e1", Source: events.SourceTrigger,
+		Schema: "app", Table: "articles", Model: "Article", Op: events.OpInsert,
+		PK: events.Row{"id": []byte(`42`)}, Row: events.Row{"id": []byte(`42`)}, TS: time.Unix(0, 0).UTC()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := Decode(data)
+	ev, err := events.Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := WithDecoded(context.Background(), [][]byte{data}, []*Envelope{ev})
+	ctx := WithDecoded(context.Background(), [][]byte{data}, []*events.Envelope{ev})
 	if got, err := DecodeContext(ctx, data); err != nil || got != ev {
 		t.Fatalf("same payload: %p, %v; want the envelope handed down (%p)", got, err, ev)
 	}

@@ -1,4 +1,7 @@
-package events
+// Package eventwire carries row events between rowgear's own layers: the
+// batch job's workload (the bridge writes it, the worker splits it), and a
+// job's decoding handed down the middleware chain so that it is done once.
+package eventwire
 
 import (
 	"bytes"
@@ -7,15 +10,9 @@ import (
 	"io"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/rowgear/rowgear/events"
 )
-
-// OpBatch is the function of a batch job, "<namespace>.<Model>.batch":
-// several consecutive events of one model, in the order binlogbridge read
-// them (see EncodeBatch). It is not an event's op: no envelope has it.
-const OpBatch = "batch"
-
-// MaxBatch is the most events one batch job carries.
-const MaxBatch = 1000
 
 // EncodeBatch returns the workload of a batch job: a JSON array of the
 // events' envelopes, each byte for byte as its own job would carry it, in
@@ -38,43 +35,43 @@ func EncodeBatch(envelopes [][]byte) []byte {
 
 // SplitBatch returns the envelopes of a batch job's workload, each the
 // exact bytes of one array element (sub-slices of data), for Decode. It
-// checks the JSON syntax and that the array holds 1 to MaxBatch objects;
+// checks the JSON syntax and that the array holds 1 to events.MaxBatch objects;
 // the envelopes themselves are Decode's to check. Errors wrap
-// ErrMalformed and give the element's index.
+// events.ErrMalformed and give the element's index.
 func SplitBatch(data []byte) ([][]byte, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	tok, err := dec.ReadToken()
 	if err != nil {
-		return nil, fmt.Errorf("%w: batch: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: batch: %w", events.ErrMalformed, err)
 	}
 	if tok.Kind() != '[' {
-		return nil, fmt.Errorf("%w: batch: want a JSON array of envelopes, got %s", ErrMalformed, tok.Kind())
+		return nil, fmt.Errorf("%w: batch: want a JSON array of envelopes, got %s", events.ErrMalformed, tok.Kind())
 	}
 	var out [][]byte
 	for dec.PeekKind() != ']' {
 		start := dec.InputOffset()
 		v, err := dec.ReadValue()
 		if err != nil {
-			return nil, fmt.Errorf("%w: batch element %d: %w", ErrMalformed, len(out), err)
+			return nil, fmt.Errorf("%w: batch element %d: %w", events.ErrMalformed, len(out), err)
 		}
 		if v.Kind() != '{' {
-			return nil, fmt.Errorf("%w: batch element %d: want an envelope (object), got %s", ErrMalformed, len(out), v.Kind())
+			return nil, fmt.Errorf("%w: batch element %d: want an envelope (object), got %s", events.ErrMalformed, len(out), v.Kind())
 		}
-		if len(out) == MaxBatch {
-			return nil, fmt.Errorf("%w: batch: more than %d events", ErrMalformed, MaxBatch)
+		if len(out) == events.MaxBatch {
+			return nil, fmt.Errorf("%w: batch: more than %d events", events.ErrMalformed, events.MaxBatch)
 		}
 		// The element's own bytes, without the separator before it.
 		elem := bytes.TrimLeft(data[start:dec.InputOffset()], " \t\r\n,")
 		out = append(out, elem)
 	}
 	if _, err := dec.ReadToken(); err != nil {
-		return nil, fmt.Errorf("%w: batch: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: batch: %w", events.ErrMalformed, err)
 	}
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: batch: data after the array", ErrMalformed)
+		return nil, fmt.Errorf("%w: batch: data after the array", events.ErrMalformed)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: batch: no events", ErrMalformed)
+		return nil, fmt.Errorf("%w: batch: no events", events.ErrMalformed)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package retry
+package retryguard
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
 )
 
 // Journal notes each job a worker starts and ends in a file of its own,
@@ -57,7 +57,7 @@ func OpenJournal(dir string) (*Journal, error) {
 	}
 	// Created under a name the glob above does not match, and locked before
 	// it is renamed into view: no starting worker can take it for a dead one.
-	name := filepath.Join(dir, fmt.Sprintf("%d-%s.journal", os.Getpid(), gearman.NewID()[:8]))
+	name := filepath.Join(dir, fmt.Sprintf("%d-%s.journal", os.Getpid(), ids.New()[:8]))
 	f, err := os.OpenFile(name+".new", os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
 	if err == nil {
 		if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {

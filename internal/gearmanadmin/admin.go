@@ -1,4 +1,8 @@
-package gearman
+// Package gearmanadmin speaks gearmand's text admin protocol ("status",
+// "workers", "version", …): what rowgear's status page, console and tests
+// read of a server's queues. Applications submit and run jobs with package
+// gearman and need none of it.
+package gearmanadmin
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package events_test
+package eventwire_test
 
 import (
 	"errors"
@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/eventwire"
 )
 
 func TestBatchRoundTrip(t *testing.T) {
 	in := [][]byte{[]byte(`{"a":1}`), []byte(`{"b":[1,2,{"c":"]"}]}`), []byte(`{}`)}
-	out, err := events.SplitBatch(events.EncodeBatch(in))
+	out, err := eventwire.SplitBatch(eventwire.EncodeBatch(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func TestBatchRoundTrip(t *testing.T) {
 		}
 	}
 	// Whitespace around elements is not part of them.
-	out, err = events.SplitBatch([]byte(" [ {\"a\":1} ,\n{\"b\":2} ] "))
+	out, err = eventwire.SplitBatch([]byte(" [ {\"a\":1} ,\n{\"b\":2} ] "))
 	if err != nil || len(out) != 2 || string(out[0]) != `{"a":1}` || string(out[1]) != `{"b":2}` {
 		t.Fatalf("spaced batch: %q, %v", out, err)
 	}
@@ -39,7 +40,7 @@ func TestSplitBatchRefuses(t *testing.T) {
 		{`[{"a":1},]`, "batch element 1"},
 		{`[` + strings.Repeat(`{},`, events.MaxBatch) + `{}]`, "more than 1000"},
 	} {
-		_, err := events.SplitBatch([]byte(c.in))
+		_, err := eventwire.SplitBatch([]byte(c.in))
 		if err == nil || !errors.Is(err, events.ErrMalformed) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("SplitBatch(%.40s): %v, want ErrMalformed containing %q", c.in, err, c.want)
 		}

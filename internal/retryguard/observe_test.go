@@ -1,4 +1,4 @@
-package retry_test
+package retryguard_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/internal/testenv"
-	"github.com/rowgear/rowgear/retry"
 )
 
 // TestObserverCountsAndReplayProgress: the observer sees each retry and
@@ -21,9 +21,9 @@ import (
 func TestObserverCountsAndReplayProgress(t *testing.T) {
 	f := setup(t)
 	var mu sync.Mutex
-	seen := map[retry.Outcome]int{}
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(2, 10*time.Millisecond), retry.WithPollInterval(10*time.Millisecond),
-		retry.WithObserver(func(fn string, o retry.Outcome) {
+	seen := map[retryguard.Outcome]int{}
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, policy(2, 10*time.Millisecond), retryguard.WithPollInterval(10*time.Millisecond),
+		retryguard.WithObserver(func(fn string, o retryguard.Outcome) {
 			mu.Lock()
 			defer mu.Unlock()
 			if fn == f.fn {
@@ -37,18 +37,18 @@ func TestObserverCountsAndReplayProgress(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "3 dead letters", func() bool { return len(f.dead(t)) == 3 })
 	// The guard calls the observer after it wrote the dead letter: wait for
 	// the observer's count too, then check that it counted each job once.
-	observed := func() map[retry.Outcome]int {
+	observed := func() map[retryguard.Outcome]int {
 		mu.Lock()
 		defer mu.Unlock()
 		return maps.Clone(seen)
 	}
 	testenv.Eventually(t, 60*time.Second, "the observer to see 3 dead-lettered", func() bool {
-		return observed()[retry.DeadLettered] >= 3
+		return observed()[retryguard.DeadLettered] >= 3
 	})
-	if o := observed(); o[retry.Retried] != 3 || o[retry.DeadLettered] != 3 {
+	if o := observed(); o[retryguard.Retried] != 3 || o[retryguard.DeadLettered] != 3 {
 		t.Errorf("observed %v, want 3 retried and 3 dead-lettered", o)
 	}
-	counts, err := retry.NewStore(f.db).CountDead(context.Background())
+	counts, err := retryguard.NewStore(f.db).CountDead(context.Background())
 	if err != nil || len(counts) != 1 || counts[f.fn] != 3 {
 		t.Fatalf("CountDead = %v, %v; want %s: 3", counts, err, f.fn)
 	}

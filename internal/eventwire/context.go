@@ -1,6 +1,10 @@
-package events
+package eventwire
 
-import "context"
+import (
+	"context"
+
+	"github.com/rowgear/rowgear/events"
+)
 
 type decodedKey struct{}
 
@@ -8,20 +12,20 @@ type decodedKey struct{}
 // that a sub-slice is not taken for the whole).
 type decoded map[*byte]struct {
 	n  int
-	ev *Envelope
+	ev *events.Envelope
 }
 
 // WithDecoded returns ctx carrying evs as the decoding of payloads (the
 // same slices, not copies): middleware that decoded a job's payload hands
 // it down so that DecodeContext further in does not decode it again. The
 // envelopes are shared from then on: treat them as read-only.
-func WithDecoded(ctx context.Context, payloads [][]byte, evs []*Envelope) context.Context {
+func WithDecoded(ctx context.Context, payloads [][]byte, evs []*events.Envelope) context.Context {
 	m := make(decoded, len(payloads))
 	for i, p := range payloads {
 		if len(p) > 0 {
 			m[&p[0]] = struct {
 				n  int
-				ev *Envelope
+				ev *events.Envelope
 			}{len(p), evs[i]}
 		}
 	}
@@ -30,13 +34,13 @@ func WithDecoded(ctx context.Context, payloads [][]byte, evs []*Envelope) contex
 
 // DecodeContext is Decode, but returns the envelope ctx carries for
 // exactly this payload (WithDecoded) without decoding it again.
-func DecodeContext(ctx context.Context, payload []byte) (*Envelope, error) {
+func DecodeContext(ctx context.Context, payload []byte) (*events.Envelope, error) {
 	if m, ok := ctx.Value(decodedKey{}).(decoded); ok && len(payload) > 0 {
 		if e, ok := m[&payload[0]]; ok && e.n == len(payload) {
 			return e.ev, nil
 		}
 	}
-	return Decode(payload)
+	return events.Decode(payload)
 }
 
 type splitKey struct{}

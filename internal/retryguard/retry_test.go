@@ -1,4 +1,4 @@
-package retry_test
+package retryguard_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/ids"
+	"github.com/rowgear/rowgear/internal/retryguard"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 	"github.com/rowgear/rowgear/retry"
@@ -42,14 +44,14 @@ func workerProcess(mode string) int {
 	if err != nil {
 		return 2
 	}
-	j, err := retry.OpenJournal(dir)
+	j, err := retryguard.OpenJournal(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	c := gearman.NewClient([]string{addr})
-	g := retry.NewGuard(retry.NewStore(db), c, policy(3, 200*time.Millisecond), retry.WithJournal(j),
-		retry.WithPollInterval(20*time.Millisecond))
+	g := retryguard.NewGuard(retryguard.NewStore(db), c, policy(3, 200*time.Millisecond), retryguard.WithJournal(j),
+		retryguard.WithPollInterval(20*time.Millisecond))
 	ctx := context.Background()
 	if err := g.Recover(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -99,7 +101,7 @@ func setup(t *testing.T) *fixture {
 }
 
 // run runs a guarded worker for fn with handler h until the test ends.
-func (f *fixture) run(t *testing.T, g *retry.Guard, h gearman.Handler) {
+func (f *fixture) run(t *testing.T, g *retryguard.Guard, h gearman.Handler) {
 	w := gearman.NewWorker([]string{f.addr})
 	w.Register(f.fn, g.Wrap(f.fn, h))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,16 +114,16 @@ func (f *fixture) run(t *testing.T, g *retry.Guard, h gearman.Handler) {
 
 func (f *fixture) submit(t *testing.T, payload string) string {
 	t.Helper()
-	key := gearman.NewID()
+	key := ids.New()
 	if _, err := f.c.Background(context.Background(), f.fn, payload, gearman.Normal, gearman.Unique(key)); err != nil {
 		t.Fatal(err)
 	}
 	return key
 }
 
-func (f *fixture) dead(t *testing.T) []retry.Entry {
+func (f *fixture) dead(t *testing.T) []retryguard.Entry {
 	t.Helper()
-	es, err := retry.NewStore(f.db).List(context.Background(), "dead")
+	es, err := retryguard.NewStore(f.db).List(context.Background(), "dead")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func (f *fixture) dead(t *testing.T) []retry.Entry {
 func TestFailTwiceThenSucceedRespectsBackoff(t *testing.T) {
 	f := setup(t)
 	const base = 200 * time.Millisecond
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(5, base), retry.WithPollInterval(10*time.Millisecond))
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, policy(5, base), retryguard.WithPollInterval(10*time.Millisecond))
 	var mu sync.Mutex
 	var runs []time.Time
 	var payloads []string
@@ -169,14 +171,14 @@ func TestFailTwiceThenSucceedRespectsBackoff(t *testing.T) {
 	}
 	// The third run succeeded; its row goes once that run has ended.
 	testenv.Eventually(t, 60*time.Second, "the retried job's row to be deleted", func() bool {
-		es, err := retry.NewStore(f.db).List(context.Background(), "")
+		es, err := retryguard.NewStore(f.db).List(context.Background(), "")
 		return err == nil && len(es) == 0
 	})
 }
 
 func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
 	f := setup(t)
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(3, 20*time.Millisecond), retry.WithPollInterval(10*time.Millisecond))
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, policy(3, 20*time.Millisecond), retryguard.WithPollInterval(10*time.Millisecond))
 	var mu sync.Mutex
 	fixed, done := false, 0
 	runs := 0
@@ -191,7 +193,7 @@ func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
 		return nil, nil
 	})
 	key := f.submit(t, "payload-1")
-	var d []retry.Entry
+	var d []retryguard.Entry
 	testenv.Eventually(t, 60*time.Second, "a dead letter", func() bool { d = f.dead(t); return len(d) == 1 })
 	e := d[0]
 	if e.Key != key || e.Function != f.fn || e.Attempts != 3 || string(e.Payload) != "payload-1" || len(e.Errors) != 3 {
@@ -216,7 +218,7 @@ func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
 	if d := f.dead(t); len(d) != 0 {
 		t.Fatalf("dead letters left after replay: %+v", d)
 	}
-	if _, err := g.Replay(context.Background(), e.ID); !errors.Is(err, retry.ErrNoEntry) {
+	if _, err := g.Replay(context.Background(), e.ID); !errors.Is(err, retryguard.ErrNoEntry) {
 		t.Fatalf("replay of a gone id: %v", err)
 	}
 }
@@ -224,7 +226,7 @@ func TestAlwaysFailingEndsDeadThenReplays(t *testing.T) {
 func TestPermanentErrorGoesStraightToDeadLetter(t *testing.T) {
 	f := setup(t)
 	bad := errors.New("bad payload")
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(5, 10*time.Millisecond), retry.WithPermanentErrors(bad))
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, policy(5, 10*time.Millisecond), retryguard.WithPermanentErrors(bad))
 	var mu sync.Mutex
 	runs := 0
 	f.run(t, g, func(_ context.Context, j *gearman.Job) (any, error) {
@@ -253,7 +255,7 @@ func TestPermanentErrorGoesStraightToDeadLetter(t *testing.T) {
 
 func TestTimeoutFailsTheRun(t *testing.T) {
 	f := setup(t)
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, func(string) config.RetryPolicy {
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, func(string) config.RetryPolicy {
 		return config.RetryPolicy{Attempts: 1, Timeout: 50 * time.Millisecond}
 	})
 	release := make(chan struct{})
@@ -340,7 +342,7 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 	journal := t.TempDir()
 	p := f.worker(t, "fail-once", journal)
 	f.submit(t, "must arrive")
-	store := retry.NewStore(f.db)
+	store := retryguard.NewStore(f.db)
 	testenv.Eventually(t, 60*time.Second, "the retry row", func() bool {
 		es, _ := store.List(context.Background(), "retry")
 		return len(es) == 1
@@ -372,7 +374,7 @@ func TestSIGKILLBetweenFailureAndResubmit(t *testing.T) {
 // its policy (the default) too, the guard records it, here as a dead letter.
 func TestPanicIsAFailedRun(t *testing.T) {
 	f := setup(t)
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(1, 10*time.Millisecond))
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, policy(1, 10*time.Millisecond))
 	f.run(t, g, func(context.Context, *gearman.Job) (any, error) { panic("handler blew up") })
 	f.submit(t, "boom")
 	testenv.Eventually(t, 60*time.Second, "a dead letter", func() bool { return len(f.dead(t)) == 1 })
@@ -387,12 +389,12 @@ func TestPanicIsAFailedRun(t *testing.T) {
 func TestNestedRunIsJournaledOnce(t *testing.T) {
 	f := setup(t)
 	dir := t.TempDir()
-	j, err := retry.OpenJournal(dir)
+	j, err := retryguard.OpenJournal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	g := retry.NewGuard(retry.NewStore(f.db), f.c, policy(3, 10*time.Millisecond), retry.WithJournal(j))
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), f.c, policy(3, 10*time.Millisecond), retryguard.WithJournal(j))
 	starts := func() []string {
 		var out []string
 		files, _ := os.ReadDir(dir)

@@ -1,4 +1,4 @@
-package events
+package rowmap
 
 import (
 	"encoding/base64"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rowgear/rowgear/internal/jsonstr"
 )
 
 // codec converts one field between its wire form and Go.
@@ -118,8 +120,8 @@ func sqlNullCodec(inner codec) codec {
 
 // integer returns raw if it is a JSON number without fraction or exponent.
 func integer(raw []byte) (string, error) {
-	if typeName(first(raw)) != "number" {
-		return "", fmt.Errorf("want an integer, got %s", typeName(first(raw)))
+	if jsonstr.KindName(first(raw)) != "number" {
+		return "", fmt.Errorf("want an integer, got %s", jsonstr.KindName(first(raw)))
 	}
 	s := string(raw)
 	if strings.ContainsAny(s, ".eE") {
@@ -193,12 +195,12 @@ func decBool(v reflect.Value, raw []byte) error {
 
 func decFloat(v reflect.Value, raw []byte) error {
 	s := string(raw)
-	switch typeName(first(raw)) {
+	switch jsonstr.KindName(first(raw)) {
 	case "number":
 	case "string": // DECIMAL
 		s = unquote(raw)
 	default:
-		return fmt.Errorf("want a number, got %s", typeName(first(raw)))
+		return fmt.Errorf("want a number, got %s", jsonstr.KindName(first(raw)))
 	}
 	f, err := strconv.ParseFloat(s, v.Type().Bits())
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) { // ParseFloat takes "Inf", "NaN"
@@ -209,17 +211,17 @@ func decFloat(v reflect.Value, raw []byte) error {
 }
 
 func decString(v reflect.Value, raw []byte) error {
-	switch typeName(first(raw)) {
+	switch jsonstr.KindName(first(raw)) {
 	case "string":
 		s := unquote(raw)
-		if !utf8.ValidString(s) { // Decode refuses it; a hand-made Row may not
+		if !utf8.ValidString(s) { // Decode refuses it; a hand-made row may not
 			return errors.New("invalid UTF-8")
 		}
 		v.SetString(s)
 	case "number":
 		v.SetString(string(raw))
 	default:
-		return fmt.Errorf("want a string, got %s", typeName(first(raw)))
+		return fmt.Errorf("want a string, got %s", jsonstr.KindName(first(raw)))
 	}
 	return nil
 }
@@ -229,8 +231,8 @@ func decBytes(v reflect.Value, raw []byte) error {
 		v.SetZero()
 		return nil
 	}
-	if typeName(first(raw)) != "string" {
-		return fmt.Errorf("want a base64 string, got %s", typeName(first(raw)))
+	if jsonstr.KindName(first(raw)) != "string" {
+		return fmt.Errorf("want a base64 string, got %s", jsonstr.KindName(first(raw)))
 	}
 	s := unquote(raw)
 	if strings.ContainsAny(s, "\r\n") { // StdEncoding would skip them
@@ -267,8 +269,8 @@ const (
 )
 
 func decTime(v reflect.Value, raw []byte) error {
-	if typeName(first(raw)) != "string" {
-		return fmt.Errorf("want a DATE or DATETIME string, got %s", typeName(first(raw)))
+	if jsonstr.KindName(first(raw)) != "string" {
+		return fmt.Errorf("want a DATE or DATETIME string, got %s", jsonstr.KindName(first(raw)))
 	}
 	s := unquote(raw)
 	if s == zeroDate || strings.HasPrefix(s, zeroDateTime) && strings.Trim(s[len(zeroDateTime):], ".0") == "" {
@@ -288,8 +290,8 @@ func decTime(v reflect.Value, raw []byte) error {
 }
 
 func decDuration(v reflect.Value, raw []byte) error {
-	if typeName(first(raw)) != "string" {
-		return fmt.Errorf("want a TIME string, got %s", typeName(first(raw)))
+	if jsonstr.KindName(first(raw)) != "string" {
+		return fmt.Errorf("want a TIME string, got %s", jsonstr.KindName(first(raw)))
 	}
 	d, err := parseTime(unquote(raw))
 	if err != nil {
@@ -375,7 +377,7 @@ func encString(b []byte, v reflect.Value) ([]byte, error) {
 	if !utf8.ValidString(s) {
 		return b, errors.New("invalid UTF-8")
 	}
-	return AppendString(b, s), nil
+	return jsonstr.Append(b, s), nil
 }
 
 func encBytes(b []byte, v reflect.Value) ([]byte, error) {
@@ -395,7 +397,7 @@ func encRaw(b []byte, v reflect.Value) ([]byte, error) {
 	if !json.Valid(raw) || !utf8.Valid(raw) {
 		return b, errors.New("invalid JSON or UTF-8")
 	}
-	return appendCompact(b, raw), nil
+	return jsonstr.AppendCompact(b, raw), nil
 }
 
 func encJSON(b []byte, v reflect.Value) ([]byte, error) {
@@ -410,7 +412,7 @@ func encJSON(b []byte, v reflect.Value) ([]byte, error) {
 	if !json.Valid(raw) || !utf8.Valid(raw) {
 		return b, errors.New("MarshalJSON returned invalid JSON")
 	}
-	return appendCompact(b, raw), nil
+	return jsonstr.AppendCompact(b, raw), nil
 }
 
 func timeEncoder(date bool) func([]byte, reflect.Value) ([]byte, error) {

@@ -1,4 +1,9 @@
-package events
+// Package rowmap converts between a row's column values in wire form (raw
+// JSON, as the event envelope carries them) and the db-tagged fields of a Go
+// struct: events.Row.Scan and events.RowOf are its public face; the
+// registry and the test kit read a model's columns (Columns) and key (PK)
+// here. The tag grammar and the conversions are documented there.
+package rowmap
 
 import (
 	"bytes"
@@ -15,13 +20,8 @@ import (
 // not a struct, a bad db tag, an unsupported field type.
 var ErrStruct = errors.New("events: unsupported struct")
 
-// Column is one db-tagged field of a struct, as Columns reports it.
-//
-// A field maps to a column through its `db:"name"` tag; options follow the
-// name: `db:"id,pk"` marks a primary-key column, `db:"born,date"` a DATE
-// column (RowOf writes it without a time of day). Untagged fields and
-// `db:"-"` are skipped. Fields of embedded structs count as the outer
-// struct's own.
+// Column is one db-tagged field of a struct, as Columns reports it (see
+// events.Row.Scan for the tag).
 type Column struct {
 	Name  string       // column name
 	Field string       // Go field name
@@ -134,23 +134,9 @@ func reachable(t reflect.Type, f reflect.StructField) error {
 	return nil
 }
 
-// Scan fills the struct dst points to from r: each db-tagged field whose
-// column is in r is set, other fields are left alone, columns without a
-// field are ignored. Value forms are those of the package documentation:
-//
-//   - signed and unsigned integers of any size from integer numbers, with a
-//     range check; bool from an integer (non-zero is true) or true/false
-//   - float32, float64 from numbers, or from DECIMAL strings
-//   - string from strings (DECIMAL stays exact) or from numbers (their text)
-//   - []byte from base64; time.Time from DATE and DATETIME text, as UTC
-//     (MySQL's zero date gives the zero time.Time); time.Duration from TIME
-//     text; json.RawMessage from any JSON value
-//   - other types through their json.Unmarshaler, if they have one
-//
-// NULL sets a pointer field to nil, a sql.Null* (or sql.Null[T]) field to
-// invalid, and a []byte or json.RawMessage field to nil; into any other
-// field it is an error. Errors wrap ErrValue and name the column and field.
-func (r Row) Scan(dst any) error {
+// Scan is events.Row.Scan: r's columns into the fields of the struct
+// dst points to.
+func Scan(r map[string]json.RawMessage, dst any) error {
 	v := reflect.ValueOf(dst)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return fmt.Errorf("%w: Scan needs a non-nil pointer to a struct, got %T", ErrStruct, dst)
@@ -165,7 +151,7 @@ func (r Row) Scan(dst any) error {
 		if !ok {
 			continue
 		}
-		raw = bytes.TrimSpace(raw) // only in a hand-made Row: Decode compacts
+		raw = bytes.TrimSpace(raw) // only in a hand-made row: Decode compacts
 		cd := info.codecs[i]
 		var err error
 		if isNull(raw) && !cd.null {
@@ -188,20 +174,18 @@ func (info *structInfo) valueErr(c Column, err error) error {
 	return fmt.Errorf("%w: column %q, field %v.%s (%v): %w", ErrValue, c.Name, info.typ, c.Field, c.Type, err)
 }
 
-// RowOf is the reverse of Scan: the db-tagged fields of src (a struct or a
-// pointer to one) as a Row, in the same forms. Times are written in UTC;
-// the zero time.Time as MySQL's zero date.
-func RowOf(src any) (Row, error) {
+// RowOf is events.RowOf: the reverse of Scan.
+func RowOf(src any) (map[string]json.RawMessage, error) {
 	return rowOf(src, false)
 }
 
 // PK is RowOf limited to the columns tagged pk. A struct without one is an
 // error, and so is a NULL key column.
-func PK(src any) (Row, error) {
+func PK(src any) (map[string]json.RawMessage, error) {
 	return rowOf(src, true)
 }
 
-func rowOf(src any, pkOnly bool) (Row, error) {
+func rowOf(src any, pkOnly bool) (map[string]json.RawMessage, error) {
 	v := reflect.ValueOf(src)
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
@@ -249,7 +233,7 @@ func rowOf(src any, pkOnly bool) (Row, error) {
 		ends = append(ends, len(buf))
 		cols = append(cols, i)
 	}
-	r := make(Row, n)
+	r := make(map[string]json.RawMessage, n)
 	start := 0
 	for j, i := range cols {
 		r[info.cols[i].Name] = json.RawMessage(buf[start:ends[j]:ends[j]])
