@@ -110,6 +110,7 @@ type Guard struct {
 	journal   *Journal
 	log       *slog.Logger
 	interval  time.Duration
+	resend    time.Duration // a resubmitted retry's row is due again after this
 	observe   func(fn string, o Outcome)
 	stored    func(ctx context.Context, fn string, payload []byte, o Outcome, wait time.Duration)
 
@@ -121,6 +122,11 @@ type crashKey struct{ function, unique string }
 
 // journaledKey marks a context whose job the journal holds.
 type journaledKey struct{}
+
+// storedKey marks a context whose run is a stored retry's.
+type storedKey struct{}
+
+func isStored(ctx context.Context) bool { b, _ := ctx.Value(storedKey{}).(bool); return b }
 
 // Option configures a Guard.
 type Option func(*Guard)
@@ -136,6 +142,15 @@ func WithJournal(j *Journal) Option { return func(g *Guard) { g.journal = j } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(g *Guard) { g.log = l } }
+
+// DefaultResendAfter is how long a resubmitted retry's row waits for its
+// run to end before it is resubmitted again (gearmand lost the job, with
+// its memory queue): longer than a job waits in the queue and runs.
+const DefaultResendAfter = 5 * time.Minute
+
+// WithResendAfter sets how long a resubmitted retry waits for its run to
+// end before it is resubmitted again (default DefaultResendAfter).
+func WithResendAfter(d time.Duration) Option { return func(g *Guard) { g.resend = d } }
 
 // WithPollInterval sets how often Run looks for due retries (default 250ms).
 func WithPollInterval(d time.Duration) Option { return func(g *Guard) { g.interval = d } }
@@ -173,7 +188,7 @@ func (g *Guard) observed(fn string, o Outcome) {
 // with policy giving each function's retry policy (config.Config.RetryFor).
 func NewGuard(store *Store, client *gearman.Client, policy func(fn string) config.RetryPolicy, opts ...Option) *Guard {
 	g := &Guard{store: store, client: client, policy: policy, log: slog.Default(),
-		interval: 250 * time.Millisecond, crashes: map[crashKey]int{}}
+		interval: 250 * time.Millisecond, resend: DefaultResendAfter, crashes: map[crashKey]int{}}
 	for _, o := range opts {
 		o(g)
 	}
@@ -229,6 +244,10 @@ func (g *Guard) Middleware(next gearman.Handler) gearman.Handler {
 func (g *Guard) Wrap(fn string, h gearman.Handler) gearman.Handler {
 	return func(ctx context.Context, job *gearman.Job) (any, error) {
 		hdr, payload, herr := decode(job.Workload)
+		// A run with a header is a stored retry's (resubmitted, or a
+		// replay): its row stays until the run has ended.
+		stored := herr == nil && hdr.Key != ""
+		ctx = context.WithValue(ctx, storedKey{}, stored)
 		if hdr.Key == "" {
 			hdr.Key = job.Unique
 			if hdr.Key == "" {
@@ -264,6 +283,12 @@ func (g *Guard) Wrap(fn string, h gearman.Handler) gearman.Handler {
 		out, err := g.call(ctx, h, job, payload, pol)
 		if err != nil {
 			err = g.fail(ctx, fn, hdr, payload, pol, err)
+		} else if stored {
+			if serr := g.store.Settle(context.WithoutCancel(ctx), fn, hdr.Key); serr != nil {
+				// The row stays: its job runs again at its resend time
+				// (at least once).
+				g.log.Warn("cannot delete a retry that succeeded; it will run again", "function", fn, "key", hdr.Key, "err", serr)
+			}
 		}
 		if journaled { // the run ended, answered or left to gearmand
 			g.journal.End(seq)
@@ -357,7 +382,7 @@ func (g *Guard) fail(ctx context.Context, fn string, hdr header, payload []byte,
 	wait := backoff(pol, hdr.Attempt)
 	next := hdr
 	next.Attempt++
-	if err := g.store.Schedule(context.WithoutCancel(ctx), fn, next, payload, wait); err != nil {
+	if err := g.store.Schedule(context.WithoutCancel(ctx), fn, next, payload, wait, isStored(ctx)); err != nil {
 		g.log.Error("cannot schedule the retry; leaving the job to gearmand", "function", fn, "key", hdr.Key, "err", err)
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
@@ -372,7 +397,7 @@ func (g *Guard) fail(ctx context.Context, fn string, hdr header, payload []byte,
 
 // dead writes the dead letter (hdr carries the whole history).
 func (g *Guard) dead(ctx context.Context, fn string, hdr header, payload []byte, cause error) error {
-	if err := g.store.Dead(context.WithoutCancel(ctx), fn, hdr, payload); err != nil {
+	if err := g.store.Dead(context.WithoutCancel(ctx), fn, hdr, payload, isStored(ctx)); err != nil {
 		g.log.Error("cannot write the dead letter; leaving the job to gearmand", "function", fn, "key", hdr.Key, "err", err)
 		return fmt.Errorf("%w: %w", gearman.ErrRequeue, err)
 	}
@@ -414,7 +439,7 @@ func (g *Guard) Run(ctx context.Context) error {
 func (g *Guard) ResubmitDue(ctx context.Context) (int, error) {
 	// The transaction outlives a stop, so the rows of jobs gearmand already
 	// took are deleted even when ctx ends mid-batch.
-	return g.store.takeDue(context.WithoutCancel(ctx), 100, func(e Entry) error {
+	return g.store.takeDue(context.WithoutCancel(ctx), 100, g.resend, func(e Entry) error {
 		h := header{Key: e.Key, Attempt: e.Attempts, Errors: e.Errors}
 		_, err := g.client.Background(ctx, e.Function, encode(h, e.Payload), gearman.Normal,
 			gearman.Unique(retryKey(e.Key, e.Attempts)))
@@ -448,7 +473,7 @@ func (g *Guard) ReplayProgress(ctx context.Context, w io.Writer, ids ...int64) (
 }
 
 func (g *Guard) replay(ctx context.Context, r *progress.Reporter, ids []int64) (int, error) {
-	return g.store.takeDead(ctx, ids, func(e Entry) error {
+	return g.store.takeDead(ctx, ids, g.resend, func(e Entry) error {
 		h := header{Key: e.Key, Attempt: 1, Errors: e.Errors}
 		_, err := g.client.Background(ctx, e.Function, encode(h, e.Payload), gearman.Normal,
 			gearman.Unique(retryKey(e.Key, 100+len(e.Errors))))

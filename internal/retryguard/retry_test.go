@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -422,4 +423,58 @@ func TestNestedRunIsJournaledOnce(t *testing.T) {
 	if len(during) != 1 || !strings.Contains(during[0], "app.Item.batch\tbatch-1") {
 		t.Fatalf("journal starts while the inner run ran: %q, want the batch's alone", during)
 	}
+}
+
+// TestRetryLostWithGearmandIsSentAgain: a retry's job that gearmand lost
+// (its memory queue, SIGKILLed while the job waited for a worker) is
+// resubmitted from its row once its resend time has passed, and runs; the
+// row goes once that run has succeeded.
+func TestRetryLostWithGearmandIsSentAgain(t *testing.T) {
+	f := setup(t)
+	gm := testenv.StartGearmand(t)
+	f.addr = gm.Addr
+	c := gearman.NewClient([]string{gm.Addr})
+	defer c.Close()
+	f.c = c
+	g := retryguard.NewGuard(retryguard.NewStore(f.db), c, policy(5, 100*time.Millisecond),
+		retryguard.WithPollInterval(20*time.Millisecond), retryguard.WithResendAfter(2*time.Second))
+	var runs atomic.Int64
+	h := g.Wrap(f.fn, func(context.Context, *gearman.Job) (any, error) {
+		if runs.Add(1) == 1 {
+			return nil, errors.New("first run fails")
+		}
+		return nil, nil
+	})
+	work := func() (stop func()) {
+		w := gearman.NewWorker([]string{gm.Addr})
+		w.Register(f.fn, h)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		return func() { cancel(); <-done }
+	}
+	gctx, stopGuard := context.WithCancel(context.Background())
+	guardDone := make(chan struct{})
+	go func() { defer close(guardDone); g.Run(gctx) }()
+	defer func() { stopGuard(); <-guardDone }()
+
+	stopWorker := work()
+	f.submit(t, "the job")
+	testenv.Eventually(t, time.Minute, "the first run to fail", func() bool { return runs.Load() == 1 })
+	stopWorker()
+	// The guard resubmits the retry to gearmand, where no worker takes it:
+	// its row is then due again only after the resend time.
+	testenv.Eventually(t, time.Minute, "the retry resubmitted", func() bool {
+		var n int
+		f.db.QueryRow("SELECT COUNT(*) FROM rowgear_failed_jobs WHERE state = 'retry' AND due_at > NOW(6) + INTERVAL 1 SECOND").Scan(&n)
+		return n == 1
+	})
+	gm.Kill() // the memory queue goes, and the resubmitted job with it
+	gm.Start()
+	defer work()()
+	testenv.Eventually(t, time.Minute, "the retry to run again from its row", func() bool { return runs.Load() == 2 })
+	testenv.Eventually(t, time.Minute, "the row deleted after its run succeeded", func() bool {
+		es, err := retryguard.NewStore(f.db).List(context.Background(), "")
+		return err == nil && len(es) == 0
+	})
 }

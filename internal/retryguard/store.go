@@ -43,29 +43,60 @@ func (e Entry) LastError() string {
 	return e.Errors[len(e.Errors)-1].Error
 }
 
-func (s *Store) insert(ctx context.Context, state, fn string, h header, payload []byte, wait time.Duration) error {
+// insert stores a retry or a dead letter. When the failed run was itself
+// a stored retry (resubmitted, or a replay), replace deletes that retry's
+// row in the same transaction: the row stays until its run has ended, so a
+// gearmand that lost the resubmitted job loses nothing (ResubmitDue sends
+// it again once its resend time passed).
+func (s *Store) insert(ctx context.Context, state, fn string, h header, payload []byte, wait time.Duration, replace bool) error {
 	errs, err := json.Marshal(h.Errors)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO rowgear_failed_jobs
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
+	}
+	defer tx.Rollback()
+	if replace {
+		if _, err := tx.ExecContext(ctx, settleSQL, fn, h.Key); err != nil {
+			return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO rowgear_failed_jobs
 		(state, function, job_key, attempts, errors, payload, due_at)
 		VALUES (?, ?, ?, ?, ?, ?, NOW(6) + INTERVAL ? MICROSECOND)`,
 		state, fn, h.Key, h.Attempt, errs, payload, wait.Microseconds())
 	if err != nil {
 		return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
+	}
 	return nil
 }
 
-// Schedule stores a retry due after wait; h.Attempt is the next run's number.
-func (s *Store) Schedule(ctx context.Context, fn string, h header, payload []byte, wait time.Duration) error {
-	return s.insert(ctx, "retry", fn, h, payload, wait)
+const settleSQL = "DELETE FROM rowgear_failed_jobs WHERE state = 'retry' AND function = ? AND job_key = ?"
+
+// Settle deletes the stored retry of fn's job key, once its run has
+// succeeded.
+func (s *Store) Settle(ctx context.Context, fn, key string) error {
+	if _, err := s.db.ExecContext(ctx, settleSQL, fn, key); err != nil {
+		return fmt.Errorf("retry: settle %s %s: %w", fn, key, err)
+	}
+	return nil
 }
 
-// Dead stores a dead letter; h.Attempt is the number of runs made.
-func (s *Store) Dead(ctx context.Context, fn string, h header, payload []byte) error {
-	return s.insert(ctx, "dead", fn, h, payload, 0)
+// Schedule stores a retry due after wait; h.Attempt is the next run's
+// number; replace: see insert.
+func (s *Store) Schedule(ctx context.Context, fn string, h header, payload []byte, wait time.Duration, replace bool) error {
+	return s.insert(ctx, "retry", fn, h, payload, wait, replace)
+}
+
+// Dead stores a dead letter; h.Attempt is the number of runs made;
+// replace: see insert.
+func (s *Store) Dead(ctx context.Context, fn string, h header, payload []byte, replace bool) error {
+	return s.insert(ctx, "dead", fn, h, payload, 0, replace)
 }
 
 // Quarantine stores a dead letter for an event that never ran: one its
@@ -73,7 +104,7 @@ func (s *Store) Dead(ctx context.Context, fn string, h header, payload []byte) e
 // reason as its only error and no attempts.
 func (s *Store) Quarantine(ctx context.Context, fn, key, reason string, payload []byte) error {
 	h := header{Key: key, Errors: []Failure{{At: time.Now().UTC(), Error: reason}}}
-	return s.insert(ctx, "dead", fn, h, payload, 0)
+	return s.insert(ctx, "dead", fn, h, payload, 0, false)
 }
 
 const entryCols = "id, state, function, job_key, attempts, errors, payload, due_at, created_at, updated_at"
@@ -120,8 +151,10 @@ func (s *Store) List(ctx context.Context, state string) ([]Entry, error) {
 }
 
 // take locks up to limit rows matching where, hands each to submit, and
-// deletes those submit acknowledged, all in one transaction: a row is gone
-// only once its job is in gearmand. SKIP LOCKED lets several workers share
+// makes each row submit acknowledged a retry due again after resend, all in
+// one transaction: a row stays until its job's run has ended (the run
+// settles it, see insert and Settle), and comes due again if gearmand lost
+// the job. SKIP LOCKED lets several workers share
 // the table. READ COMMITTED: the scan locks the rows it takes and no
 // neighbours (REPEATABLE READ's next-key lock on the first row past the
 // retries would make a concurrent `dead retry` skip a dead letter).
@@ -130,11 +163,11 @@ func (s *Store) List(ctx context.Context, state string) ([]Entry, error) {
 // worker's scan of the retries may hold one for a moment (READ COMMITTED
 // locks a scanned row before it checks the WHERE), and a replay by id
 // must not report it missing.
-func (s *Store) take(ctx context.Context, where string, args []any, limit int, submit func(Entry) error) (int, error) {
-	return s.takeLocked(ctx, where, args, limit, " SKIP LOCKED", submit)
+func (s *Store) take(ctx context.Context, where string, args []any, limit int, resend time.Duration, submit func(Entry) error) (int, error) {
+	return s.takeLocked(ctx, where, args, limit, " SKIP LOCKED", resend, submit)
 }
 
-func (s *Store) takeLocked(ctx context.Context, where string, args []any, limit int, skip string, submit func(Entry) error) (int, error) {
+func (s *Store) takeLocked(ctx context.Context, where string, args []any, limit int, skip string, resend time.Duration, submit func(Entry) error) (int, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, fmt.Errorf("retry: %w", err)
@@ -164,8 +197,12 @@ func (s *Store) takeLocked(ctx context.Context, where string, args []any, limit 
 		if subErr = submit(e); subErr != nil {
 			break
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM rowgear_failed_jobs WHERE id = ?", e.ID); err != nil {
-			return 0, fmt.Errorf("retry: delete %d: %w", e.ID, err)
+		// A replayed dead letter becomes a retry of attempt 1 (its run's
+		// header says so), its history kept.
+		if _, err := tx.ExecContext(ctx, "UPDATE rowgear_failed_jobs SET state = 'retry', "+
+			"attempts = IF(state = 'dead', 1, attempts), due_at = NOW(6) + INTERVAL ? MICROSECOND WHERE id = ?",
+			resend.Microseconds(), e.ID); err != nil {
+			return 0, fmt.Errorf("retry: resend time of %d: %w", e.ID, err)
 		}
 		n++
 	}
@@ -175,14 +212,14 @@ func (s *Store) takeLocked(ctx context.Context, where string, args []any, limit 
 	return n, subErr
 }
 
-func (s *Store) takeDue(ctx context.Context, limit int, submit func(Entry) error) (int, error) {
-	return s.take(ctx, "state = 'retry' AND due_at <= NOW(6)", nil, limit, submit)
+func (s *Store) takeDue(ctx context.Context, limit int, resend time.Duration, submit func(Entry) error) (int, error) {
+	return s.take(ctx, "state = 'retry' AND due_at <= NOW(6)", nil, limit, resend, submit)
 }
 
 // ErrNoEntry: a dead letter named by id does not exist.
 var ErrNoEntry = errors.New("retry: no such dead letter")
 
-func (s *Store) takeDead(ctx context.Context, ids []int64, submit func(Entry) error) (int, error) {
+func (s *Store) takeDead(ctx context.Context, ids []int64, resend time.Duration, submit func(Entry) error) (int, error) {
 	if len(ids) == 0 {
 		// The dead letters there now: a replayed job that fails again while
 		// this runs gets a row of its own, with a higher id, which is left
@@ -193,7 +230,7 @@ func (s *Store) takeDead(ctx context.Context, ids []int64, submit func(Entry) er
 		}
 		total := 0
 		for {
-			n, err := s.take(ctx, "state = 'dead' AND id <= ?", []any{last}, 100, submit)
+			n, err := s.take(ctx, "state = 'dead' AND id <= ?", []any{last}, 100, resend, submit)
 			total += n
 			if err != nil || n == 0 {
 				return total, err
@@ -205,7 +242,7 @@ func (s *Store) takeDead(ctx context.Context, ids []int64, submit func(Entry) er
 		args[i] = id
 	}
 	where := "state = 'dead' AND id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
-	n, err := s.takeLocked(ctx, where, args, len(ids), "", submit)
+	n, err := s.takeLocked(ctx, where, args, len(ids), "", resend, submit)
 	if err == nil && n < len(ids) {
 		err = fmt.Errorf("%w: %d of the %d ids asked for", ErrNoEntry, len(ids)-n, len(ids))
 	}
