@@ -340,7 +340,8 @@ type Stats struct {
 // Stats returns counters of the current Run.
 func (b *Bridge) Stats() Stats {
 	if b.subs == nil || b.tracker == nil {
-		return Stats{}
+		// Starting: what start-up found is known before the stream runs.
+		return Stats{Keyless: b.keyless}
 	}
 	p, _, _ := b.tracker.advance()
 	return Stats{Published: b.subs.published.Load(), Handled: b.subs.handled.Load(), Failed: b.subs.failed.Load(),
