@@ -59,7 +59,7 @@ func (s *Store) insert(ctx context.Context, state, fn string, h header, payload 
 	}
 	defer tx.Rollback()
 	if replace {
-		if _, err := tx.ExecContext(ctx, settleSQL, fn, h.Key); err != nil {
+		if err := settle(ctx, tx, fn, h.Key); err != nil {
 			return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
 		}
 	}
@@ -76,15 +76,56 @@ func (s *Store) insert(ctx context.Context, state, fn string, h header, payload 
 	return nil
 }
 
-const settleSQL = "DELETE FROM rowgear_failed_jobs WHERE state = 'retry' AND function = ? AND job_key = ?"
+type execQuerier interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
 
-// Settle deletes the stored retry of fn's job key, once its run has
-// succeeded.
-func (s *Store) Settle(ctx context.Context, fn, key string) error {
-	if _, err := s.db.ExecContext(ctx, settleSQL, fn, key); err != nil {
-		return fmt.Errorf("retry: settle %s %s: %w", fn, key, err)
+// settle deletes the stored retries of fn's job key: found without a lock,
+// then deleted by primary key, one by one, so that it locks those rows
+// only (a DELETE by function and key scans and locks its way through the
+// table, and deadlocked with the other workers' claims).
+func settle(ctx context.Context, db execQuerier, fn, key string) error {
+	rows, err := db.QueryContext(ctx, "SELECT id FROM rowgear_failed_jobs WHERE state = 'retry' AND function = ? AND job_key = ?", fn, key)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := db.ExecContext(ctx, "DELETE FROM rowgear_failed_jobs WHERE id = ? AND state = 'retry'", id); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// Settle deletes the stored retry of fn's job key, once its run has
+// succeeded. A deadlock (InnoDB chose this statement) is tried again.
+func (s *Store) Settle(ctx context.Context, fn, key string) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = settle(ctx, s.db, fn, key); err == nil {
+			return nil
+		}
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 1213 {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return fmt.Errorf("retry: settle %s %s: %w", fn, key, err)
 }
 
 // Schedule stores a retry due after wait; h.Attempt is the next run's
