@@ -173,7 +173,7 @@ func (w *Worker) newRelay() error {
 	gc := gearman.NewClient(w.servers, gearman.WithClientLogger(w.log))
 	w.closers = append(w.closers, gc.Close)
 	var err error
-	w.relay, err = outbox.New(w.db, gc, outbox.Options{Tables: tables, ResendAfter: w.cfg.Triggers.ResendAfter,
+	w.relay, err = outbox.New(w.db, gc, outbox.Options{Tables: tables, Namespace: w.cfg.Namespace, ResendAfter: w.cfg.Triggers.ResendAfter,
 		Poll: w.cfg.Triggers.Poll, Concurrency: w.s.concurrency, GroupBy: w.cfg.Triggers.Batch, Logger: w.log})
 	return err
 }

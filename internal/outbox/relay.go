@@ -72,6 +72,10 @@ type Options struct {
 	// Tables are the gate tables to relay, qualified when not in the
 	// connection's database; default: sqlschema.GateTable.
 	Tables []string
+	// Namespace limits the relay to the events of this namespace's
+	// functions: applications that share a database but not their gearmand
+	// each relay their own. Empty: every row.
+	Namespace string
 	// ResendAfter is how long a published row waits for its handler before
 	// it is sent again; default 30 s. Longer than the worst queue wait you
 	// expect, or rows are sent twice (harmless, but work).
@@ -225,8 +229,14 @@ func (r *Relay) claim(ctx context.Context, t string) ([]row, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
+	where, args := "relay_after <= NOW(6)", []any{}
+	if r.o.Namespace != "" {
+		p := r.o.Namespace + "."
+		where += " AND LEFT(fn, ?) = ?"
+		args = append(args, len(p), p)
+	}
 	rs, err := tx.QueryContext(ctx, "SELECT id, fn, payload FROM "+t+
-		" WHERE relay_after <= NOW(6) ORDER BY relay_after, id LIMIT ? FOR UPDATE SKIP LOCKED", r.o.Batch)
+		" WHERE "+where+" ORDER BY relay_after, id LIMIT ? FOR UPDATE SKIP LOCKED", append(args, r.o.Batch)...)
 	if err != nil {
 		return nil, err
 	}
