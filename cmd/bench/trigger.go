@@ -14,6 +14,7 @@ import (
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/internal/benchutil"
+	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/triggers"
 )
@@ -74,8 +75,9 @@ func (b *bench) installTriggerGate(ctx context.Context, ns, table, addr string, 
 
 // installOutboxTrigger installs the generated outbox AFTER UPDATE trigger
 // of the Item model on table: it writes the event row and rings the
-// doorbell (rowgear_ring, to the UDF's global list: it never waits).
-func (b *bench) installOutboxTrigger(ctx context.Context, ns, table string) error {
+// doorbell (rowgear_ring, which never waits) on gearmand addr, through the
+// UDF's per-call server argument (empty: the UDF's global list).
+func (b *bench) installOutboxTrigger(ctx context.Context, ns, table, addr string) error {
 	t, err := sqlschema.LoadTable(ctx, b.db, b.dbName, table)
 	if err != nil {
 		return err
@@ -86,10 +88,18 @@ func (b *bench) installOutboxTrigger(ctx context.Context, ns, table string) erro
 		return err
 	}
 	for _, tr := range trs {
+		ddl := tr.Create
+		if addr != "" {
+			ring := "rowgear_ring('" + outbox.Doorbell(ns) + "')"
+			if !strings.Contains(ddl, ring) {
+				return fmt.Errorf("trigger %s: cannot find the doorbell to point at %s", tr.Name, addr)
+			}
+			ddl = strings.ReplaceAll(ddl, ring, "rowgear_ring('"+outbox.Doorbell(ns)+"', '"+addr+"')")
+		}
 		if _, err := b.db.ExecContext(ctx, tr.Drop); err != nil {
 			return err
 		}
-		if _, err := b.db.ExecContext(ctx, tr.Create); err != nil {
+		if _, err := b.db.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("%s: %w", tr.Name, err)
 		}
 	}
@@ -138,6 +148,9 @@ func (b *bench) triggerPath(ctx context.Context) error {
 	return b.outboxEndToEnd(ctx, sec, nrows)
 }
 
+// outboxBatch is the relay's triggers.batch in outboxEndToEnd.
+const outboxBatch = 100
+
 // outboxEndToEnd: the default trigger path end to end. 4 writers update
 // distinct rows of a table with the generated outbox trigger; a
 // rowgear.Worker (4 jobs at once, its relay sending batches of up to 100
@@ -150,13 +163,13 @@ func (b *bench) outboxEndToEnd(ctx context.Context, sec string, nrows int) error
 	}
 	defer b.stopGearmand(g)
 	const ns = "bench_outbox_e2e"
-	if err := b.installOutboxTrigger(ctx, ns, "items_outbox"); err != nil {
+	if err := b.installOutboxTrigger(ctx, ns, "items_outbox", g.Addr); err != nil {
 		return err
 	}
 	// The UPDATE cost's rows of the same table (another namespace, no
 	// worker) stay out of the way: the relay takes its namespace's only.
 	cfg := b.modelConfig(ns, g.Addr, "items_outbox", "trigger")
-	cfg.Triggers = config.Triggers{Mode: "outbox", Batch: 100, Poll: 100 * time.Millisecond}
+	cfg.Triggers = config.Triggers{Mode: "outbox", Batch: outboxBatch, Poll: 100 * time.Millisecond}
 	stopLatency, err := b.measureLatency(ctx)
 	if err != nil {
 		return err
@@ -193,7 +206,7 @@ func (b *bench) outboxEndToEnd(ctx context.Context, sec string, nrows int) error
 	})
 	el := time.Since(start)
 	got := r.n.Load()
-	f := b.add(sec, "end to end: outbox trigger → relay → gearmand → rowgear.Worker (batches of 100, ordered)", float64(n)/el.Seconds(), "events/s").
+	f := b.add(sec, fmt.Sprintf("end to end: outbox trigger → relay → gearmand → rowgear.Worker (batches of %d, ordered)", outboxBatch), float64(n)/el.Seconds(), "events/s").
 		vs("UPDATEs/s committed", float64(n)/writeDur.Seconds())
 	if !ok {
 		f.note(fmt.Sprintf("the outbox did not empty within 2 min of %d events", n))
@@ -270,7 +283,7 @@ func (b *bench) installVariantTriggers(ctx context.Context, ns, addr string) err
 	if err := b.installTrigger(ctx, ns, "items_json", ""); err != nil {
 		return err
 	}
-	if err := b.installOutboxTrigger(ctx, ns, "items_outbox"); err != nil {
+	if err := b.installOutboxTrigger(ctx, ns, "items_outbox", addr); err != nil {
 		return err
 	}
 	return b.installTriggerGate(ctx, ns, "items_env", "", false)

@@ -82,7 +82,8 @@ type Options struct {
 	ResendAfter time.Duration
 	// Poll is how often the relay looks without a ring; default 1 s.
 	Poll time.Duration
-	// Batch is the most rows one claim takes; default 500.
+	// Batch is the most rows one claim takes; default 100 (a claim and its
+	// publishing hold back the next: smaller claims keep latency down).
 	Batch int
 	// Concurrency is how many jobs are submitted at once; default 8.
 	Concurrency int
@@ -122,7 +123,7 @@ func New(db *sql.DB, pub Publisher, o Options) (*Relay, error) {
 		o.Poll = time.Second
 	}
 	if o.Batch == 0 {
-		o.Batch = 500
+		o.Batch = 100
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
@@ -162,19 +163,21 @@ func (r *Relay) Published() (ok, failed int64) { return r.published.Load(), r.fa
 // nothing: the ring's writer may not have committed yet.
 var retryAfterRing = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond}
 
-// Run relays until ctx ends.
+// Run relays until ctx ends. While rows keep coming it drains again at
+// once; once a look finds nothing it looks again after 2, 10, 50 and
+// 250 ms (a ring comes before its writer's commit), then waits for a ring
+// or the poll.
 func (r *Relay) Run(ctx context.Context) {
 	poll := time.NewTicker(r.o.Poll)
 	defer poll.Stop()
-	var again <-chan time.Time // the next look after an empty ring
+	var again <-chan time.Time
 	step := len(retryAfterRing)
 	for {
-		rung := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.ring:
-			rung, step = true, 0
+			step = 0
 		case <-again:
 		case <-poll.C:
 		}
@@ -183,15 +186,14 @@ func (r *Relay) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			r.o.Logger.Warn("outbox relay: claiming rows failed; trying again at the next poll", "err", err)
-			continue
-		}
-		if n == 0 && (rung || step > 0) && step < len(retryAfterRing) {
+		case n > 0:
+			again, step = time.After(time.Millisecond), 0
+		case step < len(retryAfterRing):
 			again = time.After(retryAfterRing[step])
 			step++
-		} else if n > 0 {
-			step = len(retryAfterRing)
 		}
 	}
 }
