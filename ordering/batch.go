@@ -107,7 +107,9 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 	// DUPLICATE KEY UPDATE): InnoDB rolls one back before any handler ran,
 	// so it simply locks again.
 	for attempt := 1; ; attempt++ {
-		err := s.lock(ctx, tc.Conn)
+		lctx, cancel := context.WithTimeout(ctx, firstTripCap)
+		err := s.lock(lctx, tc.Conn)
+		cancel()
 		if err == nil {
 			break
 		}

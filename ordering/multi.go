@@ -106,7 +106,9 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	}
 	defer tc.close()
 	conn := tc.Conn
-	found, gr, updated, err := readFirst(ctx, conn, q, args, gated, ordered)
+	fctx, cancel := context.WithTimeout(ctx, firstTripCap)
+	found, gr, updated, err := readFirst(fctx, conn, q, args, gated, ordered)
+	cancel()
 	if gone := gateGone(ev, job, err); gated && gone != nil {
 		return nil, gone
 	}
@@ -159,6 +161,13 @@ func (c *txConn) close() {
 	}
 	c.Conn.Close()
 }
+
+// firstTripCap bounds the first round trip of an event or a batch. The
+// server ends its own waits (innodb_lock_wait_timeout, 50 s by default);
+// this ends the client's: a worker once sat 4 minutes reading the results
+// of a multi-statement whose later statement had failed, its slot lost.
+// The context's end closes the connection, and the event is retried.
+const firstTripCap = 2 * time.Minute
 
 // readFirst sends runMulti's first round trip and reads its answers: the
 // gate row (found false when there is none) and whether the UPDATE
