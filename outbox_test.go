@@ -251,28 +251,7 @@ func outboxChanges(def int) int {
 // row's latest committed change reaches its handler, in commit order per
 // row; what gearmand lost is sent again from the outbox.
 func TestOutboxSurvivesGearmandKill(t *testing.T) {
-	e := newOutboxEnv(t)
-	e.work()
-	total := outboxChanges(4000)
-	var done atomic.Int64
-	wg := e.writers(total/4, &done)
-	testenv.Eventually(t, 5*time.Minute, "a third of the changes written", func() bool { return done.Load() >= int64(total/3) })
-	e.gm.Kill()
-	atKill, killed := done.Load(), time.Now()
-	// Down for 10 s, and at least a sixth of the writes (the issue's
-	// scenario; on a loaded machine 10 s may see few writes).
-	testenv.Eventually(t, 5*time.Minute, "writes going on with gearmand dead", func() bool {
-		return done.Load() >= atKill+int64(total/6) && time.Since(killed) >= 10*time.Second
-	})
-	atStart := done.Load()
-	e.gm.Start()
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	e.awaitAll(3 * time.Minute)
-	t.Logf("%d changes of %d rows; gearmand killed after %d, started again after %d (%s later); %d handler runs",
-		done.Load(), len(e.latest()), atKill, atStart, time.Since(killed).Round(time.Second), e.seen.all.Load())
+	newOutboxEnv(t).killGearmandUnderWriters(t)
 }
 
 // TestOutboxBatchesSurviveGearmandKill is TestOutboxSurvivesGearmandKill
@@ -280,20 +259,9 @@ func TestOutboxSurvivesGearmandKill(t *testing.T) {
 // a batch's events in one transaction, their gate rows included.
 func TestOutboxBatchesSurviveGearmandKill(t *testing.T) {
 	e := newOutboxEnvWith(t, "batch: 50")
-	e.work()
-	total := outboxChanges(4000)
-	var done atomic.Int64
-	wg := e.writers(total/4, &done)
-	testenv.Eventually(t, 5*time.Minute, "a third of the changes written", func() bool { return done.Load() >= int64(total/3) })
-	e.gm.Kill()
-	atKill := done.Load()
-	testenv.Eventually(t, 5*time.Minute, "writes going on with gearmand dead", func() bool { return done.Load() >= atKill+int64(total/6) })
-	e.gm.Start()
-	wg.Wait()
-	if t.Failed() {
+	if !e.killGearmandUnderWriters(t) {
 		return
 	}
-	e.awaitAll(3 * time.Minute)
 	st, err := testenv.Status(context.Background(), e.gm.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -307,6 +275,34 @@ func TestOutboxBatchesSurviveGearmandKill(t *testing.T) {
 	if batchFn == "" {
 		t.Errorf("no Box.batch function in gearmand after the restart: the relay sent no batch (functions: %v)", st)
 	}
+}
+
+// killGearmandUnderWriters runs a worker and 4 writers, kills gearmand
+// at a third of the changes and starts it again 10 s and a sixth of the
+// changes later (the scenario; on a loaded machine 10 s may see
+// few writes), then waits for every row's latest change (awaitAll). It
+// reports whether the writes all went through.
+func (e *outboxEnv) killGearmandUnderWriters(t *testing.T) bool {
+	e.work()
+	total := outboxChanges(4000)
+	var done atomic.Int64
+	wg := e.writers(total/4, &done)
+	testenv.Eventually(t, 5*time.Minute, "a third of the changes written", func() bool { return done.Load() >= int64(total/3) })
+	e.gm.Kill()
+	atKill, killed := done.Load(), time.Now()
+	testenv.Eventually(t, 5*time.Minute, "writes going on with gearmand dead", func() bool {
+		return done.Load() >= atKill+int64(total/6) && time.Since(killed) >= 10*time.Second
+	})
+	atStart := done.Load()
+	e.gm.Start()
+	wg.Wait()
+	if t.Failed() {
+		return false
+	}
+	e.awaitAll(3 * time.Minute)
+	t.Logf("%d changes of %d rows; gearmand killed after %d, started again after %d (%s later); %d handler runs",
+		done.Load(), len(e.latest()), atKill, atStart, time.Since(killed).Round(time.Second), e.seen.all.Load())
+	return true
 }
 
 // TestOutboxWritesWithoutGearmand: with no gearmand at all, writes go
