@@ -100,9 +100,6 @@ type Relay struct {
 	pub  Publisher
 	o    Options
 	ring chan struct{}
-
-	published atomic.Int64
-	failed    atomic.Int64
 }
 
 // New returns a relay of db's gate tables to pub.
@@ -154,10 +151,6 @@ func (r *Relay) Handler(context.Context, *gearman.Job) (any, error) {
 	r.Ring()
 	return nil, nil
 }
-
-// Published is how many jobs the relay has submitted, and how many
-// submits failed.
-func (r *Relay) Published() (ok, failed int64) { return r.published.Load(), r.failed.Load() }
 
 // retryAfterRing is when the relay looks again after a ring that found
 // nothing: the ring's writer may not have committed yet.
@@ -298,6 +291,7 @@ func Envelope(payload []byte, id uint64) ([]byte, bool) {
 type job struct {
 	fn, unique string
 	rows       []row
+	envs       [][]byte // the rows' events, as published
 }
 
 // jobs turns the claimed rows of table t into jobs, in id order: runs of
@@ -307,7 +301,7 @@ type job struct {
 func (r *Relay) jobs(t string, rows []row) []job {
 	var out []job
 	for _, x := range rows {
-		_, ok := Envelope(x.payload, x.id)
+		env, ok := Envelope(x.payload, x.id)
 		ns, model, _, err := funcname.Parse(x.fn)
 		if !ok || err != nil {
 			r.o.Logger.Error("outbox row is not an event: left for an operator", "table", t, "id", x.id, "function", x.fn)
@@ -319,13 +313,14 @@ func (r *Relay) jobs(t string, rows []row) []job {
 		if n := len(out); r.o.GroupBy > 1 && n > 0 && out[n-1].fn == events.FuncName(ns, model, events.OpBatch) &&
 			len(out[n-1].rows) < r.o.GroupBy {
 			out[n-1].rows = append(out[n-1].rows, x)
+			out[n-1].envs = append(out[n-1].envs, env)
 			continue
 		}
 		fn := x.fn
 		if r.o.GroupBy > 1 {
 			fn = events.FuncName(ns, model, events.OpBatch)
 		}
-		out = append(out, job{fn: fn, unique: unique, rows: []row{x}})
+		out = append(out, job{fn: fn, unique: unique, rows: []row{x}, envs: [][]byte{env}})
 	}
 	return out
 }
@@ -345,22 +340,16 @@ func (r *Relay) publish(ctx context.Context, t string, rows []row) int {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			envs := make([][]byte, len(j.rows))
-			for i, x := range j.rows {
-				envs[i], _ = Envelope(x.payload, x.id) // checked in jobs
-			}
-			payload, unique := envs[0], j.unique
+			payload, unique := j.envs[0], j.unique
 			if r.o.GroupBy > 1 {
-				payload, unique = eventwire.EncodeBatch(envs), fmt.Sprintf("%s+%d", unique, len(j.rows))
+				payload, unique = eventwire.EncodeBatch(j.envs), fmt.Sprintf("%s+%d", unique, len(j.rows))
 			}
 			if _, err := r.pub.Background(ctx, j.fn, payload, gearman.Normal, gearman.Unique(unique)); err != nil {
-				r.failed.Add(int64(len(j.rows)))
 				mu.Lock()
 				failed = append(failed, j.rows...)
 				mu.Unlock()
 				return
 			}
-			r.published.Add(int64(len(j.rows)))
 			sent.Add(int64(len(j.rows)))
 		})
 	}
