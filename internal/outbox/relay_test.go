@@ -18,7 +18,6 @@ func TestMain(m *testing.M) { testenv.RunWithoutLeaks(m, nil) }
 type published struct {
 	mu   sync.Mutex
 	fns  []string
-	seen map[string]bool
 }
 
 func (p *published) Background(_ context.Context, fn string, _ any, _ gearman.Priority, _ ...gearman.SubmitOption) (string, error) {
