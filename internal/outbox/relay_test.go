@@ -16,8 +16,8 @@ func TestMain(m *testing.M) { testenv.RunWithoutLeaks(m, nil) }
 
 // published records what the relay submits.
 type published struct {
-	mu   sync.Mutex
-	fns  []string
+	mu  sync.Mutex
+	fns []string
 }
 
 func (p *published) Background(_ context.Context, fn string, _ any, _ gearman.Priority, _ ...gearman.SubmitOption) (string, error) {
