@@ -10,7 +10,7 @@
 //	cfg, err := config.Load("config/gearman.yml", "prod")
 //	…
 //	w, err := rowgear.NewWorker(ctx, cfg, reg, rowgear.WithSet("example2"), rowgear.WithLogger(log))
-//	if err != nil { … } // a bad option, set or DSN; ErrNotMigrated; dispatch.ErrConfig
+//	if err != nil { … } // a bad option, set or DSN; ErrNotMigrated; dispatch.ErrMismatch
 //	go func() { errc <- w.Run(ctx) }() // until ctx ends or Shutdown
 //	…
 //	err = w.Shutdown(shutdownCtx) // stop taking jobs, let the running ones finish
@@ -18,11 +18,11 @@
 // # What NewWorker checks
 //
 // Before a job arrives: the options; that the set exists in gearman.yml
-// (dispatch.ErrUnknownSet); the gearman connection name; the database
+// (config.ErrUnknownSet); the gearman connection name; the database
 // (database.dsn, WithDSN or WithDB; pinged), which every set but a plain
 // worker: set needs; that rowgear's migrations ran (ErrNotMigrated: run
 // `migrate up`, or migrations.Up); that gearman.yml and the registrations
-// agree (dispatch.ErrConfig: a model without a Go type, an event without a
+// agree (dispatch.ErrMismatch: a model without a Go type, an event without a
 // handler, a job nobody registered).
 //
 // # The middleware, from the outermost

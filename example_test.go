@@ -46,7 +46,7 @@ all:
 	fmt.Println(w.Shutdown(ctx))
 
 	_, err = rowgear.NewWorker(ctx, cfg, reg, rowgear.WithSet("example2"))
-	fmt.Println(errors.Is(err, dispatch.ErrUnknownSet))
+	fmt.Println(errors.Is(err, config.ErrUnknownSet))
 	// Output:
 	// [reverse]
 	// <nil>

@@ -68,7 +68,7 @@ type Worker struct {
 // It checks what can be checked before a job arrives: the options, the set,
 // the gearman connection's name, the database (pinged), rowgear's
 // migrations (ErrNotMigrated), and that gearman.yml and the registrations
-// agree (dispatch.ErrConfig). It wraps the application's middleware (the
+// agree (dispatch.ErrMismatch). It wraps the application's middleware (the
 // registry's own, then WithMiddleware) in rowgear's: from the outermost,
 // the observation (metrics, commit → handler latency), the retry guard
 // (retries, dead letters, crash journal), the ordering (commit gate, per-row

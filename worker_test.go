@@ -406,7 +406,7 @@ func TestNewWorkerChecks(t *testing.T) {
 		want string
 	}{
 		{"bad option", e.cfg, []rowgear.WorkerOption{rowgear.WithConcurrency(0)}, nil, "WithConcurrency(0): want 1 or more"},
-		{"unknown set", e.cfg, []rowgear.WorkerOption{rowgear.WithSet("nosuch")}, dispatch.ErrUnknownSet, `WithSet("nosuch")`},
+		{"unknown set", e.cfg, []rowgear.WorkerOption{rowgear.WithSet("nosuch")}, config.ErrUnknownSet, `WithSet("nosuch")`},
 		{"unknown server", e.cfg, []rowgear.WorkerOption{rowgear.WithServer("other")}, nil, "other"},
 		{"not migrated", e.cfg, nil, rowgear.ErrNotMigrated, "pending"},
 		{"bad dsn", e.cfg, []rowgear.WorkerOption{rowgear.WithDSN(strings.Replace(e.dsn, "root@", "root:wrong@", 1))}, nil, "Access denied"},
@@ -420,7 +420,7 @@ func TestNewWorkerChecks(t *testing.T) {
 	if _, err := migrations.Up(ctx, e.db, migrations.Rowgear().WithoutUDF()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rowgear.NewWorker(ctx, e.cfg, dispatch.NewRegistry(), rowgear.WithSet("notes")); !errors.Is(err, dispatch.ErrConfig) {
+	if _, err := rowgear.NewWorker(ctx, e.cfg, dispatch.NewRegistry(), rowgear.WithSet("notes")); !errors.Is(err, dispatch.ErrMismatch) {
 		t.Errorf("empty registry: %v", err)
 	}
 	// The application's own pool: used, not closed.

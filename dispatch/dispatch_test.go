@@ -435,12 +435,12 @@ func TestMountRefusesDisagreement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrConfig) || !strings.Contains(err.Error(), "TriggerDelete") {
+	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrMismatch) || !strings.Contains(err.Error(), "TriggerDelete") {
 		t.Fatalf("missing handler: %v", err)
 	}
 	// A handler for an event the config does not emit: refused.
 	cfg, _ = config.Parse("x.yml", []byte("all:\n  models:\n    Article: {table: articles, events: [update]}\n"), "")
-	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrConfig) || !strings.Contains(err.Error(), "TriggerInsert") {
+	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrMismatch) || !strings.Contains(err.Error(), "TriggerInsert") {
 		t.Fatalf("extra handler: %v", err)
 	}
 }

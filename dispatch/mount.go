@@ -22,10 +22,6 @@ type Worker interface {
 	Register(fn string, h gearman.Handler)
 }
 
-// ErrUnknownSet: --config names a set that gearman.yml does not define. It
-// is config.ErrUnknownSet, so errors.Is matches either name.
-var ErrUnknownSet = config.ErrUnknownSet
-
 // Mount registers on w the gearman functions of worker set `set` of cfg and
 // returns their names, sorted, each handler wrapped in the middleware of
 // Use. A `worker:` set mounts plain functions; a
@@ -35,7 +31,7 @@ var ErrUnknownSet = config.ErrUnknownSet
 // <Model>.snapshot when its type has TriggerSnapshot (or <Model>.insert
 // when models.<Model>.snapshot is insert); a model whose events it mounts
 // also gets <Model>.batch, binlogbridge's jobs of several of its events
-// (see package bridge, Batches). It refuses (ErrConfig) when the
+// (see package bridge, Batches). It refuses (ErrMismatch) when the
 // config and the registrations disagree: a model with no Go type, an event
 // the config emits that has no handler or a handler for an event it does
 // not emit, a job nobody registered, snapshot: insert without
@@ -138,7 +134,7 @@ func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, err
 			h, ok := r.funcs[ref.Name()]
 			if !ok {
 				return nil, fmt.Errorf("%w: %s: worker set %s: function %s wants handler %s, which is not registered (registered: %s)",
-					ErrConfig, cfg.WorkerAt(set, fn), set, fn, ref.Name(), strings.Join(r.funcNames(), ", "))
+					ErrMismatch, cfg.WorkerAt(set, fn), set, fn, ref.Name(), strings.Join(r.funcNames(), ", "))
 			}
 			plan[fn+cfg.FunctionSuffix] = binding{plain: h}
 		}
@@ -150,7 +146,7 @@ func (r *Registry) plan(cfg *config.Config, set string) (map[string]binding, err
 	}
 	sel, err := cfg.DBWorkerSet(set)
 	if err != nil {
-		return nil, err // wraps ErrUnknownSet
+		return nil, err // wraps config.ErrUnknownSet
 	}
 	for name, mj := range sel {
 		if err := r.planModel(plan, cfg, set, name, mj); err != nil {
@@ -167,21 +163,21 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 	}
 	m := r.models[name]
 	if m == nil {
-		return fmt.Errorf("%w: %s: model %s has no Go type (dispatch.Register)", ErrConfig, where, name)
+		return fmt.Errorf("%w: %s: model %s has no Go type (dispatch.Register)", ErrMismatch, where, name)
 	}
 	mc, ok := cfg.Models[name]
 	if !ok {
-		return fmt.Errorf("%w: %s: model %s is not in the models: section of %s (its table and events)", ErrConfig, where, name, cfg.File)
+		return fmt.Errorf("%w: %s: model %s is not in the models: section of %s (its table and events)", ErrMismatch, where, name, cfg.File)
 	}
 	for _, op := range []string{events.OpInsert, events.OpUpdate, events.OpDelete} {
 		emits := slices.Contains(mc.Events, op)
 		if emits && !m.ops[op] {
 			return fmt.Errorf("%w: model %s emits %s (models.%s.events) but *%v has no %s method",
-				ErrConfig, name, op, name, m.typ, handlerName(op))
+				ErrMismatch, name, op, name, m.typ, handlerName(op))
 		}
 		if !emits && m.ops[op] && (op != events.OpInsert || mc.SnapshotAs != events.OpInsert) {
 			return fmt.Errorf("%w: *%v has %s but models.%s.events does not emit %s",
-				ErrConfig, m.typ, handlerName(op), name, op)
+				ErrMismatch, m.typ, handlerName(op), name, op)
 		}
 	}
 	if err := checkSnapshot(m, mc, name); err != nil {
@@ -193,7 +189,7 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 	}
 	for _, op := range ops {
 		if !slices.Contains(mc.Events, op) {
-			return fmt.Errorf("%w: %s: model %s does not emit %s (models.%s.events)", ErrConfig, where, name, op, name)
+			return fmt.Errorf("%w: %s: model %s does not emit %s (models.%s.events)", ErrMismatch, where, name, op, name)
 		}
 		plan[events.FuncName(cfg.Namespace, name, op)] = binding{model: m, cfg: mc, op: op}
 	}
@@ -207,7 +203,7 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 		if m.ops[op] {
 			plan[events.FuncName(cfg.Namespace, name, op)] = binding{model: m, cfg: mc, op: op}
 		} else if !mj.AllEvents {
-			return fmt.Errorf("%w: %s: model %s: *%v has no TriggerSnapshot", ErrConfig, where, name, m.typ)
+			return fmt.Errorf("%w: %s: model %s: *%v has no TriggerSnapshot", ErrMismatch, where, name, m.typ)
 		}
 	}
 	for _, jn := range mj.Jobs {
@@ -217,7 +213,7 @@ func (r *Registry) planModel(plan map[string]binding, cfg *config.Config, set, n
 		j := m.jobs[jn]
 		if j == nil {
 			return fmt.Errorf("%w: %s: model %s has no job %q (registered: %s)",
-				ErrConfig, where, name, jn, strings.Join(m.jobNames(), ", "))
+				ErrMismatch, where, name, jn, strings.Join(m.jobNames(), ", "))
 		}
 		plan[cfg.JobFunction(name, jn)] = binding{model: m, cfg: mc, job: j}
 	}
@@ -232,29 +228,29 @@ func checkSnapshot(m *model, mc config.Model, name string) error {
 	}
 	if m.ops[events.OpSnapshot] {
 		return fmt.Errorf("%w: *%v has TriggerSnapshot but models.%s.snapshot: insert sends snapshot rows to TriggerInsert",
-			ErrConfig, m.typ, name)
+			ErrMismatch, m.typ, name)
 	}
 	if !m.ops[events.OpInsert] {
 		return fmt.Errorf("%w: models.%s.snapshot: insert sends snapshot rows to TriggerInsert, which *%v does not have",
-			ErrConfig, name, m.typ)
+			ErrMismatch, name, m.typ)
 	}
 	return nil
 }
 
 // SnapshotHandler reports which handler of model would get the rows of a
 // snapshot of it under cfg: "TriggerSnapshot", or "TriggerInsert" with
-// models.<Model>.snapshot: insert. It returns an ErrConfig error when the
+// models.<Model>.snapshot: insert. It returns an ErrMismatch error when the
 // model's Go type has neither: such a snapshot's jobs would wait in
 // gearmand for a worker that never comes. `bridge snapshot` asks it before
 // requesting a snapshot.
 func (r *Registry) SnapshotHandler(cfg *config.Config, model string) (string, error) {
 	m := r.models[model]
 	if m == nil {
-		return "", fmt.Errorf("%w: model %s has no Go type (dispatch.Register)", ErrConfig, model)
+		return "", fmt.Errorf("%w: model %s has no Go type (dispatch.Register)", ErrMismatch, model)
 	}
 	mc, ok := cfg.Models[model]
 	if !ok {
-		return "", fmt.Errorf("%w: model %s is not in the models: section of %s", ErrConfig, model, cfg.File)
+		return "", fmt.Errorf("%w: model %s is not in the models: section of %s", ErrMismatch, model, cfg.File)
 	}
 	if mc.SnapshotAs == events.OpInsert {
 		if err := checkSnapshot(m, mc, model); err != nil {
@@ -264,7 +260,7 @@ func (r *Registry) SnapshotHandler(cfg *config.Config, model string) (string, er
 	}
 	if !m.ops[events.OpSnapshot] {
 		return "", fmt.Errorf("%w: *%v has no TriggerSnapshot for the snapshot's rows (add one, or set models.%s.snapshot: insert to send them to TriggerInsert)",
-			ErrConfig, m.typ, model)
+			ErrMismatch, m.typ, model)
 	}
 	return handlerName(events.OpSnapshot), nil
 }

@@ -45,8 +45,8 @@ type (
 )
 
 var (
-	// ErrConfig: the Go registrations and gearman.yml disagree.
-	ErrConfig = errors.New("dispatch: registrations and config disagree")
+	// ErrMismatch: the Go registrations and gearman.yml disagree.
+	ErrMismatch = errors.New("dispatch: registrations and config disagree")
 	// ErrRegister: a registration is malformed (bad type or job signature).
 	ErrRegister = errors.New("dispatch: bad registration")
 	// ErrPayload: a job's payload cannot be decoded or does not fit.

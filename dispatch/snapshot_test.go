@@ -68,20 +68,20 @@ func TestSnapshotCrossCheck(t *testing.T) {
 	// No TriggerSnapshot, no snapshot: insert: Mount is fine (the model may
 	// never be snapshotted), a request is refused.
 	cfg := parse("    Note: {table: notes, events: [update]}\n")
-	if _, err := e.reg.SnapshotHandler(cfg, "Note"); !errors.Is(err, dispatch.ErrConfig) || !strings.Contains(err.Error(), "no TriggerSnapshot") {
+	if _, err := e.reg.SnapshotHandler(cfg, "Note"); !errors.Is(err, dispatch.ErrMismatch) || !strings.Contains(err.Error(), "no TriggerSnapshot") {
 		t.Errorf("Note: %v", err)
 	}
 	// snapshot: insert without TriggerInsert: refused at Mount and at request.
 	cfg = parse("    Note: {table: notes, events: [update], snapshot: insert}\n")
-	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrConfig) || !strings.Contains(err.Error(), "TriggerInsert") {
+	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrMismatch) || !strings.Contains(err.Error(), "TriggerInsert") {
 		t.Errorf("Mount, snapshot: insert without TriggerInsert: %v", err)
 	}
-	if _, err := e.reg.SnapshotHandler(cfg, "Note"); !errors.Is(err, dispatch.ErrConfig) {
+	if _, err := e.reg.SnapshotHandler(cfg, "Note"); !errors.Is(err, dispatch.ErrMismatch) {
 		t.Errorf("SnapshotHandler, snapshot: insert without TriggerInsert: %v", err)
 	}
 	// snapshot: insert beside a TriggerSnapshot that would never run: refused.
 	cfg = parse("    Memo: {table: notes, events: [update], snapshot: insert}\n")
-	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrConfig) || !strings.Contains(err.Error(), "has TriggerSnapshot") {
+	if _, err := e.reg.Mount(gearman.NewWorker(nil), cfg, "", e.db); !errors.Is(err, dispatch.ErrMismatch) || !strings.Contains(err.Error(), "has TriggerSnapshot") {
 		t.Errorf("Mount, snapshot: insert with TriggerSnapshot: %v", err)
 	}
 	// snapshot: insert with TriggerInsert, the model emitting no inserts of

@@ -105,7 +105,7 @@ type Worker struct {
 
 // New mounts reg's handlers for cfg, their records on db (nil: handlers
 // that use no database). It fails when the registry and the config disagree
-// (dispatch.ErrConfig), as the worker would, or an option is bad. reg is not
+// (dispatch.ErrMismatch), as the worker would, or an option is bad. reg is not
 // changed.
 func New(cfg *config.Config, reg *dispatch.Registry, db *sql.DB, opts ...Option) (*Worker, error) {
 	if cfg == nil || reg == nil {

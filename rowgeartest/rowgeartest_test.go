@@ -204,7 +204,7 @@ func TestPlainFunctions(t *testing.T) {
 	if _, err := w.Call(ctx, "rowgear.Item.insert", nil); !errors.Is(err, rowgeartest.ErrNotMounted) {
 		t.Errorf("a function of another set: %v", err)
 	}
-	if _, err := rowgeartest.New(&config.Config{}, dispatch.NewRegistry(), nil, rowgeartest.WithSet("tools")); !errors.Is(err, dispatch.ErrUnknownSet) {
+	if _, err := rowgeartest.New(&config.Config{}, dispatch.NewRegistry(), nil, rowgeartest.WithSet("tools")); !errors.Is(err, config.ErrUnknownSet) {
 		t.Errorf("unknown set: %v", err)
 	}
 }

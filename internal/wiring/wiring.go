@@ -84,5 +84,5 @@ func CheckSet(cfg *config.Config, set, what string) error {
 		env = "(none)"
 	}
 	return fmt.Errorf("%w: %s: %s defines no worker:, doctrine: or dbworker: set %q under all: or env %s (sets there: %s)",
-		dispatch.ErrUnknownSet, what, cfg.File, set, env, cmp.Or(strings.Join(slices.Sorted(slices.Values(have)), ", "), "none"))
+		config.ErrUnknownSet, what, cfg.File, set, env, cmp.Or(strings.Join(slices.Sorted(slices.Values(have)), ", "), "none"))
 }
