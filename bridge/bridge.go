@@ -40,7 +40,7 @@ var (
 	// letter and the stream goes on.
 	errPoison = errors.New("bridge: cannot publish this row change")
 	// errNoKey: the row's table has no primary key; its changes are
-	// skipped, counted (see package documentation).
+	// skipped, counted (docs/binlog-bridge.md#bad-rows).
 	errNoKey = errors.New("bridge: no primary key")
 	// errTransient: a lookup failed for a reason a retry may fix (the
 	// database is away): the stream restarts from the last transaction.
@@ -157,8 +157,7 @@ func WithConcurrency(n int) Option {
 }
 
 // WithBatch replaces binlog.batch: the most consecutive events of one model
-// a job carries (1 to events.MaxBatch; see Batches in the package
-// documentation).
+// a job carries (1 to events.MaxBatch; see docs/binlog-bridge.md#batches).
 func WithBatch(n int) Option {
 	return func(b *Bridge) error {
 		if n < 1 || n > events.MaxBatch {
