@@ -40,7 +40,7 @@ var (
 	// letter and the stream goes on.
 	errPoison = errors.New("bridge: cannot publish this row change")
 	// errNoKey: the row's table has no primary key; its changes are
-	// skipped, counted (see package documentation).
+	// skipped, counted (docs/binlog-bridge.md#bad-rows).
 	errNoKey = errors.New("bridge: no primary key")
 	// errTransient: a lookup failed for a reason a retry may fix (the
 	// database is away): the stream restarts from the last transaction.
@@ -102,46 +102,107 @@ type Bridge struct {
 	lost     []string // GTID ranges lost in source failovers
 }
 
-// Option configures a Bridge.
-type Option func(*Bridge)
+// Option configures a Bridge. It checks its value: New returns a bad
+// option's error (ErrConfig, naming the option).
+type Option func(*Bridge) error
+
+// badOption is the error of an option given a value it cannot take.
+func badOption(name string, v any, want string) error {
+	return fmt.Errorf("%w: %s(%v): want %s", ErrConfig, name, v, want)
+}
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(b *Bridge) { b.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(b *Bridge) error {
+		if l == nil {
+			return badOption("WithLogger", l, "a logger")
+		}
+		b.log = l
+		return nil
+	}
+}
 
 // WithVerbose logs every published event.
-func WithVerbose(v bool) Option { return func(b *Bridge) { b.verbose = v } }
+func WithVerbose(v bool) Option { return func(b *Bridge) error { b.verbose = v; return nil } }
 
 // WithAllModels publishes every configured model, whatever its source
 // (tests, benchmarks, a table moving from triggers to the binlog).
-func WithAllModels(v bool) Option { return func(b *Bridge) { b.allModels = v } }
+func WithAllModels(v bool) Option { return func(b *Bridge) error { b.allModels = v; return nil } }
 
 // WithDSN replaces database.dsn.
-func WithDSN(dsn string) Option { return func(b *Bridge) { b.dsnOverride = dsn } }
+func WithDSN(dsn string) Option {
+	return func(b *Bridge) error {
+		if dsn == "" {
+			return badOption("WithDSN", `""`, "a DSN")
+		}
+		b.dsnOverride = dsn
+		return nil
+	}
+}
 
 // WithStart sets where the first run starts when no position was saved;
 // nil (the default) is the current end of the binlog. See ParseStart.
-func WithStart(p *Position) Option { return func(b *Bridge) { b.start = p } }
+func WithStart(p *Position) Option { return func(b *Bridge) error { b.start = p; return nil } }
 
 // WithConcurrency replaces binlog.concurrency: the number of gearman
-// connections, and of submit queues.
-func WithConcurrency(n int) Option { return func(b *Bridge) { b.concurrency = n } }
+// connections, and of submit queues (1 or more).
+func WithConcurrency(n int) Option {
+	return func(b *Bridge) error {
+		if n < 1 {
+			return badOption("WithConcurrency", n, "1 or more connections")
+		}
+		b.concurrency = n
+		return nil
+	}
+}
 
 // WithBatch replaces binlog.batch: the most consecutive events of one model
-// a job carries (1 to events.MaxBatch; see Batches in the package
-// documentation).
-func WithBatch(n int) Option { return func(b *Bridge) { b.batch = n } }
+// a job carries (1 to events.MaxBatch; see docs/binlog-bridge.md#batches).
+func WithBatch(n int) Option {
+	return func(b *Bridge) error {
+		if n < 1 || n > events.MaxBatch {
+			return badOption("WithBatch", n, fmt.Sprintf("1 to %d events per job", events.MaxBatch))
+		}
+		b.batch = n
+		return nil
+	}
+}
 
 // WithSaveInterval sets how often the handled position is saved
 // (default 1 s).
-func WithSaveInterval(d time.Duration) Option { return func(b *Bridge) { b.saveInterval = d } }
+func WithSaveInterval(d time.Duration) Option {
+	return func(b *Bridge) error {
+		if d <= 0 {
+			return badOption("WithSaveInterval", d, "a positive interval")
+		}
+		b.saveInterval = d
+		return nil
+	}
+}
 
 // WithFlushTimeout bounds how long Run waits, once its context ends, for
-// the workers to handle the jobs already read (default 20 s). What is not
-// handled then is published again by the next run.
-func WithFlushTimeout(d time.Duration) Option { return func(b *Bridge) { b.flushTimeout = d } }
+// the workers to handle the jobs already read (default 20 s; 0: not at
+// all). What is not handled then is published again by the next run.
+func WithFlushTimeout(d time.Duration) Option {
+	return func(b *Bridge) error {
+		if d < 0 {
+			return badOption("WithFlushTimeout", d, "0 or more")
+		}
+		b.flushTimeout = d
+		return nil
+	}
+}
 
 // WithStore replaces the store binlog.position names.
-func WithStore(s Store) Option { return func(b *Bridge) { b.store = s } }
+func WithStore(s Store) Option {
+	return func(b *Bridge) error {
+		if s == nil {
+			return badOption("WithStore", s, "a store")
+		}
+		b.store = s
+		return nil
+	}
+}
 
 // New checks the configuration and opens the database; it does not start
 // streaming. cfg.Binlog and cfg.Models say what to publish.
@@ -150,7 +211,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Bridge, erro
 		saveInterval: time.Second, flushTimeout: 20 * time.Second, stats: cfg.Binlog.StatsInterval,
 		ha: cfg.Binlog.HA, leaseTTL: cfg.Binlog.LeaseTTL, posMode: positionMode(cfg.Binlog.Position)}
 	for _, o := range opts {
-		o(b)
+		if err := o(b); err != nil {
+			return nil, err
+		}
 	}
 	if b.leaseTTL <= 0 {
 		b.leaseTTL = DefaultLeaseTTL

@@ -47,20 +47,42 @@ type Progress struct {
 }
 
 // WithObserver reports publications and progress to o.
-func WithObserver(o Observer) Option { return func(b *Bridge) { b.observer = o } }
+func WithObserver(o Observer) Option {
+	return func(b *Bridge) error {
+		if o == nil {
+			return badOption("WithObserver", o, "an observer")
+		}
+		b.observer = o
+		return nil
+	}
+}
 
 // WithHeartbeat sets the heartbeat interval (default 250 ms; 0 turns
 // heartbeats off). Package latency interpolates between heartbeats while the
 // bridge catches up, so the interval bounds that estimate's error then. Heartbeats need HeartbeatTable (migration 00030); without
 // it the bridge warns and runs without them.
 func WithHeartbeat(d time.Duration) Option {
-	return func(b *Bridge) { b.heartbeat, b.heartbeatSet = d, true }
+	return func(b *Bridge) error {
+		if d < 0 {
+			return badOption("WithHeartbeat", d, "0 (off) or more")
+		}
+		b.heartbeat, b.heartbeatSet = d, true
+		return nil
+	}
 }
 
 // WithStallAfter sets how long the bridge may read nothing while the
 // server's binlog is ahead, or fail to submit, before Health reports it
 // stalled (default 30 s).
-func WithStallAfter(d time.Duration) Option { return func(b *Bridge) { b.stallAfter = d } }
+func WithStallAfter(d time.Duration) Option {
+	return func(b *Bridge) error {
+		if d <= 0 {
+			return badOption("WithStallAfter", d, "a positive duration")
+		}
+		b.stallAfter = d
+		return nil
+	}
+}
 
 // ErrStalled: Health found the bridge not moving.
 var ErrStalled = errors.New("bridge: stalled")

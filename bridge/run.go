@@ -23,7 +23,7 @@ import (
 // nil. Lost MariaDB connections are retried forever; it returns an error
 // only for what a retry cannot fix (the server's settings and the position
 // store at start, a purged binlog). A row change it cannot publish is a dead
-// letter, a table without a primary key is skipped (package documentation).
+// letter, a table without a primary key is skipped (docs/binlog-bridge.md#bad-rows).
 // With binlog.ha it first stands by until it holds the lease, and stands by
 // again when it loses it (see High availability in the package
 // documentation).

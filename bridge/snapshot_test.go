@@ -121,10 +121,12 @@ func diffRows(got, want map[string]string) []string {
 	return out
 }
 
-func (e *env) snapshotDone(id int64, timeout time.Duration) bridge.SnapshotProgress {
+func (e *env) snapshotDone(id int64, stall time.Duration) bridge.SnapshotProgress {
 	e.t.Helper()
 	var p bridge.SnapshotProgress
-	testenv.Eventually(e.t, timeout, fmt.Sprintf("snapshot %d to finish", id), func() bool {
+	// For as long as rows keep being read: a loaded machine snapshots
+	// slowly, a stuck snapshot stops reading.
+	testenv.Progressing(e.t, stall, fmt.Sprintf("snapshot %d to finish", id), func() (int64, bool) {
 		all, err := bridge.Snapshots(context.Background(), e.db)
 		if err != nil {
 			e.t.Fatal(err)
@@ -137,7 +139,7 @@ func (e *env) snapshotDone(id int64, timeout time.Duration) bridge.SnapshotProgr
 		if p.Status == "failed" {
 			e.t.Fatalf("snapshot failed: %s", p.Error)
 		}
-		return p.Status == "done"
+		return p.RowsDone, p.Status == "done"
 	})
 	return p
 }
@@ -256,7 +258,10 @@ func TestSnapshotKill9(t *testing.T) {
 	}
 	var kills []int64
 	for _, at := range []int64{4000, 12000} {
-		testenv.Eventually(t, 60*time.Second, fmt.Sprintf("%d rows snapshotted", at), func() bool { return progress().RowsDone >= at })
+		testenv.Progressing(t, 60*time.Second, fmt.Sprintf("%d rows snapshotted", at), func() (int64, bool) {
+			done := progress().RowsDone
+			return done, done >= at
+		})
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		kills = append(kills, progress().RowsDone)
