@@ -17,23 +17,10 @@ import (
 	"time"
 
 	"github.com/rowgear/rowgear/bridge"
+	"github.com/rowgear/rowgear/internal/ordertest"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 )
-
-// ackSchema is the ordertest application's (ordering/internal/ordertest):
-// its worker program logs every version it applies, once per event id.
-const ackSchema = `
-CREATE TABLE items_t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64) NOT NULL DEFAULT '');
-CREATE TABLE items_b (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64) NOT NULL DEFAULT '');
-CREATE TABLE applied_log (
-  n BIGINT AUTO_INCREMENT PRIMARY KEY,
-  model VARCHAR(16) NOT NULL, item_id INT NOT NULL, op VARCHAR(8) NOT NULL, v INT NOT NULL,
-  event_id VARBINARY(64) NOT NULL, refreshed_v INT NULL,
-  KEY (model, item_id, n));
-CREATE TABLE once_skipped (event_id VARBINARY(64) NOT NULL);
-CREATE TABLE batch_log (n BIGINT AUTO_INCREMENT PRIMARY KEY, events INT NOT NULL);
-`
 
 // ackWorld: the shared MariaDB, a private gearmand with its memory queue,
 // the bridge in the test process publishing ItemB (items_b), and worker
@@ -55,32 +42,15 @@ func newAckWorld(t *testing.T, batch, concurrency int) *ackWorld {
 	if err := migrations.UpRowgear(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(ackSchema); err != nil {
+	if _, err := db.Exec(ordertest.Schema); err != nil {
 		t.Fatal(err)
 	}
 	w := &ackWorld{t: t, db: db, g: testenv.StartGearmand(t)}
-	w.bin = testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
+	w.bin = testenv.Build(t, "github.com/rowgear/rowgear/internal/ordertest/worker")
 	t.Cleanup(testenv.RemoveBuilds)
 	dir := t.TempDir()
 	w.posFile = filepath.Join(dir, "position.json")
-	yml := fmt.Sprintf(`all:
-  namespace: %s
-  server:
-    default: %s
-  models:
-    ItemT: {table: items_t}
-    ItemB: {table: items_b, source: binlog}
-  database:
-    dsn: '%s'
-  binlog:
-    server_id: %d
-    position: file:%s
-    stats_interval: 1s
-    batch: %d
-    concurrency: %d
-  retry:
-    default: {attempts: 10, backoff: 20ms, max_backoff: 200ms}
-`, testenv.Name(t, "ns"), w.g.Addr, dsn, 100000+rand.IntN(1<<30), w.posFile, batch, concurrency)
+	yml := ordertest.Config(testenv.Name(t, "ns"), []string{w.g.Addr}, dsn, w.posFile, batch, concurrency)
 	w.cfgFile = filepath.Join(dir, "gearman.yml")
 	if err := os.WriteFile(w.cfgFile, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)

@@ -106,20 +106,21 @@ type Bridge struct {
 // option's error (ErrConfig, naming the option).
 type Option func(*Bridge) error
 
-// badOption is the error of an option given a value it cannot take.
-func badOption(name string, v any, want string) error {
-	return fmt.Errorf("%w: %s(%v): want %s", ErrConfig, name, v, want)
+// check is an option that sets what set sets when ok, and else is the
+// error naming it, its value v and what it wants.
+func check(name string, v any, ok bool, want string, set func(*Bridge)) Option {
+	return func(b *Bridge) error {
+		if !ok {
+			return fmt.Errorf("%w: %s(%v): want %s", ErrConfig, name, v, want)
+		}
+		set(b)
+		return nil
+	}
 }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
-	return func(b *Bridge) error {
-		if l == nil {
-			return badOption("WithLogger", l, "a logger")
-		}
-		b.log = l
-		return nil
-	}
+	return check("WithLogger", l, l != nil, "a logger", func(b *Bridge) { b.log = l })
 }
 
 // WithVerbose logs every published event.
@@ -131,13 +132,7 @@ func WithAllModels(v bool) Option { return func(b *Bridge) error { b.allModels =
 
 // WithDSN replaces database.dsn.
 func WithDSN(dsn string) Option {
-	return func(b *Bridge) error {
-		if dsn == "" {
-			return badOption("WithDSN", `""`, "a DSN")
-		}
-		b.dsnOverride = dsn
-		return nil
-	}
+	return check("WithDSN", `""`, dsn != "", "a DSN", func(b *Bridge) { b.dsnOverride = dsn })
 }
 
 // WithStart sets where the first run starts when no position was saved;
@@ -147,61 +142,31 @@ func WithStart(p *Position) Option { return func(b *Bridge) error { b.start = p;
 // WithConcurrency replaces binlog.concurrency: the number of gearman
 // connections, and of submit queues (1 or more).
 func WithConcurrency(n int) Option {
-	return func(b *Bridge) error {
-		if n < 1 {
-			return badOption("WithConcurrency", n, "1 or more connections")
-		}
-		b.concurrency = n
-		return nil
-	}
+	return check("WithConcurrency", n, n >= 1, "1 or more connections", func(b *Bridge) { b.concurrency = n })
 }
 
 // WithBatch replaces binlog.batch: the most consecutive events of one model
 // a job carries (1 to events.MaxBatch; see docs/binlog-bridge.md#batches).
 func WithBatch(n int) Option {
-	return func(b *Bridge) error {
-		if n < 1 || n > events.MaxBatch {
-			return badOption("WithBatch", n, fmt.Sprintf("1 to %d events per job", events.MaxBatch))
-		}
-		b.batch = n
-		return nil
-	}
+	return check("WithBatch", n, n >= 1 && n <= events.MaxBatch, fmt.Sprintf("1 to %d events per job", events.MaxBatch), func(b *Bridge) { b.batch = n })
 }
 
 // WithSaveInterval sets how often the handled position is saved
 // (default 1 s).
 func WithSaveInterval(d time.Duration) Option {
-	return func(b *Bridge) error {
-		if d <= 0 {
-			return badOption("WithSaveInterval", d, "a positive interval")
-		}
-		b.saveInterval = d
-		return nil
-	}
+	return check("WithSaveInterval", d, d > 0, "a positive interval", func(b *Bridge) { b.saveInterval = d })
 }
 
 // WithFlushTimeout bounds how long Run waits, once its context ends, for
 // the workers to handle the jobs already read (default 20 s; 0: not at
 // all). What is not handled then is published again by the next run.
 func WithFlushTimeout(d time.Duration) Option {
-	return func(b *Bridge) error {
-		if d < 0 {
-			return badOption("WithFlushTimeout", d, "0 or more")
-		}
-		b.flushTimeout = d
-		return nil
-	}
+	return check("WithFlushTimeout", d, d >= 0, "0 or more", func(b *Bridge) { b.flushTimeout = d })
 }
 
 // WithStore replaces the store binlog.position names.
 func WithStore(s Store) Option {
-	return func(b *Bridge) error {
-		if s == nil {
-			return badOption("WithStore", s, "a store")
-		}
-		b.store = s
-		return nil
-	}
+	return check("WithStore", s, s != nil, "a store", func(b *Bridge) { b.store = s })
 }
 
 // New checks the configuration and opens the database; it does not start

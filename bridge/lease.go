@@ -39,28 +39,18 @@ const DefaultLeaseTTL = 3 * time.Second
 // before it publishes, renews it every ttl/3, and stops publishing as soon
 // as it cannot trust it any more. ttl 0 is DefaultLeaseTTL.
 func WithHA(ttl time.Duration) Option {
-	return func(b *Bridge) error {
-		if ttl < 0 {
-			return badOption("WithHA", ttl, "a lease TTL ≥ 0")
-		}
+	return check("WithHA", ttl, ttl >= 0, "a lease TTL ≥ 0", func(b *Bridge) {
 		b.ha = true
 		if ttl > 0 {
 			b.leaseTTL = ttl
 		}
-		return nil
-	}
+	})
 }
 
 // WithInstance names this bridge in the lease and in status (default
 // host:pid:random).
 func WithInstance(name string) Option {
-	return func(b *Bridge) error {
-		if name == "" {
-			return badOption("WithInstance", `""`, "a name")
-		}
-		b.instance = name
-		return nil
-	}
+	return check("WithInstance", `""`, name != "", "a name", func(b *Bridge) { b.instance = name })
 }
 
 // Role is what a bridge of a group does: Active or Standby (or Stopped).

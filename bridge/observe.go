@@ -48,13 +48,7 @@ type Progress struct {
 
 // WithObserver reports publications and progress to o.
 func WithObserver(o Observer) Option {
-	return func(b *Bridge) error {
-		if o == nil {
-			return badOption("WithObserver", o, "an observer")
-		}
-		b.observer = o
-		return nil
-	}
+	return check("WithObserver", o, o != nil, "an observer", func(b *Bridge) { b.observer = o })
 }
 
 // WithHeartbeat sets the heartbeat interval (default 250 ms; 0 turns
@@ -62,26 +56,14 @@ func WithObserver(o Observer) Option {
 // bridge catches up, so the interval bounds that estimate's error then. Heartbeats need HeartbeatTable (migration 00030); without
 // it the bridge warns and runs without them.
 func WithHeartbeat(d time.Duration) Option {
-	return func(b *Bridge) error {
-		if d < 0 {
-			return badOption("WithHeartbeat", d, "0 (off) or more")
-		}
-		b.heartbeat, b.heartbeatSet = d, true
-		return nil
-	}
+	return check("WithHeartbeat", d, d >= 0, "0 (off) or more", func(b *Bridge) { b.heartbeat, b.heartbeatSet = d, true })
 }
 
 // WithStallAfter sets how long the bridge may read nothing while the
 // server's binlog is ahead, or fail to submit, before Health reports it
 // stalled (default 30 s).
 func WithStallAfter(d time.Duration) Option {
-	return func(b *Bridge) error {
-		if d <= 0 {
-			return badOption("WithStallAfter", d, "a positive duration")
-		}
-		b.stallAfter = d
-		return nil
-	}
+	return check("WithStallAfter", d, d > 0, "a positive duration", func(b *Bridge) { b.stallAfter = d })
 }
 
 // ErrStalled: Health found the bridge not moving.

@@ -92,7 +92,7 @@ func TestOrderWithBatchesUnderFailuresAndKills(t *testing.T) {
 func (w *world) writeKillingWorker(rows, updates, chunk int) (logs func() string) {
 	t := w.t
 	t.Helper()
-	bin := testenv.Build(t, "github.com/rowgear/rowgear/ordering/internal/ordertest/worker")
+	bin := testenv.Build(t, "github.com/rowgear/rowgear/internal/ordertest/worker")
 	stateA, stateB := t.TempDir(), t.TempDir()
 	a := w.spawn(bin, stateA)
 	b := w.spawn(bin, stateB)

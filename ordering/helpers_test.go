@@ -3,9 +3,7 @@ package ordering_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +13,10 @@ import (
 	"github.com/rowgear/rowgear/bridge"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/ordertest"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
-	"github.com/rowgear/rowgear/ordering/internal/ordertest"
 	"github.com/rowgear/rowgear/triggers"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -65,23 +63,7 @@ func newWorldBatch(t *testing.T, db *sql.DB, dsn string, batch int, servers ...s
 	}
 	w := &world{t: t, db: db, ns: testenv.Name(t, "ns"), servers: servers}
 	dir := t.TempDir()
-	yml := fmt.Sprintf(`all:
-  namespace: %s
-  server:
-    default: [%s]
-  models:
-    ItemT: {table: items_t}
-    ItemB: {table: items_b, source: binlog}
-  database:
-    dsn: '%s'
-  binlog:
-    server_id: %d
-    position: file:%s
-    stats_interval: 1s
-    batch: %d
-  retry:
-    default: {attempts: 10, backoff: 20ms, max_backoff: 200ms}
-`, w.ns, strings.Join(servers, ", "), dsn, 100000+rand.IntN(1<<30), filepath.Join(dir, "position.json"), batch)
+	yml := ordertest.Config(w.ns, servers, dsn, filepath.Join(dir, "position.json"), batch, 0)
 	w.cfgFile = filepath.Join(dir, "gearman.yml")
 	if err := os.WriteFile(w.cfgFile, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/rowgear/rowgear/config"
-	"github.com/rowgear/rowgear/ordering/internal/ordertest"
+	"github.com/rowgear/rowgear/internal/ordertest"
 )
 
 func main() {

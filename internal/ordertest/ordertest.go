@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
@@ -35,6 +36,33 @@ CREATE TABLE applied_log (
 CREATE TABLE once_skipped (event_id VARBINARY(64) NOT NULL);
 CREATE TABLE batch_log (n BIGINT AUTO_INCREMENT PRIMARY KEY, events INT NOT NULL);
 `
+
+// Config is the gearman.yml of the ordertest application: namespace ns,
+// its gearmand servers, the database, the bridge's position file, its
+// binlog.batch and (when above 0) binlog.concurrency.
+func Config(ns string, servers []string, dsn, posFile string, batch, concurrency int) string {
+	conc := ""
+	if concurrency > 0 {
+		conc = fmt.Sprintf("\n    concurrency: %d", concurrency)
+	}
+	return fmt.Sprintf(`all:
+  namespace: %s
+  server:
+    default: [%s]
+  models:
+    ItemT: {table: items_t}
+    ItemB: {table: items_b, source: binlog}
+  database:
+    dsn: '%s'
+  binlog:
+    server_id: %d
+    position: file:%s
+    stats_interval: 1s
+    batch: %d%s
+  retry:
+    default: {attempts: 10, backoff: 20ms, max_backoff: 200ms}
+`, ns, strings.Join(servers, ", "), dsn, 100000+rand.IntN(1<<30), posFile, batch, conc)
+}
 
 // ItemT is items_t, source trigger.
 type ItemT struct {
