@@ -101,9 +101,6 @@ func procEnv(t *testing.T) (*env, *testenv.Gearmand, func() *exec.Cmd) {
 	}
 	t.Cleanup(func() {
 		logf.Close()
-		if os.Getenv("DBG_VERBOSE") != "" {
-			exec.Command("cp", logf.Name(), "/tmp/bridge-dbg.log").Run()
-		}
 		if t.Failed() { // the bridge's last words say where it stood
 			if data, err := os.ReadFile(logf.Name()); err == nil {
 				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
@@ -113,9 +110,6 @@ func procEnv(t *testing.T) (*env, *testenv.Gearmand, func() *exec.Cmd) {
 	})
 	return e, g, func() *exec.Cmd {
 		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
-		if os.Getenv("DBG_VERBOSE") != "" {
-			cmd.Args = append(cmd.Args, "--verbose")
-		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
