@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -98,7 +99,15 @@ func procEnv(t *testing.T) (*env, *testenv.Gearmand, func() *exec.Cmd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { logf.Close() })
+	t.Cleanup(func() {
+		logf.Close()
+		if t.Failed() { // the bridge's last words say where it stood
+			if data, err := os.ReadFile(logf.Name()); err == nil {
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				t.Logf("bridge log, last lines:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
+			}
+		}
+	})
 	return e, g, func() *exec.Cmd {
 		cmd := exec.Command(bin, "--file", cfgPath, "--concurrency", "4")
 		cmd.Stdout, cmd.Stderr = logf, logf

@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -1464,9 +1465,9 @@ func TestGeneratedStrictTriggerNamesServer(t *testing.T) {
 // job. mariadbd runs with a resolv.conf naming a DNS server that reads
 // queries and never answers.
 func TestNameLookupBoundedByDeadline(t *testing.T) {
-	queries := silentDNS(t, "127.0.0.153:53")
+	dnsIP, queries := silentDNS(t)
 	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.153\noptions timeout:5 attempts:2\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("nameserver "+dnsIP+"\noptions timeout:5 attempts:2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := testenv.StartGearmand(t)
@@ -1514,13 +1515,23 @@ func TestNameLookupBoundedByDeadline(t *testing.T) {
 	}
 }
 
-// silentDNS listens for DNS queries on UDP addr and never answers; it
-// counts what it read.
-func silentDNS(t testing.TB, addr string) *atomic.Int64 {
+// silentDNS listens for DNS queries on port 53 of a loopback address of
+// its own and never answers; it returns that address and counts the
+// queries. The address is picked at random (and picked again when taken),
+// so that test runs side by side (two clones' make test) do not collide.
+func silentDNS(t testing.TB) (string, *atomic.Int64) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", addr)
+	var pc net.PacketConn
+	var err error
+	var ip string
+	for range 20 {
+		ip = fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(254), mrand.IntN(256), 1+mrand.IntN(254))
+		if pc, err = net.ListenPacket("udp4", ip+":53"); err == nil {
+			break
+		}
+	}
 	if err != nil {
-		t.Fatalf("a silent DNS server on %s: %v", addr, err)
+		t.Fatalf("a silent DNS server on %s:53: %v", ip, err)
 	}
 	t.Cleanup(func() { pc.Close() })
 	var n atomic.Int64
@@ -1533,7 +1544,7 @@ func silentDNS(t testing.TB, addr string) *atomic.Int64 {
 			n.Add(1)
 		}
 	}()
-	return &n
+	return ip, &n
 }
 
 // ringFn returns a doorbell function name unique to this call: rowgear_ring
@@ -1868,9 +1879,9 @@ func TestRingThreadEndAndUnload(t *testing.T) {
 // answers is dropped at once (the lookup goes on in the background), and
 // the next server of the list takes the rings meanwhile.
 func TestRingNameLookupNeverWaits(t *testing.T) {
-	queries := silentDNS(t, "127.0.0.154:53")
+	dnsIP, queries := silentDNS(t)
 	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.154\noptions timeout:5 attempts:2\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("nameserver "+dnsIP+"\noptions timeout:5 attempts:2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := testenv.StartGearmand(t)

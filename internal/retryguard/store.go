@@ -53,7 +53,7 @@ func (s *Store) insert(ctx context.Context, state, fn string, h header, payload 
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}) // see settle
 	if err != nil {
 		return fmt.Errorf("retry: store %s job %s: %w", state, fn, err)
 	}
@@ -81,12 +81,17 @@ type execQuerier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }
 
-// settle deletes the stored retries of fn's job key: found without a lock,
-// then deleted by primary key, one by one, so that it locks those rows
-// only (a DELETE by function and key scans and locks its way through the
-// table, and deadlocked with the other workers' claims).
+// settle deletes the stored retries of fn's job key, in db, a READ
+// COMMITTED transaction: found by a locking read, then deleted by primary
+// key, one by one. The locking read waits for a replay (take) that is
+// handing the row to gearmand right now and commits its move from dead to
+// retry only after the submit: a plain read, by a worker that ran the job
+// before that commit, found no retry and left the row to run again at its
+// resend time. READ COMMITTED keeps the read's locks on the matching rows
+// (REPEATABLE READ's next-key locks, or a DELETE by function and key,
+// deadlocked with the other workers' claims).
 func settle(ctx context.Context, db execQuerier, fn, key string) error {
-	rows, err := db.QueryContext(ctx, "SELECT id FROM rowgear_failed_jobs WHERE state = 'retry' AND function = ? AND job_key = ?", fn, key)
+	rows, err := db.QueryContext(ctx, "SELECT id FROM rowgear_failed_jobs WHERE state = 'retry' AND function = ? AND job_key = ? FOR UPDATE", fn, key)
 	if err != nil {
 		return err
 	}
@@ -116,7 +121,7 @@ func settle(ctx context.Context, db execQuerier, fn, key string) error {
 func (s *Store) Settle(ctx context.Context, fn, key string) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = settle(ctx, s.db, fn, key); err == nil {
+		if err = s.settleTx(ctx, fn, key); err == nil {
 			return nil
 		}
 		var me *mysql.MySQLError
@@ -126,6 +131,18 @@ func (s *Store) Settle(ctx context.Context, fn, key string) error {
 		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
 	return fmt.Errorf("retry: settle %s %s: %w", fn, key, err)
+}
+
+func (s *Store) settleTx(ctx context.Context, fn, key string) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := settle(ctx, tx, fn, key); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Schedule stores a retry due after wait; h.Attempt is the next run's
@@ -235,15 +252,23 @@ func (s *Store) takeLocked(ctx context.Context, where string, args []any, limit 
 	n := 0
 	var subErr error
 	for _, e := range due {
-		if subErr = submit(e); subErr != nil {
-			break
-		}
 		// A replayed dead letter becomes a retry of attempt 1 (its run's
-		// header says so), its history kept.
+		// header says so), its history kept. Before the submit: the job may
+		// run and settle before this commits, and settle's locking read
+		// then waits for this retry row; a failed submit takes it back.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT rowgear_take"); err != nil {
+			return 0, fmt.Errorf("retry: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, "UPDATE rowgear_failed_jobs SET state = 'retry', "+
 			"attempts = IF(state = 'dead', 1, attempts), due_at = NOW(6) + INTERVAL ? MICROSECOND WHERE id = ?",
 			resend.Microseconds(), e.ID); err != nil {
 			return 0, fmt.Errorf("retry: resend time of %d: %w", e.ID, err)
+		}
+		if subErr = submit(e); subErr != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rowgear_take"); err != nil {
+				return 0, fmt.Errorf("retry: %w (after %w)", err, subErr)
+			}
+			break
 		}
 		n++
 	}
