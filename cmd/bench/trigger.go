@@ -1,9 +1,6 @@
 package main
 
 import (
-	"syscall"
-	"os"
-	"strconv"
 	"context"
 	"database/sql"
 	"fmt"
@@ -142,12 +139,6 @@ func insertItems(ctx context.Context, db interface {
 func (b *bench) triggerPath(ctx context.Context) error {
 	const sec = "2"
 	const nrows = 1000 // rows the UPDATEs cycle through
-	if os.Getenv("ONLY_DRAIN") != "" {
-		if err := b.createUpdateVariants(ctx, nrows); err != nil {
-			return err
-		}
-		return b.outboxEndToEnd(ctx, sec, nrows)
-	}
 	if err := b.updateCost(ctx, sec, nrows); err != nil {
 		return err
 	}
@@ -208,15 +199,10 @@ func (b *bench) outboxEndToEnd(ctx context.Context, sec string, nrows int) error
 		return err
 	}
 	start := time.Now()
-	c0, m0 := cpuSelf(), cpuPid(os.Getenv("MARIADB_PID"))
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()
 	defer func() { cancel(); <-done }()
 	ok := b.outboxEmpty(ctx, ns)
-	println("DBGCPU drain wall", time.Since(start).String(), "bench cpu", (cpuSelf() - c0).String(), "mariadbd cpu", (cpuPid(os.Getenv("MARIADB_PID")) - m0).String())
-	if os.Getenv("ONLY_DRAIN") != "" {
-		return nil
-	}
 	f := b.add(sec, fmt.Sprintf("drain: %d outbox events queued with no worker, then one rowgear.Worker (relay batches of %d, ordered, 4 at once)", n, outboxBatch),
 		float64(n)/time.Since(start).Seconds(), "events/s")
 	f.note(fmt.Sprintf("%d handler runs", r.n.Load()))
@@ -513,21 +499,4 @@ func addLatency(b *bench, sec, what string, r *recorder, note string) {
 	b.add(sec, what+" p95", l.P95/1e3, "ms").vs("statement start → handler", s.P95/1e3)
 	b.add(sec, what+" p99", l.P99/1e3, "ms").vs("statement start → handler", s.P99/1e3).
 		note(fmt.Sprintf("max %.1f ms, n=%d", l.Max/1e3, l.N))
-}
-
-func cpuSelf() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func cpuPid(pid string) time.Duration {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	u, _ := strconv.Atoi(f[13])
-	st, _ := strconv.Atoi(f[14])
-	return time.Duration(u+st) * 10 * time.Millisecond
 }
