@@ -199,8 +199,8 @@ func testAckKills(t *testing.T, batch, concurrency int) {
 	// it) against what the handlers applied, read after it.
 	stopMon := make(chan struct{})
 	monDone := make(chan struct{})
-	var checks, violations int
-	var firstViolation string
+	var checks, violations, stored int
+	var firstViolation, firstStored string
 	go func() {
 		defer close(monDone)
 		for {
@@ -231,14 +231,32 @@ func testAckKills(t *testing.T, batch, concurrency int) {
 			rs.Close()
 			checks++
 			for _, wr := range below {
-				if applied[wr.id] < wr.v {
+				if applied[wr.id] >= wr.v {
+					continue
+				}
+				what := fmt.Sprintf("position at seq %d, but row %d's version %d (seq %d) not applied (applied: %d)",
+					seq, wr.id, wr.v, wr.seq, applied[wr.id])
+				// A failure stored for retry is handled (acknowledged),
+				// by design: a deadlock in the ordering is one. Its row
+				// goes once the retry applied the change, so read the
+				// stored failures, then the row again.
+				var failures, now int
+				w.db.QueryRow("SELECT COUNT(*) FROM rowgear_failed_jobs").Scan(&failures)
+				w.db.QueryRow("SELECT COALESCE(MAX(v), 0) FROM applied_log WHERE model = 'ItemB' AND item_id = ?", wr.id).Scan(&now)
+				switch {
+				case now >= wr.v:
+				case failures > 0:
+					stored++
+					if firstStored == "" {
+						firstStored = what
+					}
+				default:
 					violations++
 					if firstViolation == "" {
-						firstViolation = fmt.Sprintf("position at seq %d, but row %d's version %d (seq %d) not applied (applied: %d)",
-							seq, wr.id, wr.v, wr.seq, applied[wr.id])
+						firstViolation = what
 					}
-					break
 				}
+				break
 			}
 		}
 	}()
@@ -317,16 +335,15 @@ func testAckKills(t *testing.T, batch, concurrency int) {
 		t.Errorf("%d dead letters", dead)
 	}
 	if violations > 0 {
-		if w.count("SELECT COUNT(*) FROM rowgear_failed_jobs") == 0 {
-			t.Errorf("%d of %d checks found the bridge's position past an unapplied change; first: %s", violations, checks, firstViolation)
-		} else {
-			t.Logf("%d of %d checks found the position past an unapplied change whose failure is stored for retry: %s", violations, checks, firstViolation)
-		}
+		t.Errorf("%d of %d checks found the bridge's position past an unapplied change, no failure stored; first: %s", violations, checks, firstViolation)
+	}
+	if stored > 0 {
+		t.Logf("%d of %d checks found the position past an unapplied change while failures were stored for retry: %s", stored, checks, firstStored)
 	}
 	st := w.b.b.Stats()
 	t.Logf("%d changes written, %d applied (the rest superseded by a newer one of their row), %d redeliveries stopped by Once; "+
-		"bridge: %d published, %d handled, %d jobs resent; %d position checks, 0 past an unapplied change",
-		len(writes), appliedN, w.count("SELECT COUNT(*) FROM once_skipped"), st.Published, st.Handled, st.Resent, checks)
+		"bridge: %d published, %d handled, %d jobs resent; %d position checks, %d past an unapplied change without a stored failure",
+		len(writes), appliedN, w.count("SELECT COUNT(*) FROM once_skipped"), st.Published, st.Handled, st.Resent, checks, violations)
 }
 
 // TestAckWaitsForTheWorker: with no worker for the model, the jobs reach
