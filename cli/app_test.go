@@ -41,17 +41,26 @@ func newNotes(t *testing.T) *notes {
 	if err := os.CopyFS(n.dir, os.DirFS("../testdata/app")); err != nil {
 		t.Fatal(err)
 	}
-	mod := filepath.Join(n.dir, "go.mod")
-	data, err := os.ReadFile(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(mod, []byte(strings.Replace(string(data), "=> ../..", "=> "+repo, 1)), 0o644)
+	replaceToCheckout(t, n.dir, repo)
 	n.build()
 	n.env = append(os.Environ(), "ROWGEAR_CONFIG="+filepath.Join(n.dir, "gearman.yml"), "NOTES_NAMESPACE="+n.ns,
 		"ROWGEAR_GEARMAN="+n.gm, fmt.Sprintf("NOTES_SERVER_ID=%d", 100000+rand.IntN(1<<30)), "ROWGEAR_STATE_DIR="+t.TempDir())
 	n.useDB()
 	return n
+}
+
+// replaceToCheckout points the replace of dir/go.mod (a copy of
+// testdata/app's, "=> ../..") at repo, this checkout.
+func replaceToCheckout(t *testing.T, dir, repo string) {
+	t.Helper()
+	mod := filepath.Join(dir, "go.mod")
+	data, err := os.ReadFile(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mod, []byte(strings.Replace(string(data), "=> ../..", "=> "+repo, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // build builds the copy, which embeds its migrations directory as it is now.

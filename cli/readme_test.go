@@ -41,20 +41,20 @@ func TestREADMEWalkThrough(t *testing.T) {
 	}
 	// The module of testdata/app has the same requirements; its go.sum
 	// lets the build run without the network.
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join("../testdata/app", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mod, err := os.ReadFile("../testdata/app/go.mod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte(strings.Replace(string(mod), "=> ../..", "=> "+repo, 1)), 0o644)
-	sum, err := os.ReadFile("../testdata/app/go.sum")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
+	replaceToCheckout(t, dir, repo)
 	for _, args := range [][]string{{"vet", "."}, {"test", "-count=1", "."}} {
 		cmd := exec.Command("go", args...)
 		cmd.Dir = dir
