@@ -45,6 +45,8 @@ type session struct {
 	model  string
 	gates  map[uint64]gateRow // trigger events' gate rows found, by id (locked)
 	done   []uint64           // gate rows to delete at the commit: applied or superseded
+	conn   *sql.Conn          // the transaction's
+	broken error              // the transaction ended on the server: the batch fails whole
 }
 
 type batchEvent struct {
@@ -119,7 +121,11 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		clear(s.gates)
 		time.Sleep(time.Duration(attempt) * time.Duration(rand.IntN(10)+1) * time.Millisecond)
 	}
+	s.conn = tc.Conn
 	out, err := next(eventwire.WithDecoded(context.WithValue(ctx, sessionKey{}, s), envs, evs), job)
+	if err == nil && s.broken != nil {
+		err = fmt.Errorf("ordering: batch %s: %w", job.Unique, s.broken)
+	}
 	if err != nil {
 		return out, err // rolled back: the handlers that ran will run again
 	}
@@ -224,7 +230,28 @@ func (s *session) run(ctx context.Context, next gearman.Handler, job *gearman.Jo
 		s.applied(b)
 		return nil, nil
 	}
-	out, err := next(ctx, job)
+	if s.broken != nil {
+		return nil, s.broken
+	}
+	saved := false
+	et := &EventTx{q: s.conn, before: func(ctx context.Context) error {
+		// The event's writes are undone alone when its handler fails;
+		// a handler that writes nothing through the transaction pays no
+		// round trip for it.
+		_, err := s.conn.ExecContext(ctx, "SAVEPOINT rowgear_event")
+		saved = err == nil
+		return err
+	}}
+	out, err := next(withTx(ctx, et), job)
+	if et.broken != nil {
+		s.broken = et.broken
+		return out, s.broken
+	}
+	if err != nil && saved {
+		if _, rerr := s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO SAVEPOINT rowgear_event"); rerr != nil {
+			s.broken = fmt.Errorf("%w: undoing event %s's writes: %w", ErrTxBroken, b.ev.ID, rerr)
+		}
+	}
 	if err == nil {
 		s.seq[b.key], s.dirty[b.key] = b.ev.Seq, true
 		s.applied(b)

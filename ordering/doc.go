@@ -28,8 +28,10 @@
 //     SQL account can call gman_do_background) never runs a handler.
 //
 // At-least-once stays: a handler that succeeded may run again when the
-// worker dies before the event's transaction commits. Use Once for effects
-// that must not be applied twice.
+// worker dies before the event's transaction commits. Writes made through
+// Tx, the event's own transaction, commit with it or not at all: exactly
+// once, in the row's commit order, whatever kills the worker. Once serves
+// writes in a transaction of the handler's own.
 //
 // # How, cost and operating it
 //
@@ -58,9 +60,22 @@
 //
 // # Exactly-once effects
 //
-// Once records the event id in rowgear_applied in the handler's own
-// transaction; it returns false when the id is there already, and the
-// handler then commits nothing:
+// Write in the event's transaction; the orderer commits it after the
+// handler returns nil, and rolls it back when the handler fails:
+//
+//	func (a *Article) TriggerUpdate(ctx context.Context, _ []string) error {
+//		tx, ok := ordering.Tx(ctx)
+//		if !ok {
+//			return errors.New("article: not an ordered event")
+//		}
+//		_, err := tx.ExecContext(ctx, "UPDATE article_stats SET edits = edits + 1 WHERE article_id = ?", a.ID)
+//		return err
+//	}
+//
+// In a transaction of the handler's own, Once records the event id in
+// rowgear_applied; it returns false when the id is there already, and the
+// handler then commits nothing (a write of another connection in flight
+// when a worker is killed can still land after a newer event's):
 //
 //	func (a *Article) TriggerUpdate(ctx context.Context, modified []string) error {
 //		tx, err := a.DB().BeginTx(ctx, nil)

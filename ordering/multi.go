@@ -132,8 +132,9 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 			return nil, commitConn(conn, ev)
 		}
 	}
-	out, err = next(ctx, job)
-	if err != nil {
+	et := &EventTx{q: conn}
+	out, err = next(withTx(ctx, et), job)
+	if err = cmpErr(err, et); err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	tc.ended = true

@@ -198,11 +198,22 @@ func (o *Orderer) run(ctx context.Context, next gearman.Handler, job *gearman.Jo
 			return nil, commit(tx, ev)
 		}
 	}
-	out, err := next(ctx, job)
-	if err != nil {
+	et := &EventTx{q: tx}
+	out, err := next(withTx(ctx, et), job)
+	if err = cmpErr(err, et); err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	return out, commit(tx, ev)
+}
+
+// cmpErr is the handler's error, or the event transaction's when the
+// handler ignored a statement that broke it: committing then would record
+// the event as applied without its writes.
+func cmpErr(err error, et *EventTx) error {
+	if err == nil {
+		return et.broken
+	}
+	return err
 }
 
 // txOptions asks for READ COMMITTED, where gap locks cannot make two
@@ -412,9 +423,15 @@ func withoutSeq(payload []byte, seq string) ([]byte, bool) {
 	return append(payload[:n:n], '}'), true
 }
 
+// Execer is a transaction Once writes in: a *sql.Tx, or an *EventTx.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // Once records eventID as applied in tx, the transaction in which a
 // handler makes its own writes, and reports whether this is the first
-// time. When it returns false, the event's effects are already committed:
+// time. A handler writing through the event's own transaction (Tx) needs
+// no Once: its writes are applied exactly once already. When it returns false, the event's effects are already committed:
 // commit nothing more (a redelivered event, a retry after a crash between
 // the handler's commit and the job's end). A concurrent Once of the same
 // event waits for tx to end.
@@ -426,7 +443,7 @@ func withoutSeq(payload []byte, seq string) ([]byte, bool) {
 //	}
 //	… the handler's writes, in tx …
 //	return tx.Commit()
-func Once(ctx context.Context, tx *sql.Tx, eventID string) (first bool, err error) {
+func Once(ctx context.Context, tx Execer, eventID string) (first bool, err error) {
 	if eventID == "" || len(eventID) > events.MaxIDLen {
 		return false, fmt.Errorf("ordering: Once: event id %q: want 1 to %d bytes", eventID, events.MaxIDLen)
 	}

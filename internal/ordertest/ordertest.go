@@ -1,6 +1,7 @@
 // Package ordertest is the application the ordering tests run: two models
 // on one table shape (ItemT fed by triggers, ItemB by the binlog) whose
-// handlers log each applied version with ordering.Once, and the worker
+// handlers log each applied version in the event's transaction (ordering.Tx)
+// with ordering.Once, and the worker
 // wiring (retry guard around the ordering middleware around dispatch) used
 // both in the test process and by the worker program the fault test kills.
 package ordertest
@@ -109,8 +110,14 @@ var ErrRandom = errors.New("ordertest: random failure")
 // apply logs the event's version, exactly once per event id. Inserts and
 // updates Refresh first: the row must be there, committed.
 func apply(ctx context.Context, r *dispatch.Record, id int64, v *int64, refresh bool) error {
+	// Half the failures come before the handler's writes, half after:
+	// those must be undone with the event.
+	failAfter := false
 	if FailRate > 0 && rand.Float64() < FailRate {
-		return ErrRandom
+		if rand.IntN(2) == 0 {
+			return ErrRandom
+		}
+		failAfter = true
 	}
 	ev := r.Event()
 	applied := *v
@@ -121,11 +128,21 @@ func apply(ctx context.Context, r *dispatch.Record, id int64, v *int64, refresh 
 		}
 		refreshed = sql.NullInt64{Int64: *v, Valid: true}
 	}
-	tx, err := r.DB().BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	// The log is written in the event's own transaction: committed with
+	// its seq, or not at all, whatever becomes of the worker. Once stays,
+	// to count what it would catch (nothing, then).
+	var tx ordering.Execer
+	etx, ok := ordering.Tx(ctx)
+	if ok {
+		tx = etx
+	} else {
+		own, err := r.DB().BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer own.Rollback()
+		tx = own
 	}
-	defer tx.Rollback()
 	first, err := ordering.Once(ctx, tx, ev.ID)
 	if err != nil {
 		return err
@@ -138,7 +155,13 @@ func apply(ctx context.Context, r *dispatch.Record, id int64, v *int64, refresh 
 		ev.Model, id, ev.Op, applied, ev.ID, refreshed); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if failAfter {
+		return ErrRandom
+	}
+	if own, ok := tx.(*sql.Tx); ok {
+		return own.Commit()
+	}
+	return nil
 }
 
 // Register registers both models.

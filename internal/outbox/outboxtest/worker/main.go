@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/ordering"
 )
 
 // Box is a row of boxes; every update raises n by one.
@@ -24,8 +26,14 @@ type Box struct {
 	N  int64 `db:"n"`
 }
 
+// log writes in the event's transaction: a run a kill cuts short leaves
+// no line, and a line never lands after a newer event's.
 func (b *Box) log(ctx context.Context) error {
-	_, err := b.DB().ExecContext(ctx, "INSERT INTO box_log (box_id, n) VALUES (?, ?)", b.ID, b.N)
+	tx, ok := ordering.Tx(ctx)
+	if !ok {
+		return errors.New("box: event without its transaction")
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO box_log (box_id, n) VALUES (?, ?)", b.ID, b.N)
 	return err
 }
 
