@@ -18,6 +18,7 @@ import (
 
 const (
 	ptCanDo         = 1
+	ptResetAbility  = 3
 	ptPreSleep      = 4
 	ptNoop          = 6
 	ptNoJob         = 10
@@ -58,6 +59,10 @@ type wconn struct {
 	// instead of two) or by flush. Guarded by mu, as is wbuf.
 	pending []byte
 	wbuf    []byte
+	// The worker's functions, registered turning (see turnEvery).
+	fns      []string
+	turn     int
+	turnedAt time.Time
 }
 
 func dialWorker(addr string, timeout time.Duration) (*wconn, error) {

@@ -289,7 +289,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w.loop(stop, cancel, addr, sem)
+				w.loop(stop, cancel, addr, sem, i)
 			}()
 		}
 	}
@@ -356,12 +356,12 @@ func (w *Worker) unreserve() {
 // the loop waits before it reconnects, longer each time in a row, until a
 // job is answered again: a handler whose database is down does not run in a
 // tight loop.
-func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr string, sem chan struct{}) {
+func (w *Worker) loop(ctx context.Context, cancel context.CancelFunc, addr string, sem chan struct{}, slot int) {
 	const minWait, maxWait = 50 * time.Millisecond, 5 * time.Second
 	backoff, requeueWait := minWait, minWait
 	var downSince time.Time // of the first failed dial in a row
 	for first := true; ctx.Err() == nil; first = false {
-		c, err := w.connect(addr)
+		c, err := w.connect(addr, slot)
 		if err != nil && w.drain {
 			// Draining is a one-off run: an unreachable server is its
 			// failure, not something to wait out.
@@ -421,7 +421,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (w *Worker) connect(addr string) (*wconn, error) {
+func (w *Worker) connect(addr string, slot int) (*wconn, error) {
 	c, err := dialWorker(addr, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -432,13 +432,42 @@ func (w *Worker) connect(addr string) (*wconn, error) {
 			return nil, err
 		}
 	}
-	for _, fn := range w.Functions() {
-		if err := c.send(ptCanDo, []byte(fn)); err != nil {
-			c.close()
-			return nil, err
-		}
+	c.fns, c.turn = w.Functions(), slot
+	c.abilities()
+	if err := c.flush(); err != nil {
+		c.close()
+		return nil, err
 	}
 	return c, nil
+}
+
+// turnEvery is how often a connection turns the order of its functions.
+// gearmand hands a worker a job of the function it registered last
+// whenever that one has jobs: without turns, a function whose queue never
+// empties (updates under a steady load) starves the others (a snapshot's
+// jobs, whose bridge then stands still). Each connection starts at its own
+// place in the order and moves on by one every turnEvery: a job waits at
+// most about (functions / connections) × turnEvery behind busier queues.
+const turnEvery = 100 * time.Millisecond
+
+// abilities queues (CAN_DO) c's functions, the one of this turn last.
+func (c *wconn) abilities() {
+	n := len(c.fns)
+	for i := range n {
+		c.later(ptCanDo, []byte(c.fns[(c.turn+1+i)%n]))
+	}
+	c.turnedAt = time.Now()
+}
+
+// turn moves c's order on by one when turnEvery has passed; the packets
+// go with the next GRAB.
+func (c *wconn) turnAbilities() {
+	if len(c.fns) < 2 || time.Since(c.turnedAt) < turnEvery {
+		return
+	}
+	c.turn++
+	c.later(ptResetAbility)
+	c.abilities()
 }
 
 // serve runs jobs on c until an error or a stop; answered is set once a job
@@ -487,6 +516,7 @@ func (w *Worker) serve(ctx context.Context, cancel context.CancelFunc, c *wconn,
 			cancel()
 			return nil
 		}
+		c.turnAbilities()
 		job, err := c.grab()
 		if err != nil || job == nil {
 			w.unreserve()
