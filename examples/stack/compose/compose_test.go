@@ -236,6 +236,31 @@ func (w *written) writeN(t *testing.T, db *sql.DB, phase string, n int) {
 	}
 }
 
+// writeParallel is writeN in sessions at once, each writing n/sessions
+// rows.
+func (w *written) writeParallel(t *testing.T, db *sql.DB, phase string, n, sessions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	errs := make(chan error, sessions)
+	for k := range sessions {
+		go func() {
+			for i := k; i < n; i += sessions {
+				if err := w.write(ctx, db, phase, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range sessions {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // bgWriter writes rows in the background (write, every 10 ms) until
 // stopped.
 type bgWriter struct {
@@ -410,6 +435,26 @@ func TestComposeStack(t *testing.T) {
 			l := s.logs(active)
 			return strings.LastIndex(l, "standing by") > strings.LastIndex(l, "lease acquired")
 		})
+	})
+
+	s.phase(t, "throughput", func(t *testing.T) {
+		// The stack's own rate, as an operator would see it: the events of
+		// rows written while dbworker was stopped (articles in the outbox,
+		// comments in gearmand), drained from dbworker's start until its
+		// handlers logged the last of them. A figure, not a check.
+		const n = 3000
+		s.compose(3*time.Minute, "stop", "dbworker")
+		w := &written{}
+		began := time.Now()
+		w.writeParallel(t, db, "throughput", n, 4)
+		wrote := time.Since(began)
+		began = time.Now()
+		s.compose(3*time.Minute, "start", "dbworker")
+		s.awaitHandled(w, 5*time.Minute)
+		took := time.Since(began)
+		load, _ := os.ReadFile("/proc/loadavg")
+		t.Logf("throughput: %d articles (outbox) and %d comments (binlog) written by 4 sessions in %s (%.0f rows/s); their %d events handled %s after dbworker's start (%.0f events/s, its start and the 1 s log polling included); load %s",
+			n, n, wrote.Round(time.Millisecond), 2*n/wrote.Seconds(), 2*n, took.Round(time.Millisecond), 2*n/took.Seconds(), strings.Fields(string(load))[0])
 	})
 
 	s.phase(t, "kill the gearmands with events waiting", func(t *testing.T) {
