@@ -7,7 +7,13 @@ import (
 	"fmt"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/internal/eventtx"
 )
+
+func init() {
+	eventtx.With = func(ctx context.Context, tx *sql.Tx) context.Context { return withTx(ctx, &EventTx{q: tx}) }
+}
 
 // ErrTxBroken: a statement of the event's transaction failed in a way that
 // ended the transaction on the server (a deadlock, ERROR 1213, rolls all of

@@ -26,7 +26,10 @@
 // machinery: the function's decoding (the envelope into the model's type,
 // the job's primary key into a record loaded from db, its arguments), the
 // registry's middleware (Registry.Use), then WithMiddleware's, around the
-// handler. Not run: the retry guard (its retries go through gearmand: the
+// handler. With a db, a row event of an ordered model (or a trigger event)
+// runs in a transaction on it, READ COMMITTED, that ordering.Tx returns
+// and that is committed when the handler returns nil, as the worker's
+// would be. Not run: the retry guard (its retries go through gearmand: the
 // kit returns the error of the one attempt), the ordering (its commit gate
 // waits for the row a real trigger writes) and the observation. A handler
 // that calls Job.SendData, SendStatus or SendWarning gets an error: there is
@@ -54,8 +57,10 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
+	"github.com/rowgear/rowgear/internal/eventtx"
 	"github.com/rowgear/rowgear/internal/ids"
 	"github.com/rowgear/rowgear/internal/rowmap"
+	_ "github.com/rowgear/rowgear/ordering" // sets eventtx.With
 )
 
 // ErrNotMounted: the function an event or a job names is not one the worker
@@ -213,8 +218,22 @@ func (w *Worker) Event(ctx context.Context, e *events.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("rowgeartest: %s %s: %w", ev.Model, ev.Op, err)
 	}
-	_, err = w.Call(ctx, events.FuncName(w.cfg.Namespace, ev.Model, ev.Op), payload)
-	return err
+	fn := events.FuncName(w.cfg.Namespace, ev.Model, ev.Op)
+	if w.db == nil || (m.Unordered && ev.Source != events.SourceTrigger) {
+		_, err = w.Call(ctx, fn, payload)
+		return err
+	}
+	// As the worker runs it: in a transaction (ordering.Tx), committed when
+	// the handler returns nil.
+	tx, err := w.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return fmt.Errorf("rowgeartest: %s %s: begin: %w", ev.Model, ev.Op, err)
+	}
+	defer tx.Rollback()
+	if _, err = w.Call(eventtx.With(ctx, tx), fn, payload); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // schema is the database db is connected to, for an envelope's schema

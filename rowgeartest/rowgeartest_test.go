@@ -11,6 +11,7 @@ import (
 	"github.com/rowgear/rowgear/dispatch"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/testenv"
+	"github.com/rowgear/rowgear/ordering"
 	"github.com/rowgear/rowgear/rowgeartest"
 )
 
@@ -34,14 +35,26 @@ func (it *Item) TriggerInsert(ctx context.Context) error {
 	return it.note(ctx, "insert %d %s %d", it.ID, it.Name, it.Qty)
 }
 
+// TriggerUpdate writes in the event's transaction, as the worker gives it.
 func (it *Item) TriggerUpdate(ctx context.Context, modified []string) error {
-	return it.note(ctx, "update %d %v", it.ID, modified)
+	tx, ok := ordering.Tx(ctx)
+	if !ok {
+		return errors.New("no event transaction")
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO log (what) VALUES (?)", fmt.Sprintf("update %d %v", it.ID, modified))
+	return err
 }
 
 var errKeep = errors.New("this item is kept")
 
 func (it *Item) TriggerDelete(ctx context.Context) error {
 	if it.Name == "keep" {
+		// Written in the event's transaction, then failed: rolled back.
+		if tx, ok := ordering.Tx(ctx); ok {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO log (what) VALUES ('kept')"); err != nil {
+				return err
+			}
+		}
 		return errKeep
 	}
 	return it.note(ctx, "delete %d", it.ID)
@@ -152,6 +165,9 @@ func TestRowEvents(t *testing.T) {
 	err := w.Delete(ctx, "Item", &Item{ID: 2, Name: "keep"})
 	if !errors.Is(err, errKeep) || !strings.Contains(err.Error(), "kit middleware saw") {
 		t.Errorf("failing handler: %v", err)
+	}
+	if got := logged("kept"); len(got) != 0 {
+		t.Errorf("a failing handler's write in the event's transaction was committed: %q", got)
 	}
 	if err := w.Insert(ctx, "Item", &Item{ID: 5, Name: "panic"}); err == nil || !strings.Contains(err.Error(), "a handler bug") {
 		t.Errorf("panicking handler: %v", err)
