@@ -32,14 +32,17 @@ func (e *env) writer(n int) (stop func() int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var count int
+	sid := e.config().Binlog.ServerID
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(7, 8))
-		// ≤ 100 statements/s (each changes up to 6 rows): the bridge keeps
-		// up on a loaded machine. At 500/s, with a load of 40 on 2 cores, it
-		// published 250-480 events/s, fell behind further each second, and
-		// the snapshot's chunks, which wait for the stream, stalled.
+		// ≤ 100 statements/s (each changes up to 6 rows), and none while
+		// the bridge's saved position is more than writerLead bytes behind
+		// the binlog: the snapshot's chunks wait for the stream, and with a
+		// load of 40 on 2 cores the pipeline handled 100-400 events/s, less
+		// than even 100 statements/s make; the stream fell behind further
+		// each second and the snapshot stood still for a minute.
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for ctx.Err() == nil {
@@ -47,6 +50,11 @@ func (e *env) writer(n int) (stop func() int) {
 			case <-tick.C:
 			case <-ctx.Done():
 				return
+			}
+			if count%20 == 0 {
+				for ctx.Err() == nil && e.bridgeBehind(sid) > writerLead {
+					time.Sleep(100 * time.Millisecond)
+				}
 			}
 			id := r.IntN(n + n/10)
 			var err error
@@ -86,6 +94,28 @@ func replica(evs []*events.Envelope) map[string]string {
 }
 
 // source returns the table's rows as rowString gives them.
+// writerLead is how far (binlog bytes, ≈700 per row event here) the
+// writer lets the bridge's saved position fall behind.
+const writerLead = 256 << 10
+
+// bridgeBehind is how many bytes of the current binlog file lie past the
+// bridge's saved position; 0 when it cannot tell (no position saved yet,
+// another file).
+func (e *env) bridgeBehind(serverID uint32) int64 {
+	var file, doDB, ignoreDB string
+	var pos int64
+	if err := e.db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		return 0
+	}
+	var savedFile string
+	var saved int64
+	if err := e.db.QueryRow("SELECT binlog_file, binlog_pos FROM "+bridge.PositionTable+" WHERE server_id = ?",
+		serverID).Scan(&savedFile, &saved); err != nil || savedFile != file {
+		return 0
+	}
+	return pos - saved
+}
+
 func (e *env) source() map[string]string {
 	e.t.Helper()
 	rows, err := e.db.Query("SELECT id, v, note FROM items")
