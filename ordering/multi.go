@@ -134,7 +134,7 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	}
 	et := &EventTx{q: conn}
 	out, err = next(withTx(ctx, et), job)
-	if err = cmpErr(err, et); err != nil {
+	if err = handlerErr(err, et); err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	tc.ended = true

@@ -200,16 +200,16 @@ func (o *Orderer) run(ctx context.Context, next gearman.Handler, job *gearman.Jo
 	}
 	et := &EventTx{q: tx}
 	out, err := next(withTx(ctx, et), job)
-	if err = cmpErr(err, et); err != nil {
+	if err = handlerErr(err, et); err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	return out, commit(tx, ev)
 }
 
-// cmpErr is the handler's error, or the event transaction's when the
+// handlerErr is the handler's error, or the event transaction's when the
 // handler ignored a statement that broke it: committing then would record
 // the event as applied without its writes.
-func cmpErr(err error, et *EventTx) error {
+func handlerErr(err error, et *EventTx) error {
 	if err == nil {
 		return et.broken
 	}
@@ -430,11 +430,12 @@ type Execer interface {
 
 // Once records eventID as applied in tx, the transaction in which a
 // handler makes its own writes, and reports whether this is the first
-// time. A handler writing through the event's own transaction (Tx) needs
-// no Once: its writes are applied exactly once already. When it returns false, the event's effects are already committed:
-// commit nothing more (a redelivered event, a retry after a crash between
-// the handler's commit and the job's end). A concurrent Once of the same
-// event waits for tx to end.
+// time. (A handler writing through the event's own transaction, Tx, needs
+// no Once: those writes are applied exactly once already.) When it returns
+// false, the event's effects are already committed: commit nothing more
+// (a redelivered event, a retry after a crash between the handler's commit
+// and the job's end). A concurrent Once of the same event waits for tx to
+// end.
 //
 //	tx, _ := db.BeginTx(ctx, nil)
 //	defer tx.Rollback()

@@ -62,7 +62,7 @@ func TestEventTxStopsAfterTheServerEndedIt(t *testing.T) {
 		if want := map[bool]int{true: 1, false: 2}[c.broken]; f.calls != want {
 			t.Errorf("%s: %d statements reached the server; want %d", c.name, f.calls, want)
 		}
-		if got := cmpErr(nil, tx) != nil; got != c.broken {
+		if got := handlerErr(nil, tx) != nil; got != c.broken {
 			t.Errorf("%s: a handler ignoring the error: event fails %v; want %v", c.name, got, c.broken)
 		}
 	}

@@ -1,9 +1,9 @@
 // Package ordertest is the application the ordering tests run: two models
 // on one table shape (ItemT fed by triggers, ItemB by the binlog) whose
-// handlers log each applied version in the event's transaction (ordering.Tx)
-// with ordering.Once, and the worker
-// wiring (retry guard around the ordering middleware around dispatch) used
-// both in the test process and by the worker program the fault test kills.
+// handlers log each applied version in the event's transaction
+// (ordering.Tx, with ordering.Once), and the worker wiring (retry guard
+// around the ordering middleware around dispatch) used both in the test
+// process and by the worker program the fault test kills.
 package ordertest
 
 import (
