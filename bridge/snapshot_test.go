@@ -93,7 +93,6 @@ func replica(evs []*events.Envelope) map[string]string {
 	return out
 }
 
-// source returns the table's rows as rowString gives them.
 // writerLead is how far (binlog bytes, ≈700 per row event here) the
 // writer lets the bridge's saved position fall behind.
 const writerLead = 256 << 10
@@ -116,6 +115,7 @@ func (e *env) bridgeBehind(serverID uint32) int64 {
 	return pos - saved
 }
 
+// source returns the table's rows as rowString gives them.
 func (e *env) source() map[string]string {
 	e.t.Helper()
 	rows, err := e.db.Query("SELECT id, v, note FROM items")

@@ -132,9 +132,8 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 			return nil, commitConn(conn, ev)
 		}
 	}
-	et := &EventTx{q: conn}
-	out, err = next(withTx(ctx, et), job)
-	if err = handlerErr(err, et); err != nil {
+	out, err = runIn(ctx, conn, next, job)
+	if err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	tc.ended = true

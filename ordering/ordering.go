@@ -198,22 +198,24 @@ func (o *Orderer) run(ctx context.Context, next gearman.Handler, job *gearman.Jo
 			return nil, commit(tx, ev)
 		}
 	}
-	et := &EventTx{q: tx}
-	out, err := next(withTx(ctx, et), job)
-	if err = handlerErr(err, et); err != nil {
+	out, err := runIn(ctx, tx, next, job)
+	if err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	return out, commit(tx, ev)
 }
 
-// handlerErr is the handler's error, or the event transaction's when the
-// handler ignored a statement that broke it: committing then would record
-// the event as applied without its writes.
-func handlerErr(err error, et *EventTx) error {
+// runIn runs the handler with q as its event transaction (Tx). Its error
+// is the handler's, or the transaction's when the handler ignored a
+// statement that broke it: committing then would record the event as
+// applied without its writes.
+func runIn(ctx context.Context, q querier, next gearman.Handler, job *gearman.Job) (any, error) {
+	et := &EventTx{q: q}
+	out, err := next(withTx(ctx, et), job)
 	if err == nil {
-		return et.broken
+		err = et.broken
 	}
-	return err
+	return out, err
 }
 
 // txOptions asks for READ COMMITTED, where gap locks cannot make two

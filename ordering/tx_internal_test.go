@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/rowgear/rowgear/gearman"
 )
 
 // fakeConn answers each statement with the next error of errs.
@@ -51,19 +53,27 @@ func TestEventTxStopsAfterTheServerEndedIt(t *testing.T) {
 		{"connection lost", errors.New("invalid connection"), true},
 	} {
 		f := &fakeConn{errs: []error{c.first}}
-		tx := &EventTx{q: f}
-		if _, err := tx.ExecContext(ctx, "INSERT …"); !errors.Is(err, c.first) {
-			t.Errorf("%s: first statement: %v; want its own error", c.name, err)
+		// A handler that ignores its statements' errors.
+		handler := func(ctx context.Context, _ *gearman.Job) (any, error) {
+			tx, ok := Tx(ctx)
+			if !ok {
+				t.Fatalf("%s: the handler got no event transaction", c.name)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT …"); !errors.Is(err, c.first) {
+				t.Errorf("%s: first statement: %v; want its own error", c.name, err)
+			}
+			_, err := tx.QueryContext(ctx, "SELECT …")
+			if got := errors.Is(err, ErrTxBroken); got != c.broken {
+				t.Errorf("%s: second statement: %v; want ErrTxBroken %v", c.name, err, c.broken)
+			}
+			return nil, nil
 		}
-		_, err := tx.QueryContext(ctx, "SELECT …")
-		if got := errors.Is(err, ErrTxBroken); got != c.broken {
-			t.Errorf("%s: second statement: %v; want ErrTxBroken %v", c.name, err, c.broken)
-		}
+		_, err := runIn(ctx, f, handler, &gearman.Job{})
 		if want := map[bool]int{true: 1, false: 2}[c.broken]; f.calls != want {
 			t.Errorf("%s: %d statements reached the server; want %d", c.name, f.calls, want)
 		}
-		if got := handlerErr(nil, tx) != nil; got != c.broken {
-			t.Errorf("%s: a handler ignoring the error: event fails %v; want %v", c.name, got, c.broken)
+		if got := err != nil; got != c.broken {
+			t.Errorf("%s: a handler ignoring the error: event fails %v (%v); want %v", c.name, got, err, c.broken)
 		}
 	}
 	// A batch event's savepoint comes before its first statement, once; a
