@@ -5,8 +5,9 @@
 // binlogbridge's snapshot requests and progress (00040) and their pace
 // (00045), an index of dead letters by function (00050), the
 // bridge's high-availability lease and reports (00060), the gearman UDFs
-// the triggers call (00099; 00100 adds rowgear_ring), and the outbox
-// columns of the commit gate (00110, triggers.mode: outbox). The UDFs are needed only by
+// the triggers call (00099; 00100 adds rowgear_ring), the outbox
+// columns of the commit gate (00110, triggers.mode: outbox) and the
+// relay's cursor (00120). The UDFs are needed only by
 // trigger-sourced models: an application whose models all use the binlog
 // leaves 00099 and 00100 out (see WithoutUDF), so a server without the UDF's library,
 // or a managed one, can run everything else. They are

@@ -2,6 +2,10 @@ package outbox_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,5 +85,178 @@ func TestRingJobEndsWithoutARelay(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the ring's job waited for its context's end, want its cap")
+	}
+}
+
+// gateRow writes an outbox row of function fn as a trigger would and
+// returns its id.
+func gateRow(t *testing.T, ex interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, fn string) uint64 {
+	t.Helper()
+	res, err := ex.ExecContext(context.Background(), "INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES (?, '{\"v\": 1}', '1000-01-01')", fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	return uint64(id)
+}
+
+// ids records the rows the relay submits, by the seq of their envelope.
+type ids struct {
+	mu   sync.Mutex
+	seen map[uint64]int
+}
+
+func (p *ids) Background(_ context.Context, _ string, w any, _ gearman.Priority, _ ...gearman.SubmitOption) (string, error) {
+	var env struct {
+		Seq string `json:"seq"`
+	}
+	if err := json.Unmarshal(w.([]byte), &env); err != nil {
+		return "", err
+	}
+	id, _ := strconv.ParseUint(env.Seq, 10, 64)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen == nil {
+		p.seen = map[uint64]int{}
+	}
+	p.seen[id]++
+	return "H:test", nil
+}
+
+func (p *ids) times(id uint64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[id]
+}
+
+func migrated(t *testing.T) *sql.DB {
+	t.Helper()
+	db, _ := testenv.DB(t)
+	if _, err := migrations.Up(context.Background(), db, migrations.Rowgear().WithoutUDF()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestSweepSendsAgainWhatWasNotHandled: a row still there a while after
+// the cursor sent it (its job lost) goes again, once per resend time; one
+// the retry guard holds, or a dead letter's, does not.
+func TestSweepSendsAgainWhatWasNotHandled(t *testing.T) {
+	db := migrated(t)
+	ctx := context.Background()
+	const resend = 200 * time.Millisecond
+	pub := &ids{}
+	r, err := outbox.New(db, pub, outbox.Options{Poll: time.Hour, ResendAfter: resend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, held, parked := gateRow(t, db, "ns.Box.update"), gateRow(t, db, "ns.Box.update"), gateRow(t, db, "ns.Box.update")
+	if n, err := r.Drain(ctx); err != nil || n != 3 {
+		t.Fatalf("drain: %d rows, %v; want 3", n, err)
+	}
+	if _, err := db.Exec("UPDATE rowgear_gate SET relay_after = NOW(6) + INTERVAL 1 HOUR WHERE id = ?", held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE rowgear_gate SET relay_after = NULL WHERE id = ?", parked); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep at once: %d rows, %v; want none (sent just now)", n, err)
+	}
+	testenv.Eventually(t, time.Minute, "the lost row sent again", func() bool {
+		_, err := r.Sweep(ctx)
+		return err == nil && pub.times(lost) == 2
+	})
+	if pub.times(held) != 1 || pub.times(parked) != 1 {
+		t.Errorf("held row sent %d times, dead letter's %d; want 1 each", pub.times(held), pub.times(parked))
+	}
+	// Sent again means due again only after another resend time.
+	if n, err := r.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("sweep right after the resend: %d rows, %v; want none", n, err)
+	}
+}
+
+// TestSkippedRowIsSentOnceCommitted: the cursor passes a row whose writer
+// has not committed (a later writer's row is there); the relay that
+// passed it sends it once its writer commits.
+func TestSkippedRowIsSentOnceCommitted(t *testing.T) {
+	db := migrated(t)
+	ctx := context.Background()
+	pub := &ids{}
+	r, err := outbox.New(db, pub, outbox.Options{Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := gateRow(t, db, "ns.Box.update")
+	if n, err := r.Drain(ctx); err != nil || n != 1 {
+		t.Fatalf("drain: %d rows, %v; want 1", n, err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	slow := gateRow(t, tx, "ns.Box.update")
+	later := gateRow(t, db, "ns.Box.update")
+	if n, err := r.Drain(ctx); err != nil || n != 1 || pub.times(later) != 1 || pub.times(slow) != 0 {
+		t.Fatalf("drain past an uncommitted row: %d rows, %v; want the later one only", n, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, "the row sent after its commit", func() bool {
+		_, err := r.Drain(ctx)
+		return err == nil && pub.times(slow) == 1
+	})
+	if pub.times(first) != 1 || pub.times(later) != 1 {
+		t.Errorf("rows sent %d and %d times, want once each", pub.times(first), pub.times(later))
+	}
+}
+
+// TestRelaysShareTheCursor: relays of several worker processes drain one
+// outbox at once; each row goes out once.
+func TestRelaysShareTheCursor(t *testing.T) {
+	db := migrated(t)
+	ctx := context.Background()
+	const rows = 3000
+	for i := 0; i < rows; i += 500 {
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ")
+		for j := range 500 {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("('ns.Box.update', '{\"v\": 1}', '1000-01-01')")
+		}
+		if _, err := db.Exec(sb.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := &ids{}
+	var wg sync.WaitGroup
+	for range 3 {
+		r, err := outbox.New(db, pub, outbox.Options{Poll: time.Hour, Batch: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if _, err := r.Drain(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	twice := 0
+	for _, n := range pub.seen {
+		if n > 1 {
+			twice++
+		}
+	}
+	if len(pub.seen) != rows || twice > 0 {
+		t.Errorf("%d of %d rows sent, %d more than once", len(pub.seen), rows, twice)
 	}
 }
