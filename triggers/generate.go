@@ -245,8 +245,10 @@ func (g gen) body(op string) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("BEGIN\n")
-	fmt.Fprintf(&b, "  DECLARE %s CHAR(36) CHARACTER SET ascii;\n", varID)
-	fmt.Fprintf(&b, "  DECLARE %s LONGTEXT CHARACTER SET utf8mb4;\n", varPayload)
+	if g.mode != Outbox { // the outbox's INSERT builds the envelope in place
+		fmt.Fprintf(&b, "  DECLARE %s CHAR(36) CHARACTER SET ascii;\n", varID)
+		fmt.Fprintf(&b, "  DECLARE %s LONGTEXT CHARACTER SET utf8mb4;\n", varPayload)
+	}
 	if g.mode == Strict {
 		fmt.Fprintf(&b, "  DECLARE %s VARCHAR(512);\n", varError)
 	}
@@ -314,11 +316,15 @@ func (g gen) pkChanged() string {
 // transaction, append the gate row's id as "seq", and call the UDF.
 func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 	fn := events.FuncName(g.ns, g.spec.Model, op)
-	fmt.Fprintf(b, "%sSET %s = UUID();\n", indent, varID)
+	id := "UUID()"
+	if g.mode != Outbox {
+		fmt.Fprintf(b, "%sSET %s = UUID();\n", indent, varID)
+		id = varID
+	}
 	in := indent + "    "
 	fields := []string{
 		"'v', 1",
-		"'id', " + varID,
+		"'id', " + id,
 		"'source', 'trigger'",
 		"'schema', DATABASE()",
 		"'table', " + sqlschema.QuoteString(g.table.Name),
@@ -334,20 +340,22 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 		fields = append(fields, "'modified', "+modified)
 	}
 	fields = append(fields, "'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
-	fmt.Fprintf(b, "%sSET %s = JSON_OBJECT(\n%s  %s\n%s);\n", indent, varPayload, in,
-		strings.Join(fields, ",\n"+in+"  "), in)
+	envelope := fmt.Sprintf("JSON_OBJECT(\n%s  %s\n%s)", in, strings.Join(fields, ",\n"+in+"  "), in)
 	// The gate row's id orders the events of one row: the writer holds the
 	// row's lock from here to its commit. LAST_INSERT_ID() is restored for
 	// the writer's own statements when the trigger ends.
 	if g.mode == Outbox {
 		// The row is the event: the relay appends the id as seq when it
-		// publishes it. Due at once (relay_after's lowest value, so due rows
-		// are claimed in id order); the doorbell only says "look".
+		// publishes it. Due at once (relay_after's lowest value); the
+		// doorbell only says "look". One statement, the envelope built in
+		// place: each statement of a trigger's body costs the writer
+		// (variables and SETs were 10 µs of a 250 µs UPDATE).
 		fmt.Fprintf(b, "%sINSERT INTO %s (fn, payload, relay_after) VALUES (%s, %s, '1000-01-01 00:00:00');\n",
-			indent, sqlschema.GateTable, sqlschema.QuoteString(fn), varPayload)
+			indent, sqlschema.GateTable, sqlschema.QuoteString(fn), envelope)
 		fmt.Fprintf(b, "%sDO rowgear_ring(%s);\n", indent, sqlschema.QuoteString(outbox.Doorbell(g.ns)))
 		return
 	}
+	fmt.Fprintf(b, "%sSET %s = %s;\n", indent, varPayload, envelope)
 	fmt.Fprintf(b, "%sINSERT INTO %s (digest) VALUES (UNHEX(SHA2(%s, 256)));\n", indent, sqlschema.GateTable, varPayload)
 	fmt.Fprintf(b, "%sSET %s = CONCAT(LEFT(%s, CHAR_LENGTH(%s) - 1), ', \"seq\": \"', LPAD(LAST_INSERT_ID(), 20, '0'), '\"}');\n",
 		indent, varPayload, varPayload, varPayload)
