@@ -1483,6 +1483,67 @@ static int ring_ready(struct ring *r, int i, double now, char *why, size_t whyle
 	return fd;
 }
 
+/*
+ * Rings coalesce in mysqld too: a ring of the same function to the same
+ * servers written less than RING_COALESCE_MS ago (by any thread) stands
+ * for this one, which returns 1 without a packet. The relay it woke looks
+ * again 1 ms after each look, so the writes behind the skipped rings are
+ * found as soon. Each
+ * ring costs the writer a send and gearmand a job: 16 µs of a 250 µs
+ * UPDATE, before this.
+ */
+#define RING_COALESCE_MS 1.0
+#define RING_RECENT 16
+static pthread_mutex_t g_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint64_t key;
+	double at;
+} g_rang[RING_RECENT]; /* guarded by g_ring_lock */
+
+/* FNV-1a of fn, a NUL and the server list (empty: the global one). */
+static uint64_t ring_key(const char *fn, const char *servers)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (const char *p = fn; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0) * 1099511628211ULL;
+	for (const char *p = servers ? servers : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h | 1; /* never 0, a free slot's key */
+}
+
+/* Whether key's last ring was written less than RING_COALESCE_MS ago. */
+static bool ring_recent(uint64_t key, double now)
+{
+	bool recent = false;
+	pthread_mutex_lock(&g_ring_lock);
+	for (int i = 0; i < RING_RECENT; i++)
+		if (g_rang[i].key == key) {
+			recent = now - g_rang[i].at < RING_COALESCE_MS;
+			break;
+		}
+	pthread_mutex_unlock(&g_ring_lock);
+	return recent;
+}
+
+/* Notes that key's ring was written at now (its slot, or the oldest). */
+static void ring_rang(uint64_t key, double now)
+{
+	pthread_mutex_lock(&g_ring_lock);
+	int slot = 0;
+	for (int i = 0; i < RING_RECENT; i++) {
+		if (g_rang[i].key == key) {
+			slot = i;
+			break;
+		}
+		if (g_rang[i].at < g_rang[slot].at)
+			slot = i;
+	}
+	g_rang[slot].key = key;
+	g_rang[slot].at = now;
+	pthread_mutex_unlock(&g_ring_lock);
+}
+
 RG_API rg_bool rowgear_ring_init(UDF_INIT *initid, UDF_ARGS *args, char *message)
 {
 	if (args->arg_count < 1 || args->arg_count > 2) {
@@ -1566,6 +1627,13 @@ RG_API long long rowgear_ring(UDF_INIT *initid, UDF_ARGS *args, char *is_null, c
 		override = servers;
 	}
 
+	double now = now_ms();
+	uint64_t key = ring_key(fn, override);
+	if (ring_recent(key, now)) {
+		*is_null = 0;
+		return 1;
+	}
+
 	struct ring *r = override ? &ts->ring_override : &ts->ring_global;
 	bool rebuilt;
 	if (!conn_load(&r->c, override, &rebuilt, err, sizeof err)) {
@@ -1602,7 +1670,6 @@ RG_API long long rowgear_ring(UDF_INIT *initid, UDF_ARGS *args, char *is_null, c
 	 * server is visited, so the others get their connects started (and
 	 * their answers drained) for when the first one fails.
 	 */
-	double now = now_ms();
 	bool rung = false;
 	size_t wl = 0;
 	err[0] = '\0';
@@ -1628,8 +1695,10 @@ RG_API long long rowgear_ring(UDF_INIT *initid, UDF_ARGS *args, char *is_null, c
 			wl += (size_t)snprintf(err + wl, sizeof err - wl, "%s%.256s: %s", wl ? "; " : "", r->c.server[i], why);
 	}
 	*is_null = 0;
-	if (rung)
+	if (rung) {
+		ring_rang(key, now);
 		return 1;
+	}
 	set_error(ts, "rowgear_ring(%s): dropped: %s", fn, err);
 	return 0;
 }
