@@ -15,12 +15,9 @@ DROP TRIGGER IF EXISTS `rowgear_articles_delete`;
 -- +goose StatementBegin
 CREATE TRIGGER `rowgear_articles_insert` AFTER INSERT ON `articles` FOR EACH ROW
 BEGIN
-  DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
-  DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
-  SET rowgear_id = UUID();
-  SET rowgear_payload = JSON_OBJECT(
+  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', JSON_OBJECT(
         'v', 1,
-        'id', rowgear_id,
+        'id', UUID(),
         'source', 'trigger',
         'schema', DATABASE(),
         'table', 'articles',
@@ -35,16 +32,13 @@ BEGIN
           'created_at', CAST(NEW.`created_at` AS CHAR)),
         'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-      );
-  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', rowgear_payload, '1000-01-01 00:00:00');
+      ), '1000-01-01 00:00:00');
   DO rowgear_ring('rowgear.outbox');
 END;
 -- +goose StatementEnd
 -- +goose StatementBegin
 CREATE TRIGGER `rowgear_articles_update` AFTER UPDATE ON `articles` FOR EACH ROW
 BEGIN
-  DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
-  DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
   DECLARE rowgear_modified LONGTEXT CHARACTER SET utf8mb4;
   SET rowgear_modified = CONCAT_WS(',',
     IF(NOT (OLD.`id` <=> NEW.`id`), '"id"', NULL),
@@ -55,10 +49,9 @@ BEGIN
   );
   IF rowgear_modified <> '' THEN
     IF NOT (OLD.`id` <=> NEW.`id`) THEN
-      SET rowgear_id = UUID();
-      SET rowgear_payload = JSON_OBJECT(
+      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', JSON_OBJECT(
             'v', 1,
-            'id', rowgear_id,
+            'id', UUID(),
             'source', 'trigger',
             'schema', DATABASE(),
             'table', 'articles',
@@ -73,13 +66,11 @@ BEGIN
               'created_at', CAST(OLD.`created_at` AS CHAR)),
             'modified', JSON_ARRAY(),
             'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-          );
-      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', rowgear_payload, '1000-01-01 00:00:00');
+          ), '1000-01-01 00:00:00');
       DO rowgear_ring('rowgear.outbox');
-      SET rowgear_id = UUID();
-      SET rowgear_payload = JSON_OBJECT(
+      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', JSON_OBJECT(
             'v', 1,
-            'id', rowgear_id,
+            'id', UUID(),
             'source', 'trigger',
             'schema', DATABASE(),
             'table', 'articles',
@@ -94,14 +85,12 @@ BEGIN
               'created_at', CAST(NEW.`created_at` AS CHAR)),
             'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
             'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-          );
-      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', rowgear_payload, '1000-01-01 00:00:00');
+          ), '1000-01-01 00:00:00');
       DO rowgear_ring('rowgear.outbox');
     ELSE
-      SET rowgear_id = UUID();
-      SET rowgear_payload = JSON_OBJECT(
+      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.update', JSON_OBJECT(
             'v', 1,
-            'id', rowgear_id,
+            'id', UUID(),
             'source', 'trigger',
             'schema', DATABASE(),
             'table', 'articles',
@@ -122,8 +111,7 @@ BEGIN
               'created_at', CAST(OLD.`created_at` AS CHAR)),
             'modified', JSON_EXTRACT(CONCAT('[', rowgear_modified, ']'), '$'),
             'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-          );
-      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.update', rowgear_payload, '1000-01-01 00:00:00');
+          ), '1000-01-01 00:00:00');
       DO rowgear_ring('rowgear.outbox');
     END IF;
   END IF;
@@ -132,12 +120,9 @@ END;
 -- +goose StatementBegin
 CREATE TRIGGER `rowgear_articles_delete` AFTER DELETE ON `articles` FOR EACH ROW
 BEGIN
-  DECLARE rowgear_id CHAR(36) CHARACTER SET ascii;
-  DECLARE rowgear_payload LONGTEXT CHARACTER SET utf8mb4;
-  SET rowgear_id = UUID();
-  SET rowgear_payload = JSON_OBJECT(
+  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', JSON_OBJECT(
         'v', 1,
-        'id', rowgear_id,
+        'id', UUID(),
         'source', 'trigger',
         'schema', DATABASE(),
         'table', 'articles',
@@ -151,8 +136,7 @@ BEGIN
           'published_at', CAST(OLD.`published_at` AS CHAR),
           'created_at', CAST(OLD.`created_at` AS CHAR)),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
-      );
-  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', rowgear_payload, '1000-01-01 00:00:00');
+      ), '1000-01-01 00:00:00');
   DO rowgear_ring('rowgear.outbox');
 END;
 -- +goose StatementEnd
