@@ -1,8 +1,8 @@
 -- The outbox relay's cursor (triggers.mode: outbox). A relay reads the
 -- committed outbox rows past its namespace's cursor, in id order, and
--- moves the cursor on; it writes nothing to the rows it sends. The
--- cursor's row lock is the claim: several relays (one per worker process)
--- take turns, and each run of rows is sent by one of them.
+-- moves the cursor on with a compare-and-set; it writes nothing to the
+-- rows it sends. The compare-and-set is the claim: several relays (one per
+-- worker process) take turns, and each run of rows is sent by one of them.
 --
 --   sent_to  every committed row up to this id has been read and sent
 --            (a row its writer had not committed yet is looked at again
