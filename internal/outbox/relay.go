@@ -225,13 +225,16 @@ const ms = time.Millisecond
 // Run relays until ctx ends. While rows keep coming it drains again at
 // once; once a look finds nothing it looks again after 1, 2, 3, 5, 8, …
 // 233 ms (a ring comes before its writer's commit), then waits for a ring
-// or the poll. Every poll it also sweeps.
+// or the poll. Beside it, every poll, it sweeps: apart, so a sweep that
+// reads many rows never holds back the drains.
 func (r *Relay) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { r.sweepEvery(ctx) })
 	poll := time.NewTicker(r.o.Poll)
 	defer poll.Stop()
 	var again <-chan time.Time
 	step := len(retryAfterRing)
-	swept := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -246,24 +249,32 @@ func (r *Relay) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil && !errors.Is(err, errGearmanDown) {
-			r.o.Logger.Warn("outbox relay: reading rows failed; trying again at the next poll", "err", err)
-		}
-		if time.Since(swept) >= r.o.Poll {
-			swept = time.Now()
-			m, err := r.Sweep(ctx)
-			if err != nil && ctx.Err() == nil && !errors.Is(err, errGearmanDown) {
-				r.o.Logger.Warn("outbox relay: sweeping failed; trying again at the next poll", "err", err)
-			}
-			n += m
-		}
 		switch {
 		case err != nil:
+			if !errors.Is(err, errGearmanDown) {
+				r.o.Logger.Warn("outbox relay: reading rows failed; trying again at the next poll", "err", err)
+			}
 		case n > 0:
 			again, step = time.After(time.Millisecond), 0
 		case step < len(retryAfterRing):
 			again = time.After(retryAfterRing[step])
 			step++
+		}
+	}
+}
+
+// sweepEvery runs Sweep every poll until ctx ends.
+func (r *Relay) sweepEvery(ctx context.Context) {
+	t := time.NewTicker(r.o.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, errGearmanDown) {
+			r.o.Logger.Warn("outbox relay: sweeping failed; trying again at the next poll", "err", err)
 		}
 	}
 }
@@ -558,14 +569,33 @@ func (r *Relay) sweep(ctx context.Context, t string) ([]row, error) {
 	if dueTo == 0 {
 		return nil, nil
 	}
+	// A plain read first: most sweeps find nothing, and a locking read
+	// would lock (and wait on) every row it passes.
+	cond, args := r.mine()
+	rs, err := r.db.QueryContext(ctx, "SELECT id FROM "+t+" WHERE id <= ? AND "+cond+" ORDER BY id LIMIT ?",
+		append(append([]any{dueTo}, args...), r.o.Batch)...)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rs.Next() {
+		var id uint64
+		if err := rs.Scan(&id); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		ids = append(ids, strconv.FormatUint(id, 10))
+	}
+	if err := rs.Close(); err != nil || len(ids) == 0 {
+		return nil, err
+	}
 	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	cond, args := r.mine()
-	rows, err := r.query(ctx, tx, "SELECT id, fn, payload FROM "+t+" WHERE id <= ? AND "+cond+
-		" ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED", append(append([]any{dueTo}, args...), r.o.Batch)...)
+	rows, err := r.query(ctx, tx, "SELECT id, fn, payload FROM "+t+" WHERE id IN ("+strings.Join(ids, ",")+") AND "+cond+
+		" ORDER BY id FOR UPDATE SKIP LOCKED", args...)
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
