@@ -31,16 +31,17 @@
 //
 // An id the read skipped, below a row it found, belongs to a writer that
 // had not committed (or rolled back, or to a row already deleted). The
-// relay that skipped it looks for it again at each drain for
-// ResendAfter, and publishes it once it is there; after that the sweep
-// covers it.
+// relay that skipped it looks for it again (in its first second at most
+// every 5 ms, then at each poll) for ResendAfter, and publishes it once it
+// is there; after that the sweep covers it.
 //
 // # The sweep
 //
-// Every Poll a relay sweeps: rows up to due_to, the cursor as it was at
-// least ResendAfter ago, that are still there and due (relay_after <=
-// NOW(6)) are claimed (FOR UPDATE SKIP LOCKED), published again and made
-// due again ResendAfter later. The retry guard moves a held event's
+// Every Poll, beside its drains, a relay sweeps: a plain read finds the
+// rows up to due_to (the cursor as it was one to two ResendAfter ago)
+// that are still there and due (relay_after <= NOW(6)); those are claimed
+// (FOR UPDATE SKIP LOCKED), published again and made due again
+// ResendAfter later. The retry guard moves a held event's
 // relay_after past its retry, and a dead letter's to NULL (never sent
 // again but by a replay): the sweep leaves both alone.
 //
