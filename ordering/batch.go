@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/eventwire"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 )
 
 // A batch job (events.OpBatch) carries consecutive binlog events of one
@@ -162,11 +162,7 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	// then finds its events applied. One plain read for all of them.
 	q := beginSQL
 	if ids := s.gateIDs(); len(ids) > 0 {
-		list := make([]string, len(ids))
-		for i, id := range ids {
-			list[i] = strconv.FormatUint(id, 10)
-		}
-		q += "; SELECT id, digest, payload FROM " + s.o.gate(s.model) + " WHERE id IN (" + strings.Join(list, ",") + ")"
+		q += "; SELECT id, digest, payload FROM " + s.o.gate(s.model) + " WHERE id IN (" + sqlschema.IDList(ids) + ")"
 	}
 	q += "; INSERT INTO rowgear_row_seq (row_key, model, seq) VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ''),", len(keys)), ",") +
@@ -281,11 +277,7 @@ func (s *session) commit(conn *sql.Conn) error {
 	// batches never lock the same gate rows in opposite orders; a
 	// statement per id cost the drain a third of its rate.
 	if len(s.done) > 0 {
-		list := make([]string, len(s.done))
-		for i, id := range s.done {
-			list[i] = strconv.FormatUint(id, 10)
-		}
-		q += "DELETE FROM " + s.o.gate(s.model) + " WHERE id IN (" + strings.Join(list, ",") + "); "
+		q += "DELETE FROM " + s.o.gate(s.model) + " WHERE id IN (" + sqlschema.IDList(s.done) + "); "
 	}
 	if len(s.dirty) == 0 {
 		return endTx(conn, q+"COMMIT")

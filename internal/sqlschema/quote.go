@@ -2,6 +2,7 @@ package sqlschema
 
 import (
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -33,4 +34,16 @@ func QuoteString(s string) string {
 		return "''"
 	}
 	return "CONVERT(X'" + strings.ToUpper(hex.EncodeToString([]byte(s))) + "' USING utf8mb4)"
+}
+
+// IDList renders ids as the inside of an SQL IN list: "1,2,3".
+func IDList(ids []uint64) string {
+	b := make([]byte, 0, 8*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, id, 10)
+	}
+	return string(b)
 }
