@@ -65,7 +65,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,6 +312,7 @@ type row struct {
 	id      uint64
 	fn      string
 	payload []byte
+	mine    bool // fn not NULL: the cursor's read gives other rows without it
 }
 
 // relayTable is the cursor table beside gate table t.
@@ -408,34 +408,19 @@ func (r *Relay) advance(ctx context.Context, t string) (_ []row, read int, _ err
 	// payload.
 	cond, cargs := r.mine()
 	args := append(append(append([]any{}, cargs...), cargs...), from, r.o.Batch)
-	rs, err := r.db.QueryContext(ctx, "SELECT id, IF("+cond+", fn, NULL), IF("+cond+", payload, NULL) FROM "+t+
+	all, err := r.query(ctx, r.db, "SELECT id, IF("+cond+", fn, NULL), IF("+cond+", payload, NULL) FROM "+t+
 		" WHERE id > ? ORDER BY id LIMIT ?", args...)
-	if err != nil {
+	if err != nil || len(all) == 0 {
 		return nil, 0, err
 	}
 	var rows []row
-	var ids []uint64
-	for rs.Next() {
-		var x row
-		var fn sql.NullString
-		if err := rs.Scan(&x.id, &fn, &x.payload); err != nil {
-			rs.Close()
-			return nil, 0, err
-		}
-		ids = append(ids, x.id)
-		if fn.Valid {
-			x.fn = fn.String
+	for _, x := range all {
+		if x.mine {
 			rows = append(rows, x)
 		}
 	}
-	if err := rs.Close(); err != nil {
-		return nil, 0, err
-	}
-	if len(ids) == 0 {
-		return nil, 0, nil
-	}
 	now := time.Now()
-	last := ids[len(ids)-1]
+	last := all[len(all)-1].id
 	ok, err := r.moveCursor(ctx, t, from, last)
 	if err != nil {
 		return nil, 0, err
@@ -447,12 +432,12 @@ func (r *Relay) advance(ctx context.Context, t string) (_ []row, read int, _ err
 	r.setCursor(t, last, true)
 	if from > 0 { // a first read starts at the oldest row
 		prev := from
-		for _, id := range ids {
-			r.skips[t].add(prev, id, now)
-			prev = id
+		for _, x := range all {
+			r.skips[t].add(prev, x.id, now)
+			prev = x.id
 		}
 	}
-	return rows, len(ids), nil
+	return rows, len(all), nil
 }
 
 func skipsOf(tables []string) map[string]*skips {
@@ -472,11 +457,7 @@ func (r *Relay) recheck(ctx context.Context, t string, young bool) (int, error) 
 	for len(ids) > 0 && ctx.Err() == nil {
 		part := ids[:min(len(ids), lookMax)]
 		ids = ids[len(part):]
-		list := make([]string, len(part))
-		for i, id := range part {
-			list[i] = strconv.FormatUint(id, 10)
-		}
-		rows, err := r.query(ctx, r.db, "SELECT id, fn, payload FROM "+t+" WHERE id IN ("+strings.Join(list, ",")+") AND "+cond+" ORDER BY id", args...)
+		rows, err := r.query(ctx, r.db, "SELECT id, fn, payload FROM "+t+" WHERE id IN ("+sqlschema.IDList(part)+") AND "+cond+" ORDER BY id", args...)
 		if err != nil {
 			return total, fmt.Errorf("outbox %s: looking for skipped rows: %w", t, err)
 		}
@@ -508,7 +489,7 @@ func (r *Relay) query(ctx context.Context, q querier, stmt string, args ...any) 
 		if err := rs.Scan(&x.id, &fn, &x.payload); err != nil {
 			return nil, err
 		}
-		x.fn = fn.String
+		x.fn, x.mine = fn.String, fn.Valid
 		rows = append(rows, x)
 	}
 	return rows, rs.Err()
@@ -578,14 +559,14 @@ func (r *Relay) sweep(ctx context.Context, t string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	var ids []uint64
 	for rs.Next() {
 		var id uint64
 		if err := rs.Scan(&id); err != nil {
 			rs.Close()
 			return nil, err
 		}
-		ids = append(ids, strconv.FormatUint(id, 10))
+		ids = append(ids, id)
 	}
 	if err := rs.Close(); err != nil || len(ids) == 0 {
 		return nil, err
@@ -595,7 +576,7 @@ func (r *Relay) sweep(ctx context.Context, t string) ([]row, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := r.query(ctx, tx, "SELECT id, fn, payload FROM "+t+" WHERE id IN ("+strings.Join(ids, ",")+") AND "+cond+
+	rows, err := r.query(ctx, tx, "SELECT id, fn, payload FROM "+t+" WHERE id IN ("+sqlschema.IDList(ids)+") AND "+cond+
 		" ORDER BY id FOR UPDATE SKIP LOCKED", args...)
 	if err != nil || len(rows) == 0 {
 		return nil, err
@@ -610,12 +591,12 @@ func (r *Relay) sweep(ctx context.Context, t string) ([]row, error) {
 func setDue(ctx context.Context, ex interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
 }, t string, rows []row, after time.Duration) error {
-	ids := make([]string, len(rows))
+	ids := make([]uint64, len(rows))
 	for i, x := range rows {
-		ids[i] = strconv.FormatUint(x.id, 10)
+		ids[i] = x.id
 	}
 	_, err := ex.ExecContext(ctx, "UPDATE "+t+" SET relay_after = NOW(6) + INTERVAL ? MICROSECOND WHERE id IN ("+
-		strings.Join(ids, ",")+")", after.Microseconds())
+		sqlschema.IDList(ids)+")", after.Microseconds())
 	return err
 }
 

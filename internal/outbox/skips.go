@@ -42,7 +42,8 @@ func (s *skips) add(after, before uint64, now time.Time) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id := after + 1; id < before; id++ {
+	// Only the newest maxSkips of a wider gap would be kept.
+	for id := max(after+1, before-min(before, maxSkips)); id < before; id++ {
 		s.list = append(s.list, skip{id, now})
 		s.live++
 	}
