@@ -43,10 +43,17 @@ func (s *skips) add(after, before uint64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Only the newest maxSkips of a wider gap would be kept.
-	for id := max(after+1, before-min(before, maxSkips)); id < before; id++ {
+	from := max(after+1, before-min(before, maxSkips))
+	for id := from; id < before; id++ {
 		s.list = append(s.list, skip{id, now})
-		s.live++
 	}
+	s.added(int(before - from))
+}
+
+// added counts the n entries just appended and drops the oldest past
+// maxSkips.
+func (s *skips) added(n int) {
+	s.live += n
 	if n := len(s.list) - maxSkips; n > 0 {
 		s.drop(n)
 	}
@@ -119,9 +126,6 @@ func (s *skips) retry(ids []uint64, now time.Time) {
 	defer s.mu.Unlock()
 	for _, id := range ids {
 		s.list = append(s.list, skip{id, now})
-		s.live++
 	}
-	if n := len(s.list) - maxSkips; n > 0 {
-		s.drop(n)
-	}
+	s.added(len(ids))
 }
