@@ -48,9 +48,13 @@ func Encode(e *Envelope) ([]byte, error) {
 	if b, err = appendRow(b, e.PK, "pk"); err != nil {
 		return nil, err
 	}
-	b = append(b, `,"row":`...)
-	if b, err = appendRow(b, e.Row, "row"); err != nil {
-		return nil, err
+	if e.ReadRow {
+		b = append(b, `,"read_row":true`...)
+	} else {
+		b = append(b, `,"row":`...)
+		if b, err = appendRow(b, e.Row, "row"); err != nil {
+			return nil, err
+		}
 	}
 	if e.Old != nil {
 		b = append(b, `,"old":`...)
@@ -151,11 +155,12 @@ const (
 	fPos
 	fSeq
 	fReadAt
+	fReadRow
 	nFields
 )
 
 var fieldNames = [nFields]string{"v", "id", "source", "schema", "table", "model",
-	"op", "pk", "row", "old", "modified", "ts", "pos", "seq", "read_at"}
+	"op", "pk", "row", "old", "modified", "ts", "pos", "seq", "read_at", "read_row"}
 
 func fieldIndex(name string) int {
 	for i, n := range fieldNames {

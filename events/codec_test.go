@@ -195,7 +195,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"row string", edit(`"row":{"body":null,"created_at":"2026-11-26 23:00:00.123456","id":42,"price":"12.50","tags":["a","b"],"title":"Hello, wörld 🚀"}`, `"row":"{}"`), ErrMalformed, "row: want object, got string"},
 		{"row repeated column", edit(`"row":{"body":null,`, `"row":{"body":null,"body":1,`), ErrMalformed, `row: column "body" repeated`},
 		{"row empty column name", edit(`"row":{"body":null,`, `"row":{"":null,`), ErrMalformed, "row: empty column name"},
-		{"old missing", edit(`"old":{"body":null,"created_at":"2026-11-26 23:00:00.123456","id":42,"price":"12.50","tags":["a","b"],"title":"Hello"},`, ``), ErrMalformed, "old: missing"},
+		{"old missing", strings.Replace(edit(`"old":{"body":null,"created_at":"2026-11-26 23:00:00.123456","id":42,"price":"12.50","tags":["a","b"],"title":"Hello"},`, ``), `"source":"trigger"`, `"source":"binlog"`, 1), ErrMalformed, "old: missing"},
 		{"old on insert", edit(`"op":"update"`, `"op":"insert"`), ErrMalformed, `old: not allowed for op "insert"`},
 		{"old empty on insert", strings.Replace(insert, `"pk":`, `"old":{},"pk":`, 1), ErrMalformed, `old: not allowed`},
 		{"old null", edit(`"old":{"body":null,"created_at":"2026-11-26 23:00:00.123456","id":42,"price":"12.50","tags":["a","b"],"title":"Hello"}`, `"old":null`), ErrMalformed, "old: want object, got null"},
@@ -359,5 +359,38 @@ func TestReadAtRoundTrip(t *testing.T) {
 	e.Source, e.Pos, e.ID = SourceTrigger, "", "x"
 	if _, err := Encode(e); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "read_at") {
 		t.Errorf("read_at on a trigger event: %v", err)
+	}
+}
+
+// An outbox trigger's event with read_row leaves row and old out; it
+// decodes, encodes back the same, and is refused where it makes no sense.
+func TestReadRow(t *testing.T) {
+	light := `{"v":1,"id":"e1","source":"trigger","schema":"app","table":"articles","model":"Article","op":"update",` +
+		`"pk":{"id":42},"read_row":true,"modified":["title"],"ts":"2026-11-26T23:00:00.123456Z","seq":"00000000000000000007"}`
+	e, err := Decode([]byte(light))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.ReadRow || e.Row != nil || e.Old != nil || len(e.Modified) != 1 {
+		t.Fatalf("decoded %+v, want read_row, no row, no old, modified [title]", e)
+	}
+	out, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != light {
+		t.Fatalf("Encode:\n%s\nwant\n%s", out, light)
+	}
+	for _, c := range []struct{ name, in, want string }{
+		{"delete", strings.Replace(light, `"op":"update"`, `"op":"delete"`, 1), "read_row: only for"},
+		{"binlog", strings.Replace(light, `"source":"trigger"`, `"source":"binlog"`, 1), "read_row: only for"},
+		{"with row", strings.Replace(light, `"read_row":true`, `"read_row":true,"row":{"id":42}`, 1), "read_row: row and old must be left out"},
+		{"false", strings.Replace(light, `"read_row":true`, `"read_row":false`, 1), "read_row: want"},
+		{"no row, no read_row", strings.Replace(light, `"read_row":true,`, ``, 1), "row: missing"},
+	} {
+		_, err := Decode([]byte(c.in))
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Decode error %v, want ErrMalformed naming %q", c.name, err, c.want)
+		}
 	}
 }

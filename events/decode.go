@@ -166,8 +166,10 @@ func (w *walker) check(seen *[nFields]bool, repeated, unknown *string) error {
 	}
 	for i := fID; i < nFields; i++ {
 		switch {
-		case !seen[i] && (i == fOld || i == fModified || i == fPos || i == fSeq || i == fReadAt):
-			// optional; validate checks old, pos and read_at
+		case !seen[i] && (i == fOld || i == fModified || i == fPos || i == fSeq || i == fReadAt || i == fReadRow):
+			// optional; validate checks old, pos, read_at and read_row
+		case !seen[i] && i == fRow && seen[fReadRow]:
+			// read from the table (read_row); validate checks the op
 		case !seen[i]:
 			return malformed(fieldNames[i], "missing")
 		case w.errs[i] != nil:
@@ -188,6 +190,8 @@ func (w *walker) field(e *Envelope, i int) error {
 		want = '{'
 	case fModified:
 		want = '['
+	case fReadRow:
+		want = 't'
 	}
 	if got := w.dec.PeekKind(); got != want {
 		w.errs[i] = malformed(name, "want %s, got %s", jsonstr.KindName(byte(want)), jsonstr.KindName(byte(got)))
@@ -226,6 +230,9 @@ func (w *walker) field(e *Envelope, i int) error {
 		e.Modified, err = w.strings(i)
 	case i == fTS:
 		e.TS, w.errs[i] = parseTS(s)
+	case i == fReadRow:
+		_, err = w.dec.ReadToken()
+		e.ReadRow = true
 	case i == fReadAt:
 		if e.ReadAt, err = parseTS(s); err != nil {
 			w.errs[i], err = malformed(name, "not RFC 3339: %q", s), nil

@@ -20,7 +20,8 @@
 //     change: row is its image at the time of the read.
 //   - row: the after image for insert and update, the before image for
 //     delete, the image read for snapshot.
-//   - old: the before image, for update only.
+//   - old: the before image, for update only. Absent in events of outbox
+//     triggers (below).
 //   - pk: the primary-key columns of row (for delete, row is the before
 //     image), in the same value forms.
 //   - modified: update: the columns whose value changed (NULL-safe); insert:
@@ -41,6 +42,31 @@
 //     change from the binlog, by its clock, RFC 3339 in UTC with
 //     microseconds. Not deterministic (a replay reads again); package
 //     latency bounds the commit time with it.
+//   - read_row: true, or absent. Outbox triggers (triggers.mode: outbox)
+//     write their insert and update events with read_row instead of row
+//     and old; see below.
+//
+// # Trigger outbox events
+//
+// An outbox trigger writes the least it can in the writer's statement: the
+// key, the op, the modified columns and, for a delete (and the delete half
+// of a primary-key change), the before image. Its insert and update events
+// carry "read_row": true and no row. The worker (package ordering) reads
+// the committed row by primary key, in the transaction that orders the
+// event and after its row's earlier events were applied, fills row and
+// clears ReadRow before any handler runs. So a handler of such an event
+// sees:
+//
+//   - row: the row as committed when the worker handled the event: this
+//     change or a later one of the same row (whose own event follows, and
+//     finds the same or a newer row);
+//   - old: nil; modified: the columns this change modified;
+//   - no call at all when the row is gone by then (deleted, or its key
+//     changed): the event is dropped as overtaken, and the delete's event,
+//     which carries the before image, follows.
+//
+// Deletes carry their before image as from any trigger. The binlog source
+// always carries both images as they were at the change.
 //
 // # Column values
 //

@@ -55,7 +55,7 @@ type Envelope struct {
 	Op       string    // OpInsert, OpUpdate, OpDelete or OpSnapshot
 	PK       Row       // primary-key columns
 	Row      Row       // after image; before image for delete
-	Old      Row       // before image, update only
+	Old      Row       // before image, update only; nil in events of outbox triggers (ReadRow)
 	Modified []string  // changed columns (update), all columns (insert), none (delete)
 	TS       time.Time // when the change happened; encoded in UTC with µs
 	Pos      string    // binlog position, binlog source only
@@ -67,6 +67,12 @@ type Envelope struct {
 	// binlog source only, optional. Package latency bounds the commit time
 	// with it.
 	ReadAt time.Time
+	// ReadRow marks an event of an outbox trigger that leaves its row out
+	// (insert and update): the worker reads the committed row from the
+	// table when it handles the event, before any handler runs, and
+	// clears ReadRow. A handler never sees it set. See the package
+	// documentation, "Trigger outbox events".
+	ReadRow bool
 }
 
 // MaxSeqLen is the longest Seq.
@@ -163,19 +169,30 @@ func (e *Envelope) checkOp() error {
 	}
 }
 
-// checkImages: pk and row; old for an update only.
+// checkImages: pk and row (none with read_row); old for an update only,
+// which a trigger event may leave out (outbox events: the worker reads the
+// row as it is when the event is handled).
 func (e *Envelope) checkImages() error {
 	if err := e.PK.check("pk"); err != nil {
 		return err
 	}
+	if e.ReadRow {
+		if e.Source != SourceTrigger || (e.Op != OpInsert && e.Op != OpUpdate) {
+			return malformed("read_row", "only for source %q and op insert or update, not %s %s", SourceTrigger, e.Source, e.Op)
+		}
+		if e.Row != nil || e.Old != nil {
+			return malformed("read_row", "row and old must be left out")
+		}
+		return nil
+	}
 	if err := e.Row.check("row"); err != nil {
 		return err
 	}
-	if e.Op == OpUpdate {
-		return e.Old.check("old")
-	}
-	if e.Old != nil {
+	if e.Old != nil && e.Op != OpUpdate {
 		return malformed("old", "not allowed for op %q", e.Op)
+	}
+	if e.Op == OpUpdate && (e.Old != nil || e.Source != SourceTrigger) {
+		return e.Old.check("old")
 	}
 	return nil
 }
@@ -235,7 +252,7 @@ func (e *Envelope) checkModified() error {
 		seen = make(map[string]bool, len(e.Modified))
 	}
 	for i, c := range e.Modified {
-		if _, ok := e.Row[c]; !ok {
+		if _, ok := e.Row[c]; !ok && !e.ReadRow {
 			return malformed("modified", "column %q is not in row", c)
 		}
 		dup := false
