@@ -45,6 +45,7 @@ type session struct {
 	model  string
 	gates  map[uint64]gateRow // trigger events' gate rows found, by id (locked)
 	done   []uint64           // gate rows to delete at the commit: applied or superseded
+	rows   []*rowsRead        // the rows of its outbox events with ReadRow, one per table
 	conn   *sql.Conn          // the transaction's
 	broken error              // the transaction ended on the server: the batch fails whole
 }
@@ -115,6 +116,11 @@ func (o *Orderer) runBatch(ctx context.Context, next gearman.Handler, job *gearm
 		if err == nil {
 			break
 		}
+		if isUnknownColumn(err) && attempt < 5 {
+			s.forgetReads() // a table changed since its reads were built
+			clear(s.gates)
+			continue
+		}
 		if !isDeadlock(err) || attempt == 5 {
 			return nil, fmt.Errorf("ordering: batch %s: locking its rows: %w", job.Unique, err)
 		}
@@ -167,7 +173,13 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	q += "; INSERT INTO rowgear_row_seq (row_key, model, seq) VALUES " +
 		strings.TrimSuffix(strings.Repeat("(?, ?, ''),", len(keys)), ",") +
 		" ON DUPLICATE KEY UPDATE seq = seq; SELECT row_key, seq FROM rowgear_row_seq WHERE row_key IN (" + marks + ")"
-	rows, err := conn.QueryContext(ctx, q, args...)
+	// The rows of outbox events with ReadRow, read once their rows' seq
+	// records are locked: no earlier event of them is still running.
+	reads, readArgs, err := s.reads(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := conn.QueryContext(ctx, q+reads, append(args, readArgs...)...)
 	if err != nil {
 		return err
 	}
@@ -175,6 +187,17 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 	for more := true; more; more = rows.NextResultSet() {
 		cols, _ := rows.Columns()
 		for rows.Next() {
+			if cols[0] == readTag {
+				var tag int
+				var pk, row []byte
+				if err := rows.Scan(&tag, &pk, &row); err != nil {
+					return err
+				}
+				if err := s.rows[tag].add(pk, row); err != nil {
+					return err
+				}
+				continue
+			}
 			if len(cols) == 3 { // the gate rows
 				var id uint64
 				var g gateRow
@@ -195,6 +218,63 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 		return err
 	}
 	return rows.Close()
+}
+
+// reads prepares the row reads of the batch's outbox events with
+// ReadRow, one SELECT per table, for lock's round trip. Only the events
+// whose gate row matches are completed from them (run): the reads of a
+// forged event are read and dropped.
+func (s *session) reads(ctx context.Context) (string, []any, error) {
+	byTable := map[string][]*events.Envelope{}
+	var order []string
+	for _, b := range s.events {
+		if !b.ev.ReadRow {
+			continue
+		}
+		k := b.ev.Schema + "\x00" + b.ev.Table
+		if byTable[k] == nil {
+			order = append(order, k)
+		}
+		byTable[k] = append(byTable[k], b.ev)
+	}
+	s.rows = s.rows[:0]
+	var q strings.Builder
+	var args []any
+	for i, k := range order {
+		evs := byTable[k]
+		src, err := s.o.source(ctx, evs[0])
+		if err != nil {
+			return "", nil, fmt.Errorf("event %s: reading its row from %s.%s: %w", evs[0].ID, evs[0].Schema, evs[0].Table, err)
+		}
+		sel, a, err := src.query(evs, i)
+		if err != nil {
+			return "", nil, err
+		}
+		q.WriteString("; " + sel)
+		args = append(args, a...)
+		s.rows = append(s.rows, &rowsRead{src: src, table: k, rows: map[string]events.Row{}})
+	}
+	return q.String(), args, nil
+}
+
+// forgetReads drops the rowSources of the batch's reads: a table changed.
+func (s *session) forgetReads() {
+	for _, b := range s.events {
+		if b.ev.ReadRow {
+			s.o.forget(b.ev)
+		}
+	}
+}
+
+// complete gives ev its row read by readRows; false when it is gone.
+func (s *session) complete(ev *events.Envelope) bool {
+	for _, r := range s.rows {
+		if r.table != ev.Schema+"\x00"+ev.Table {
+			continue
+		}
+		return r.complete(ev)
+	}
+	return false
 }
 
 // gateIDs lists the batch's gate rows, in id order.
@@ -224,6 +304,11 @@ func (s *session) run(ctx context.Context, next gearman.Handler, job *gearman.Jo
 	if b.ev.Seq <= s.seq[b.key] {
 		s.o.log.Debug("event skipped: a newer event of its row was applied", "event", b.ev.ID,
 			"function", job.Function, "seq", b.ev.Seq, "applied", s.seq[b.key])
+		s.applied(b)
+		return nil, nil
+	}
+	if b.ev.ReadRow && !s.complete(b.ev) {
+		s.o.rowGone(job, b.ev)
 		s.applied(b)
 		return nil, nil
 	}
@@ -260,6 +345,12 @@ func (s *session) applied(b *batchEvent) {
 	if b.gate != 0 {
 		s.done = append(s.done, b.gate)
 	}
+}
+
+// isUnknownColumn reports ERROR 1054: a table changed under a read.
+func isUnknownColumn(err error) bool {
+	var me *gomysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1054
 }
 
 // isDeadlock reports InnoDB's ERROR 1213.

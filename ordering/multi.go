@@ -100,6 +100,22 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		q += claimSQL
 		args = append(args, ev.Seq, key, ev.Seq)
 	}
+	// The row of an outbox event with ReadRow, read in the same trip once
+	// the claim holds its row's seq record; used only if the gate matches.
+	var read *rowsRead
+	if gated && ordered && ev.ReadRow {
+		src, err := o.source(ctx, ev)
+		if err != nil {
+			return nil, fmt.Errorf("ordering: event %s: reading its row from %s.%s: %w", ev.ID, ev.Schema, ev.Table, err)
+		}
+		sel, a, err := src.query([]*events.Envelope{ev}, 0)
+		if err != nil {
+			return nil, err
+		}
+		q += "; " + sel
+		args = append(args, a...)
+		read = &rowsRead{src: src, rows: map[string]events.Row{}}
+	}
 	tc, err := o.txConn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: event %s: begin: %w", ev.ID, err)
@@ -107,8 +123,11 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	defer tc.close()
 	conn := tc.Conn
 	fctx, cancel := context.WithTimeout(ctx, firstTripCap)
-	found, gr, updated, err := readFirst(fctx, conn, q, args, gated, ordered)
+	found, gr, updated, err := readFirst(fctx, conn, q, args, gated, ordered, read)
 	cancel()
+	if isUnknownColumn(err) && read != nil {
+		o.forget(ev) // the table changed: the next attempt reads it anew
+	}
 	if gone := gateGone(ev, job, err); gated && gone != nil {
 		return nil, gone
 	}
@@ -128,6 +147,20 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		if !newer {
 			o.log.Debug("event skipped: a newer event of its row was applied", "event", ev.ID,
 				"function", job.Function, "seq", ev.Seq, "applied", last)
+			tc.ended = true
+			return nil, commitConn(conn, ev)
+		}
+	}
+	if ev.ReadRow {
+		var ok bool
+		if read != nil && updated {
+			ok = read.complete(ev) // read in the first trip, after the claim
+		} else if ok, err = o.readRow(ctx, conn, ev); err != nil {
+			// (a new row's seq record was claimed after the first trip)
+			return nil, err
+		}
+		if !ok {
+			o.rowGone(job, ev)
 			tc.ended = true
 			return nil, commitConn(conn, ev)
 		}
@@ -170,9 +203,9 @@ func (c *txConn) close() {
 const firstTripCap = 2 * time.Minute
 
 // readFirst sends runMulti's first round trip and reads its answers: the
-// gate row (found false when there is none) and whether the UPDATE
-// claimed the row.
-func readFirst(ctx context.Context, conn *sql.Conn, q string, args []any, gated, ordered bool) (found bool, gr gateRow, updated bool, err error) {
+// gate row (found false when there is none), whether the UPDATE claimed
+// the row, and the event's row into read (when not nil).
+func readFirst(ctx context.Context, conn *sql.Conn, q string, args []any, gated, ordered bool, read *rowsRead) (found bool, gr gateRow, updated bool, err error) {
 	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return false, gr, false, err
@@ -197,6 +230,16 @@ func readFirst(ctx context.Context, conn *sql.Conn, q string, args []any, gated,
 		updated = n == 1
 	}
 	for rows.NextResultSet() {
+		for read != nil && rows.Next() {
+			var tag int
+			var pk, row []byte
+			if err := rows.Scan(&tag, &pk, &row); err != nil {
+				return false, gr, false, err
+			}
+			if err := read.add(pk, row); err != nil {
+				return false, gr, false, err
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return false, gr, false, err

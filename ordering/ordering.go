@@ -48,8 +48,12 @@ var (
 type Orderer struct {
 	db        *sql.DB
 	log       *slog.Logger
-	unordered map[string]bool   // model → skips per-row ordering
-	gateTable map[string]string // model → qualified gate table, when not the default
+	unordered map[string]bool     // model → skips per-row ordering
+	gateTable map[string]string   // model → qualified gate table, when not the default
+	columns   map[string][]string // model → its configured columns (models.<Model>.columns)
+
+	srcMu   sync.Mutex
+	sources map[string]*rowSource // schema NUL table → how to read its rows (ReadRow)
 
 	rcOnce sync.Once
 	txOpts *sql.TxOptions // nil when the connections are READ COMMITTED already
@@ -74,8 +78,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithConfig takes from cfg's models section which models opted out of
-// ordering (`ordered: false`) and which live in another schema than the
-// database's (their gate table is there, next to their triggers).
+// ordering (`ordered: false`), which live in another schema than the
+// database's (their gate table is there, next to their triggers), and the
+// columns of each model's row (`columns`: what an outbox trigger's event
+// reads from the table; all when none).
 func WithConfig(cfg *config.Config) Option {
 	return func(o *Orderer) error {
 		if cfg == nil {
@@ -87,6 +93,9 @@ func WithConfig(cfg *config.Config) Option {
 			}
 			if m.Schema != "" {
 				o.gateTable[name] = quote(m.Schema) + "." + sqlschema.GateTable
+			}
+			if len(m.Columns) > 0 {
+				o.columns[name] = m.Columns
 			}
 		}
 		return nil
@@ -113,7 +122,8 @@ func New(db *sql.DB, opts ...Option) (*Orderer, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil database", ErrOption)
 	}
-	o := &Orderer{db: db, log: slog.Default(), unordered: map[string]bool{}, gateTable: map[string]string{}}
+	o := &Orderer{db: db, log: slog.Default(), unordered: map[string]bool{}, gateTable: map[string]string{},
+		columns: map[string][]string{}, sources: map[string]*rowSource{}}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -198,11 +208,28 @@ func (o *Orderer) run(ctx context.Context, next gearman.Handler, job *gearman.Jo
 			return nil, commit(tx, ev)
 		}
 	}
+	if ev.ReadRow {
+		if found, err := o.readRow(ctx, tx, ev); err != nil || !found {
+			if err != nil {
+				return nil, err
+			}
+			o.rowGone(job, ev)
+			return nil, commit(tx, ev)
+		}
+	}
 	out, err := runIn(ctx, tx, next, job)
 	if err != nil {
 		return out, err // rolled back: the gate row and the row's seq stay as they were
 	}
 	return out, commit(tx, ev)
+}
+
+// rowGone logs an outbox trigger's event dropped because its row is gone
+// by the time it is handled: a delete or key change committed after it,
+// and its event (with the before image) follows.
+func (o *Orderer) rowGone(job *gearman.Job, ev *events.Envelope) {
+	o.log.Debug("event skipped: its row is gone (a later delete's event follows)", "event", ev.ID,
+		"function", job.Function, "seq", ev.Seq)
 }
 
 // runIn runs the handler with q as its event transaction (Tx). Its error
