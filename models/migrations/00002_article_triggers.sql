@@ -24,12 +24,7 @@ BEGIN
         'model', 'Article',
         'op', 'insert',
         'pk', JSON_OBJECT('id', NEW.`id`),
-        'row', JSON_OBJECT(
-          'id', NEW.`id`,
-          'title', CONVERT(NEW.`title` USING utf8mb4),
-          'body', CONVERT(NEW.`body` USING utf8mb4),
-          'published_at', CAST(NEW.`published_at` AS CHAR),
-          'created_at', CAST(NEW.`created_at` AS CHAR)),
+        'read_row', TRUE,
         'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
         'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
       ), '1000-01-01 00:00:00');
@@ -77,12 +72,7 @@ BEGIN
             'model', 'Article',
             'op', 'insert',
             'pk', JSON_OBJECT('id', NEW.`id`),
-            'row', JSON_OBJECT(
-              'id', NEW.`id`,
-              'title', CONVERT(NEW.`title` USING utf8mb4),
-              'body', CONVERT(NEW.`body` USING utf8mb4),
-              'published_at', CAST(NEW.`published_at` AS CHAR),
-              'created_at', CAST(NEW.`created_at` AS CHAR)),
+            'read_row', TRUE,
             'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
             'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
           ), '1000-01-01 00:00:00');
@@ -97,18 +87,7 @@ BEGIN
             'model', 'Article',
             'op', 'update',
             'pk', JSON_OBJECT('id', NEW.`id`),
-            'row', JSON_OBJECT(
-              'id', NEW.`id`,
-              'title', CONVERT(NEW.`title` USING utf8mb4),
-              'body', CONVERT(NEW.`body` USING utf8mb4),
-              'published_at', CAST(NEW.`published_at` AS CHAR),
-              'created_at', CAST(NEW.`created_at` AS CHAR)),
-            'old', JSON_OBJECT(
-              'id', OLD.`id`,
-              'title', CONVERT(OLD.`title` USING utf8mb4),
-              'body', CONVERT(OLD.`body` USING utf8mb4),
-              'published_at', CAST(OLD.`published_at` AS CHAR),
-              'created_at', CAST(OLD.`created_at` AS CHAR)),
+            'read_row', TRUE,
             'modified', JSON_EXTRACT(CONCAT('[', rowgear_modified, ']'), '$'),
             'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
           ), '1000-01-01 00:00:00');
