@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/rowgear/rowgear"
 	"github.com/rowgear/rowgear/config"
 	"github.com/rowgear/rowgear/dispatch"
+	"github.com/rowgear/rowgear/events"
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
@@ -41,27 +43,31 @@ type Box struct {
 	N  int64 `db:"n"`
 }
 
-func (b *Box) TriggerInsert(context.Context) error { return b.seen.add(b.ID, b.N) }
+func (b *Box) TriggerInsert(context.Context) error { return b.seen.add(b.ID, b.N, b.Event()) }
 
-func (b *Box) TriggerUpdate(context.Context, []string) error { return b.seen.add(b.ID, b.N) }
+func (b *Box) TriggerUpdate(context.Context, []string) error { return b.seen.add(b.ID, b.N, b.Event()) }
 
-// seenBoxes is, per row, the n of each event its handlers ran, in the
-// order they ran.
+// seenBoxes is, per row, the n each of its handlers saw, in the order they
+// ran, and the events that ran.
 type seenBoxes struct {
 	mu     sync.Mutex
 	runs   map[int64][]int64
+	envs   map[int64][]*events.Envelope
+	events map[string]int
 	all    atomic.Int64
 	poison int64 // a row with this n fails its handler, every time
 	tries  atomic.Int64
 }
 
-func (s *seenBoxes) add(id, n int64) error {
+func (s *seenBoxes) add(id, n int64, ev *events.Envelope) error {
 	if s.poison != 0 && n == s.poison {
 		s.tries.Add(1)
 		return fmt.Errorf("box %d: n %d is poison", id, n)
 	}
 	s.mu.Lock()
 	s.runs[id] = append(s.runs[id], n)
+	s.envs[id] = append(s.envs[id], ev)
+	s.events[ev.ID]++
 	s.mu.Unlock()
 	s.all.Add(1)
 	return nil
@@ -85,7 +91,7 @@ func newOutboxEnvWith(t *testing.T, triggerKeys string) *outboxEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, dsn := testenv.DB(t)
-	e := &outboxEnv{t: t, db: db, dsn: dsn, gm: testenv.StartGearmand(t), seen: &seenBoxes{runs: map[int64][]int64{}}}
+	e := &outboxEnv{t: t, db: db, dsn: dsn, gm: testenv.StartGearmand(t), seen: &seenBoxes{runs: map[int64][]int64{}, envs: map[int64][]*events.Envelope{}, events: map[string]int{}}}
 	if _, err := migrations.Up(ctx, db, migrations.Rowgear().WithoutUDF()); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +181,9 @@ func (e *outboxEnv) latest() map[int64]int64 {
 
 // awaitAll waits until every row's latest committed n has reached its
 // handler and the outbox is empty, then checks that each row's handlers
-// ran in commit order (n rising).
+// ran in commit order and each event ran once. A handler sees the row as
+// committed when its event is handled (the outbox trigger's events read
+// it then), so the n a row's handlers see never falls, and may repeat.
 func (e *outboxEnv) awaitAll(timeout time.Duration) {
 	e.t.Helper()
 	want := e.latest()
@@ -203,10 +211,15 @@ func (e *outboxEnv) awaitAll(timeout time.Duration) {
 	defer e.seen.mu.Unlock()
 	for id, r := range e.seen.runs {
 		for i := 1; i < len(r); i++ {
-			if r[i] <= r[i-1] {
+			if r[i] < r[i-1] {
 				e.t.Errorf("row %d: handlers ran n=%v: out of commit order", id, r)
 				break
 			}
+		}
+	}
+	for ev, n := range e.seen.events {
+		if n > 1 {
+			e.t.Errorf("event %s: handler ran %d times, want once", ev, n)
 		}
 	}
 }
@@ -382,6 +395,55 @@ func TestOutboxCommitExact(t *testing.T) {
 	}
 }
 
+// TestOutboxReadsTheCommittedRow: the outbox trigger's insert and update
+// events leave their row out, and the worker reads it when it handles
+// them: a handler sees the row as committed then, no old image, and the
+// columns its own change modified; an event whose row is gone by then runs
+// no handler and leaves nothing behind.
+func TestOutboxReadsTheCommittedRow(t *testing.T) {
+	e := newOutboxEnv(t)
+	// All written before a worker runs: the events wait in the outbox.
+	for _, q := range []string{
+		"INSERT INTO boxes (id, n) VALUES (1, 1)", "UPDATE boxes SET n = 2 WHERE id = 1",
+		"INSERT INTO boxes (id, n) VALUES (2, 5)", "UPDATE boxes SET n = 6 WHERE id = 2", "DELETE FROM boxes WHERE id = 2",
+	} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var light int
+	e.db.QueryRow("SELECT COUNT(*) FROM rowgear_gate WHERE payload LIKE '%\"read_row\": true%' AND payload NOT LIKE '%\"row\":%'").Scan(&light)
+	if light != 4 {
+		t.Fatalf("%d outbox rows with read_row and no row; want the 4 events", light)
+	}
+	e.work()
+	e.awaitAll(time.Minute)
+	e.seen.mu.Lock()
+	defer e.seen.mu.Unlock()
+	if r := e.seen.runs[2]; len(r) != 0 {
+		t.Errorf("row 2 (deleted before its events were handled): handlers saw n=%v; want none", r)
+	}
+	// The update overtakes the insert when it reaches the worker first.
+	r := e.seen.runs[1]
+	if len(r) == 0 || len(r) > 2 || r[0] != 2 || r[len(r)-1] != 2 {
+		t.Fatalf("row 1: handlers saw n=%v; want [2] or [2 2] (the committed row)", r)
+	}
+	for _, ev := range e.seen.envs[1] {
+		want := []string{"n"}
+		if ev.Op == events.OpInsert {
+			want = []string{"id", "n"}
+		}
+		if ev.ReadRow || ev.Old != nil || !slices.Equal(ev.Modified, want) || string(ev.Row["n"]) != "2" {
+			t.Errorf("row 1's %s event: read_row %v, old %v, modified %v, row %v; want false, nil, %v, n 2",
+				ev.Op, ev.ReadRow, ev.Old, ev.Modified, ev.Row, want)
+		}
+	}
+	var dead int
+	if err := e.db.QueryRow("SELECT COUNT(*) FROM rowgear_failed_jobs").Scan(&dead); err != nil || dead != 0 {
+		t.Errorf("dead letters: %d, %v; want 0", dead, err)
+	}
+}
+
 // TestOutboxDeadLetterIsNotSentAgain: an event whose handler always fails
 // ends as one dead letter after its attempts; the relay then leaves its
 // row alone (no fresh round of attempts at each resend time), and a
@@ -428,7 +490,7 @@ func TestOutboxDeadLetterIsNotSentAgain(t *testing.T) {
 // write is refused.
 func TestOutboxWorkerKill9(t *testing.T) {
 	e := newOutboxEnv(t)
-	if _, err := e.db.Exec("CREATE TABLE box_log (seq BIGINT AUTO_INCREMENT PRIMARY KEY, box_id BIGINT NOT NULL, n BIGINT NOT NULL)"); err != nil {
+	if _, err := e.db.Exec("CREATE TABLE box_log (seq BIGINT AUTO_INCREMENT PRIMARY KEY, box_id BIGINT NOT NULL, n BIGINT NOT NULL, event_id VARCHAR(64) NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
 	bin := testenv.Build(t, "github.com/rowgear/rowgear/internal/outbox/outboxtest/worker")
@@ -479,7 +541,7 @@ func TestOutboxWorkerKill9(t *testing.T) {
 		return int64(ok), ok == len(want)
 	})
 	var runs, distinct int64
-	e.db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT box_id, n) FROM box_log").Scan(&runs, &distinct)
+	e.db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM box_log").Scan(&runs, &distinct)
 	t.Logf("%d changes of %d rows; %d handler runs logged", done.Load(), len(want), runs)
 	if runs != distinct {
 		// The log is written in the event's transaction: a run a kill cut

@@ -33,7 +33,7 @@ func (b *Box) log(ctx context.Context) error {
 	if !ok {
 		return errors.New("box: event without its transaction")
 	}
-	_, err := tx.ExecContext(ctx, "INSERT INTO box_log (box_id, n) VALUES (?, ?)", b.ID, b.N)
+	_, err := tx.ExecContext(ctx, "INSERT INTO box_log (box_id, n, event_id) VALUES (?, ?, ?)", b.ID, b.N, b.Event().ID)
 	return err
 }
 
