@@ -1703,7 +1703,7 @@ func TestRingNeverWaits(t *testing.T) {
 		t.Fatalf("four sessions, gearmand stopped: %v in %s (bound %s)", err, took, bound)
 	}
 
-	// Rings of one name less than a millisecond apart are one packet
+	// Rings of one name less than 5 ms apart are one packet
 	// (RING_COALESCE_MS): a burst never fills the socket buffers.
 	long := strings.Repeat("l", 255-len(".outbox")) + ".outbox"
 	start = time.Now()
@@ -1855,7 +1855,7 @@ func TestRingThreadEndAndUnload(t *testing.T) {
 	defer c1.Close()
 	defer c2.Close()
 	for _, c := range []*sql.Conn{c1, c2, c3} {
-		time.Sleep(5 * time.Millisecond) // past RING_COALESCE_MS: each session writes its own
+		time.Sleep(10 * time.Millisecond) // past RING_COALESCE_MS (5 ms): each session writes its own
 		ringUntilWritten(t, c, fn)
 	}
 	testenv.Eventually(t, 60*time.Second, "the ring's job", func() bool { return prio(t, g.Addr, fn)[1] == 1 })
