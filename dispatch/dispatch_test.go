@@ -274,6 +274,17 @@ func TestBadJobsFailAndWorkerGoesOn(t *testing.T) {
 	if _, err := e.client.Task(e.ctx(), fn, data, gearman.Normal); err == nil || !strings.Contains(err.Error(), ev.ID) {
 		t.Fatalf("misrouted event: %v", err)
 	}
+	// An outbox trigger's event with no row, which only package ordering
+	// completes, fails naming what is missing.
+	ev, _ = events.Decode(mustEnvelope(t, &Note{Owner: "x", Num: 1, Text: "ok"}))
+	ev.Source, ev.Pos, ev.ReadAt, ev.Row, ev.Old, ev.ReadRow = events.SourceTrigger, "", time.Time{}, nil, nil, true
+	data, err := events.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Task(e.ctx(), fn, data, gearman.Normal); err == nil || !strings.Contains(err.Error(), "read_row") {
+		t.Fatalf("read_row event without ordering: %v, want a failure naming read_row", err)
+	}
 	if _, err := e.client.Task(e.ctx(), fn, mustEnvelope(t, &Note{Owner: "x", Num: 1, Text: "ok"}), gearman.Normal); err != nil {
 		t.Fatalf("good event after bad ones: %v", err)
 	}

@@ -319,6 +319,11 @@ func runEvent(ctx context.Context, j *gearman.Job, m *model, op string, src *sou
 	if ev.Model != m.name || ev.Op != op {
 		return fmt.Errorf("%w: event %s is a %s.%s event, sent to %s", ErrPayload, ev.ID, ev.Model, ev.Op, j.Function)
 	}
+	if ev.ReadRow {
+		// Package ordering reads the row before the handler; without it
+		// (no database, or not in the chain) there is nothing to load.
+		return fmt.Errorf("%w: event %s: read_row and no row: an outbox trigger's event needs the ordering middleware, which reads its row", ErrPayload, ev.ID)
+	}
 	rec := m.newRecord()
 	if err := ev.Row.Scan(rec.Interface()); err != nil {
 		return fmt.Errorf("%w: event %s: %w", ErrPayload, ev.ID, err)
