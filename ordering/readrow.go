@@ -80,15 +80,34 @@ func (s *rowSource) where(ev *events.Envelope) (string, []any, error) {
 	return strings.Join(conds, " AND "), args, nil
 }
 
-// key identifies a primary key by its values in event form (compacted, as
-// events.Decode and readRows leave them).
+// key identifies a primary key by its values, decoded: the event's pk and
+// the one read back are two JSON texts of the same values, which need not
+// escape a string alike.
 func (s *rowSource) key(pk events.Row) string {
 	var b strings.Builder
 	for _, c := range s.pk {
-		b.Write(pk[c.Name])
+		b.WriteString(jsonKey(pk[c.Name]))
 		b.WriteByte(0)
 	}
 	return b.String()
+}
+
+// jsonKey is a JSON value's decoded form: a string's text, a number's
+// digits as written (no float rounding of a BIGINT), anything else as it is.
+func jsonKey(raw []byte) string {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return "raw:" + string(raw)
+	}
+	switch v := v.(type) {
+	case string:
+		return "s:" + v
+	case json.Number:
+		return "n:" + v.String()
+	}
+	return "raw:" + string(raw)
 }
 
 // readRow completes ev, an event with ReadRow, with its row as committed
