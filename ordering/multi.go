@@ -139,8 +139,15 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 			return nil, err
 		}
 	}
+	fresh := read != nil && updated // the row read after the claim
 	if ordered && !updated {
-		newer, last, err := claimNew(ctx, conn, key, ev)
+		var newer bool
+		var last string
+		if read != nil {
+			newer, last, fresh, err = o.claimNewReading(ctx, conn, key, ev, read)
+		} else {
+			newer, last, err = claimNew(ctx, conn, key, ev)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ordering: event %s: locking its row: %w", ev.ID, err)
 		}
@@ -153,10 +160,9 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	}
 	if ev.ReadRow {
 		var ok bool
-		if read != nil && updated {
-			ok = read.complete(ev) // read in the first trip, after the claim
+		if fresh {
+			ok = read.complete(ev)
 		} else if ok, err = o.readRow(ctx, conn, ev); err != nil {
-			// (a new row's seq record was claimed after the first trip)
 			return nil, err
 		}
 		if !ok {
@@ -171,6 +177,53 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	}
 	tc.ended = true
 	return out, commitConn(conn, ev)
+}
+
+// claimNewReading is claimNew for an event with ReadRow whose row is new
+// to rowgear_row_seq (its first event): the INSERT that claims it and the
+// read of the row go in one round trip, the read after the claim, into
+// read (emptied first). fresh says the read counts; when the INSERT found
+// the record there (another event of the row got there first), claimNew
+// decides under the record's lock and fresh is false.
+func (o *Orderer) claimNewReading(ctx context.Context, conn *sql.Conn, key []byte, ev *events.Envelope, read *rowsRead) (newer bool, last string, fresh bool, err error) {
+	sel, args, err := read.src.query([]*events.Envelope{ev}, 0)
+	if err != nil {
+		return false, "", false, err
+	}
+	rows, err := conn.QueryContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, ?); SELECT ROW_COUNT(); "+sel,
+		append([]any{key, ev.Model, ev.Seq}, args...)...)
+	if err != nil {
+		return false, "", false, err
+	}
+	defer rows.Close()
+	n, err := count(rows)
+	if err != nil {
+		return false, "", false, err
+	}
+	clear(read.rows)
+	for rows.NextResultSet() {
+		for rows.Next() {
+			var tag int
+			var pk, row []byte
+			if err := rows.Scan(&tag, &pk, &row); err != nil {
+				return false, "", false, err
+			}
+			if err := read.add(pk, row); err != nil {
+				return false, "", false, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, "", false, err
+	}
+	if err := rows.Close(); err != nil {
+		return false, "", false, err
+	}
+	if n == 1 {
+		return true, "", true, nil
+	}
+	newer, last, err = claimNew(ctx, conn, key, ev)
+	return newer, last, false, err
 }
 
 // txConn is a connection of the pool holding one transaction: close rolls
