@@ -188,12 +188,7 @@ func (s *session) lock(ctx context.Context, conn *sql.Conn) error {
 		cols, _ := rows.Columns()
 		for rows.Next() {
 			if cols[0] == readTag {
-				var tag int
-				var pk, row []byte
-				if err := rows.Scan(&tag, &pk, &row); err != nil {
-					return err
-				}
-				if err := s.rows[tag].add(pk, row); err != nil {
+				if err := scanRead(rows, s.rows...); err != nil {
 					return err
 				}
 				continue

@@ -103,17 +103,18 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 	// The row of an outbox event with ReadRow, read in the same trip once
 	// the claim holds its row's seq record; used only if the gate matches.
 	var read *rowsRead
+	var readSQL string
+	var readArgs []any
 	if gated && ordered && ev.ReadRow {
 		src, err := o.source(ctx, ev)
 		if err != nil {
 			return nil, fmt.Errorf("ordering: event %s: reading its row from %s.%s: %w", ev.ID, ev.Schema, ev.Table, err)
 		}
-		sel, a, err := src.query([]*events.Envelope{ev}, 0)
-		if err != nil {
+		if readSQL, readArgs, err = src.query([]*events.Envelope{ev}, 0); err != nil {
 			return nil, err
 		}
-		q += "; " + sel
-		args = append(args, a...)
+		q += "; " + readSQL
+		args = append(args, readArgs...)
 		read = &rowsRead{src: src, rows: map[string]events.Row{}}
 	}
 	tc, err := o.txConn(ctx)
@@ -144,7 +145,7 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 		var newer bool
 		var last string
 		if read != nil {
-			newer, last, fresh, err = o.claimNewReading(ctx, conn, key, ev, read)
+			newer, last, fresh, err = claimNewReading(ctx, conn, key, ev, read, readSQL, readArgs)
 		} else {
 			newer, last, err = claimNew(ctx, conn, key, ev)
 		}
@@ -181,15 +182,11 @@ func (o *Orderer) runMulti(ctx context.Context, next gearman.Handler, job *gearm
 
 // claimNewReading is claimNew for an event with ReadRow whose row is new
 // to rowgear_row_seq (its first event): the INSERT that claims it and the
-// read of the row go in one round trip, the read after the claim, into
-// read (emptied first). fresh says the read counts; when the INSERT found
-// the record there (another event of the row got there first), claimNew
-// decides under the record's lock and fresh is false.
-func (o *Orderer) claimNewReading(ctx context.Context, conn *sql.Conn, key []byte, ev *events.Envelope, read *rowsRead) (newer bool, last string, fresh bool, err error) {
-	sel, args, err := read.src.query([]*events.Envelope{ev}, 0)
-	if err != nil {
-		return false, "", false, err
-	}
+// row's read (sel, args) go in one round trip, the read after the claim,
+// into read (emptied first). fresh says the read counts; when the INSERT
+// found the record there (another event of the row got there first),
+// claimNew decides under the record's lock and fresh is false.
+func claimNewReading(ctx context.Context, conn *sql.Conn, key []byte, ev *events.Envelope, read *rowsRead, sel string, args []any) (newer bool, last string, fresh bool, err error) {
 	rows, err := conn.QueryContext(ctx, "INSERT IGNORE INTO rowgear_row_seq (row_key, model, seq) VALUES (?, ?, ?); SELECT ROW_COUNT(); "+sel,
 		append([]any{key, ev.Model, ev.Seq}, args...)...)
 	if err != nil {
@@ -203,12 +200,7 @@ func (o *Orderer) claimNewReading(ctx context.Context, conn *sql.Conn, key []byt
 	clear(read.rows)
 	for rows.NextResultSet() {
 		for rows.Next() {
-			var tag int
-			var pk, row []byte
-			if err := rows.Scan(&tag, &pk, &row); err != nil {
-				return false, "", false, err
-			}
-			if err := read.add(pk, row); err != nil {
+			if err := scanRead(rows, read); err != nil {
 				return false, "", false, err
 			}
 		}
@@ -284,12 +276,7 @@ func readFirst(ctx context.Context, conn *sql.Conn, q string, args []any, gated,
 	}
 	for rows.NextResultSet() {
 		for read != nil && rows.Next() {
-			var tag int
-			var pk, row []byte
-			if err := rows.Scan(&tag, &pk, &row); err != nil {
-				return false, gr, false, err
-			}
-			if err := read.add(pk, row); err != nil {
+			if err := scanRead(rows, read); err != nil {
 				return false, gr, false, err
 			}
 		}

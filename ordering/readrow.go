@@ -3,6 +3,7 @@ package ordering
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -200,16 +201,25 @@ func (s *rowSource) read(ctx context.Context, q querier, evs []*events.Envelope)
 	defer rows.Close()
 	out := &rowsRead{src: s, rows: map[string]events.Row{}}
 	for rows.Next() {
-		var tag int
-		var pk, row []byte
-		if err := rows.Scan(&tag, &pk, &row); err != nil {
-			return nil, err
-		}
-		if err := out.add(pk, row); err != nil {
+		if err := scanRead(rows, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, rows.Err()
+}
+
+// scanRead reads the result row rows is at, a row read of query with
+// tag i, into reads[i].
+func scanRead(rows *sql.Rows, reads ...*rowsRead) error {
+	var tag int
+	var pk, row []byte
+	if err := rows.Scan(&tag, &pk, &row); err != nil {
+		return err
+	}
+	if tag < 0 || tag >= len(reads) {
+		return fmt.Errorf("row read of tag %d: want one of %d", tag, len(reads))
+	}
+	return reads[tag].add(pk, row)
 }
 
 // add decodes a row read (its pk and row objects) into r.
