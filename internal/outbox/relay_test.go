@@ -216,7 +216,8 @@ func TestSkippedRowIsSentOnceCommitted(t *testing.T) {
 }
 
 // TestRelaysShareTheCursor: relays of several worker processes drain one
-// outbox at once; each row goes out once.
+// outbox at once, each claiming before it publishes (as a relay does
+// while it finds the cursor moved by others); each row goes out once.
 func TestRelaysShareTheCursor(t *testing.T) {
 	db := migrated(t)
 	ctx := context.Background()
@@ -241,6 +242,7 @@ func TestRelaysShareTheCursor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		outbox.AloneFor(r, time.Hour, false)
 		wg.Go(func() {
 			if _, err := r.Drain(ctx); err != nil {
 				t.Error(err)
@@ -258,5 +260,84 @@ func TestRelaysShareTheCursor(t *testing.T) {
 	}
 	if len(pub.seen) != rows || twice > 0 {
 		t.Errorf("%d of %d rows sent, %d more than once", len(pub.seen), rows, twice)
+	}
+}
+
+// TestLoneRelayPublishesWhileItClaims: a relay that has had the cursor to
+// itself publishes as it moves the cursor. When another relay moved the
+// cursor under it, the rows both read go out twice (the worker drops the
+// second copy), and the lone relay claims before it publishes again.
+func TestLoneRelayPublishesWhileItClaims(t *testing.T) {
+	db := migrated(t)
+	ctx := context.Background()
+	lonePub, otherPub := &ids{}, &ids{}
+	lone, err := outbox.New(db, lonePub, outbox.Options{Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := outbox.New(db, otherPub, outbox.Options{Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox.AloneFor(lone, time.Hour, true)
+	outbox.AloneFor(other, time.Hour, false)
+	rows := func(n int) []uint64 {
+		var out []uint64
+		for range n {
+			out = append(out, gateRow(t, db, "ns.Box.update"))
+		}
+		return out
+	}
+	sentTo := func() uint64 {
+		t.Helper()
+		var at uint64
+		if err := db.QueryRow("SELECT sent_to FROM rowgear_relay WHERE name = ''").Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	first := rows(5)
+	if n, err := lone.Drain(ctx); err != nil || n != 5 {
+		t.Fatalf("the lone relay's drain: %d rows, %v; want 5", n, err)
+	}
+	if at := sentTo(); at != first[4] {
+		t.Fatalf("cursor at %d after the lone relay's drain, want %d", at, first[4])
+	}
+	// The other relay moves the cursor past rows the lone one has not
+	// read: the lone one reads them from where it last saw the cursor.
+	second := rows(5)
+	if n, err := other.Drain(ctx); err != nil || n != 5 {
+		t.Fatalf("the other relay's drain: %d rows, %v; want 5", n, err)
+	}
+	if n, err := lone.Drain(ctx); err != nil || n != 5 {
+		t.Fatalf("the lone relay's drain behind the other: %d rows, %v; want the 5 it had read", n, err)
+	}
+	if outbox.Alone(lone, "rowgear_gate") {
+		t.Error("the relay still publishes while it claims after another moved the cursor under it")
+	}
+	if at := sentTo(); at != second[4] {
+		t.Errorf("cursor at %d after both drains, want %d", at, second[4])
+	}
+	third := rows(5)
+	if n, err := lone.Drain(ctx); err != nil || n != 5 {
+		t.Fatalf("drain after the collision: %d rows, %v; want 5", n, err)
+	}
+	if n, err := other.Drain(ctx); err != nil || n != 0 {
+		t.Fatalf("the other relay's drain after that: %d rows, %v; want none", n, err)
+	}
+	for _, c := range []struct {
+		what         string
+		ids          []uint64
+		lone, others int
+	}{
+		{"rows only the lone relay read", first, 1, 0},
+		{"rows both read", second, 1, 1},
+		{"rows after the collision", third, 1, 0},
+	} {
+		for _, id := range c.ids {
+			if l, o := lonePub.times(id), otherPub.times(id); l != c.lone || o != c.others {
+				t.Errorf("%s: row %d sent %d times by the lone relay and %d by the other; want %d and %d", c.what, id, l, o, c.lone, c.others)
+			}
+		}
 	}
 }
