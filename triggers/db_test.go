@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/mikespook/gearman-go/worker"
 
 	"github.com/rowgear/rowgear/events"
+	"github.com/rowgear/rowgear/internal/outbox"
 	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 )
@@ -365,6 +367,75 @@ func TestHostileIdentifiers(t *testing.T) {
 	drift, err := Check(context.Background(), db, spec)
 	if err != nil || len(drift) != 0 {
 		t.Errorf("Check right after install: %v, %v", drift, err)
+	}
+}
+
+// TestOutboxEnvelopeOfHostileIdentifiers: the outbox trigger writes its
+// envelope as text (jsonText), not with JSON_OBJECT; on the hostile table
+// every event it writes decodes, with the table, key and modified columns
+// as JSON_OBJECT would have written them.
+func TestOutboxEnvelopeOfHostileIdentifiers(t *testing.T) {
+	t.Parallel()
+	db, _ := testenv.DB(t)
+	tab := hostile()
+	var cols []string
+	for _, c := range tab.Columns {
+		typ := map[string]string{"int": "INT", "varchar": "VARCHAR(20)", "text": "TEXT", "timestamp": "TIMESTAMP(3) NULL", "blob": "BLOB"}[c.DataType]
+		cols = append(cols, sqlschema.QuoteIdent(c.Name)+" "+typ)
+	}
+	mustExec(t, db, "CREATE TABLE "+sqlschema.QuoteIdent(tab.Name)+" ("+strings.Join(cols, ", ")+
+		", PRIMARY KEY ("+sqlschema.QuoteIdent("i`d")+", "+sqlschema.QuoteIdent("k'ey")+")) DEFAULT CHARSET=utf8mb4")
+	mustExec(t, db, "CREATE TABLE "+sqlschema.GateTable+" (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "+
+		"digest BINARY(32) NULL, fn VARBINARY(255) NULL, payload LONGBLOB NULL, relay_after DATETIME(6) NULL)")
+	const model = "Hostile"
+	setup(t, db, Spec{Mode: Outbox, Model: model, Table: tab.Name})
+	q := sqlschema.QuoteIdent(tab.Name)
+	mustExec(t, db, "INSERT INTO "+q+" VALUES (7, 'it''s', 'a\\\\b \"q\"', '2024-01-01 00:00:00.125', X'FF00')")
+	mustExec(t, db, "UPDATE "+q+" SET "+sqlschema.QuoteIdent(`back\slash "q"`)+" = 'x'")
+	mustExec(t, db, "UPDATE "+q+" SET "+sqlschema.QuoteIdent("k'ey")+" = 'k2'") // a key change: delete + insert
+	mustExec(t, db, "DELETE FROM "+q)
+	rows, err := db.Query("SELECT id, payload FROM " + sqlschema.GateTable + " ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id uint64
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			t.Fatal(err)
+		}
+		env, ok := outbox.Envelope(payload, id)
+		if !ok {
+			t.Fatalf("row %d: payload is not an object: %s", id, payload)
+		}
+		ev, err := events.Decode(env)
+		if err != nil {
+			t.Fatalf("row %d: events.Decode: %v\n%s", id, err, payload)
+		}
+		if ev.Table != tab.Name || ev.Model != model || ev.Source != events.SourceTrigger {
+			t.Errorf("row %d: table %q, model %q, source %q", id, ev.Table, ev.Model, ev.Source)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(payload, &m); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.Op+" "+asJSON(m["pk"])+" "+asJSON(m["modified"])+" "+fmt.Sprint(m["read_row"] == true, m["row"] != nil))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	all := `["i` + "`" + `d","k'ey","back\\slash \"q\"","ünï €","--"]`
+	want := []string{
+		`insert {"i` + "`" + `d":7,"k'ey":"it's"} ` + all + ` true false`,
+		`update {"i` + "`" + `d":7,"k'ey":"it's"} ["back\\slash \"q\""] true false`,
+		`delete {"i` + "`" + `d":7,"k'ey":"it's"} [] false true`,
+		`insert {"i` + "`" + `d":7,"k'ey":"k2"} ` + all + ` true false`,
+		`delete {"i` + "`" + `d":7,"k'ey":"k2"} null false true`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

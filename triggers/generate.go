@@ -276,6 +276,9 @@ func (g gen) body(op string) (string, error) {
 		fmt.Fprintf(&b, "  IF %s <> '' THEN\n", varModified)
 		indent = "    "
 		modified = "JSON_EXTRACT(CONCAT('[', " + varModified + ", ']'), '$')"
+		if g.mode == Outbox { // jsonText takes JSON text as it is
+			modified = "CONCAT('[', " + varModified + ", ']')"
+		}
 	}
 	if op == "update" && g.splitsPKChange() {
 		// A primary-key change is a delete of the old key and an insert of
@@ -322,32 +325,35 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 		id = varID
 	}
 	in := indent + "    "
-	fields := []string{
-		"'v', 1",
-		"'id', " + id,
-		"'source', 'trigger'",
-		"'schema', DATABASE()",
-		"'table', " + sqlschema.QuoteString(g.table.Name),
-		"'model', " + sqlschema.QuoteString(g.spec.Model),
-		"'op', " + sqlschema.QuoteString(op),
-		"'pk', " + g.object(image, g.pk, in),
+	fields := []field{
+		{key: "v", lit: 1},
+		{key: "id", sql: id, str: true, plain: true},
+		{key: "source", lit: "trigger"},
+		{key: "schema", sql: "DATABASE()", str: true},
+		{key: "table", lit: g.table.Name},
+		{key: "model", lit: g.spec.Model},
+		{key: "op", lit: op},
+		{key: "pk", sql: g.object(image, g.pk, in)},
 	}
 	switch {
 	case g.mode == Outbox && op != "delete":
 		// The worker reads the committed row (events, "Trigger outbox
 		// events"): building and writing two images here was the larger
 		// part of what the trigger cost the writer's UPDATE.
-		fields = append(fields, "'read_row', TRUE")
+		fields = append(fields, field{key: "read_row", lit: true})
 	case op == "update":
-		fields = append(fields, "'row', "+g.object(image, g.cols, in), "'old', "+g.object("OLD", g.cols, in))
+		fields = append(fields, field{key: "row", sql: g.object(image, g.cols, in)}, field{key: "old", sql: g.object("OLD", g.cols, in)})
 	default:
-		fields = append(fields, "'row', "+g.object(image, g.cols, in))
+		fields = append(fields, field{key: "row", sql: g.object(image, g.cols, in)})
 	}
 	if modified != "" {
-		fields = append(fields, "'modified', "+modified)
+		fields = append(fields, field{key: "modified", sql: modified})
 	}
-	fields = append(fields, "'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
-	envelope := fmt.Sprintf("JSON_OBJECT(\n%s  %s\n%s)", in, strings.Join(fields, ",\n"+in+"  "), in)
+	fields = append(fields, field{key: "ts", sql: "DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')", str: true, plain: true})
+	envelope := jsonObject(fields, in)
+	if g.mode == Outbox {
+		envelope = jsonText(fields, in)
+	}
 	// The gate row's id orders the events of one row: the writer holds the
 	// row's lock from here to its commit. LAST_INSERT_ID() is restored for
 	// the writer's own statements when the trigger ends.
@@ -383,6 +389,78 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 }
 
 // names lists the columns as SQL string literals.
+// field is one member of an event's envelope: a constant (lit), or SQL
+// whose value is JSON (JSON_OBJECT, JSON_ARRAY, JSON text) or, with str, a
+// string (plain: one JSON needs no escapes in, as UUID() and a timestamp).
+type field struct {
+	key        string
+	lit        any
+	sql        string
+	str, plain bool
+}
+
+// jsonObject renders fields as JSON_OBJECT(…), what the strict and
+// lenient triggers hash and send.
+func jsonObject(fields []field, indent string) string {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		v := f.sql
+		switch x := f.lit.(type) {
+		case string:
+			v = sqlschema.QuoteString(x)
+		case bool:
+			v = strings.ToUpper(fmt.Sprint(x))
+		case int:
+			v = fmt.Sprint(x)
+		}
+		parts[i] = sqlschema.QuoteString(f.key) + ", " + v
+	}
+	return fmt.Sprintf("JSON_OBJECT(\n%s  %s\n%s)", indent, strings.Join(parts, ",\n"+indent+"  "), indent)
+}
+
+// jsonText renders fields as CONCAT(…) of the same JSON text JSON_OBJECT
+// gives, the constant parts written out here: in an outbox trigger it
+// cost the writer's UPDATE 7 µs less than JSON_OBJECT (42 µs in place of
+// 49 in mysqld, a plain UPDATE 16).
+func jsonText(fields []field, indent string) string {
+	var parts []string
+	var text strings.Builder
+	flush := func() {
+		if text.Len() > 0 {
+			parts = append(parts, sqlschema.QuoteString(text.String()))
+			text.Reset()
+		}
+	}
+	text.WriteString("{")
+	for i, f := range fields {
+		if i > 0 {
+			text.WriteString(", ")
+		}
+		k, _ := json.Marshal(f.key)
+		text.Write(k)
+		text.WriteString(": ")
+		switch {
+		case f.lit != nil:
+			v, _ := json.Marshal(f.lit)
+			text.Write(v)
+		case f.str && f.plain:
+			text.WriteString(`"`)
+			flush()
+			parts = append(parts, f.sql)
+			text.WriteString(`"`)
+		case f.str:
+			flush()
+			parts = append(parts, "JSON_QUOTE("+f.sql+")")
+		default:
+			flush()
+			parts = append(parts, f.sql)
+		}
+	}
+	text.WriteString("}")
+	flush()
+	return fmt.Sprintf("CONCAT(\n%s  %s\n%s)", indent, strings.Join(parts, ",\n"+indent+"  "), indent)
+}
+
 func (g gen) names(cols []sqlschema.Column) string {
 	s := make([]string, len(cols))
 	for i, c := range cols {

@@ -15,18 +15,18 @@ DROP TRIGGER IF EXISTS `rowgear_articles_delete`;
 -- +goose StatementBegin
 CREATE TRIGGER `rowgear_articles_insert` AFTER INSERT ON `articles` FOR EACH ROW
 BEGIN
-  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', JSON_OBJECT(
-        'v', 1,
-        'id', UUID(),
-        'source', 'trigger',
-        'schema', DATABASE(),
-        'table', 'articles',
-        'model', 'Article',
-        'op', 'insert',
-        'pk', JSON_OBJECT('id', NEW.`id`),
-        'read_row', TRUE,
-        'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
-        'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', CONCAT(
+        '{"v": 1, "id": "',
+        UUID(),
+        '", "source": "trigger", "schema": ',
+        JSON_QUOTE(DATABASE()),
+        ', "table": "articles", "model": "Article", "op": "insert", "pk": ',
+        JSON_OBJECT('id', NEW.`id`),
+        ', "read_row": true, "modified": ',
+        JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
+        ', "ts": "',
+        DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ'),
+        '"}'
       ), '1000-01-01 00:00:00');
   DO rowgear_ring('rowgear.outbox');
 END;
@@ -44,52 +44,54 @@ BEGIN
   );
   IF rowgear_modified <> '' THEN
     IF NOT (OLD.`id` <=> NEW.`id`) THEN
-      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', JSON_OBJECT(
-            'v', 1,
-            'id', UUID(),
-            'source', 'trigger',
-            'schema', DATABASE(),
-            'table', 'articles',
-            'model', 'Article',
-            'op', 'delete',
-            'pk', JSON_OBJECT('id', OLD.`id`),
-            'row', JSON_OBJECT(
+      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', CONCAT(
+            '{"v": 1, "id": "',
+            UUID(),
+            '", "source": "trigger", "schema": ',
+            JSON_QUOTE(DATABASE()),
+            ', "table": "articles", "model": "Article", "op": "delete", "pk": ',
+            JSON_OBJECT('id', OLD.`id`),
+            ', "row": ',
+            JSON_OBJECT(
               'id', OLD.`id`,
               'title', CONVERT(OLD.`title` USING utf8mb4),
               'body', CONVERT(OLD.`body` USING utf8mb4),
               'published_at', CAST(OLD.`published_at` AS CHAR),
               'created_at', CAST(OLD.`created_at` AS CHAR)),
-            'modified', JSON_ARRAY(),
-            'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+            ', "modified": ',
+            JSON_ARRAY(),
+            ', "ts": "',
+            DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ'),
+            '"}'
           ), '1000-01-01 00:00:00');
       DO rowgear_ring('rowgear.outbox');
-      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', JSON_OBJECT(
-            'v', 1,
-            'id', UUID(),
-            'source', 'trigger',
-            'schema', DATABASE(),
-            'table', 'articles',
-            'model', 'Article',
-            'op', 'insert',
-            'pk', JSON_OBJECT('id', NEW.`id`),
-            'read_row', TRUE,
-            'modified', JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
-            'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.insert', CONCAT(
+            '{"v": 1, "id": "',
+            UUID(),
+            '", "source": "trigger", "schema": ',
+            JSON_QUOTE(DATABASE()),
+            ', "table": "articles", "model": "Article", "op": "insert", "pk": ',
+            JSON_OBJECT('id', NEW.`id`),
+            ', "read_row": true, "modified": ',
+            JSON_ARRAY('id', 'title', 'body', 'published_at', 'created_at'),
+            ', "ts": "',
+            DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ'),
+            '"}'
           ), '1000-01-01 00:00:00');
       DO rowgear_ring('rowgear.outbox');
     ELSE
-      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.update', JSON_OBJECT(
-            'v', 1,
-            'id', UUID(),
-            'source', 'trigger',
-            'schema', DATABASE(),
-            'table', 'articles',
-            'model', 'Article',
-            'op', 'update',
-            'pk', JSON_OBJECT('id', NEW.`id`),
-            'read_row', TRUE,
-            'modified', JSON_EXTRACT(CONCAT('[', rowgear_modified, ']'), '$'),
-            'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+      INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.update', CONCAT(
+            '{"v": 1, "id": "',
+            UUID(),
+            '", "source": "trigger", "schema": ',
+            JSON_QUOTE(DATABASE()),
+            ', "table": "articles", "model": "Article", "op": "update", "pk": ',
+            JSON_OBJECT('id', NEW.`id`),
+            ', "read_row": true, "modified": ',
+            CONCAT('[', rowgear_modified, ']'),
+            ', "ts": "',
+            DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ'),
+            '"}'
           ), '1000-01-01 00:00:00');
       DO rowgear_ring('rowgear.outbox');
     END IF;
@@ -99,22 +101,23 @@ END;
 -- +goose StatementBegin
 CREATE TRIGGER `rowgear_articles_delete` AFTER DELETE ON `articles` FOR EACH ROW
 BEGIN
-  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', JSON_OBJECT(
-        'v', 1,
-        'id', UUID(),
-        'source', 'trigger',
-        'schema', DATABASE(),
-        'table', 'articles',
-        'model', 'Article',
-        'op', 'delete',
-        'pk', JSON_OBJECT('id', OLD.`id`),
-        'row', JSON_OBJECT(
+  INSERT INTO rowgear_gate (fn, payload, relay_after) VALUES ('rowgear.Article.delete', CONCAT(
+        '{"v": 1, "id": "',
+        UUID(),
+        '", "source": "trigger", "schema": ',
+        JSON_QUOTE(DATABASE()),
+        ', "table": "articles", "model": "Article", "op": "delete", "pk": ',
+        JSON_OBJECT('id', OLD.`id`),
+        ', "row": ',
+        JSON_OBJECT(
           'id', OLD.`id`,
           'title', CONVERT(OLD.`title` USING utf8mb4),
           'body', CONVERT(OLD.`body` USING utf8mb4),
           'published_at', CAST(OLD.`published_at` AS CHAR),
           'created_at', CAST(OLD.`created_at` AS CHAR)),
-        'ts', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')
+        ', "ts": "',
+        DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ'),
+        '"}'
       ), '1000-01-01 00:00:00');
   DO rowgear_ring('rowgear.outbox');
 END;
