@@ -331,11 +331,9 @@ func TestTimestampIsUTC(t *testing.T) {
 	}
 }
 
-// TestHostileIdentifiers installs and fires triggers on a table and columns
-// whose names hold quotes, backquotes, backslashes and non-ASCII (MariaDB identifiers are utf8mb3: no emoji).
-func TestHostileIdentifiers(t *testing.T) {
-	t.Parallel()
-	db, _ := testenv.DB(t)
+// createHostile creates the hostile table in db.
+func createHostile(t *testing.T, db *sql.DB) *sqlschema.Table {
+	t.Helper()
 	tab := hostile()
 	var cols []string
 	for _, c := range tab.Columns {
@@ -344,6 +342,15 @@ func TestHostileIdentifiers(t *testing.T) {
 	}
 	mustExec(t, db, "CREATE TABLE "+sqlschema.QuoteIdent(tab.Name)+" ("+strings.Join(cols, ", ")+
 		", PRIMARY KEY ("+sqlschema.QuoteIdent("i`d")+", "+sqlschema.QuoteIdent("k'ey")+")) DEFAULT CHARSET=utf8mb4")
+	return tab
+}
+
+// TestHostileIdentifiers installs and fires triggers on a table and columns
+// whose names hold quotes, backquotes, backslashes and non-ASCII (MariaDB identifiers are utf8mb3: no emoji).
+func TestHostileIdentifiers(t *testing.T) {
+	t.Parallel()
+	db, _ := testenv.DB(t)
+	tab := createHostile(t, db)
 	ns := testenv.Name(t, "ns")
 	spec, trs := setup(t, db, Spec{Namespace: ns, Mode: Strict, Model: "Hostile", Table: tab.Name})
 	if len(trs) != 3 {
@@ -377,14 +384,7 @@ func TestHostileIdentifiers(t *testing.T) {
 func TestOutboxEnvelopeOfHostileIdentifiers(t *testing.T) {
 	t.Parallel()
 	db, _ := testenv.DB(t)
-	tab := hostile()
-	var cols []string
-	for _, c := range tab.Columns {
-		typ := map[string]string{"int": "INT", "varchar": "VARCHAR(20)", "text": "TEXT", "timestamp": "TIMESTAMP(3) NULL", "blob": "BLOB"}[c.DataType]
-		cols = append(cols, sqlschema.QuoteIdent(c.Name)+" "+typ)
-	}
-	mustExec(t, db, "CREATE TABLE "+sqlschema.QuoteIdent(tab.Name)+" ("+strings.Join(cols, ", ")+
-		", PRIMARY KEY ("+sqlschema.QuoteIdent("i`d")+", "+sqlschema.QuoteIdent("k'ey")+")) DEFAULT CHARSET=utf8mb4")
+	tab := createHostile(t, db)
 	mustExec(t, db, "CREATE TABLE "+sqlschema.GateTable+" (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "+
 		"digest BINARY(32) NULL, fn VARBINARY(255) NULL, payload LONGBLOB NULL, relay_after DATETIME(6) NULL)")
 	const model = "Hostile"
