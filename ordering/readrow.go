@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,7 +18,7 @@ import (
 // of outbox triggers, which leave their row out (events.Envelope.ReadRow).
 type rowSource struct {
 	pk  []sqlschema.Column
-	sel string // what follows SELECT <tag>: AS rowgear_read, <pk object>, <row object> FROM <table> WHERE
+	sel string // what follows SELECT <tag>: AS rowgear_read, <pk object, or NULL when the row holds the key>, <row object> FROM <table> WHERE
 }
 
 // readTag names the first column of a row read, which tells its results
@@ -47,9 +48,13 @@ func (o *Orderer) source(ctx context.Context, ev *events.Envelope) (*rowSource, 
 	if err != nil {
 		return nil, err
 	}
-	pkObj, err := sqlschema.RowSQL(t, t.PK)
-	if err != nil {
-		return nil, err
+	// The key comes from the row when the row holds it: one JSON object
+	// less per row for the server to build and the worker to decode.
+	pkObj := "NULL"
+	if !containsAll(names, t.PK) {
+		if pkObj, err = sqlschema.RowSQL(t, t.PK); err != nil {
+			return nil, err
+		}
 	}
 	s := &rowSource{sel: " AS " + readTag + ", " + pkObj + ", " + row + " FROM " + quote(ev.Schema) + "." + quote(ev.Table) + " WHERE "}
 	for _, name := range t.PK {
@@ -222,18 +227,31 @@ func scanRead(rows *sql.Rows, reads ...*rowsRead) error {
 	return reads[tag].add(pk, row)
 }
 
-// add decodes a row read (its pk and row objects) into r.
+// add decodes a row read (its pk object, NULL when the row holds the
+// key, and its row object) into r.
 func (r *rowsRead) add(pk, row []byte) error {
-	p, err := decodeRow(pk)
-	if err != nil {
-		return err
-	}
 	v, err := decodeRow(row)
 	if err != nil {
 		return err
 	}
+	p := v
+	if pk != nil {
+		if p, err = decodeRow(pk); err != nil {
+			return err
+		}
+	}
 	r.rows[r.src.key(p)] = v
 	return nil
+}
+
+// containsAll reports whether every name of want is in have.
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeRow parses a JSON_OBJECT of RowSQL into a Row, values compacted
