@@ -275,9 +275,9 @@ func (g gen) body(op string) (string, error) {
 		b.WriteString("  );\n")
 		fmt.Fprintf(&b, "  IF %s <> '' THEN\n", varModified)
 		indent = "    "
-		modified = "JSON_EXTRACT(CONCAT('[', " + varModified + ", ']'), '$')"
-		if g.mode == Outbox { // jsonText takes JSON text as it is
-			modified = "CONCAT('[', " + varModified + ", ']')"
+		modified = "CONCAT('[', " + varModified + ", ']')" // jsonText takes JSON text as it is
+		if g.mode != Outbox {
+			modified = "JSON_EXTRACT(" + modified + ", '$')" // JSON_OBJECT would quote text
 		}
 	}
 	if op == "update" && g.splitsPKChange() {
@@ -388,10 +388,10 @@ func (g gen) send(b *strings.Builder, indent, op, image, modified string) {
 	}
 }
 
-// names lists the columns as SQL string literals.
 // field is one member of an event's envelope: a constant (lit), or SQL
 // whose value is JSON (JSON_OBJECT, JSON_ARRAY, JSON text) or, with str, a
-// string (plain: one JSON needs no escapes in, as UUID() and a timestamp).
+// string; plain marks a string that needs no escaping inside JSON quotes
+// (UUID(), a formatted timestamp).
 type field struct {
 	key        string
 	lit        any
@@ -461,6 +461,7 @@ func jsonText(fields []field, indent string) string {
 	return fmt.Sprintf("CONCAT(\n%s  %s\n%s)", indent, strings.Join(parts, ",\n"+indent+"  "), indent)
 }
 
+// names lists the columns as SQL string literals.
 func (g gen) names(cols []sqlschema.Column) string {
 	s := make([]string, len(cols))
 	for i, c := range cols {
