@@ -100,7 +100,9 @@ type Publisher interface {
 // Options tune a Relay; zero values take the defaults.
 type Options struct {
 	// Tables are the gate tables to relay, qualified when not in the
-	// connection's database; default: sqlschema.GateTable.
+	// connection's database; default: sqlschema.GateTable. A table named
+	// twice (unqualified, and qualified by the connection's database) is
+	// relayed once, under its first name.
 	Tables []string
 	// Namespace limits the relay to the events of this namespace's
 	// functions: applications that share a database but not their gearmand
@@ -136,6 +138,9 @@ type Relay struct {
 	next chan struct{} // closed when the next drain to start has ended
 
 	skips map[string]*skips // by table
+
+	tmu      sync.Mutex
+	distinct []string // Options.Tables, each table once; see tables
 
 	cmu      sync.Mutex
 	cursors  map[string]uint64    // by table: sent_to as this relay last saw it
@@ -295,8 +300,12 @@ func (r *Relay) sweepEvery(ctx context.Context) {
 // skipped ids that have come since, and returns how many rows it
 // published. The sweep is Run's, at its poll.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
+	ts, err := r.tables(ctx)
+	if err != nil {
+		return 0, err
+	}
 	total := 0
-	for _, t := range r.o.Tables {
+	for _, t := range ts {
 		for {
 			n, read, err := r.drainOnce(ctx, t)
 			total += n
@@ -553,8 +562,12 @@ type querier interface {
 // ResendAfter ago and are still there and due, and the skipped ids that
 // have come since, and returns how many rows it published.
 func (r *Relay) Sweep(ctx context.Context) (int, error) {
+	ts, err := r.tables(ctx)
+	if err != nil {
+		return 0, err
+	}
 	total := 0
-	for _, t := range r.o.Tables {
+	for _, t := range ts {
 		n, err := r.recheck(ctx, t, false)
 		total += n
 		if err != nil {

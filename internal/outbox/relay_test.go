@@ -12,6 +12,7 @@ import (
 
 	"github.com/rowgear/rowgear/gearman"
 	"github.com/rowgear/rowgear/internal/outbox"
+	"github.com/rowgear/rowgear/internal/sqlschema"
 	"github.com/rowgear/rowgear/internal/testenv"
 	"github.com/rowgear/rowgear/migrations"
 )
@@ -339,5 +340,41 @@ func TestLoneRelayPublishesWhileItClaims(t *testing.T) {
 				t.Errorf("%s: row %d sent %d times by the lone relay and %d by the other; want %d and %d", c.what, id, l, o, c.lone, c.others)
 			}
 		}
+	}
+}
+
+// TestTableNamedTwiceIsRelayedOnce: a worker lists the gate table of the
+// connection's database unqualified and again qualified by a model's
+// schema. The relay drains it once, so it never finds its own cursor
+// moved under it: each row goes out once and it stays alone.
+func TestTableNamedTwiceIsRelayedOnce(t *testing.T) {
+	db := migrated(t)
+	ctx := context.Background()
+	var name string
+	if err := db.QueryRow("SELECT DATABASE()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	pub := &ids{}
+	r, err := outbox.New(db, pub, outbox.Options{Poll: time.Hour, Tables: []string{"rowgear_gate", sqlschema.QuoteIdent(name) + ".rowgear_gate"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox.AloneFor(r, time.Hour, true)
+	var sent []uint64
+	for round := range 3 {
+		for range 5 {
+			sent = append(sent, gateRow(t, db, "ns.Box.update"))
+		}
+		if n, err := r.Drain(ctx); err != nil || n != 5 {
+			t.Fatalf("drain %d: %d rows, %v; want 5", round, n, err)
+		}
+	}
+	for _, id := range sent {
+		if n := pub.times(id); n != 1 {
+			t.Errorf("row %d sent %d times, want once", id, n)
+		}
+	}
+	if !outbox.Alone(r, "rowgear_gate") {
+		t.Error("the relay found its own cursor moved: it drained the table under both names")
 	}
 }
