@@ -31,12 +31,14 @@
 // A relay that found the cursor where it left it for a second (the usual
 // case: one worker process, or one busy relay) publishes while its
 // compare-and-set runs, not after it: on a loaded machine that round trip
-// waited for a core, 3–4 ms at 2,000 writes/s on two cores, and every
-// event paid it. If the set then finds the cursor moved, the rows it read
-// went out twice (the worker drops the second copy: its gate row is gone
-// or its seq applied), and for a second the relay claims first again. So
-// relays that take turns send each run of rows once; the copies are the
-// rows of one read per relay when they start to take turns.
+// waited for a core, 1–4 ms at 2,000 writes/s on two cores, and every
+// event paid it (end to end the rest of the path took it back on that
+// saturated machine: docs/benchmarks.md, 2026-12-08). If the set then
+// finds the cursor moved, the rows it read went out twice (the worker
+// drops the second copy: its gate row is gone or its seq applied), and
+// for a second the relay claims first again. So relays that take turns
+// send each run of rows once; the copies are the rows of one read per
+// relay when they start to take turns.
 //
 // An id the read skipped, below a row it found, belongs to a writer that
 // had not committed (or rolled back, or to a row already deleted). The
